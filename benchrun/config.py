@@ -1,0 +1,139 @@
+"""Typed config schemas. Hydra validates every composed config against these dataclasses, so a
+typo in a key or a wrong type is an error that names the key. Only cli.py imports Hydra; the
+rest of benchrun receives these objects (or plain OmegaConf nodes typed by them)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from omegaconf import MISSING
+
+
+@dataclass
+class ModelConfig:
+    """A llama.cpp preset: which model file, served how."""
+
+    name: str = MISSING
+    backend: str = "embedded"  # embedded | llama_server | external
+    path: Optional[str] = None  # GGUF file; not needed when `tiny` is set or backend is external
+    tiny: Optional[str] = None  # built-in tiny model benchrun writes itself (tiny | tiny_wide)
+    hub_repo: Optional[str] = None  # where the file comes from, for the "missing file" error
+    hub_file: Optional[str] = None
+    quantization: Optional[str] = None
+    binary: str = "llama-server"  # llama_server backend only
+    url: Optional[str] = None  # external backend only
+    api_key_env: Optional[str] = None  # name of the env var holding an API key (never the key)
+    host: str = "127.0.0.1"
+    port: Optional[int] = None  # None or busy -> a free port is taken
+    ctx_size: int = 4096
+    parallel: int = 1
+    n_gpu_layers: int = 0
+    threads: Optional[int] = None
+    flash_attn: str = "auto"  # on | off | auto
+    kv_unified: bool = False
+    cache_type_k: Optional[str] = None
+    cache_type_v: Optional[str] = None
+    metrics_endpoint: bool = True
+    extra_args: List[str] = field(default_factory=list)
+    startup_timeout_s: float = 120.0
+    stop_grace_s: float = 10.0
+
+
+@dataclass
+class HardwareConfig:
+    name: str = "auto"
+    gpu: Optional[str] = None
+    gpu_memory_mib: Optional[int] = None
+    cpu: Optional[str] = None
+    memory_mib: Optional[int] = None
+
+
+@dataclass
+class WorkloadConfig:
+    """One dataclass for every workload kind; each kind reads the fields it needs."""
+
+    name: str = MISSING
+    kind: str = "synthetic"  # synthetic | agentic | replay
+    requests: int = 16
+    input_tokens: int = 128
+    output_tokens: int = 64
+    temperature: float = 0.0
+    seed: int = 0
+    cache_prompt: bool = False
+    system_prompt: Optional[str] = None
+    extra_body: Dict[str, Any] = field(default_factory=dict)
+    agents: List[Any] = field(default_factory=list)  # agentic: list of agent dicts
+    path: Optional[str] = None  # replay: JSONL of {"messages": [...]} lines
+
+
+@dataclass
+class SloConfig:
+    ttft_ms: Optional[float] = None
+    tpot_ms: Optional[float] = None
+    e2e_ms: Optional[float] = None
+
+
+@dataclass
+class LoadConfig:
+    """How requests are sent: closed loop at `concurrency`, or open loop at `rate`."""
+
+    rate: Optional[float] = None  # requests/s; None = closed loop
+    arrival: str = "poisson"  # poisson | constant
+    max_concurrency: Optional[int] = None  # open loop cap
+    warmup_requests: int = 1
+    duration_s: Optional[float] = None
+    request_timeout_s: float = 600.0  # per-read stall timeout; no total timeout
+    seed: int = 0
+
+
+@dataclass
+class TelemetryConfig:
+    enabled: bool = True
+    interval_s: float = 0.1
+
+
+@dataclass
+class BenchConfig:
+    model: ModelConfig = MISSING
+    hardware: HardwareConfig = MISSING
+    workload: WorkloadConfig = MISSING
+    concurrency: int = 1
+    repeats: int = 1
+    load: LoadConfig = field(default_factory=LoadConfig)
+    slo: SloConfig = field(default_factory=SloConfig)
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    paths: Dict[str, Any] = field(default_factory=dict)
+    fit_check: bool = True
+    report: bool = True
+    resume: Optional[str] = None
+    debug: bool = False
+
+
+def register_configs() -> None:
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=BenchConfig)
+    cs.store(group="model", name="base_model", node=ModelConfig)
+    cs.store(group="hardware", name="base_hardware", node=HardwareConfig)
+    cs.store(group="workload", name="base_workload", node=WorkloadConfig)
+
+
+def validate(cfg: Any) -> None:
+    """Checks a schema cannot express. Raises ValueError with one line naming the key."""
+    if cfg.concurrency < 1:
+        raise ValueError(f"concurrency must be a positive integer, got {cfg.concurrency}")
+    if cfg.repeats < 1:
+        raise ValueError(f"repeats must be a positive integer, got {cfg.repeats}")
+    backends = ("embedded", "llama_server", "external")
+    if cfg.model.backend not in backends:
+        raise ValueError(f"model.backend must be one of {', '.join(backends)}, got {cfg.model.backend!r}")
+    if cfg.model.backend == "external" and not cfg.model.url:
+        raise ValueError("model.url is required for model=external (e.g. model.url=http://127.0.0.1:8000)")
+    if cfg.load.rate is not None and cfg.load.rate <= 0:
+        raise ValueError(f"load.rate must be > 0 requests/s, got {cfg.load.rate}")
+    if cfg.load.arrival not in ("poisson", "constant"):
+        raise ValueError(f"load.arrival must be poisson or constant, got {cfg.load.arrival!r}")
+    kinds = ("synthetic", "agentic", "replay")
+    if cfg.workload.kind not in kinds:
+        raise ValueError(f"workload.kind must be one of {', '.join(kinds)}, got {cfg.workload.kind!r}")

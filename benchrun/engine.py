@@ -1,0 +1,116 @@
+"""The load engine: drives conversations against one endpoint, closed or open loop.
+
+A conversation is a generator that yields RequestSpecs and receives each finished
+RequestRecord back (multi-turn workloads build the next turn from the last reply)."""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from time import perf_counter_ns
+from typing import Callable, Generator, Iterable, Optional
+
+import aiohttp
+import numpy as np
+
+from .client import RequestSpec, build_body, send
+from .records import RequestRecord
+
+Conversation = Generator[RequestSpec, RequestRecord, None]
+
+
+@dataclass
+class LoadPlan:
+    concurrency: int = 1  # closed loop: this many conversations at once
+    rate: Optional[float] = None  # open loop: conversations started per second
+    arrival: str = "poisson"
+    max_concurrency: Optional[int] = None  # open loop: cap on conversations in flight
+    duration_s: Optional[float] = None  # no new request starts after this
+    seed: int = 0
+
+
+def arrival_offsets_ns(n: int, rate: float, arrival: str, seed: int) -> list[int]:
+    """Scheduled send offsets (ns from the start) for n arrivals at `rate` per second."""
+    if arrival == "constant":
+        gaps = np.full(n, 1.0 / rate)
+    else:
+        gaps = np.random.default_rng(seed).exponential(1.0 / rate, n)
+    gaps[0] = 0.0  # the first request goes at once
+    return [int(x) for x in np.cumsum(gaps) * 1e9]
+
+
+class Engine:
+    def __init__(self, session: aiohttp.ClientSession, url: str, model: str | None = None,
+                 on_record: Callable[[RequestRecord], None] | None = None):
+        self.session = session
+        self.url = url
+        self.model = model
+        self.on_record = on_record
+        self.stop = asyncio.Event()  # set -> no new request starts
+        self._next_id = 0
+        self._deadline_ns: int | None = None
+
+    def _open(self) -> bool:
+        return not self.stop.is_set() and (self._deadline_ns is None or perf_counter_ns() < self._deadline_ns)
+
+    async def _converse(self, conv: Conversation, repeat: int, warmup: bool,
+                        scheduled_ns: int | None, out: list) -> None:
+        try:
+            spec = next(conv)
+        except StopIteration:
+            return
+        while self._open():
+            rec = RequestRecord(id=self._next_id, repeat=repeat, warmup=warmup, tags=spec.tags,
+                                scheduled_ns=scheduled_ns, expected_tokens=spec.expected_tokens)
+            self._next_id += 1
+            await send(self.session, self.url, build_body(spec, self.model), rec)
+            out.append(rec)
+            if self.on_record:
+                self.on_record(rec)
+            scheduled_ns = None  # later turns follow the reply at once: no schedule to miss
+            try:
+                spec = conv.send(rec)
+            except StopIteration:
+                return
+
+    async def run(self, conversations: Iterable[Conversation], plan: LoadPlan,
+                  repeat: int = 0, warmup: bool = False) -> tuple[list[RequestRecord], int]:
+        """Run every conversation; return the records and the wall time in ns."""
+        out: list[RequestRecord] = []
+        t0 = perf_counter_ns()
+        self._deadline_ns = t0 + int(plan.duration_s * 1e9) if plan.duration_s else None
+        convs = list(conversations)
+        if plan.rate is None:
+            queue = iter(convs)
+
+            async def worker() -> None:
+                for conv in queue:  # a shared iterator: each conversation taken once
+                    if not self._open():
+                        return
+                    await self._converse(conv, repeat, warmup, None, out)
+
+            await asyncio.gather(*(worker() for _ in range(min(plan.concurrency, len(convs)) or 1)))
+        else:
+            cap = asyncio.Semaphore(plan.max_concurrency) if plan.max_concurrency else None
+            offsets = arrival_offsets_ns(len(convs), plan.rate, plan.arrival, plan.seed + repeat)
+
+            async def launch(conv: Conversation, due_ns: int) -> None:
+                if cap is None:
+                    await self._converse(conv, repeat, warmup, due_ns, out)
+                    return
+                async with cap:  # waiting here shows up as lateness, never hidden
+                    await self._converse(conv, repeat, warmup, due_ns, out)
+
+            tasks = []
+            for conv, off in zip(convs, offsets):
+                due = t0 + off
+                delay = (due - perf_counter_ns()) / 1e9
+                if delay > 0:
+                    try:
+                        await asyncio.wait_for(self.stop.wait(), delay)
+                    except asyncio.TimeoutError:
+                        pass
+                if not self._open():
+                    break
+                tasks.append(asyncio.create_task(launch(conv, due)))
+            await asyncio.gather(*tasks)
+        return out, perf_counter_ns() - t0

@@ -1,0 +1,77 @@
+"""The raw per-request record, and JSONL read/write. Times are integer nanoseconds from
+time.perf_counter_ns(); event times are offsets from the request's send time."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+# One letter per SSE event, so a record stays small: role-only, content, reasoning (thinking),
+# finish (finish_reason with empty delta), usage, done ([DONE]), error, other.
+ROLE, CONTENT, REASONING, FINISH, USAGE, DONE, ERROR, OTHER = "rctfudeo"
+TOKEN_KINDS = CONTENT + REASONING
+
+
+@dataclass
+class RequestRecord:
+    id: int
+    repeat: int = 0
+    warmup: bool = False
+    tags: dict = field(default_factory=dict)  # e.g. agent, turn
+    scheduled_ns: Optional[int] = None  # open loop: when it should have been sent
+    start_ns: int = 0  # when it was sent
+    end_ns: int = 0  # when the stream ended (or failed)
+    event_ns: list = field(default_factory=list)  # arrival offset of each SSE event
+    event_kinds: str = ""  # one letter per event, see above
+    status: Optional[int] = None  # HTTP status
+    error: Optional[str] = None
+    finish_reason: Optional[str] = None
+    done: bool = False  # saw data: [DONE]
+    usage: Optional[dict] = None
+    timings: Optional[dict] = None  # llama.cpp's own timings
+    text: str = ""  # content
+    reasoning: str = ""  # reasoning_content
+    expected_tokens: Optional[int] = None  # when the workload demands an exact length
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.status == 200
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RequestRecord":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def read_records(path: Path) -> list[RequestRecord]:
+    out = []
+    with open(path) as fh:
+        for line in fh:
+            line = line.strip()
+            if line:
+                try:
+                    out.append(RequestRecord.from_dict(json.loads(line)))
+                except json.JSONDecodeError:
+                    continue  # a line cut by a crash mid-write: skip it, keep the rest
+    return out
+
+
+class RecordWriter:
+    """Appends one record per line and flushes, so a crash loses at most the request in flight."""
+
+    def __init__(self, path: Path):
+        self._fh = open(path, "a", buffering=1)
+
+    def write(self, rec: RequestRecord) -> None:
+        self._fh.write(rec.to_json() + "\n")
+
+    def write_all(self, recs: Iterable[RequestRecord]) -> None:
+        for r in recs:
+            self.write(r)
+
+    def close(self) -> None:
+        self._fh.close()

@@ -1,0 +1,70 @@
+"""result.json: validated against the shipped JSON Schema, written atomically."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+RESULT_FILE = "result.json"
+
+
+@lru_cache(maxsize=1)
+def _validator():
+    import jsonschema
+
+    schema = json.loads(resources.files("benchrun").joinpath("schemas/result.schema.json").read_text())
+    return jsonschema.Draft202012Validator(schema)
+
+
+def validate_result(result: dict) -> None:
+    """Raise ValueError (one line) when `result` does not match the schema."""
+    err = next(iter(sorted(_validator().iter_errors(result), key=lambda e: list(e.path))), None)
+    if err is not None:
+        where = "/".join(str(p) for p in err.absolute_path) or "(root)"
+        raise ValueError(f"result.json invalid at {where}: {err.message}")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Temp file in the same dir + rename: a crash never leaves a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_result(job_dir: Path, result: dict[str, Any]) -> Path:
+    validate_result(result)
+    path = job_dir / RESULT_FILE
+    atomic_write_text(path, json.dumps(result, indent=2, default=str) + "\n")
+    return path
+
+
+def read_result(path: Path) -> dict:
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def find_results(root: Path) -> list[Path]:
+    """Every result.json in a job dir or below a sweep dir, in job order."""
+    root = Path(root)
+    if (root / RESULT_FILE).is_file():
+        return [root / RESULT_FILE]
+    found = [p for p in root.rglob(RESULT_FILE) if ".hydra" not in p.parts]
+
+    def job_num(p: Path):
+        head = p.parent.name.split("_", 1)[0]
+        return (0, int(head), str(p)) if head.isdigit() else (1, 0, str(p))
+
+    return sorted(found, key=job_num)

@@ -1,0 +1,131 @@
+"""What every backend shares: ports, the health wait, and stopping a process group."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+
+class ServerError(RuntimeError):
+    """A server could not be started or reached; the message is one line for the user."""
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def http_json(url: str, timeout: float = 2.0, headers: dict | None = None) -> tuple[int, object]:
+    """GET url -> (status, parsed JSON or text). Status 0 when nothing answered."""
+    req = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            status, body = resp.status, resp.read()
+    except urllib.error.HTTPError as e:
+        status, body = e.code, e.read()
+    except (urllib.error.URLError, OSError, ValueError):
+        return 0, None
+    try:
+        return status, json.loads(body)
+    except ValueError:
+        return status, body.decode("utf-8", "replace")
+
+
+def log_tail(path: Optional[Path], lines: int = 15) -> str:
+    if not path or not path.exists():
+        return ""
+    with open(path, "rb") as fh:
+        fh.seek(max(0, fh.seek(0, 2) - 8192))
+        return "\n".join(fh.read().decode("utf-8", "replace").splitlines()[-lines:])
+
+
+@dataclass
+class ServerHandle:
+    """A server that is up and healthy."""
+
+    backend: str
+    url: str
+    pid: Optional[int] = None
+    command: list = field(default_factory=list)
+    build_info: Optional[str] = None
+    startup_s: float = 0.0
+    log_path: Optional[Path] = None
+    headers: dict = field(default_factory=dict)  # e.g. Authorization; never saved
+    process: Optional[subprocess.Popen] = field(default=None, repr=False)
+    fingerprint: str = ""
+
+    def alive(self) -> bool:
+        return self.process is None or self.process.poll() is None
+
+    def describe(self) -> dict:
+        return {"backend": self.backend, "url": self.url, "pid": self.pid, "command": self.command,
+                "build_info": self.build_info, "startup_s": self.startup_s}
+
+
+def fetch_build_info(url: str, headers: dict | None = None) -> Optional[str]:
+    status, props = http_json(url + "/props", headers=headers)
+    if status == 200 and isinstance(props, dict):
+        return props.get("build_info")
+    return None
+
+
+def launch(command: list[str], url: str, log_path: Path, startup_timeout_s: float,
+           env: dict | None = None) -> tuple[subprocess.Popen, float]:
+    """Start `command` in its own process group, logging to log_path, and wait for
+    GET /health == 200. On failure the process is stopped and ServerError says why."""
+    t0 = time.monotonic()
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        try:
+            proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True,
+                                    env={**os.environ, **(env or {})})
+        except OSError as e:
+            raise ServerError(f"cannot run {command[0]}: {e.strerror}") from None
+    deadline = t0 + startup_timeout_s
+    while True:
+        if proc.poll() is not None:
+            tail = log_tail(log_path, 5).replace("\n", " | ")
+            raise ServerError(f"server exited with code {proc.returncode} during startup: {tail}")
+        status, _ = http_json(url + "/health", timeout=1.0)
+        if status == 200:
+            return proc, time.monotonic() - t0
+        if time.monotonic() > deadline:
+            stop_process(proc, 5.0)
+            raise ServerError(f"server not healthy after {startup_timeout_s:.0f}s "
+                              f"(startup_timeout_s); see {log_path}")
+        time.sleep(0.05)
+
+
+def stop_process(proc: subprocess.Popen, grace_s: float) -> None:
+    """SIGTERM the process group, then SIGKILL after the grace period."""
+    if proc.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue

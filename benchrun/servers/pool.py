@@ -1,0 +1,144 @@
+"""Backends (embedded, llama_server, external) and the pool that reuses a running server
+across consecutive jobs of the same preset."""
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+from ..config import ModelConfig
+from .base import (ServerError, ServerHandle, fetch_build_info, free_port, http_json, launch,
+                   port_is_free, stop_process)
+
+
+def resolve_model_path(m: ModelConfig) -> Optional[Path]:
+    """The GGUF file a preset serves; writes the built-in tiny model on first use.
+    Raises ServerError naming exactly what is missing and how to get it."""
+    if m.backend == "external":
+        return None
+    if m.tiny:
+        from ..tinymodel import TINY_SPECS, ensure_tiny_model
+
+        if m.tiny not in TINY_SPECS:
+            raise ServerError(f"model.tiny must be one of {', '.join(TINY_SPECS)}, got {m.tiny!r}")
+        return ensure_tiny_model(m.tiny)
+    if not m.path:
+        raise ServerError(f"model.path is not set for preset {m.name!r}")
+    path = Path(m.path).expanduser()
+    if not path.is_file():
+        how = ""
+        if m.hub_repo and m.hub_file:
+            how = (f"; get it with: huggingface-cli download {m.hub_repo} {m.hub_file} "
+                   f"--local-dir {path.parent}  (or set paths.models_dir / BENCHRUN_MODELS_DIR)")
+        raise ServerError(f"model file not found for preset {m.name!r}: {path}{how}")
+    return path
+
+
+def llama_server_command(m: ModelConfig, model_path: Path, port: int) -> list[str]:
+    binary = shutil.which(m.binary) or (m.binary if Path(m.binary).is_file() else None)
+    if not binary:
+        raise ServerError(f"llama-server binary not found: {m.binary!r} (build llama.cpp, then set "
+                          f"paths.llama_server in conf/local/default.yaml or BENCHRUN_LLAMA_SERVER)")
+    cmd = [binary, "--model", str(model_path), "--host", m.host, "--port", str(port),
+           "--ctx-size", str(m.ctx_size), "--n-gpu-layers", str(m.n_gpu_layers),
+           "--parallel", str(m.parallel), "--flash-attn", m.flash_attn]
+    if m.metrics_endpoint:
+        cmd.append("--metrics")
+    if m.kv_unified:
+        cmd.append("--kv-unified")
+    if m.threads:
+        cmd += ["--threads", str(m.threads)]
+    if m.cache_type_k:
+        cmd += ["--cache-type-k", m.cache_type_k]
+    if m.cache_type_v:
+        cmd += ["--cache-type-v", m.cache_type_v]
+    return cmd + [str(a) for a in m.extra_args]
+
+
+def embedded_command(m: ModelConfig, model_path: Path, port: int) -> list[str]:
+    params = {"model_path": str(model_path), "host": m.host, "port": port, "ctx_size": m.ctx_size,
+              "parallel": m.parallel, "n_gpu_layers": m.n_gpu_layers, "kv_unified": m.kv_unified,
+              "metrics_endpoint": m.metrics_endpoint, "flash_attn": m.flash_attn,
+              "threads": m.threads, "cache_type_k": m.cache_type_k, "cache_type_v": m.cache_type_v}
+    return [sys.executable, "-m", "benchrun.servers.embedded_child", json.dumps(params)]
+
+
+def server_command(m: ModelConfig, port: int) -> list[str]:
+    """The exact command line a preset runs (`benchrun presets` shows it too)."""
+    path = resolve_model_path(m)
+    if m.backend == "llama_server":
+        return llama_server_command(m, path, port)
+    return embedded_command(m, path, port)
+
+
+def fingerprint(m: ModelConfig) -> str:
+    """Two jobs may share a server only when every preset field is the same."""
+    from omegaconf import OmegaConf
+
+    d = OmegaConf.to_container(m, resolve=True) if OmegaConf.is_config(m) else dict(vars(m))
+    return json.dumps(d, sort_keys=True, default=str)
+
+
+def api_headers(m: ModelConfig) -> dict:
+    if m.api_key_env:
+        key = os.environ.get(m.api_key_env)
+        if not key:
+            raise ServerError(f"model.api_key_env names {m.api_key_env}, but that variable is not set")
+        return {"Authorization": f"Bearer {key}"}
+    return {}
+
+
+def build_server(m: ModelConfig, log_path: Path) -> ServerHandle:
+    """Start (or, for external, reach) the server of preset `m` and wait until healthy."""
+    if m.backend == "external":
+        url = m.url.rstrip("/")
+        headers = api_headers(m)
+        t0 = time.monotonic()
+        status, _ = http_json(url + "/health", headers=headers)
+        if status == 0:
+            status, _ = http_json(url + "/v1/models", headers=headers)
+        if status == 0:
+            raise ServerError(f"nothing answers at model.url={url}")
+        return ServerHandle(backend="external", url=url, build_info=fetch_build_info(url, headers),
+                            startup_s=time.monotonic() - t0, headers=headers, fingerprint=fingerprint(m))
+    port = m.port if m.port and port_is_free(m.host, m.port) else free_port(m.host)
+    cmd = server_command(m, port)
+    url = f"http://{m.host}:{port}"
+    proc, startup_s = launch(cmd, url, log_path, m.startup_timeout_s)
+    return ServerHandle(backend=m.backend, url=url, pid=proc.pid, command=cmd, process=proc,
+                        build_info=fetch_build_info(url), startup_s=startup_s, log_path=log_path,
+                        fingerprint=fingerprint(m))
+
+
+class ServerPool:
+    """Holds at most one running server; hands it out again while the preset is unchanged."""
+
+    def __init__(self) -> None:
+        self.current: Optional[ServerHandle] = None
+        self._grace_s = 10.0
+        atexit.register(self.close)
+
+    def get(self, m: ModelConfig, log_path: Path) -> tuple[ServerHandle, bool]:
+        """Return (server, reused)."""
+        fp = fingerprint(m)
+        cur = self.current
+        if cur and cur.fingerprint == fp and cur.alive():
+            return cur, True
+        self.close()
+        self._grace_s = m.stop_grace_s
+        self.current = build_server(m, log_path)
+        return self.current, False
+
+    def discard(self) -> None:
+        """Stop the current server (it died, or a job broke it): the next job starts fresh."""
+        self.close()
+
+    def close(self) -> None:
+        cur, self.current = self.current, None
+        if cur and cur.process is not None:
+            stop_process(cur.process, self._grace_s)

@@ -1,0 +1,47 @@
+"""A small, total Server-Sent Events decoder over timestamped byte chunks.
+
+The hot loop only stamps and stores raw chunks; this runs after the stream ends. An event's
+time is the arrival time of the chunk that completed it (its terminating blank line)."""
+from __future__ import annotations
+
+from typing import Iterable, Iterator
+
+
+def _data_value(line: bytes) -> str | None:
+    field, sep, value = line.partition(b":")
+    if field != b"data" or not sep:
+        return None  # comments (":..."), other fields, junk lines
+    return (value[1:] if value.startswith(b" ") else value).decode("utf-8", "replace")
+
+
+def iter_events(chunks: Iterable[tuple[int, bytes]]) -> Iterator[tuple[int, str]]:
+    """Yield (ns, data) for each event. Line breaks are \\r\\n, \\n or \\r; multi-line data
+    is joined with \\n. A stream cut without a final blank line still yields its last event."""
+    buf = b""
+    data: list[str] = []
+    ns = 0
+    for ns, chunk in chunks:
+        buf += chunk
+        while True:
+            i_n, i_r = buf.find(b"\n"), buf.find(b"\r")
+            if i_r >= 0 and (i_n < 0 or i_r < i_n):
+                if i_r + 1 == len(buf):
+                    break  # a lone \r at the end may be half of \r\n: wait for more
+                end, nxt = i_r, i_r + (2 if buf[i_r + 1] == 10 else 1)
+            elif i_n >= 0:
+                end, nxt = i_n, i_n + 1
+            else:
+                break
+            line, buf = buf[:end], buf[nxt:]
+            if not line:
+                if data:
+                    yield ns, "\n".join(data)
+                    data = []
+            elif (value := _data_value(line)) is not None:
+                data.append(value)
+    if buf.strip():
+        value = _data_value(buf.rstrip(b"\r"))
+        if value is not None:
+            data.append(value)
+    if data:
+        yield ns, "\n".join(data)

@@ -1,0 +1,15 @@
+"""Workloads turn a WorkloadConfig into conversations for the engine."""
+from __future__ import annotations
+
+from .base import Workload
+from .synthetic import SyntheticWorkload
+
+KINDS: dict[str, type[Workload]] = {"synthetic": SyntheticWorkload}
+
+
+def make_workload(cfg, concurrency: int) -> Workload:
+    try:
+        cls = KINDS[cfg.kind]
+    except KeyError:
+        raise ValueError(f"workload.kind must be one of {', '.join(KINDS)}, got {cfg.kind!r}") from None
+    return cls(cfg, concurrency)
