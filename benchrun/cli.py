@@ -113,6 +113,3 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         _POOL.close()
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,8 +1,8 @@
 """Write small, real llama-architecture GGUF models for tests and the demo.
 
-The weights are random (seeded), the vocabulary is byte-level SPM restricted to ASCII, so every
-generated token decodes to exactly one printable-or-control ASCII character: one token, one
-SSE content event. No weights are ever downloaded.
+The weights are random (seeded); the vocabulary is byte-level SPM restricted to ASCII, and the
+weights let the model emit only printable non-space characters, so every generated token decodes
+to exactly one character: one token, one SSE content event. No weights are ever downloaded.
 """
 from __future__ import annotations
 
@@ -32,6 +32,8 @@ class TinySpec:
     seed: int = 0
 
 
+WRITER_VERSION = 2
+
 TINY_SPECS = {
     "tiny": TinySpec(n_embd=256, n_layer=4, n_ff=768, n_head=4, seed=1),
     "tiny_wide": TinySpec(n_embd=768, n_layer=6, n_ff=2048, n_head=12, seed=2),
@@ -55,7 +57,7 @@ def _vocab() -> tuple[list[bytes], list[float], list[int]]:
     return tokens, scores, [int(t) for t in types]
 
 
-def write_tiny_gguf(path: Path, spec: TinySpec) -> Path:
+def write_tiny_gguf(path: Path, spec: TinySpec, name: str = "benchrun-tiny") -> Path:
     import gguf
 
     logging.getLogger("gguf").setLevel(logging.WARNING)  # its INFO lines are noise in a run
@@ -65,7 +67,7 @@ def write_tiny_gguf(path: Path, spec: TinySpec) -> Path:
     head_dim = spec.n_embd // spec.n_head
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     w = gguf.GGUFWriter(str(tmp), "llama")
-    w.add_name(path.stem)
+    w.add_name(name)  # not the file name: the same spec must give the same bytes
     w.add_context_length(spec.n_ctx)
     w.add_embedding_length(spec.n_embd)
     w.add_block_count(spec.n_layer)
@@ -91,24 +93,40 @@ def write_tiny_gguf(path: Path, spec: TinySpec) -> Path:
         return (rng.standard_normal((rows, cols), dtype=np.float32) * 0.05).astype(np.float16)
 
     e, f = spec.n_embd, spec.n_ff
-    w.add_tensor("token_embd.weight", mat(n_vocab, e))
+    # Only printable, non-space pieces may be generated: whitespace, control bytes and NUL can
+    # be trimmed or dropped by the server, which would break "one token, one SSE event".
+    # Residual dimension 0 is held constant (no layer writes to it), and banned tokens get a
+    # large negative weight on it, so their logits can never win.
+    banned = np.array([t != gguf.TokenType.NORMAL or tok == "\u2581".encode()
+                       for tok, t in zip(tokens, types)])
+    embd = mat(n_vocab, e)
+    embd[:, 0] = 4.0
+    out = mat(n_vocab, e)
+    out[:, 0] = np.where(banned, -50.0, 0.0)
+    w.add_tensor("token_embd.weight", embd)
     w.add_tensor("output_norm.weight", np.ones(e, dtype=np.float32))
-    w.add_tensor("output.weight", mat(n_vocab, e))
+    w.add_tensor("output.weight", out)
     for i in range(spec.n_layer):
         b = f"blk.{i}."
         w.add_tensor(b + "attn_norm.weight", np.ones(e, dtype=np.float32))
-        for name in ("attn_q", "attn_k", "attn_v", "attn_output"):
+        for name in ("attn_q", "attn_k", "attn_v"):
             w.add_tensor(b + name + ".weight", mat(e, e))
+        w.add_tensor(b + "attn_output.weight", _no_write_to_dim0(mat(e, e)))
         w.add_tensor(b + "ffn_norm.weight", np.ones(e, dtype=np.float32))
         w.add_tensor(b + "ffn_gate.weight", mat(f, e))
         w.add_tensor(b + "ffn_up.weight", mat(f, e))
-        w.add_tensor(b + "ffn_down.weight", mat(e, f))
+        w.add_tensor(b + "ffn_down.weight", _no_write_to_dim0(mat(e, f)))
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
     tmp.replace(path)  # atomic: a concurrent reader never sees half a model
     return path
+
+
+def _no_write_to_dim0(m: np.ndarray) -> np.ndarray:
+    m[0, :] = 0
+    return m
 
 
 def default_cache_dir() -> Path:
@@ -120,9 +138,10 @@ def default_cache_dir() -> Path:
 def ensure_tiny_model(name: str, cache_dir: Path | None = None) -> Path:
     """Return the path of tiny model `name`, writing it first if it is not cached yet."""
     spec = TINY_SPECS[name]
-    key = hashlib.sha256(repr(sorted(asdict(spec).items())).encode()).hexdigest()[:10]
+    # The writer's version is in the key: a changed writer must not reuse an old file.
+    key = hashlib.sha256(repr((WRITER_VERSION, sorted(asdict(spec).items()))).encode()).hexdigest()[:10]
     path = (cache_dir or default_cache_dir()) / f"{name}-{key}.gguf"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_tiny_gguf(path, spec)
+        write_tiny_gguf(path, spec, name)
     return path

@@ -57,7 +57,7 @@ def compose():
 def run_cli(args: list[str], cwd: Path, timeout: float = 300, env: dict | None = None,
             check: bool = False) -> subprocess.CompletedProcess:
     """Run `benchrun ARGS` in cwd (its outputs/ lands there)."""
-    proc = subprocess.run([sys.executable, "-m", "benchrun.cli", *args], cwd=cwd, text=True,
+    proc = subprocess.run([sys.executable, "-m", "benchrun", *args], cwd=cwd, text=True,
                           capture_output=True, timeout=timeout, env={**os.environ, **(env or {})})
     if check and proc.returncode != 0:
         raise AssertionError(f"benchrun {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
