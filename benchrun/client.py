@@ -26,6 +26,9 @@ class RequestSpec:
     body: dict = field(default_factory=dict)  # temperature, seed, ignore_eos, cache_prompt, ...
     tags: dict = field(default_factory=dict)
     expected_tokens: Optional[int] = None
+    # False: the conversation never reads this reply, so the engine may decode it after the
+    # run instead of while other streams are live (less jitter in their timestamps).
+    reply_needed: bool = True
 
 
 def build_body(spec: RequestSpec, model: str | None = None) -> bytes:
@@ -52,14 +55,43 @@ def make_session(read_timeout_s: float, headers: dict | None = None) -> aiohttp.
                                  skip_auto_headers=("User-Agent",))
 
 
-async def send(session: aiohttp.ClientSession, url: str, body: bytes, rec: RequestRecord) -> RequestRecord:
-    """Send one streaming request and fill `rec`. Never raises for network or HTTP trouble:
-    failures are data (rec.error)."""
+class StallWatch:
+    """One periodic check for every request in flight, instead of aiohttp's per-read timer
+    (a timer cancelled and re-armed on every chunk: measurable CPU at high token rates).
+    A request silent for `stall_s` is cancelled and recorded as a read timeout."""
+
+    def __init__(self, stall_s: float):
+        self.stall_s = stall_s
+        self.live: dict[int, tuple[RequestRecord, list, asyncio.Task]] = {}
+        self.stalled: set[int] = set()
+
+    async def run(self) -> None:
+        period = min(1.0, self.stall_s / 4)
+        limit = int(self.stall_s * 1e9)
+        while True:
+            await asyncio.sleep(period)
+            now = perf_counter_ns()
+            for key, (rec, chunks, task) in list(self.live.items()):
+                if now - (chunks[-1][0] if chunks else rec.start_ns) > limit:
+                    self.stalled.add(key)
+                    task.cancel()
+
+
+async def fetch(session: aiohttp.ClientSession, url: str, body: bytes, rec: RequestRecord,
+                watch: StallWatch | None = None) -> list[tuple[int, bytes]]:
+    """The hot path: send, then stamp and keep each raw chunk; nothing else. Fills the
+    record's status, times and transport errors; returns the chunks for parse_stream.
+    With a StallWatch, aiohttp's per-read timeout is switched off for this request."""
     chunks: list[tuple[int, bytes]] = []
     append = chunks.append
+    kw = {}
+    if watch is not None:
+        kw["timeout"] = aiohttp.ClientTimeout(total=None, sock_connect=session.timeout.sock_connect)
+        key = id(rec)
+        watch.live[key] = (rec, chunks, asyncio.current_task())
     rec.start_ns = perf_counter_ns()
     try:
-        async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as resp:
+        async with session.post(url, data=body, headers={"Content-Type": "application/json"}, **kw) as resp:
             rec.status = resp.status
             if resp.status != 200:
                 text = (await resp.read())[:500].decode("utf-8", "replace")
@@ -67,12 +99,32 @@ async def send(session: aiohttp.ClientSession, url: str, body: bytes, rec: Reque
             else:
                 async for chunk in resp.content.iter_any():
                     append((perf_counter_ns(), chunk))
+    except asyncio.CancelledError:
+        if watch is None or key not in watch.stalled:
+            raise
+        watch.stalled.discard(key)
+        task = asyncio.current_task()
+        if hasattr(task, "uncancel"):
+            task.uncancel()  # the cancel was ours and is handled: the task goes on
+        rec.error = "read timeout: the server stopped sending"
     except asyncio.TimeoutError:
         rec.error = "read timeout: the server stopped sending"
     except aiohttp.ClientError as e:
         rec.error = f"{type(e).__name__}: {e}"
+    except (OSError, ValueError, RuntimeError) as e:  # resets, bad headers: data, not a crash
+        rec.error = f"{type(e).__name__}: {e}"
+    finally:
+        if watch is not None:
+            watch.live.pop(key, None)
     rec.end_ns = perf_counter_ns()
-    parse_stream(rec, chunks)
+    return chunks
+
+
+async def send(session: aiohttp.ClientSession, url: str, body: bytes, rec: RequestRecord,
+               watch: StallWatch | None = None) -> RequestRecord:
+    """Send one streaming request and fill `rec`. Never raises for network or HTTP trouble:
+    failures are data (rec.error)."""
+    parse_stream(rec, await fetch(session, url, body, rec, watch))
     return rec
 
 
@@ -94,7 +146,11 @@ def parse_stream(rec: RequestRecord, chunks: list[tuple[int, bytes]]) -> None:
             kinds.append(ERROR)
             rec.error = rec.error or f"malformed SSE event: {data[:120]!r}"
             continue
-        kinds.append(_classify(ev, rec, text, reasoning))
+        try:
+            kinds.append(_classify(ev, rec, text, reasoning))
+        except (AttributeError, TypeError, IndexError, KeyError):  # valid JSON, wrong shape
+            kinds.append(ERROR)
+            rec.error = rec.error or f"unexpected SSE event: {data[:120]!r}"
     rec.event_kinds = "".join(kinds)
     rec.text = "".join(text)
     rec.reasoning = "".join(reasoning)

@@ -24,7 +24,7 @@ class ModelConfig:
     url: Optional[str] = None  # external backend only
     api_key_env: Optional[str] = None  # name of the env var holding an API key (never the key)
     host: str = "127.0.0.1"
-    port: Optional[int] = None  # None or busy -> a free port is taken
+    port: Optional[int] = None  # None -> a free port is taken; a pinned busy port fails the job
     ctx_size: int = 4096
     parallel: int = 1
     n_gpu_layers: int = 0
@@ -64,11 +64,16 @@ class WorkloadConfig:
     extra_body: Dict[str, Any] = field(default_factory=dict)
     agents: List[Any] = field(default_factory=list)  # agentic: list of agent dicts
     path: Optional[str] = None  # replay: JSONL of {"messages": [...]} lines
+    max_tokens_cap: Optional[int] = None  # agentic/replay: caps every turn's max_tokens (demos)
+    sandbox: Dict[str, Any] = field(default_factory=dict)  # agentic checks: isolation, wall_s, cpu_s, ...
 
 
 @dataclass
 class SloConfig:
+    """Upper limits per request; goodput = share of requests meeting all that are set."""
+
     ttft_ms: Optional[float] = None
+    ttfa_ms: Optional[float] = None
     tpot_ms: Optional[float] = None
     e2e_ms: Optional[float] = None
 
@@ -83,13 +88,17 @@ class LoadConfig:
     warmup_requests: int = 1
     duration_s: Optional[float] = None
     request_timeout_s: float = 600.0  # per-read stall timeout; no total timeout
+    metrics_interval_s: float = 0.5  # /metrics scrape period while measuring (0 = start/end only)
     seed: int = 0
 
 
 @dataclass
 class TelemetryConfig:
+    """The sampler beside the load (benchrun/telemetry.py)."""
+
     enabled: bool = True
-    interval_s: float = 0.1
+    interval_s: float = 0.1  # 10 Hz
+    nvml: bool = True  # read GPUs through NVML when it is there
 
 
 @dataclass
@@ -137,3 +146,5 @@ def validate(cfg: Any) -> None:
     kinds = ("synthetic", "agentic", "replay")
     if cfg.workload.kind not in kinds:
         raise ValueError(f"workload.kind must be one of {', '.join(kinds)}, got {cfg.workload.kind!r}")
+    if cfg.telemetry.interval_s <= 0:
+        raise ValueError(f"telemetry.interval_s must be > 0 seconds, got {cfg.telemetry.interval_s}")

@@ -12,10 +12,20 @@ from typing import Callable, Generator, Iterable, Optional
 import aiohttp
 import numpy as np
 
-from .client import RequestSpec, build_body, send
+from .client import RequestSpec, StallWatch, build_body, fetch, parse_stream, send
 from .records import RequestRecord
 
 Conversation = Generator[RequestSpec, RequestRecord, None]
+
+
+def run_loop(coro):
+    """Run `coro` to completion on uvloop when it is installed (less CPU per event than the
+    default loop, so less perturbation of a server on the same machine), else on asyncio's."""
+    try:
+        import uvloop
+    except ImportError:  # e.g. Windows
+        return asyncio.run(coro)
+    return uvloop.run(coro)
 
 
 @dataclass
@@ -48,6 +58,20 @@ class Engine:
         self.stop = asyncio.Event()  # set -> no new request starts
         self._next_id = 0
         self._deadline_ns: int | None = None
+        self._deferred: list[tuple[RequestRecord, list]] = []
+        # Stall detection: the session's sock_read, enforced by one watchdog per run.
+        stall_s = session.timeout.sock_read
+        self._watch = StallWatch(stall_s) if stall_s else None
+
+    def _finish(self, rec: RequestRecord) -> None:
+        if self.on_record:
+            self.on_record(rec)
+
+    def _flush_deferred(self) -> None:
+        pending, self._deferred = self._deferred, []
+        for rec, chunks in pending:
+            parse_stream(rec, chunks)
+            self._finish(rec)
 
     def _open(self) -> bool:
         return not self.stop.is_set() and (self._deadline_ns is None or perf_counter_ns() < self._deadline_ns)
@@ -59,13 +83,23 @@ class Engine:
         except StopIteration:
             return
         while self._open():
+            if not isinstance(spec, RequestSpec):  # an awaitable: a pipeline stage waits for its inputs
+                await spec
+                try:
+                    spec = conv.send(None)
+                except StopIteration:
+                    return
+                continue
             rec = RequestRecord(id=self._next_id, repeat=repeat, warmup=warmup, tags=spec.tags,
                                 scheduled_ns=scheduled_ns, expected_tokens=spec.expected_tokens)
             self._next_id += 1
-            await send(self.session, self.url, build_body(spec, self.model), rec)
+            body = build_body(spec, self.model)
+            if spec.reply_needed:
+                await send(self.session, self.url, body, rec, self._watch)
+                self._finish(rec)
+            else:  # decoded after the run, while no stream is live
+                self._deferred.append((rec, await fetch(self.session, self.url, body, rec, self._watch)))
             out.append(rec)
-            if self.on_record:
-                self.on_record(rec)
             scheduled_ns = None  # later turns follow the reply at once: no schedule to miss
             try:
                 spec = conv.send(rec)
@@ -74,7 +108,19 @@ class Engine:
 
     async def run(self, conversations: Iterable[Conversation], plan: LoadPlan,
                   repeat: int = 0, warmup: bool = False) -> tuple[list[RequestRecord], int]:
-        """Run every conversation; return the records and the wall time in ns."""
+        """Run every conversation; return the records and the wall time in ns. Replies
+        nobody reads during the run are decoded (and handed to on_record) after it, also
+        when it is interrupted."""
+        watchdog = asyncio.create_task(self._watch.run()) if self._watch else None
+        try:
+            return await self._run(conversations, plan, repeat, warmup)
+        finally:
+            if watchdog:
+                watchdog.cancel()
+            self._flush_deferred()
+
+    async def _run(self, conversations: Iterable[Conversation], plan: LoadPlan,
+                   repeat: int, warmup: bool) -> tuple[list[RequestRecord], int]:
         out: list[RequestRecord] = []
         t0 = perf_counter_ns()
         self._deadline_ns = t0 + int(plan.duration_s * 1e9) if plan.duration_s else None
@@ -103,10 +149,11 @@ class Engine:
             tasks = []
             for conv, off in zip(convs, offsets):
                 due = t0 + off
-                delay = (due - perf_counter_ns()) / 1e9
-                if delay > 0:
+                # The loop's timers have ~1 ms granularity and may fire early: sleep again
+                # until due (never send early), with 0.5 ms added so one sleep is usually enough.
+                while (left := due - perf_counter_ns()) > 0 and not self.stop.is_set():
                     try:
-                        await asyncio.wait_for(self.stop.wait(), delay)
+                        await asyncio.wait_for(self.stop.wait(), left / 1e9 + 0.0005)
                     except asyncio.TimeoutError:
                         pass
                 if not self._open():

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import platform
 import traceback
 from pathlib import Path
 from typing import Any, Optional
@@ -15,8 +14,12 @@ from typing import Any, Optional
 from omegaconf import OmegaConf
 
 from .client import make_session
-from .engine import Engine, LoadPlan
-from .metrics import compute_metrics, server_timings
+from .engine import Engine, LoadPlan, run_loop
+from .metrics import compute_metrics, goodput_of, server_timings
+from .promscrape import Scraper
+from .stats import repeats_ci95
+from . import fit, telemetry
+from .hardware import build_info_of
 from .modelfile import describe_model
 from .records import RecordWriter, RequestRecord
 from .results import SCHEMA_VERSION, write_result
@@ -30,9 +33,9 @@ def _now() -> str:
 
 
 def describe_hardware(hw: Any) -> dict:
-    d = {k: v for k, v in OmegaConf.to_container(hw, resolve=True).items() if v is not None}
-    d.setdefault("cpu", platform.processor() or platform.machine())
-    return d
+    from .hardware import describe_hardware as detect_or_profile  # auto = detected (issue 6)
+
+    return detect_or_profile(OmegaConf.to_container(hw, resolve=True))
 
 
 def _copy_log_slice(src: Optional[Path], offset: int, dst: Path) -> None:
@@ -44,9 +47,50 @@ def _copy_log_slice(src: Optional[Path], offset: int, dst: Path) -> None:
         dst.write_bytes(fh.read())
 
 
-def _run_load(cfg: Any, url: str, headers: dict, workload, writer: RecordWriter
-              ) -> tuple[list[list[RequestRecord]], list[int]]:
-    """Warm-up, then `repeats` measured runs. Returns the records and wall time per repeat."""
+class _KeepingWriter(RecordWriter):
+    """Writes each record and keeps the measured ones in memory: when a job fails or is
+    interrupted half way, its metrics still cover every request that finished."""
+
+    def __init__(self, path: Path):
+        super().__init__(path)
+        self.measured: list[RequestRecord] = []
+
+    def write(self, rec: RequestRecord) -> None:
+        super().write(rec)
+        if not rec.warmup:
+            self.measured.append(rec)
+
+
+def _partial_metrics(result: dict, records: list[RequestRecord]) -> None:
+    """Metrics of the requests that finished before a failure or Ctrl-C; wall time is the
+    span from the first send to the last end."""
+    if not records:
+        return
+    wall = max(r.end_ns for r in records) - min(r.start_ns for r in records)
+    result["metrics"] = compute_metrics(records, wall)
+    result["server_timings"] = server_timings(records, result["metrics"]["decode_tok_s"]["mean"])
+    result["error"] = f"{result['error']} (metrics cover the {len(records)} requests measured before)"
+
+
+def _check_server(server) -> None:
+    """After the load: a dead server, or one that no longer answers, fails the job."""
+    from .servers.base import http_json, log_tail
+
+    if not server.alive():
+        code = server.process.returncode if server.process is not None else None
+        tail = log_tail(server.log_path, 3).replace("\n", " | ")
+        raise ServerError(f"server process died during the run (exit code {code})"
+                          + (f"; server.log tail: {tail}" if tail else ""))
+    status, _ = http_json(server.url + "/health", timeout=5.0, headers=server.headers)
+    if status != 200:
+        raise ServerError(f"server stopped responding during the run (GET /health -> "
+                          f"{status or 'no answer in 5 s'})")
+
+
+def _run_load(cfg: Any, url: str, headers: dict, workload, writer: RecordWriter, on_measure=None
+              ) -> tuple[list[list[RequestRecord]], list[int], dict]:
+    """Warm-up, then `repeats` measured runs. Returns the records and wall time per repeat,
+    and the server's /metrics deltas over the measured runs."""
     plan = LoadPlan(concurrency=cfg.concurrency, rate=cfg.load.rate, arrival=cfg.load.arrival,
                     max_concurrency=cfg.load.max_concurrency, duration_s=cfg.load.duration_s,
                     seed=cfg.load.seed)
@@ -56,14 +100,19 @@ def _run_load(cfg: Any, url: str, headers: dict, workload, writer: RecordWriter
             engine = Engine(session, url + "/v1/chat/completions", on_record=writer.write)
             for _ in range(cfg.load.warmup_requests):
                 await engine.run(workload.warmup(), LoadPlan(concurrency=1), warmup=True)
+            if on_measure:
+                on_measure()  # telemetry: the energy window starts after warm-up
+            # /metrics brackets the measured repeats only (warm-up excluded).
+            scraper = Scraper(session, url, cfg.load.metrics_interval_s, headers)
+            await scraper.start()
             runs, walls = [], []
             for rep in range(cfg.repeats):
                 recs, wall = await engine.run(workload.conversations(rep), plan, repeat=rep)
                 runs.append(recs)
                 walls.append(wall)
-            return runs, walls
+            return runs, walls, await scraper.stop()
 
-    return asyncio.run(go())
+    return run_loop(go())
 
 
 def run_job(cfg: Any, job_dir: Path, pool: ServerPool, job_num: int, run_id: str,
@@ -88,26 +137,37 @@ def run_job(cfg: Any, job_dir: Path, pool: ServerPool, job_num: int, run_id: str
         "tasks": [],
     }
     log_path = job_dir / "server.log"
-    writer = RecordWriter(job_dir / "requests.jsonl")
+    writer = _KeepingWriter(job_dir / "requests.jsonl")
     server = None
     log_offset = 0
+    sampler = estimate = None
     try:
-        result["model"].update(describe_model(m.name, resolve_model_path(m)))
+        model_path = resolve_model_path(m)
+        result["model"].update(describe_model(m.name, model_path))
+        estimate = fit.estimate_for(cfg, model_path)  # kept in the result, refused or not
+        fit.check(cfg, estimate, result["hardware"])  # refuses what cannot fit, before launching
         server, reused = pool.get(m, log_path)
+        server.build_info = build_info_of(server)
+        sampler = telemetry.start_for_job(cfg, server, job_dir)  # idle memory: before traffic
         if server.log_path and server.log_path.exists():
             log_offset = server.log_path.stat().st_size if reused else 0
         result["server"].update(server.describe(), reused=reused)
         workload = make_workload(cfg.workload, cfg.concurrency)
         workload.prepare(server.url, server.headers)
         result["workload"] = {"name": cfg.workload.name, **workload.describe()}
-        runs, walls = _run_load(cfg, server.url, server.headers, workload, writer)
+        runs, walls, result["server_metrics"] = _run_load(cfg, server.url, server.headers, workload, writer,
+                                                           on_measure=sampler and (lambda: sampler.mark("measure")))
+        if sampler:
+            sampler.stop()  # the telemetry window ends with the load, before checks run
         records = [r for run in runs for r in run]
         result["metrics"] = compute_metrics(records, sum(walls))
         result["repeat_metrics"] = [compute_metrics(run, wall) for run, wall in zip(runs, walls)]
+        if len(runs) > 1:
+            result["repeats_ci95"] = repeats_ci95(result["repeat_metrics"])
+        result["goodput"] = goodput_of(records, OmegaConf.to_container(cfg.slo, resolve=True), sum(walls))
         result["server_timings"] = server_timings(records, result["metrics"]["decode_tok_s"]["mean"])
         result["tasks"] = workload.evaluate(records)
-        if not server.alive():
-            raise ServerError("server process died during the run")
+        _check_server(server)
         result["status"] = "ok"
     except KeyboardInterrupt:
         result["status"], result["error"] = "interrupted", "interrupted by the user"
@@ -119,8 +179,11 @@ def run_job(cfg: Any, job_dir: Path, pool: ServerPool, job_num: int, run_id: str
         (job_dir / "error.log").write_text(traceback.format_exc())
     finally:
         writer.close()
-        if result["status"] != "ok" and server is not None and not server.alive():
-            pool.discard()
+        if result["status"] != "ok" and "repeat_metrics" not in result:
+            _partial_metrics(result, writer.measured)
+        telemetry.record_for_job(result, sampler, estimate, cfg.telemetry.enabled)
+        if result["status"] != "ok" and server is not None:
+            pool.discard()  # dead, hung or interrupted: the next job gets a fresh server
         if server is not None:
             _copy_log_slice(server.log_path, log_offset, log_path)
         result["job"]["finished_at"] = _now()

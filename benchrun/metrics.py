@@ -179,3 +179,21 @@ def server_timings(records: list[RequestRecord], client_decode_mean: Optional[fl
     out["client_server_decode_ratio"] = (client_decode_mean / server_decode
                                          if client_decode_mean and server_decode else None)
     return out
+
+
+def goodput_of(records: list[RequestRecord], slo: dict, wall_ns: int) -> Optional[dict]:
+    """Share and rate of requests that succeeded, were complete and met every SLO
+    (`slo` maps a per-request metric name, e.g. ttft_ms, to its upper limit)."""
+    from .stats import goodput
+
+    latencies = [k for k in PER_REQUEST if k.endswith("_ms")]  # upper limits only make sense here
+    unknown = sorted(k for k, v in slo.items() if v is not None and k not in latencies)
+    if unknown:
+        raise ValueError(f"slo.{unknown[0]} is not a per-request latency (one of {', '.join(latencies)})")
+    per_request = []
+    for r in records:
+        v = {name: PER_REQUEST[name](r) for name, lim in slo.items() if lim is not None}
+        v["_ok"] = is_good(r)
+        v["_one_token"] = output_tokens(r) == 1
+        per_request.append(v)
+    return goodput(per_request, slo, wall_ns / 1e9)

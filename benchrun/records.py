@@ -67,7 +67,9 @@ class RecordWriter:
         self._fh = open(path, "a", buffering=1)
 
     def write(self, rec: RequestRecord) -> None:
-        self._fh.write(rec.to_json() + "\n")
+        from .servers.redact import redact  # a server may echo an API key back
+
+        self._fh.write(redact(rec.to_json()) + "\n")
 
     def write_all(self, recs: Iterable[RequestRecord]) -> None:
         for r in recs:

@@ -30,7 +30,11 @@ def validate_result(result: dict) -> None:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Temp file in the same dir + rename: a crash never leaves a half-written file."""
+    """Temp file in the same dir + rename: a crash never leaves a half-written file.
+    API keys benchrun has read are masked (servers/redact.py)."""
+    from .servers.redact import redact
+
+    text = redact(text)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:

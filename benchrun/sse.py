@@ -20,14 +20,18 @@ def iter_events(chunks: Iterable[tuple[int, bytes]]) -> Iterator[tuple[int, str]
     buf = b""
     data: list[str] = []
     ns = 0
+    skip_lf = False  # the last chunk ended in \r: a \n starting the next one belongs to it
     for ns, chunk in chunks:
+        if skip_lf and chunk.startswith(b"\n"):
+            chunk = chunk[1:]
+        skip_lf = chunk.endswith(b"\r")
         buf += chunk
         while True:
             i_n, i_r = buf.find(b"\n"), buf.find(b"\r")
             if i_r >= 0 and (i_n < 0 or i_r < i_n):
-                if i_r + 1 == len(buf):
-                    break  # a lone \r at the end may be half of \r\n: wait for more
-                end, nxt = i_r, i_r + (2 if buf[i_r + 1] == 10 else 1)
+                # A \r ends a line at once (no waiting for a possible \n: the event's time
+                # is when its blank line arrived); \r\n counts as one break.
+                end, nxt = i_r, i_r + (2 if i_r + 1 < len(buf) and buf[i_r + 1] == 10 else 1)
             elif i_n >= 0:
                 end, nxt = i_n, i_n + 1
             else:

@@ -5,10 +5,13 @@ import csv
 import json
 from pathlib import Path
 
+from .report.data import Job, metric, value_of
+from .report.view import spread
 from .results import atomic_write_text, find_results, read_result
 
 SUMMARY_STATS = ("mean", "p50", "p90", "p99")
 SUMMARY_METRICS = ("ttft_ms", "ttfa_ms", "itl_ms", "tpot_ms", "e2e_ms", "decode_tok_s", "prefill_tok_s")
+CI_KEYS = ("ttft_ms.p50", "decode_tok_s.mean", "output_throughput_tok_s")
 SCALARS = ("output_throughput_tok_s", "request_throughput_rps", "requests_ok", "requests_failed",
            "requests_truncated", "output_tokens", "input_tokens", "wall_s")
 
@@ -30,6 +33,22 @@ def summary_row(res: dict, job_dir: Path) -> dict:
     st = res.get("server_timings", {})
     row["server_predicted_per_second_mean"] = (st.get("predicted_per_second") or {}).get("mean")
     row["server_prompt_per_second_mean"] = (st.get("prompt_per_second") or {}).get("mean")
+    # Fields other parts may add (absent in older result.json files: left empty, never guessed).
+    row["wall_s_per_repeat"] = value_of(res, "wall_s")
+    job = Job(job_dir, res)
+    for key in CI_KEYS:  # stored repeats_ci95, else computed from repeat_metrics; empty for 1 repeat
+        c = spread(job, metric(key)) or (None, None)
+        flat = key.replace(".", "_")
+        row[f"{flat}_ci95_low"], row[f"{flat}_ci95_high"] = c
+    gp = res.get("goodput") or {}
+    row["goodput_share"], row["goodput_rate_rps"] = gp.get("share"), gp.get("rate_rps")
+    mem = (res.get("server") or {}).get("memory") or {}
+    row["memory_kind"], row["memory_peak_mib"], row["memory_idle_mib"] = mem.get("kind"), mem.get("peak_mib"), mem.get("idle_mib")
+    en = res.get("energy") or {}
+    row["energy_joules"], row["tokens_per_joule"] = en.get("joules"), en.get("tokens_per_joule")
+    judged = [t for t in res.get("tasks") or [] if t.get("passed") is not None]
+    row["tasks_judged"] = len(judged)
+    row["tasks_passed"] = sum(1 for t in judged if t["passed"])
     return row
 
 

@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -87,42 +88,89 @@ def fetch_build_info(url: str, headers: dict | None = None) -> Optional[str]:
     return None
 
 
+def _die_with_parent() -> None:
+    """Runs in the child before exec (Linux): the kernel sends it SIGTERM when benchrun dies,
+    even by SIGKILL, so a crashed benchrun never leaves a server holding a GPU."""
+    try:
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
+def listens_on(pid: int, port: int) -> Optional[bool]:
+    """Does process `pid` (or one of its children) listen on `port`? None when unknown."""
+    try:
+        import psutil
+
+        root = psutil.Process(pid)
+        for p in [root, *root.children(recursive=True)]:
+            for c in p.net_connections(kind="tcp"):
+                if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port:
+                    return True
+        return False
+    except Exception:  # noqa: BLE001 -- no psutil rights on this OS: cannot tell
+        return None
+
+
+def server_failure(msg: str, log_path: Optional[Path]) -> ServerError:
+    """A start failure: the cause, then the last lines of server.log (the real reason)."""
+    tail = log_tail(log_path, 4).strip()
+    return ServerError(f"{msg}; server.log tail: {tail.replace(chr(10), ' | ')}" if tail else msg)
+
+
 def launch(command: list[str], url: str, log_path: Path, startup_timeout_s: float,
            env: dict | None = None) -> tuple[subprocess.Popen, float]:
     """Start `command` in its own process group, logging to log_path, and wait for
-    GET /health == 200. On failure the process is stopped and ServerError says why."""
+    GET /health == 200 from *this* process. On any failure, Ctrl-C included, the process is
+    stopped before the error propagates: no server outlives a failed start."""
     t0 = time.monotonic()
+    port = int(url.rsplit(":", 1)[1])
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         try:
             proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True,
-                                    env={**os.environ, **(env or {})})
+                                    env={**os.environ, **(env or {})},
+                                    preexec_fn=_die_with_parent if sys.platform == "linux" else None)
         except OSError as e:
             raise ServerError(f"cannot run {command[0]}: {e.strerror}") from None
     deadline = t0 + startup_timeout_s
-    while True:
-        if proc.poll() is not None:
-            tail = log_tail(log_path, 5).replace("\n", " | ")
-            raise ServerError(f"server exited with code {proc.returncode} during startup: {tail}")
-        status, _ = http_json(url + "/health", timeout=1.0)
-        if status == 200:
-            return proc, time.monotonic() - t0
-        if time.monotonic() > deadline:
-            stop_process(proc, 5.0)
-            raise ServerError(f"server not healthy after {startup_timeout_s:.0f}s "
-                              f"(startup_timeout_s); see {log_path}")
-        time.sleep(0.05)
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise server_failure(f"server exited with code {proc.returncode} during startup", log_path)
+            status, _ = http_json(url + "/health", timeout=1.0)
+            if status == 200:
+                # Someone else may have taken the port between our check and the server's
+                # bind; then their /health answered, and we would benchmark the wrong server.
+                if listens_on(proc.pid, port) is False:
+                    time.sleep(0.2)  # the listener may be a moment behind the reply
+                    if proc.poll() is not None or listens_on(proc.pid, port) is False:
+                        raise server_failure(f"port {port} is taken by another process", log_path)
+                return proc, time.monotonic() - t0
+            if time.monotonic() > deadline:
+                raise server_failure(f"server not healthy after {startup_timeout_s:g}s "
+                                     f"(model.startup_timeout_s)", log_path)
+            time.sleep(0.05)
+    except BaseException:
+        stop_process(proc, 5.0)
+        raise
 
 
 def stop_process(proc: subprocess.Popen, grace_s: float) -> None:
-    """SIGTERM the process group, then SIGKILL after the grace period."""
+    """SIGTERM the process group, then SIGKILL after the grace period. SIGCONT too: a
+    stopped (hung, SIGSTOPped) server would otherwise sit on the SIGTERM until the kill."""
     if proc.poll() is not None:
         return
     for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
         try:
             os.killpg(proc.pid, sig)
+            os.killpg(proc.pid, signal.SIGCONT)
         except ProcessLookupError:
+            proc.poll()  # reap it
             return
         try:
             proc.wait(timeout=wait)

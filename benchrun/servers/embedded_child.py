@@ -11,9 +11,22 @@ import sys
 
 
 def main() -> None:
+    p = json.loads(sys.argv[1])
+    try:
+        server = start(p)
+    except (KeyError, AttributeError, ValueError, TypeError) as e:
+        # A bad flag: one clear line at the end of server.log (benchrun shows the log tail).
+        print(f"error: invalid server parameter: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    print(f"benchrun: embedded llama.cpp server listening on {server.listening_address}", flush=True)
+    signal.pause()
+
+
+def start(p: dict):
+    """Build llama.cpp's params from the preset and start serving; returns the server."""
     import xllamacpp
 
-    p = json.loads(sys.argv[1])
     params = xllamacpp.CommonParams()
     params.model.path = p["model_path"]
     params.port = p["port"]
@@ -25,18 +38,18 @@ def main() -> None:
     params.endpoint_metrics = p["metrics_endpoint"]
     params.endpoint_slots = True
     params.endpoint_props = True
-    fa = {"on": "ENABLED", "off": "DISABLED", "auto": "AUTO"}[p["flash_attn"]]
-    params.flash_attn_type = getattr(xllamacpp.llama_flash_attn_type, "LLAMA_FLASH_ATTN_TYPE_" + fa)
     if p.get("threads"):
         params.cpuparams.n_threads = p["threads"]
         params.cpuparams_batch.n_threads = p["threads"]
     for kind in ("cache_type_k", "cache_type_v"):
         if p.get(kind):
             setattr(params, kind, getattr(xllamacpp.ggml_type, "GGML_TYPE_" + p[kind].upper()))
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    server = xllamacpp.Server(params)  # noqa: F841 -- serves while referenced
-    print(f"benchrun: embedded llama.cpp server listening on {server.listening_address}", flush=True)
-    signal.pause()
+    try:
+        fa = {"on": "ENABLED", "off": "DISABLED", "auto": "AUTO"}[p["flash_attn"]]
+    except KeyError:
+        raise ValueError(f"flash_attn must be on, off or auto, got {p['flash_attn']!r}") from None
+    params.flash_attn_type = getattr(xllamacpp.llama_flash_attn_type, "LLAMA_FLASH_ATTN_TYPE_" + fa)
+    return xllamacpp.Server(params)  # serves while referenced
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from typing import Optional
 from ..config import ModelConfig
 from .base import (ServerError, ServerHandle, fetch_build_info, free_port, http_json, launch,
                    port_is_free, stop_process)
+from .redact import secret_from_env
 
 
 def resolve_model_path(m: ModelConfig) -> Optional[Path]:
@@ -86,7 +87,7 @@ def fingerprint(m: ModelConfig) -> str:
 
 def api_headers(m: ModelConfig) -> dict:
     if m.api_key_env:
-        key = os.environ.get(m.api_key_env)
+        key = secret_from_env(m.api_key_env)
         if not key:
             raise ServerError(f"model.api_key_env names {m.api_key_env}, but that variable is not set")
         return {"Authorization": f"Bearer {key}"}
@@ -106,12 +107,22 @@ def build_server(m: ModelConfig, log_path: Path) -> ServerHandle:
             raise ServerError(f"nothing answers at model.url={url}")
         return ServerHandle(backend="external", url=url, build_info=fetch_build_info(url, headers),
                             startup_s=time.monotonic() - t0, headers=headers, fingerprint=fingerprint(m))
-    port = m.port if m.port and port_is_free(m.host, m.port) else free_port(m.host)
+    if m.port and not port_is_free(m.host, m.port):
+        # A pinned port that is busy is a start failure, not a silent move: the user may
+        # have pinned it for a firewall or a proxy, and something else is serving there.
+        raise ServerError(f"model.port={m.port} is taken by another process on {m.host} "
+                          f"(stop it, or unset model.port to take a free port)")
+    port = m.port or free_port(m.host)
     cmd = server_command(m, port)
     url = f"http://{m.host}:{port}"
     proc, startup_s = launch(cmd, url, log_path, m.startup_timeout_s)
+    try:
+        build_info = fetch_build_info(url)
+    except BaseException:  # Ctrl-C right after the start: the server must not outlive us
+        stop_process(proc, m.stop_grace_s)
+        raise
     return ServerHandle(backend=m.backend, url=url, pid=proc.pid, command=cmd, process=proc,
-                        build_info=fetch_build_info(url), startup_s=startup_s, log_path=log_path,
+                        build_info=build_info, startup_s=startup_s, log_path=log_path,
                         fingerprint=fingerprint(m))
 
 

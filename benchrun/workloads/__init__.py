@@ -1,10 +1,13 @@
 """Workloads turn a WorkloadConfig into conversations for the engine."""
 from __future__ import annotations
 
+from .agentic import AgenticWorkload
 from .base import Workload
+from .replay import ReplayWorkload
 from .synthetic import SyntheticWorkload
 
-KINDS: dict[str, type[Workload]] = {"synthetic": SyntheticWorkload}
+KINDS: dict[str, type[Workload]] = {"synthetic": SyntheticWorkload, "agentic": AgenticWorkload,
+                                    "replay": ReplayWorkload}
 
 
 def make_workload(cfg, concurrency: int) -> Workload:

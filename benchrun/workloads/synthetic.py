@@ -1,5 +1,15 @@
-"""Independent single-turn requests of a fixed input and exact output length."""
+"""Independent single-turn requests of an exact input and exact output length.
+
+Input length: the server's own tokenizer decides. With llama.cpp's /apply-template and
+/tokenize the prompt is trimmed until the templated prompt (BOS included) is exactly
+`input_tokens` long, which is what `usage.prompt_tokens` then reports. A server without them
+(external, not llama.cpp) gets an estimate, and result.json says so."""
 from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Optional
 
 import numpy as np
 
@@ -10,27 +20,136 @@ from .base import Workload
 _WORDS = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike "
           "november oscar papa quebec romeo sierra tango uniform victor whiskey xray yankee zulu "
           "apple river stone cloud paper orbit pixel lemon tiger maple").split()
+_MARK = "\x1fBENCHRUN_PROMPT\x1f"  # stands in for the user text when learning the template
+_FIT_ROUNDS = 8
+_EST_TOKENS_PER_WORD = 1.3  # fallback only: typical BPE on short English words
+_EST_TEMPLATE_TOKENS = 10
+
+
+class TokenizerError(RuntimeError):
+    pass
+
+
+class ServerTokenizer:
+    """llama.cpp's /apply-template, /tokenize and /detokenize, over plain blocking HTTP
+    (used while preparing, before anything is measured)."""
+
+    def __init__(self, url: str, headers: dict | None = None, timeout_s: float = 30.0):
+        self.url = url.rstrip("/")
+        self.headers = {"Content-Type": "application/json", **(headers or {})}
+        self.timeout_s = timeout_s
+
+    def _post(self, path: str, body: dict) -> dict:
+        req = urllib.request.Request(self.url + path, data=json.dumps(body).encode(),
+                                     headers=self.headers, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+                out = json.loads(resp.read())
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            raise TokenizerError(f"POST {path}: {e}") from None
+        if not isinstance(out, dict):
+            raise TokenizerError(f"POST {path}: unexpected answer")
+        return out
+
+    def template(self, messages: list) -> str:
+        return self._post("/apply-template", {"messages": messages})["prompt"]
+
+    def tokenize(self, text: str, add_special: bool) -> list[int]:
+        return self._post("/tokenize", {"content": text, "add_special": add_special})["tokens"]
+
+    def detokenize(self, tokens: list[int]) -> str:
+        return self._post("/detokenize", {"tokens": tokens})["content"]
 
 
 class SyntheticWorkload(Workload):
-    def prompt(self, index: int, repeat: int) -> str:
+    def __init__(self, cfg, concurrency: int):
+        super().__init__(cfg, concurrency)
+        self.tokenizer: Optional[ServerTokenizer] = None
+        self.prompt_method = "estimate"
+        self.prompt_note: Optional[str] = None
+        self._cache: dict[tuple[int, int], str] = {}
+
+    def _messages(self, content: str) -> list:
+        messages = [{"role": "user", "content": content}]
+        if self.cfg.system_prompt:
+            messages.insert(0, {"role": "system", "content": self.cfg.system_prompt})
+        return messages
+
+    def prepare(self, url: str, headers: dict | None = None) -> None:
+        """Learn the chat template's frame around the user text; fall back to an estimate
+        when the server has no /apply-template or /tokenize."""
+        tok = ServerTokenizer(url, headers)
+        try:
+            framed = tok.template(self._messages(_MARK))
+            tok.tokenize("a", add_special=True)
+        except (TokenizerError, KeyError, TypeError) as e:
+            self.prompt_note = f"no server tokenizer ({e}); input length is an estimate"
+            return
+        if _MARK not in framed:
+            self.prompt_note = "the chat template drops the user text; input length is an estimate"
+            return
+        self.tokenizer = tok
+        self.prompt_method = "tokenize"
+
+    def _filler(self, index: int, repeat: int, n_words: int) -> str:
         """Deterministic, distinct per request, so no two requests share a cacheable prefix."""
         rng = np.random.default_rng([self.cfg.seed, repeat + 1, index])
-        words = rng.choice(_WORDS, size=max(1, self.cfg.input_tokens // 2))
-        return f"{index} {repeat} " + " ".join(words)
+        return f"{index} {repeat} " + " ".join(rng.choice(_WORDS, size=max(1, n_words)))
+
+    def _fit(self, index: int, repeat: int) -> str:
+        """The longest filler prefix whose templated prompt is exactly input_tokens long."""
+        tok, target = self.tokenizer, self.cfg.input_tokens
+
+        def count(text: str) -> int:
+            # Through the real template each time: some templates trim or escape the text.
+            return len(tok.tokenize(tok.template(self._messages(text)), add_special=True))
+
+        base = tok.tokenize(self._filler(index, repeat, target), add_special=False)
+        m = max(1, target - count(""))
+        best: tuple[int, str] = (1 << 30, "")
+        for _ in range(_FIT_ROUNDS):
+            if m > len(base):  # tokens merged more than expected: grow the filler
+                base = tok.tokenize(self._filler(index, repeat, 2 * m), add_special=False)
+            text = tok.detokenize(base[:max(1, m)])
+            miss = target - count(text)
+            if abs(miss) < best[0]:
+                best = (abs(miss), text)
+            if miss == 0 or m + miss < 1:
+                break
+            m += miss
+        if best[0]:
+            self.prompt_note = (f"input_tokens={target} could not be hit exactly "
+                                f"(off by {best[0]}; the chat template alone may be longer)")
+        return best[1]
+
+    def prompt(self, index: int, repeat: int) -> str:
+        key = (index, repeat)
+        if key not in self._cache:
+            if self.tokenizer is not None:
+                self._cache[key] = self._fit(index, repeat)
+            else:
+                words = round((self.cfg.input_tokens - _EST_TEMPLATE_TOKENS) / _EST_TOKENS_PER_WORD)
+                self._cache[key] = self._filler(index, repeat, words)
+        return self._cache[key]
 
     def spec(self, index: int, repeat: int) -> RequestSpec:
         c = self.cfg
-        messages = [{"role": "user", "content": self.prompt(index, repeat)}]
-        if c.system_prompt:
-            messages.insert(0, {"role": "system", "content": c.system_prompt})
         body = {"temperature": c.temperature, "seed": c.seed + index, "ignore_eos": True,
                 "cache_prompt": c.cache_prompt, **dict(c.extra_body)}
-        return RequestSpec(messages=messages, max_tokens=c.output_tokens, body=body,
-                           tags={"index": index}, expected_tokens=c.output_tokens)
+        return RequestSpec(messages=self._messages(self.prompt(index, repeat)),
+                           max_tokens=c.output_tokens, body=body,
+                           tags={"index": index}, expected_tokens=c.output_tokens,
+                           reply_needed=False)  # single turn: nothing reads the reply
 
     def conversations(self, repeat: int) -> list[Conversation]:
         return [self._single(self.spec(i, repeat)) for i in range(self.cfg.requests)]
+
+    def describe(self) -> dict:
+        d = super().describe()
+        d["prompt_tokens_method"] = self.prompt_method  # tokenize (exact) | estimate
+        if self.prompt_note:
+            d["prompt_tokens_note"] = self.prompt_note
+        return d
 
     @staticmethod
     def _single(spec: RequestSpec) -> Conversation:

@@ -1,0 +1,144 @@
+"""How much error and CPU does benchrun's client add? (A benchmark, not a test.)
+
+Starts benchrun.timedserver in its own process (a streaming server that logs when it really
+sent each token), then, at each concurrency, drives it with benchrun's engine and with a
+minimal aiohttp client (benchmarks/minimal_client.py) in this same invocation, and prints:
+  - TTFT error and ITL error (measured minus true, ms; p50, p99, min),
+  - client CPU microseconds per streamed token (user + system time of this process).
+The minimal client is the floor that Python, loopback and the test server impose.
+
+  uv run python benchmarks/client_overhead.py [--levels 1,32,256] [--tokens 64] [--rounds 2]
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import resource
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import minimal_client  # noqa: E402
+
+from benchrun import metrics as M  # noqa: E402
+from benchrun import timedserver  # noqa: E402
+from benchrun.client import RequestSpec, make_session  # noqa: E402
+from benchrun.engine import Engine, LoadPlan, run_loop  # noqa: E402
+
+# Known timing per level: ITL is longer at 256 so the (Python) test server keeps up on 2 cores.
+TIMING = {1: (20.0, 10.0), 32: (20.0, 10.0), 256: (20.0, 25.0)}
+
+
+def cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def plan_bodies(c: int, tokens: int, tag: str) -> list[tuple[str, dict]]:
+    ttft, itl = TIMING.get(c, (20.0, 10.0))
+    n = max(10, 2 * c) if c < 256 else c
+    return [(f"{tag}{i}", {"messages": [{"role": "user", "content": "x"}], "max_tokens": tokens,
+                           "stream": True, "ttft_ms": ttft, "itl_ms": itl, "rid": f"{tag}{i}"})
+            for i in range(n)]
+
+
+def run_benchrun(url: str, bodies, c: int) -> dict[str, list[int]]:
+    def conv(rid, body):
+        yield RequestSpec(messages=body["messages"], max_tokens=body["max_tokens"],
+                          body={k: body[k] for k in ("ttft_ms", "itl_ms", "rid")}, tags={"rid": rid},
+                          reply_needed=False)
+
+    async def go():
+        async with make_session(60, {}) as session:
+            recs, _ = await Engine(session, url + "/v1/chat/completions").run(
+                [conv(rid, b) for rid, b in bodies], LoadPlan(concurrency=c))
+            return recs
+
+    recs = run_loop(go())
+    bad = [r.error for r in recs if not r.ok]
+    if bad:
+        raise SystemExit(f"benchrun client: {len(bad)} failed requests, e.g. {bad[0]}")
+    return {r.tags["rid"]: [r.start_ns + t for t in M.token_offsets_ns(r)] for r in recs}
+
+
+def run_minimal(url: str, bodies, c: int) -> dict[str, list[int]]:
+    return run_loop(minimal_client.run(url + "/v1/chat/completions", bodies, c))
+
+
+def errors(measured: dict, truth: dict) -> dict:
+    ttft, itl, tokens = [], [], 0
+    for rid, arrived in measured.items():
+        sent = truth[rid]
+        if len(arrived) != len(sent):
+            raise SystemExit(f"{rid}: {len(arrived)} token events measured, {len(sent)} sent")
+        a, s = np.array(arrived, dtype=np.int64), np.array(sent, dtype=np.int64)
+        ttft.append((a[0] - s[0]) / 1e6)
+        itl.extend((np.diff(a) - np.diff(s)) / 1e6)
+        tokens += len(a)
+    ttft, itl = np.array(ttft), np.array(itl)
+    return {"ttft_err_p50": float(np.median(ttft)), "ttft_err_p99": float(np.percentile(ttft, 99)),
+            "ttft_err_min": float(ttft.min()),
+            "itl_err_p50": float(np.median(itl)), "itl_err_p99": float(np.percentile(itl, 99)),
+            "itl_err_min": float(itl.min()), "tokens": tokens}
+
+
+def measure(url: str, name: str, c: int, tokens: int, rnd: int) -> dict:
+    bodies = plan_bodies(c, tokens, f"{name}-{c}-{rnd}-")
+    gc.collect()
+    fn = run_benchrun if name == "benchrun" else run_minimal
+    c0 = cpu_s()
+    measured = fn(url, bodies, c)
+    cpu = cpu_s() - c0
+    out = errors(measured, timedserver.fetch_log(url))
+    out["cpu_us_per_token"] = cpu / out["tokens"] * 1e6
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--levels", default="1,32,256")
+    ap.add_argument("--tokens", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=2, help="alternating rounds per level (median kept)")
+    ap.add_argument("--json", help="also write the figures here")
+    args = ap.parse_args()
+    levels = [int(x) for x in args.levels.split(",")]
+    print(f"load average before: {os.getloadavg()[0]:.2f} (cores: {os.cpu_count()})")
+    rows = []
+    with timedserver.running() as url:
+        run_minimal(url, plan_bodies(1, 4, "warm-"), 1)  # warm both code paths and the server
+        run_benchrun(url, plan_bodies(1, 4, "warm2-"), 1)
+        timedserver.fetch_log(url)
+        for c in levels:
+            got: dict[str, list[dict]] = {"minimal": [], "benchrun": []}
+            for rnd in range(args.rounds):
+                order = ("minimal", "benchrun") if rnd % 2 == 0 else ("benchrun", "minimal")
+                for name in order:
+                    got[name].append(measure(url, name, c, args.tokens, rnd))
+            for name, runs in got.items():
+                row = {k: float(np.median([r[k] for r in runs])) for k in runs[0]}
+                rows.append({"client": name, "concurrency": c, **row})
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    hdr = ("client", "c", "TTFT err p50", "p99", "min", "ITL err p50", "p99", "min", "CPU us/tok")
+    print("{:<9} {:>4} {:>12} {:>7} {:>7} {:>11} {:>7} {:>7} {:>10}".format(*hdr))
+    for r in rows:
+        print(f"{r['client']:<9} {r['concurrency']:>4} {r['ttft_err_p50']:>12.3f} {r['ttft_err_p99']:>7.3f} "
+              f"{r['ttft_err_min']:>7.3f} {r['itl_err_p50']:>11.3f} {r['itl_err_p99']:>7.3f} "
+              f"{r['itl_err_min']:>7.3f} {r['cpu_us_per_token']:>10.1f}")
+    by = {(r["client"], r["concurrency"]): r for r in rows}
+    if ("benchrun", 32) in by and ("minimal", 32) in by:
+        b, m = by[("benchrun", 32)], by[("minimal", 32)]
+        print(f"c=32 benchrun - minimal: TTFT p50 {b['ttft_err_p50'] - m['ttft_err_p50']:+.3f} ms "
+              f"(target 0.5), p99 {b['ttft_err_p99'] - m['ttft_err_p99']:+.3f} ms (target 2); "
+              f"ITL p50 {b['itl_err_p50'] - m['itl_err_p50']:+.3f}, p99 {b['itl_err_p99'] - m['itl_err_p99']:+.3f} ms (target 0.3)")
+    if ("benchrun", 256) in by:
+        print(f"c=256 benchrun CPU: {by[('benchrun', 256)]['cpu_us_per_token']:.1f} us/token (target <= 20)")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(rows, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()

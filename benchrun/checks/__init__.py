@@ -1,0 +1,69 @@
+"""Quality checks on model replies, declared per turn or per agent in the workload YAML:
+
+  checks:
+    - python_parses                                     # the fenced code block parses
+    - {type: has_docstrings}                            # Google-style: Args:/Returns: as needed
+    - {type: defines, names: [app, User]}
+    - {type: pytest_passes, reference: calculate_discount.py, min_tests: 3}
+    - {type: runs, stdin: "q\\n", survive_s: 2}
+    - {type: json_schema, schema: {type: object, required: [id]}}
+    - {type: regex, pattern: "status_code\\s*=\\s*201", flags: i}
+
+A check is a function (text, spec, ctx) -> (passed, reason); code that runs goes through
+sandbox.Sandbox. Outcomes land in result.json `tasks[].checks`."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from . import execute, static
+from .sandbox import Limits, isolation
+
+CHECKS: dict[str, Callable[[str, dict, Any], tuple[bool, str]]] = {
+    "python_parses": static.python_parses,
+    "has_docstrings": static.has_docstrings,
+    "defines": static.defines,
+    "regex": static.regex,
+    "json_schema": static.json_schema,
+    "pytest_passes": execute.pytest_passes,
+    "runs": execute.runs,
+}
+DATA_DIR = Path(__file__).resolve().parent.parent / "workloads" / "data"
+
+
+@dataclass
+class CheckContext:
+    data_dir: Path = DATA_DIR  # where `reference:` files live
+    limits: Limits = field(default_factory=Limits)
+    isolation: str = "auto"
+
+
+def normalize(spec: Any) -> dict:
+    """`name` or {type: name, ...} -> {type: name, ...}; unknown names are a one-line error."""
+    if isinstance(spec, str):
+        spec = {"type": spec}
+    if not isinstance(spec, dict) or "type" not in spec:
+        raise ValueError(f"a check is a name or a mapping with `type`, got {spec!r}")
+    if spec["type"] not in CHECKS:
+        raise ValueError(f"unknown check {spec['type']!r}; known: {', '.join(CHECKS)}")
+    return dict(spec)
+
+
+def run_check(text: str, spec: Any, ctx: CheckContext | None = None) -> dict:
+    """One check -> {"name", "passed", "reason", "duration_ms"}. A crash inside a check is a
+    failed check with the error as reason, never an exception."""
+    spec = normalize(spec)
+    ctx = ctx or CheckContext()
+    t0 = time.perf_counter()
+    try:
+        passed, reason = CHECKS[spec["type"]](text, spec, ctx)
+    except Exception as e:  # noqa: BLE001 -- a broken check must not lose the job
+        passed, reason = False, f"check error: {type(e).__name__}: {e}"
+    out = {"name": spec.get("name", spec["type"]), "passed": bool(passed), "reason": reason,
+           "duration_ms": round((time.perf_counter() - t0) * 1000, 3)}
+    return out
+
+
+__all__ = ["CHECKS", "CheckContext", "Limits", "isolation", "normalize", "run_check"]

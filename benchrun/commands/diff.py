@@ -1,0 +1,42 @@
+"""`benchrun diff BASELINE CANDIDATE [--format table|md|json] [--fail-on METRIC:PCT ...]`"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..report.data import ReportError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="benchrun diff",
+        description="Compare two run or sweep dirs job by job (matched on model, workload, concurrency).")
+    p.add_argument("baseline", help="run or sweep dir (outputs/<run_id>)")
+    p.add_argument("candidate", help="run or sweep dir to compare against the baseline")
+    p.add_argument("--format", choices=("table", "md", "json"), default="table")
+    p.add_argument("--fail-on", action="append", default=[], metavar="METRIC:PCT",
+                   help="exit 1 when METRIC (e.g. ttft_ms.p50, decode_tok_s.mean, "
+                        "output_throughput_tok_s) gets worse by more than PCT percent and the change "
+                        "is not within noise; repeatable")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    from ..diff import diff_dirs, format_json, format_md, format_table, parse_fail_on, regressions
+
+    try:
+        rules = [parse_fail_on(s) for s in args.fail_on]
+        d = diff_dirs(args.baseline, args.candidate, seed=args.seed)
+    except ReportError as e:
+        print(f"benchrun diff: {e}", file=sys.stderr)
+        return 2
+    failures = regressions(d, rules)
+    if args.format == "json":
+        sys.stdout.write(format_json(d, failures))
+    else:
+        sys.stdout.write(format_md(d) if args.format == "md" else format_table(d))
+    for f in failures:
+        print(f"REGRESSION {f}", file=sys.stderr)
+    return 1 if failures else 0

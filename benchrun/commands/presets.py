@@ -1,0 +1,189 @@
+"""`benchrun presets [NAME...] [overrides] [--json]`: every model preset with its backend, model
+file (present or missing), estimated memory against this machine, and the exact server command
+line it would run. Each preset is composed through Hydra's compose API exactly as a run would
+compose it (overrides such as paths.models_dir=... apply). Hydra is imported inside the
+functions: only cli.py imports it at module level."""
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+PORT_SHOWN = "<free port>"
+
+
+def compose_presets(names: list[str], overrides: list[str]) -> tuple[list[Any], list[str]]:
+    """([composed config per preset], all preset names). Unknown names raise ValueError."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from ..cli import conf_dir  # also registers the run_id resolver the config uses
+    from ..config import register_configs
+
+    register_configs()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        known = sorted(n for n in loader.get_group_options("model") if not n.startswith("base_"))
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ValueError(f"unknown preset {unknown[0]!r}; presets: {', '.join(known)}")
+        cfgs = [compose("config", overrides=[f"model={n}", *overrides]) for n in (names or known)]
+    GlobalHydra.instance().clear()
+    return cfgs, known
+
+
+def compose_config(overrides: list[str]) -> Any:
+    """The config a run with these overrides would get (Hydra compose API, the real conf/)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from ..cli import conf_dir
+    from ..config import register_configs
+
+    register_configs()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+            return compose("config", overrides=list(overrides))
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def command_line(m: Any, shown_port: Optional[int]) -> tuple[list[str], list[str]]:
+    """(argv the preset would run, problems). Built by the same server_command a run uses; when
+    the model file or binary is missing, built anyway with the configured path/binary so the
+    user sees the line, and the problem is listed."""
+    from omegaconf import OmegaConf
+
+    from ..servers import ServerError
+    from ..servers.pool import embedded_command, llama_server_command, server_command
+
+    port = shown_port or 0  # 0 stands for "a free port is taken at launch"
+    if m.backend == "external":
+        return [], []
+    problems: list[str] = []
+    try:
+        return server_command(m, port), problems
+    except ServerError as e:
+        problems.append(str(e))
+    path = Path(m.path).expanduser() if m.path else Path("<model.path>")
+    if m.backend == "llama_server":
+        # llama_server_command checks the binary exists; render with a stand-in, then put the
+        # configured binary back in argv[0].
+        m2 = OmegaConf.merge(m, {"binary": sys.executable})
+        cmd = llama_server_command(m2, path, port)
+        cmd[0] = m.binary
+        if not any("binary" in p for p in problems):
+            try:
+                llama_server_command(m, path, port)
+            except ServerError as e:
+                problems.append(str(e))
+        return cmd, problems
+    return embedded_command(m, path, port), problems
+
+
+def _shown(cmd: list[str], port_given: bool) -> str:
+    if port_given or not cmd:
+        return shlex.join(cmd)
+    out = []
+    for i, a in enumerate(cmd):
+        if i and cmd[i - 1] == "--port" and a == "0":
+            a = PORT_SHOWN
+        elif a.startswith("{") and '"port": 0' in a:
+            a = a.replace('"port": 0', f'"port": "{PORT_SHOWN}"')
+        out.append(a)
+    return shlex.join(out)
+
+
+def describe_preset(cfg: Any, hw: dict) -> dict:
+    from omegaconf import OmegaConf
+
+    from .. import fit
+    from ..servers import ServerError
+    from ..servers.pool import resolve_model_path
+
+    m = cfg.model
+    d: dict = {"name": m.name, "backend": m.backend, "quantization": m.quantization,
+               "ctx_size": m.ctx_size, "parallel": m.parallel, "n_gpu_layers": m.n_gpu_layers,
+               "model_file": None, "file_status": None, "estimate_mib": None, "fits": None,
+               "estimate": None, "command": None, "problems": []}
+    if m.backend == "external":
+        url = m.get("url") if not OmegaConf.is_missing(m, "url") else None
+        d.update(file_status="external",
+                 command=f"(none: benchrun connects to {url or 'the running server at model.url=...'})")
+        return d
+    path = None
+    try:
+        path = resolve_model_path(m)
+        d["file_status"] = "built-in" if m.tiny else "present"
+    except ServerError as e:
+        d["file_status"] = "missing"
+        d["problems"].append(str(e))
+    d["model_file"] = str(path) if path else (str(Path(m.path).expanduser()) if m.path else None)
+    if path is not None:
+        try:
+            facts = fit.read_gguf_facts(path)
+            est = fit.estimate(m, path, facts)
+            d["estimate_mib"], d["estimate"] = est.total_mib, est.breakdown()
+            have, what, share = fit.budget(m, hw, facts.n_layer)
+            if have is not None:
+                d["fits"] = est.total_bytes * share / fit.MIB <= have
+                d["budget"] = f"{have} MiB {what}"
+        except ValueError as e:
+            d["problems"].append(str(e))
+    cmd, problems = command_line(m, m.port)
+    d["command"] = _shown(cmd, bool(m.port))
+    d["problems"] += [p for p in problems if p not in d["problems"]]
+    return d
+
+
+def render(presets: list[dict], hw: dict) -> str:
+    gpu = f"{hw.get('gpu')} ({hw.get('gpu_memory_mib')} MiB)" if hw.get("gpu") else "no GPU"
+    lines = [f"hardware {hw.get('name')}: {gpu}, {hw.get('memory_mib')} MiB RAM, CPU {hw.get('cpu')}", ""]
+    for d in presets:
+        est = "?" if d["estimate_mib"] is None else f"~{d['estimate_mib']} MiB"
+        fits = {True: f"fits {d.get('budget')}", False: f"DOES NOT FIT {d.get('budget')}",
+                None: "fit unknown"}[d["fits"]]
+        lines.append(f"{d['name']}  [{d['backend']}]  estimate {est}, {fits}")
+        if d["model_file"] or d["file_status"] == "missing":
+            lines.append(f"  model file: {d['model_file']} ({d['file_status']})")
+        if d["estimate"]:
+            lines.append(f"  memory:     {d['estimate']}")
+        lines.append(f"  command:    {d['command']}")
+        for p in d["problems"]:
+            lines.append(f"  problem:    {p}")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main(argv: list[str]) -> int:
+    if any(a in ("-h", "--help") for a in argv):
+        print("usage: benchrun presets [NAME...] [key=value overrides] [--json]")
+        return 0
+    as_json = "--json" in argv
+    args = [a for a in argv if a != "--json"]
+    bad = [a for a in args if a.startswith("-")]
+    if bad:
+        print(f"benchrun presets: unknown option {bad[0]}", file=sys.stderr)
+        return 2
+    names = [a for a in args if "=" not in a]
+    overrides = [a for a in args if "=" in a]
+    try:
+        from ..hardware import describe_hardware
+        from omegaconf import OmegaConf
+
+        cfgs, _ = compose_presets(names, overrides)
+        hw = describe_hardware(OmegaConf.to_container(cfgs[0].hardware, resolve=True)) if cfgs else {}
+        presets = [describe_preset(c, hw) for c in cfgs]
+    except Exception as e:  # noqa: BLE001 -- bad overrides etc.: one line, no traceback
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"benchrun presets: {msg}", file=sys.stderr)
+        return 2
+    if as_json:
+        print(json.dumps({"hardware": hw, "presets": presets}, indent=2))
+    else:
+        sys.stdout.write(render(presets, hw))
+    return 0

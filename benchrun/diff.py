@@ -1,0 +1,230 @@
+"""Compare two run or sweep dirs job by job: matched on (model, workload, concurrency), every
+headline metric with baseline, candidate, absolute and relative change, and whether the change
+is beyond noise (see report/compare.py). Reads files only."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from .report.compare import Delta, compare
+from .report.data import HEADLINE, Job, Metric, ReportError, load_jobs, metric
+
+# Settings that make two jobs incomparable when they differ.
+_HW_KEYS = ("name", "gpu", "gpu_memory_mib", "cpu", "memory_mib")
+
+
+@dataclass
+class JobDiff:
+    key: tuple  # (model, workload, concurrency)
+    base_dir: str
+    cand_dir: str
+    deltas: list[Delta]
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Diff:
+    base: str
+    cand: str
+    jobs: list[JobDiff]
+    only_base: list[str]
+    only_cand: list[str]
+    warnings: list[str]  # run-wide notes (ambiguous matches, failed jobs)
+
+
+def _index(jobs: list[Job], side: str, notes: list[str]) -> dict[tuple, Job]:
+    out: dict[tuple, Job] = {}
+    for j in jobs:
+        if not j.ok:
+            notes.append(f"{side}: job {j.dir.name} {j.result.get('status')}: {j.result.get('error')}")
+            continue
+        if j.key in out:
+            notes.append(f"{side}: several jobs for {_fmt_key(j.key)}; comparing {out[j.key].dir.name}, "
+                         f"ignoring {j.dir.name}")
+            continue
+        out[j.key] = j
+    return out
+
+
+def _fmt_key(key: tuple) -> str:
+    return f"{key[0]} / {key[1]} / C{key[2]}"
+
+
+def comparability(a: dict, b: dict) -> list[str]:
+    """Why two results may not be comparable (each a one-line warning)."""
+    w = []
+    sa, sb = a["model"].get("sha256"), b["model"].get("sha256")
+    if sa and sb and sa != sb:
+        w.append(f"model file differs (sha256 {sa[:12]} vs {sb[:12]})")
+    ba, bb = a["server"].get("build_info"), b["server"].get("build_info")
+    if ba != bb and (ba or bb):
+        w.append(f"server build differs ({ba} vs {bb})")
+    if a["server"].get("backend") != b["server"].get("backend"):
+        w.append(f"server backend differs ({a['server'].get('backend')} vs {b['server'].get('backend')})")
+    ha, hb = a.get("hardware") or {}, b.get("hardware") or {}
+    hw = [k for k in _HW_KEYS if ha.get(k) != hb.get(k) and (ha.get(k) or hb.get(k))]
+    if hw:
+        w.append("hardware differs (" + ", ".join(f"{k}: {ha.get(k)} vs {hb.get(k)}" for k in hw) + ")")
+    wa, wb = a.get("workload") or {}, b.get("workload") or {}
+    wk = sorted(k for k in set(wa) | set(wb) if wa.get(k) != wb.get(k))
+    if wk:
+        w.append("workload settings differ (" + ", ".join(f"{k}: {wa.get(k)} vs {wb.get(k)}" for k in wk) + ")")
+    for k in ("ctx_size", "parallel", "quantization", "n_gpu_layers"):
+        if a["model"].get(k) != b["model"].get(k):
+            w.append(f"model.{k} differs ({a['model'].get(k)} vs {b['model'].get(k)})")
+    la, lb = a.get("load") or {}, b.get("load") or {}
+    lk = sorted(k for k in set(la) | set(lb) if k != "request_timeout_s" and la.get(k) != lb.get(k))
+    if lk:
+        w.append("load settings differ (" + ", ".join(f"{k}: {la.get(k)} vs {lb.get(k)}" for k in lk) + ")")
+    if (a.get("repeats") or 1) != (b.get("repeats") or 1):
+        w.append(f"repeats differ ({a.get('repeats') or 1} vs {b.get('repeats') or 1})")
+    return w
+
+
+def diff_dirs(base: Path, cand: Path, metrics: tuple[Metric, ...] = HEADLINE, seed: int = 0) -> Diff:
+    notes: list[str] = []
+    a = _index(load_jobs(base), "baseline", notes)
+    b = _index(load_jobs(cand), "candidate", notes)
+    jobs = []
+    for key in sorted(set(a) & set(b), key=lambda k: (k[0], k[1], k[2])):
+        ja, jb = a[key], b[key]
+        deltas = [d for d in (compare(ja, jb, m, seed=seed) for m in metrics)
+                  if d.base is not None or d.cand is not None]
+        jobs.append(JobDiff(key, str(ja.dir), str(jb.dir), deltas, comparability(ja.result, jb.result)))
+    only_a = [_fmt_key(k) for k in sorted(set(a) - set(b))]
+    only_b = [_fmt_key(k) for k in sorted(set(b) - set(a))]
+    if not jobs:
+        raise ReportError(f"no matching jobs between {base} and {cand} "
+                          f"(matched on model, workload, concurrency)")
+    return Diff(str(base), str(cand), jobs, only_a, only_b, notes)
+
+
+# --- --fail-on -------------------------------------------------------------------------------
+
+def parse_fail_on(spec: str) -> tuple[Metric, float]:
+    """'ttft_ms.p50:10' -> (metric, 10.0): fail when it gets worse by more than 10%."""
+    name, sep, pct = spec.rpartition(":")
+    if not sep or not name:
+        raise ReportError(f"--fail-on wants METRIC:PCT (e.g. ttft_ms.p50:10), got {spec!r}")
+    try:
+        p = float(pct.rstrip("%"))
+    except ValueError:
+        raise ReportError(f"--fail-on {spec!r}: {pct!r} is not a number") from None
+    if p < 0:
+        raise ReportError(f"--fail-on {spec!r}: threshold must be >= 0")
+    return metric(name), p
+
+
+def regressions(d: Diff, rules: list[tuple[Metric, float]]) -> list[str]:
+    """One line per (job, rule) where the metric got worse by more than the threshold and the
+    change is not within noise (a change with no noise estimate counts)."""
+    out = []
+    for jd in d.jobs:
+        by_key = {x.key: x for x in jd.deltas}
+        for m, pct in rules:
+            x = by_key.get(m.key)
+            if x is None or x.rel is None or not x.regression:
+                continue
+            if abs(x.rel) * 100 > pct:
+                noise = "beyond noise" if x.beyond_noise else "no noise estimate"
+                out.append(f"{_fmt_key(jd.key)}: {m.key} {x.change} by {abs(x.rel) * 100:.1f}% "
+                           f"(> {pct:g}%, {noise}): {m.show(x.base)} -> {m.show(x.cand)}")
+    return out
+
+
+# --- output ----------------------------------------------------------------------------------
+
+def _num(v: Optional[float], m: Metric) -> str:
+    return m.show(v, unit=False)
+
+
+def _flag(x: Delta) -> str:
+    if x.change == "same":
+        return "="
+    if x.beyond_noise is False:
+        return "~ noise"
+    arrow = "BETTER" if x.change == "better" else "WORSE"
+    return arrow if x.beyond_noise else f"{arrow.lower()}?"
+
+
+def rows(jd: JobDiff) -> list[list[str]]:
+    out = []
+    for x in jd.deltas:
+        m = Metric(x.key, x.label, x.unit, x.better, _fmt_for(x.key))
+        rel = "—" if x.rel is None else ("∞" if math.isinf(x.rel) else f"{x.rel * 100:+.1f}%")
+        absd = "—" if x.abs is None else (f"+{_num(x.abs, m)}" if x.abs > 0 else _num(x.abs, m))
+        out.append([x.key + (f" ({x.unit})" if x.unit else ""), _num(x.base, m), _num(x.cand, m), absd,
+                    rel, _flag(x), x.method])
+    return out
+
+
+def _fmt_for(key: str) -> str:
+    from .report.data import BY_KEY
+
+    return BY_KEY[key].fmt if key in BY_KEY else "{:.1f}"
+
+
+HEADERS = ["metric", "baseline", "candidate", "abs", "rel", "verdict", "noise"]
+
+
+def format_table(d: Diff) -> str:
+    lines = [f"baseline:  {d.base}", f"candidate: {d.cand}", ""]
+    for jd in d.jobs:
+        lines.append(f"== {_fmt_key(jd.key)}")
+        for w in jd.warnings:
+            lines.append(f"   WARNING not comparable: {w}")
+        table = [HEADERS] + rows(jd)
+        widths = [max(len(r[i]) for r in table) for i in range(len(HEADERS))]
+        for i, r in enumerate(table):
+            lines.append("   " + "  ".join(c.ljust(w) if j == 0 else c.rjust(w)
+                                          for j, (c, w) in enumerate(zip(r, widths))).rstrip())
+            if i == 0:
+                lines.append("   " + "  ".join("-" * w for w in widths))
+        lines.append("")
+    lines += _tail(d)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _tail(d: Diff) -> list[str]:
+    out = []
+    if d.only_base:
+        out.append("only in baseline: " + "; ".join(d.only_base))
+    if d.only_cand:
+        out.append("only in candidate: " + "; ".join(d.only_cand))
+    out += [f"note: {n}" for n in d.warnings]
+    out.append("verdict: BETTER/WORSE = beyond noise (95% CI of the change excludes 0); "
+               "~ noise = within noise; better?/worse? = no noise estimate (single run).")
+    return out
+
+
+def format_md(d: Diff) -> str:
+    lines = [f"# benchrun diff", "", f"- baseline: `{d.base}`", f"- candidate: `{d.cand}`", ""]
+    for jd in d.jobs:
+        lines += [f"## {_fmt_key(jd.key)}", ""]
+        lines += [f"> **Not comparable:** {w}" for w in jd.warnings]
+        if jd.warnings:
+            lines.append("")
+        lines.append("| " + " | ".join(HEADERS) + " |")
+        lines.append("|" + "|".join(["---"] + ["---:"] * (len(HEADERS) - 1)) + "|")
+        lines += ["| " + " | ".join(r) + " |" for r in rows(jd)]
+        lines.append("")
+    lines += [f"- {t}" for t in _tail(d)]
+    return "\n".join(lines) + "\n"
+
+
+def format_json(d: Diff, failures: list[str]) -> str:
+    def clean(v):
+        return None if isinstance(v, float) and not math.isfinite(v) else v
+
+    return json.dumps({
+        "baseline": d.base, "candidate": d.cand,
+        "jobs": [{"model": jd.key[0], "workload": jd.key[1], "concurrency": jd.key[2],
+                  "baseline_dir": jd.base_dir, "candidate_dir": jd.cand_dir, "warnings": jd.warnings,
+                  "metrics": [{k: clean(v) for k, v in x.to_dict().items()} for x in jd.deltas]}
+                 for jd in d.jobs],
+        "only_baseline": d.only_base, "only_candidate": d.only_cand, "notes": d.warnings,
+        "failures": failures,
+    }, indent=2) + "\n"

@@ -1,0 +1,133 @@
+"""What machine is this? `hardware=auto` detects the GPUs through NVML (name, memory) and the
+CPU and RAM through psutil; a named profile (rtx4090, h100, cpu, ...) describes a machine for
+reports and the fit check, with anything it leaves null filled in from detection."""
+from __future__ import annotations
+
+import platform
+import subprocess
+from typing import Any, Optional
+
+MIB = 1 << 20
+
+
+def open_nvml() -> tuple[Optional[Any], Optional[str]]:
+    """(initialised pynvml module, None) or (None, why not). The caller calls nvmlShutdown.
+    Imported here, not at module level, so tests can inject a fake `pynvml` module."""
+    try:
+        import pynvml
+    except ImportError:
+        return None, "nvidia-ml-py (pynvml) is not installed"
+    try:
+        pynvml.nvmlInit()
+    except Exception as e:  # noqa: BLE001 -- NVMLError_LibraryNotFound, DriverNotLoaded, NoPermission...
+        return None, f"NVML unavailable: {e}"
+    return pynvml, None
+
+
+def _text(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def detect_gpus() -> tuple[list[dict], Optional[str]]:
+    """([{index, name, memory_mib}], note). note says why no GPU could be read."""
+    nvml, why = open_nvml()
+    if nvml is None:
+        return [], why
+    try:
+        gpus = []
+        for i in range(nvml.nvmlDeviceGetCount()):
+            h = nvml.nvmlDeviceGetHandleByIndex(i)
+            gpus.append({"index": i, "name": _text(nvml.nvmlDeviceGetName(h)),
+                         "memory_mib": int(nvml.nvmlDeviceGetMemoryInfo(h).total // MIB)})
+        return gpus, None if gpus else "NVML found no GPU"
+    except Exception as e:  # noqa: BLE001
+        return [], f"NVML error: {e}"
+    finally:
+        try:
+            nvml.nvmlShutdown()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def detect() -> dict:
+    """This machine: GPUs (if NVML can see them), CPU and RAM."""
+    import psutil
+
+    gpus, note = detect_gpus()
+    d: dict = {"name": "auto", "cpu": cpu_name(), "cpu_count": psutil.cpu_count(logical=True),
+               "memory_mib": int(psutil.virtual_memory().total // MIB), "gpus": gpus}
+    if gpus:
+        names = sorted({g["name"] for g in gpus})
+        d["gpu"] = names[0] if len(names) == 1 else " + ".join(names)
+        d["gpu_count"] = len(gpus)
+        d["gpu_memory_mib"] = sum(g["memory_mib"] for g in gpus)  # llama.cpp splits across GPUs
+    else:
+        d["gpu"], d["gpu_memory_mib"], d["gpu_note"] = None, None, note
+    return d
+
+
+def describe_hardware(hw: Any, detected: Optional[dict] = None) -> dict:
+    """The `hardware` block of result.json. `hw` is the hardware config node (name + fields).
+    auto -> detection; a profile -> its fields, nulls filled from detection."""
+    if hasattr(hw, "keys"):  # DictConfig or dict
+        fields = {k: hw[k] for k in hw.keys()}
+    else:
+        fields = dict(vars(hw))
+    detected = detected if detected is not None else detect()
+    if fields.get("name", "auto") == "auto":
+        return {**detected, **{k: v for k, v in fields.items() if v is not None}}
+    d = {k: v for k, v in fields.items() if v is not None}
+    for k in ("cpu", "memory_mib"):
+        d.setdefault(k, detected.get(k))
+    if not fields.get("gpu") and not fields.get("gpu_memory_mib"):
+        d.setdefault("gpu", None)
+    # A profile describes a machine; say when it is not the one we run on.
+    if d.get("gpu") and d.get("gpu") != detected.get("gpu"):
+        d["detected_gpu"] = detected.get("gpu")
+    return d
+
+
+def server_version(binary: str, timeout_s: float = 10.0) -> Optional[str]:
+    """`llama-server --version` -> 'version: 6123 (abc1234)' line, or None."""
+    try:
+        p = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=timeout_s)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    for line in (p.stdout + p.stderr).splitlines():
+        if line.strip().startswith("version"):
+            return line.strip()
+    return None
+
+
+def embedded_version() -> Optional[str]:
+    try:
+        import xllamacpp
+
+        return f"xllamacpp {xllamacpp.__version__}"
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def build_info_of(server: Any) -> Optional[str]:
+    """The server's build: /props build_info, else `llama-server --version`; the embedded wheel
+    reports 'b0-unknown', so its package version is added."""
+    info = server.build_info
+    if info and "unknown" not in info:
+        return info
+    if server.backend == "llama_server" and server.command:
+        return server_version(server.command[0]) or info
+    if server.backend == "embedded":
+        ver = embedded_version()
+        return f"{info} ({ver})" if info and ver else (ver or info)
+    return info

@@ -1,0 +1,121 @@
+"""Scrape llama.cpp's Prometheus `/metrics` at the start, every `interval_s` and at the end of
+the measured run; keep counter deltas and gauge peaks.
+
+Rates come from counter deltas: the two `*_tokens_seconds` gauges reset on every scrape, so
+any scrape (ours or someone else's) would falsify them. One small GET per interval on the
+job's session is the whole cost in the hot path."""
+from __future__ import annotations
+
+import asyncio
+from typing import Optional
+
+import aiohttp
+
+PREFIX = "llamacpp:"
+COUNTERS = ("prompt_tokens_total", "prompt_seconds_total", "tokens_predicted_total",
+            "tokens_predicted_seconds_total", "n_decode_total", "prompt_tokens_cached_total")
+PEAK_GAUGES = ("requests_processing", "requests_deferred")
+
+
+def parse_prometheus(text: str) -> dict[str, float]:
+    """Unlabelled samples of the text exposition format -> {name without prefix: value}."""
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split()
+        if len(parts) < 2 or "{" in parts[0]:
+            continue  # llama.cpp exports no labels; skip anything that has them
+        try:
+            value = float(parts[1])
+        except ValueError:
+            continue
+        name = parts[0]
+        out[name[len(PREFIX):] if name.startswith(PREFIX) else name] = value
+    return out
+
+
+def summarize_scrapes(first: dict, last: dict, samples: list[dict], interval_s: float) -> dict:
+    """Counter deltas between the first and last scrape, peaks of the gauges over all
+    scrapes, and the server-side rates derived from the deltas."""
+    deltas = {k: last[k] - first[k] for k in COUNTERS if k in first and k in last}
+    peaks = {k: max(s[k] for s in samples if k in s) for k in PEAK_GAUGES
+             if any(k in s for s in samples)}
+
+    def ratio(a: str, b: str, scale: float = 1.0) -> Optional[float]:
+        x, y = deltas.get(a), deltas.get(b)
+        return x / y * scale if x is not None and y else None
+
+    return {
+        "available": True,
+        "scrapes": len(samples),
+        "interval_s": interval_s,
+        "counters": deltas,
+        "peaks": peaks,
+        "prompt_tok_s": ratio("prompt_tokens_total", "prompt_seconds_total"),
+        "predicted_tok_s": ratio("tokens_predicted_total", "tokens_predicted_seconds_total"),
+        # Per-slot decode time per token: tokens_predicted_seconds sums each slot's time.
+        "predicted_ms_per_token": ratio("tokens_predicted_seconds_total", "tokens_predicted_total", 1000.0),
+        "tokens_per_decode": ratio("tokens_predicted_total", "n_decode_total"),
+    }
+
+
+class Scraper:
+    """Usage: `s = Scraper(session, url); await s.start(); ...run...; result = await s.stop()`.
+    A server without /metrics (not started with --metrics, or not llama.cpp) gives
+    {"available": False, "reason": ...} and is not asked again."""
+
+    def __init__(self, session: aiohttp.ClientSession, base_url: str, interval_s: float = 0.5,
+                 headers: dict | None = None):
+        self.session = session
+        self.url = base_url.rstrip("/") + "/metrics"
+        self.interval_s = interval_s
+        self.headers = headers
+        self.samples: list[dict] = []
+        self.reason: Optional[str] = None
+        self._task: Optional[asyncio.Task] = None
+
+    async def scrape(self) -> Optional[dict]:
+        try:
+            async with self.session.get(self.url, headers=self.headers,
+                                        timeout=aiohttp.ClientTimeout(total=5)) as resp:
+                if resp.status != 200:
+                    self.reason = f"GET /metrics answered HTTP {resp.status} (start llama-server with --metrics)"
+                    return None
+                sample = parse_prometheus(await resp.text())
+        except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+            self.reason = f"GET /metrics failed: {type(e).__name__}"
+            return None
+        if not any(k in sample for k in COUNTERS):
+            self.reason = "/metrics has no llama.cpp counters"
+            return None
+        self.samples.append(sample)
+        return sample
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            await self.scrape()  # a missed sample only loses a gauge reading
+
+    async def start(self) -> bool:
+        """First scrape; when it fails the server has no usable /metrics and we stop asking."""
+        if await self.scrape() is None:
+            return False
+        if self.interval_s and self.interval_s > 0:
+            self._task = asyncio.create_task(self._loop())
+        return True
+
+    async def stop(self) -> dict:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        if not self.samples:
+            return {"available": False, "reason": self.reason or "no /metrics scrape succeeded"}
+        first = self.samples[0]
+        if await self.scrape() is None:  # the deltas need a scrape taken after the run
+            return {"available": False, "reason": self.reason}
+        return summarize_scrapes(first, self.samples[-1], self.samples, self.interval_s)

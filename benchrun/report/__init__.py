@@ -1,0 +1,60 @@
+"""Reports from output dirs (files only): report.md, report.html, charts/*.png, summary.csv/json.
+Runs at the end of every run and sweep, and on demand on any old dir (`benchrun report DIR`)."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..results import atomic_write_text
+from .data import ReportError, load_jobs
+
+__all__ = ["ReportError", "Written", "write_report"]
+
+
+@dataclass
+class Written:
+    report_md: Path
+    report_html: Path | None
+    charts: list[Path] = field(default_factory=list)
+    summary: list[Path] = field(default_factory=list)
+    jobs: int = 0
+    failed: int = 0
+
+
+def _slug(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", s)
+
+
+def write_report(root: Path, html: bool = True, charts: bool = True) -> Written:
+    """(Re)write everything into `root` (a run or sweep dir). Raises ReportError on bad input."""
+    from ..summary import write_summary
+    from .blocks import to_html, to_markdown
+    from .markdown import _title, build_blocks
+    from .view import build_groups
+
+    root = Path(root)
+    jobs = load_jobs(root)
+    root = root.resolve()
+    if (root / "result.json").is_file():
+        root_out = root  # a single job dir: write beside its result
+    else:
+        root_out = root
+    groups = build_groups(jobs)
+    made: dict[str, dict[str, Path]] = {}
+    if charts:
+        from .charts import all_charts
+
+        for i, g in enumerate(groups):
+            made[g.workload] = all_charts(g, root_out / "charts", "" if i == 0 else f"_{_slug(g.workload)}")
+    blocks = build_blocks(jobs, groups, made, root_out)
+    md = root_out / "report.md"
+    atomic_write_text(md, to_markdown(blocks))
+    page = None
+    if html:
+        page = root_out / "report.html"
+        atomic_write_text(page, to_html(blocks, root_out, f"Benchmark: {_title(groups)}"))
+    rows = write_summary(root_out)
+    return Written(md, page, [p for d in made.values() for p in d.values()],
+                   [root_out / "summary.csv", root_out / "summary.json"] if rows else [],
+                   len(jobs), sum(1 for j in jobs if not j.ok))

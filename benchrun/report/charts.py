@@ -1,0 +1,322 @@
+"""Charts from measured data only (matplotlib, Agg canvas: no display, no pyplot global state).
+Every chart has a title, axis units and a legend; error bars are 95% CIs across repeats when
+the run has repeats."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from .data import BY_KEY, Job
+from .findings import task_tally
+from .view import Group, half_width
+
+M = BY_KEY
+DPI = 110
+
+
+def _fig(w: float, h: float, **kw) -> Figure:
+    fig = Figure(figsize=(w, h), dpi=DPI, **kw)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, bbox_inches="tight")
+    return path
+
+
+def _color(i: int) -> str:
+    return f"C{i % 10}"
+
+
+def _err(job: Optional[Job], key: str) -> float:
+    h = half_width(job, M[key]) if job else None
+    return h or 0.0
+
+
+def _yerr(ys: list, es: list):
+    """Asymmetric error bars clipped at zero: these quantities are never negative."""
+    if not any(es):
+        return None
+    return [[min(e, y or 0.0) for y, e in zip(ys, es)], list(es)]
+
+
+def _log_if_wide(ax, values: list) -> None:
+    """A log axis when values differ by more than 10x: the small one stays readable."""
+    v = [x for x in values if x and x > 0]
+    if v and max(v) / min(v) > 10:
+        ax.set_yscale("log", nonpositive="clip")
+
+
+def _has_repeats(g: Group) -> bool:
+    return any(len(j.result.get("repeat_metrics") or []) >= 2 for row in g.grid.values() for j in row.values())
+
+
+def _subtitle(g: Group) -> str:
+    return " (error bars: 95% CI across repeats)" if _has_repeats(g) else " (single run per point)"
+
+
+# --- radar -----------------------------------------------------------------------------------
+
+def radar_axes(g: Group) -> list[tuple[str, dict[str, float], str]]:
+    """(axis label, raw value per preset, better) for every axis all presets have data for.
+    Derived axes: TTFT growth (Cmax/Cmin) and throughput scaling (Cmax/Cmin)."""
+    cmin, cmax = g.cmin, g.cmax
+    axes = []
+
+    def add(label: str, vals: dict, better: str) -> None:
+        if vals and len(vals) == len(g.labels) and all(v is not None for v in vals.values()):
+            axes.append((label, vals, better))
+
+    def at(key: str, c: int) -> dict:
+        return {lab: (g.job(lab, c).value(key) if g.job(lab, c) else None) for lab in g.labels}
+
+    add(f"Decode speed C{cmin}", at("decode_tok_s.mean", cmin), "higher")
+    if cmax != cmin:
+        add(f"Decode speed C{cmax}", at("decode_tok_s.mean", cmax), "higher")
+    add(f"TTFT p50 C{cmin}", at("ttft_ms.p50", cmin), "lower")
+    if cmax != cmin:
+        add(f"TTFT p50 C{cmax}", at("ttft_ms.p50", cmax), "lower")
+        lo, hi = at("ttft_ms.p50", cmin), at("ttft_ms.p50", cmax)
+        if all(lo.values()) and all(v is not None for v in hi.values()):
+            add(f"TTFT stability\n(C{cmax}/C{cmin})", {k: hi[k] / lo[k] for k in lo}, "lower")
+        tl, th = at("output_throughput_tok_s", cmin), at("output_throughput_tok_s", cmax)
+        if all(tl.values()) and all(v is not None for v in th.values()):
+            add(f"Throughput scaling\n(C{cmax}/C{cmin})", {k: th[k] / tl[k] for k in tl}, "higher")
+    add(f"Aggregate tok/s C{cmax}", at("output_throughput_tok_s", cmax), "higher")
+    add(f"Total time C{cmax}", at("wall_s", cmax), "lower")
+    add("Peak memory", at("memory.peak_mib", cmax), "lower")
+    add("Tokens per joule", at("energy.tokens_per_joule", cmax), "higher")
+    add(f"Quality checks C{cmax}", at("tasks.pass_rate", cmax), "rate")
+    return axes
+
+
+def normalise(vals: dict[str, float], better: str) -> dict[str, float]:
+    """1 = best measured preset on this axis; others as a fraction of it. 'rate' axes are
+    already 0..1 (share of checks passed) and are kept as they are."""
+    if better == "rate":
+        return dict(vals)
+    if better == "higher":
+        top = max(vals.values())
+        return {k: (v / top if top > 0 else 0.0) for k, v in vals.items()}
+    low = min(vals.values())
+    return {k: (low / v if v > 0 else 1.0) for k, v in vals.items()}
+
+
+def radar(g: Group, path: Path) -> Optional[Path]:
+    axes = radar_axes(g)
+    if len(axes) < 3:
+        return None
+    n = len(axes)
+    ang = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    fig = _fig(7.5, 7.0)
+    ax = fig.add_subplot(projection="polar")
+    for i, lab in enumerate(g.labels):
+        vals = [normalise(v, b)[lab] for _, v, b in axes]
+        xs, ys = np.append(ang, ang[0]), np.append(vals, vals[0])
+        ax.plot(xs, ys, color=_color(i), linewidth=2, label=lab)
+        ax.fill(xs, ys, color=_color(i), alpha=0.15)
+    ax.set_xticks(ang)
+    ax.set_xticklabels([a[0] for a in axes], fontsize=8.5)
+    ax.tick_params(axis="x", pad=14)
+    ax.set_ylim(0, 1.05)
+    ax.set_yticks([0.25, 0.5, 0.75, 1.0])
+    ax.set_yticklabels(["0.25", "0.5", "0.75", "1"], fontsize=7, color="grey")
+    ax.set_title(f"Model comparison — {g.workload}\n(1 = best measured preset on each axis; "
+                 "quality = share of checks passed)", fontsize=10, pad=24)
+    ax.legend(loc="upper right", bbox_to_anchor=(1.28, 1.12), fontsize=9)
+    return _save(fig, path)
+
+
+# --- degradation / throughput ----------------------------------------------------------------
+
+def _line(ax, g: Group, key: str) -> None:
+    for i, lab in enumerate(g.labels):
+        cs = sorted(c for c in g.grid[lab] if g.grid[lab][c].value(key) is not None)
+        if not cs:
+            continue
+        ys = [g.grid[lab][c].value(key) for c in cs]
+        es = [_err(g.grid[lab][c], key) for c in cs]
+        ax.errorbar(cs, ys, yerr=_yerr(ys, es), marker="o", capsize=4, color=_color(i), label=lab)
+    ax.set_xticks(g.levels)
+    ax.set_xticklabels([f"C{c}" for c in g.levels])
+    ax.set_xlabel("concurrency")
+    ax.grid(alpha=0.3)
+    vals = [j.value(key) for row in g.grid.values() for j in row.values()]
+    _log_if_wide(ax, vals)
+    if ax.get_yscale() == "linear":
+        ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8)
+
+
+def degradation(g: Group, path: Path) -> Path:
+    fig = _fig(11, 4.2)
+    a1, a2 = fig.subplots(1, 2)
+    _line(a1, g, "ttft_ms.p50")
+    a1.set_title("TTFT p50 vs concurrency")
+    a1.set_ylabel("time to first token, p50 (ms)")
+    _line(a2, g, "wall_s")
+    a2.set_title("Total time vs concurrency")
+    a2.set_ylabel("wall time per repeat (s)")
+    fig.suptitle(f"Degradation under load — {g.workload}{_subtitle(g)}", fontsize=11)
+    return _save(fig, path)
+
+
+def _bars(ax, g: Group, key: str, fmt: str) -> None:
+    n = len(g.labels)
+    width = 0.8 / max(1, n)
+    x = np.arange(len(g.levels))
+    for i, lab in enumerate(g.labels):
+        ys = [g.job(lab, c).value(key) if g.job(lab, c) else None for c in g.levels]
+        es = [_err(g.job(lab, c), key) for c in g.levels]
+        pos = x - 0.4 + width * (i + 0.5)
+        h = [y or 0.0 for y in ys]
+        bars = ax.bar(pos, h, width, yerr=_yerr(h, es), capsize=3, color=_color(i), label=lab)
+        for b, y in zip(bars, ys):
+            if y is not None:
+                ax.annotate(fmt.format(y), (b.get_x() + b.get_width() / 2, b.get_height()),
+                            ha="center", va="bottom", fontsize=7, xytext=(0, 2), textcoords="offset points")
+    ax.set_xticks(x)
+    ax.set_xticklabels([f"C{c}" for c in g.levels])
+    ax.set_xlabel("concurrency")
+    ax.grid(axis="y", alpha=0.3)
+    _log_if_wide(ax, [j.value(key) for row in g.grid.values() for j in row.values()])
+    ax.legend(fontsize=8)
+
+
+def throughput(g: Group, path: Path) -> Path:
+    fig = _fig(11, 4.2)
+    a1, a2 = fig.subplots(1, 2)
+    _bars(a1, g, "decode_tok_s.mean", "{:.0f}")
+    a1.set_title("Per-request decode speed (mean)")
+    a1.set_ylabel("tokens/s per request")
+    _bars(a2, g, "output_throughput_tok_s", "{:.0f}")
+    a2.set_title("Aggregate output throughput")
+    a2.set_ylabel("output tokens/s, all requests")
+    fig.suptitle(f"Throughput by concurrency — {g.workload}{_subtitle(g)}", fontsize=11)
+    return _save(fig, path)
+
+
+# --- side tasks ------------------------------------------------------------------------------
+
+def task_rows(job: Optional[Job]) -> dict[str, dict]:
+    """Per agent at one job: mean latency over repeats and its PASS/FAIL across repeats."""
+    out: dict[str, dict] = {}
+    for t in (job.result.get("tasks") or []) if job else []:
+        name = " ".join(str(x) for x in (t.get("agent"), t.get("title")) if x)
+        r = out.setdefault(name, {"role": t.get("role"), "lat": [], "passed": [], "checks": []})
+        if t.get("latency_ms") is not None:
+            r["lat"].append(float(t["latency_ms"]))
+        if t.get("passed") is not None:
+            r["passed"].append(bool(t["passed"]))
+        r["checks"] += t.get("checks") or []
+    return out
+
+
+def verdict(passed: list[bool]) -> str:
+    if not passed:
+        return "no checks"
+    k = sum(passed)
+    if k == len(passed):
+        return "PASS"
+    if k == 0:
+        return "FAIL"
+    return f"{k}/{len(passed)} PASS"
+
+
+def side_tasks(g: Group, path: Path) -> Optional[Path]:
+    per = {lab: task_rows(g.job(lab, g.cmax)) for lab in g.labels}
+    names: list[str] = []
+    for rows in per.values():
+        for name, r in rows.items():
+            if r["role"] != "primary" and name not in names:
+                names.append(name)
+    if not names:
+        return None
+    fig = _fig(max(6.5, 1.6 * len(names) * len(g.labels) + 2), 4.5)
+    ax = fig.add_subplot()
+    width = 0.8 / len(g.labels)
+    x = np.arange(len(names))
+    for i, lab in enumerate(g.labels):
+        rows = per[lab]
+        ys = [float(np.mean(rows[n]["lat"])) if n in rows and rows[n]["lat"] else 0.0 for n in names]
+        es = [float(np.std(rows[n]["lat"], ddof=1)) if n in rows and len(rows[n]["lat"]) > 1 else 0.0 for n in names]
+        bars = ax.bar(x - 0.4 + width * (i + 0.5), ys, width, yerr=_yerr(ys, es), capsize=3,
+                      color=_color(i), label=lab)
+        for b, n in zip(bars, names):
+            v = verdict(rows[n]["passed"]) if n in rows else "—"
+            col = {"PASS": "green", "FAIL": "red"}.get(v, "black")
+            ax.annotate(v, (b.get_x() + b.get_width() / 2, b.get_height()), ha="center", va="bottom",
+                        fontsize=8, fontweight="bold", color=col, xytext=(0, 3), textcoords="offset points")
+    ax.set_xticks(x)
+    ax.set_xticklabels(names)
+    ax.set_ylabel("task latency, all turns (ms)")
+    ax.set_title(f"Side tasks at max concurrency (C{g.cmax}) — {g.workload}\nlabels: quality checks PASS/FAIL"
+                 + ("; error bars: sd across repeats" if _has_repeats(g) else ""), fontsize=10)
+    ax.margins(y=0.15)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+# --- latency CDFs ----------------------------------------------------------------------------
+
+def _ecdf(ax, xs, **kw) -> None:
+    v = np.sort(np.asarray(xs, float))
+    if v.size:
+        ax.step(v, np.arange(1, v.size + 1) / v.size, where="post", **kw)
+
+
+def latency_cdf(g: Group, path: Path) -> Optional[Path]:
+    levels = sorted({g.cmin, g.cmax})
+    styles = {levels[0]: "-", levels[-1]: "--"} if len(levels) > 1 else {levels[0]: "-"}
+    fig = _fig(11, 4.2)
+    a1, a2 = fig.subplots(1, 2)
+    drawn = False
+    for i, lab in enumerate(g.labels):
+        for c in levels:
+            j = g.job(lab, c)
+            if j is None or not j.records:
+                continue
+            ttft = j.samples("ttft_ms")
+            itl = [x for gaps in j.samples("itl_ms") for x in gaps]
+            kw = dict(color=_color(i), linestyle=styles[c], label=f"{lab} C{c} (n={len(ttft)})")
+            _ecdf(a1, ttft, **kw)
+            _ecdf(a2, itl, **{**kw, "label": f"{lab} C{c} (n={len(itl)})"})
+            drawn = drawn or bool(ttft)
+    if not drawn:
+        return None
+    a1.set_title("TTFT distribution")
+    if a1.dataLim.x0 > 0 and a1.dataLim.x1 / a1.dataLim.x0 > 20:
+        a1.set_xscale("log")
+        a1.set_xlabel("time to first token (ms, log scale)")
+    if a1.get_xscale() == "linear":
+        a1.set_xlabel("time to first token (ms)")
+    a2.set_title("Inter-token latency distribution")
+    a2.set_xlabel("gap between tokens (ms, log scale)")
+    a2.set_xscale("log")
+    for a in (a1, a2):
+        a.set_ylabel("share of samples ≤ x")
+        a.set_ylim(0, 1.02)
+        a.grid(alpha=0.3)
+        a.legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"Latency CDFs — {g.workload} (all measured requests, every repeat)", fontsize=11)
+    return _save(fig, path)
+
+
+def all_charts(g: Group, charts_dir: Path, suffix: str = "") -> dict[str, Path]:
+    out = {}
+    for name, fn in (("radar", radar), ("degradation", degradation), ("throughput", throughput),
+                     ("side_tasks", side_tasks), ("latency_cdf", latency_cdf)):
+        p = fn(g, charts_dir / f"{name}{suffix}.png")
+        if p is not None:
+            out[name] = p
+    return out
+
+
+__all__ = ["all_charts", "task_rows", "verdict", "task_tally", "radar_axes", "normalise"]

@@ -1,0 +1,142 @@
+"""Is a difference between two jobs beyond noise? Shared by the report's Winner column and
+`benchrun diff`. Pure functions over loaded jobs; the bootstrap is seeded, so reruns agree.
+
+Noise, best source first:
+  repeats    per-repeat values (repeat_metrics, n >= 2 each): Welch t-interval of the difference
+  ci95       stored repeats_ci95 intervals that do not overlap
+  bootstrap  per-request samples from requests.jsonl, resampled by request (seeded); this sees
+             request-to-request spread only, not run-to-run drift, so repeats are better
+  none       a scalar measured once: no spread estimate, the change is reported as is
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+
+from .data import PER_REQUEST_NAMES, Job, Metric, ci_of, repeat_values
+
+N_BOOT = 1000
+MIN_SAMPLES = 5  # fewer per-request samples than this: no bootstrap
+
+
+def t975(df: float) -> float:
+    """Two-sided 95% Student-t critical value (benchrun.stats when present)."""
+    try:
+        from ..stats import t975 as _t
+
+        return _t(max(1, int(math.floor(df))))
+    except ImportError:  # pragma: no cover -- stats.py ships with the measurement issue
+        return 1.96 + 2.4 / max(1.0, df)
+
+
+def welch_diff_ci(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
+    """95% CI of mean(b) - mean(a), unequal variances (Welch-Satterthwaite df)."""
+    na, nb = len(a), len(b)
+    ma, mb = float(np.mean(a)), float(np.mean(b))
+    va, vb = float(np.var(a, ddof=1)), float(np.var(b, ddof=1))
+    se2 = va / na + vb / nb
+    d = mb - ma
+    if se2 == 0:
+        return d, d
+    df = se2 ** 2 / ((va / na) ** 2 / (na - 1) + (vb / nb) ** 2 / (nb - 1))
+    half = t975(df) * math.sqrt(se2)
+    return d - half, d + half
+
+
+def _stat(x: np.ndarray, stat: str, axis: int = -1) -> np.ndarray:
+    if stat == "mean":
+        return x.mean(axis=axis)
+    if stat.startswith("p"):
+        return np.percentile(x, float(stat[1:]), axis=axis)
+    raise ValueError(stat)
+
+
+def bootstrap_diff_ci(a: list, b: list, stat: str, seed: int = 0, n_boot: int = N_BOOT,
+                      clustered: bool = False) -> tuple[float, float]:
+    """95% percentile-bootstrap CI of stat(b) - stat(a). `clustered`: a and b are lists of
+    per-request lists (ITL gaps); requests are resampled whole."""
+    rng = np.random.default_rng(seed)
+    if not clustered:
+        A, B = np.asarray(a, float), np.asarray(b, float)
+        ia = rng.integers(0, len(A), (n_boot, len(A)))
+        ib = rng.integers(0, len(B), (n_boot, len(B)))
+        d = _stat(B[ib], stat) - _stat(A[ia], stat)
+    else:
+        A = [np.asarray(x, float) for x in a]
+        B = [np.asarray(x, float) for x in b]
+        n_boot = min(n_boot, 400)  # a Python loop: keep it quick
+        d = np.empty(n_boot)
+        for i in range(n_boot):
+            xa = np.concatenate([A[j] for j in rng.integers(0, len(A), len(A))])
+            xb = np.concatenate([B[j] for j in rng.integers(0, len(B), len(B))])
+            d[i] = _stat(xb, stat, 0) - _stat(xa, stat, 0) if xa.size and xb.size else 0.0
+    lo, hi = np.percentile(d, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+@dataclass
+class Delta:
+    key: str
+    label: str
+    unit: str
+    better: str  # which way is better for this metric
+    base: Optional[float]
+    cand: Optional[float]
+    abs: Optional[float]  # cand - base
+    rel: Optional[float]  # (cand - base) / |base|
+    diff_low: Optional[float]  # 95% CI of cand - base
+    diff_high: Optional[float]
+    method: str  # repeats | ci95 | bootstrap | none
+    beyond_noise: Optional[bool]  # None: no noise estimate
+    change: str  # better | worse | same
+
+    @property
+    def regression(self) -> bool:
+        return self.change == "worse" and self.beyond_noise is not False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _n_samples(samples: list, clustered: bool) -> int:
+    return sum(1 for x in samples if len(x)) if clustered else len(samples)
+
+
+def compare(base: Job, cand: Job, m: Metric, seed: int = 0) -> Delta:
+    """cand against base on metric m, with the best noise estimate the files allow."""
+    a, b = base.value(m.key), cand.value(m.key)
+    absd = rel = lo = hi = None
+    method, beyond = "none", None
+    if a is not None and b is not None:
+        absd = b - a
+        rel = absd / abs(a) if a else (0.0 if b == a else math.inf)
+        ra, rb = repeat_values(base.result, m.key), repeat_values(cand.result, m.key)
+        ca, cb = ci_of(base.result, m.key), ci_of(cand.result, m.key)
+        if len(ra) >= 2 and len(rb) >= 2:
+            method = "repeats"
+            lo, hi = welch_diff_ci(ra, rb)
+            beyond = not (lo <= 0 <= hi)
+        elif ca and cb:
+            method = "ci95"
+            beyond = ca[1] < cb[0] or cb[1] < ca[0]
+        elif m.name in PER_REQUEST_NAMES and m.stat in ("mean", "p50", "p90", "p99"):
+            clustered = m.name == "itl_ms"
+            sa, sb = base.samples(m.name), cand.samples(m.name)
+            if _n_samples(sa, clustered) >= MIN_SAMPLES and _n_samples(sb, clustered) >= MIN_SAMPLES:
+                method = "bootstrap"
+                lo, hi = bootstrap_diff_ci(sa, sb, m.stat, seed=seed, clustered=clustered)
+                beyond = not (lo <= 0 <= hi)
+    if absd is None or absd == 0:
+        change = "same"
+    else:
+        change = "better" if (absd > 0) == (m.better == "higher") else "worse"
+    return Delta(m.key, m.label, m.unit, m.better, a, b, absd, rel, lo, hi, method, beyond, change)
+
+
+def ratio_text(x: float, y: float) -> str:
+    """'1.7x' for the larger over the smaller of two positive numbers."""
+    lo, hi = sorted((abs(x), abs(y)))
+    return f"{hi / lo:.1f}x" if lo > 0 else "∞x"

@@ -1,0 +1,208 @@
+"""Loading a run or sweep dir (files only), and the catalogue of headline metrics: what each
+one is called, its unit, which way is better, and how to read it from a result.json."""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Callable, Optional
+
+from .. import metrics as M
+from ..records import read_records
+from ..results import find_results
+
+
+class ReportError(Exception):
+    """Bad input (missing dir, no results): printed as one line, exit 2."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str  # "ttft_ms.p50", "output_throughput_tok_s", "memory.peak_mib"
+    label: str
+    unit: str
+    better: str  # "lower" | "higher"
+    fmt: str = "{:.1f}"
+
+    @property
+    def name(self) -> str:
+        return self.key.split(".", 1)[0]
+
+    @property
+    def stat(self) -> Optional[str]:
+        return self.key.split(".", 1)[1] if "." in self.key else None
+
+    def show(self, v: Optional[float], unit: bool = True) -> str:
+        if v is None:
+            return "—"
+        s = self.fmt.format(v)
+        return f"{s} {self.unit}" if unit and self.unit else s
+
+
+# Headline metrics, in table order. Per-request metrics carry a stat; scalars do not.
+HEADLINE = (
+    Metric("ttft_ms.p50", "TTFT p50", "ms", "lower"),
+    Metric("ttft_ms.p90", "TTFT p90", "ms", "lower"),
+    Metric("ttfa_ms.p50", "TTFA p50 (first answer token)", "ms", "lower"),
+    Metric("itl_ms.p50", "ITL p50", "ms", "lower", "{:.2f}"),
+    Metric("itl_ms.p99", "ITL p99", "ms", "lower", "{:.2f}"),
+    Metric("tpot_ms.mean", "TPOT mean", "ms", "lower", "{:.2f}"),
+    Metric("e2e_ms.p50", "E2E latency p50", "ms", "lower"),
+    Metric("decode_tok_s.mean", "Decode speed per request", "tok/s", "higher"),
+    Metric("prefill_tok_s.mean", "Prefill speed per request", "tok/s", "higher"),
+    Metric("output_throughput_tok_s", "Aggregate output throughput", "tok/s", "higher"),
+    Metric("request_throughput_rps", "Request throughput", "req/s", "higher", "{:.2f}"),
+    Metric("wall_s", "Total time per repeat", "s", "lower", "{:.2f}"),
+    Metric("goodput.share", "Goodput (share meeting SLOs)", "", "higher", "{:.0%}"),
+    Metric("memory.peak_mib", "Peak memory", "MiB", "lower", "{:.0f}"),
+    Metric("energy.tokens_per_joule", "Tokens per joule", "tok/J", "higher", "{:.2f}"),
+    Metric("tasks.pass_rate", "Quality checks passed", "", "higher", "{:.0%}"),
+)
+BY_KEY = {m.key: m for m in HEADLINE}
+PER_REQUEST_NAMES = set(M.PER_REQUEST) | {"itl_ms"}
+
+
+def metric(key: str) -> Metric:
+    """Look a metric up by key; a bare per-request name means its p50 (or mean for speeds)."""
+    if key in BY_KEY:
+        return BY_KEY[key]
+    matches = [m for m in HEADLINE if m.name == key]
+    if matches:
+        return matches[0]
+    name, _, stat = key.partition(".")
+    if name in PER_REQUEST_NAMES and stat in ("mean", "p50", "p90", "p99", "min", "max"):
+        base = next(m for m in HEADLINE if m.name == name) if any(m.name == name for m in HEADLINE) else None
+        unit = base.unit if base else ("tok/s" if name.endswith("tok_s") else "ms")
+        better = base.better if base else ("higher" if name.endswith("tok_s") else "lower")
+        return Metric(key, f"{name} {stat}", unit, better)
+    raise ReportError(f"unknown metric {key!r}; known: {', '.join(BY_KEY)}")
+
+
+def task_pass_rate(tasks: list) -> Optional[float]:
+    judged = [t for t in tasks or [] if t.get("passed") is not None]
+    return sum(1 for t in judged if t["passed"]) / len(judged) if judged else None
+
+
+def value_of(res: dict, key: str) -> Optional[float]:
+    """One number for `key` from a result.json dict (None when absent)."""
+    m = res.get("metrics") or {}
+    name, _, stat = key.partition(".")
+    if key == "wall_s":  # per repeat: metrics.wall_s sums every repeat's wall time
+        reps = [r.get("wall_s") for r in res.get("repeat_metrics") or [] if r.get("wall_s") is not None]
+        if reps:
+            return sum(reps) / len(reps)
+        return m["wall_s"] / max(1, res.get("repeats") or 1) if m.get("wall_s") is not None else None
+    if name == "goodput":
+        return (res.get("goodput") or {}).get(stat)
+    if name == "memory":
+        return ((res.get("server") or {}).get("memory") or {}).get(stat)
+    if name == "energy":
+        return (res.get("energy") or {}).get(stat)
+    if key == "tasks.pass_rate":
+        return task_pass_rate(res.get("tasks"))
+    if stat:
+        return (m.get(name) or {}).get(stat)
+    v = m.get(key)
+    return v if isinstance(v, (int, float)) else None
+
+
+def repeat_values(res: dict, key: str) -> list[float]:
+    """The metric's value in each repeat (from repeat_metrics), for spread across repeats."""
+    name, _, stat = key.partition(".")
+    out = []
+    for rm in res.get("repeat_metrics") or []:
+        v = (rm.get(name) or {}).get(stat) if stat else rm.get(name)
+        if isinstance(v, (int, float)):
+            out.append(float(v))
+    return out
+
+
+def ci_of(res: dict, key: str) -> Optional[tuple[float, float]]:
+    """95% CI across repeats: repeats_ci95 when the run stored it (n >= 2), else None."""
+    ci = (res.get("repeats_ci95") or {}).get(key)
+    if ci and (ci.get("n") or 0) >= 2 and ci.get("low") is not None and ci.get("high") is not None:
+        return float(ci["low"]), float(ci["high"])
+    return None
+
+
+@dataclass
+class Job:
+    dir: Path
+    result: dict
+    _records: Optional[list] = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.result.get("status") == "ok"
+
+    @property
+    def model(self) -> str:
+        return self.result["model"]["name"]
+
+    @property
+    def workload(self) -> str:
+        return self.result["workload"]["name"]
+
+    @property
+    def concurrency(self) -> int:
+        return int(self.result.get("concurrency") or 1)
+
+    @property
+    def key(self) -> tuple:
+        return (self.model, self.workload, self.concurrency)
+
+    @property
+    def repeats(self) -> int:
+        return int(self.result.get("repeats") or 1)
+
+    def value(self, key: str) -> Optional[float]:
+        return value_of(self.result, key)
+
+    @cached_property
+    def records(self) -> list:
+        """Measured requests (no warm-up) from requests.jsonl; [] when the file is gone."""
+        p = self.dir / "requests.jsonl"
+        if not p.is_file():
+            return []
+        return [r for r in read_records(p) if not r.warmup]
+
+    def samples(self, name: str) -> list:
+        """Per-request values of a per-request metric over the good requests. For itl_ms, one
+        list of gaps per request (the request is the resampling unit, its gaps are correlated)."""
+        good = [r for r in self.records if M.is_good(r)]
+        if name == "itl_ms":
+            return [M.itl_ms(r) for r in good]
+        f: Callable = M.PER_REQUEST[name]
+        return [v for v in (f(r) for r in good) if v is not None]
+
+
+def load_jobs(root: Path) -> list[Job]:
+    """Every job below `root`. Bad input raises ReportError with a one-line message."""
+    root = Path(root)
+    if not root.exists():
+        raise ReportError(f"no such directory: {root}")
+    if not root.is_dir():
+        raise ReportError(f"not a directory: {root}")
+    paths = find_results(root)
+    if not paths:
+        raise ReportError(f"no result.json found under {root} (is it a benchrun run or sweep dir?)")
+    jobs = []
+    for p in paths:
+        try:
+            res = json.loads(p.read_text())
+            _ = res["model"]["name"], res["workload"]["name"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ReportError(f"unreadable result {p}: {type(e).__name__}: {e}") from None
+        jobs.append(Job(p.parent, res))
+    return jobs
+
+
+TINY_FILE = re.compile(r"^tiny(_\w+)?-[0-9a-f]{6,}\.gguf$")
+
+
+def is_random_weights(res: dict) -> bool:
+    """benchrun's own generated test models (random weights): their output is noise."""
+    path = (res.get("model") or {}).get("path") or ""
+    return bool(TINY_FILE.match(Path(path).name)) or (res.get("model") or {}).get("random_weights") is True

@@ -1,0 +1,323 @@
+"""The report's content, in the seed report's structure, as blocks (see blocks.py)."""
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Optional
+
+from .blocks import Block, Bullets, Code, Heading, Image, Para, Table
+from .charts import task_rows, verdict
+from .data import BY_KEY, Job, is_random_weights
+from .findings import key_findings, recommendation, task_tally
+from .view import Group, _split, overrides_of, rank, show, winner_cell
+
+M = BY_KEY
+CHART_TITLES = {"radar": "Radar: model comparison", "degradation": "Degradation: performance vs concurrency",
+                "throughput": "Throughput: tokens/s by concurrency", "side_tasks": "Side tasks at max concurrency",
+                "latency_cdf": "Latency distributions (TTFT and ITL)"}
+
+
+def _date(jobs: list[Job]) -> str:
+    ts = sorted(str((j.result.get("job") or {}).get("started_at") or "") for j in jobs)
+    ts = [t for t in ts if t]
+    return ts[0][:10] if ts else "unknown"
+
+
+def _hardware(jobs: list[Job]) -> str:
+    seen = []
+    for j in jobs:
+        h = j.result.get("hardware") or {}
+        parts = [str(h.get("name"))]
+        if h.get("gpu"):
+            mem = f" ({h['gpu_memory_mib'] / 1024:.0f} GB)" if h.get("gpu_memory_mib") else ""
+            parts.append(f"{h['gpu']}{mem}")
+        if h.get("cpu"):
+            parts.append(f"CPU {h['cpu']}")
+        if h.get("memory_mib"):
+            parts.append(f"{h['memory_mib'] / 1024:.0f} GB RAM")
+        s = ", ".join(parts)
+        if s not in seen:
+            seen.append(s)
+    return "; ".join(seen)
+
+
+def _workload(j: Job) -> str:
+    w = j.result.get("workload") or {}
+    settings = ", ".join(f"{k}={v}" for k, v in w.items() if k != "name" and not isinstance(v, (dict, list)))
+    return f"`{w.get('name')}`" + (f" ({settings})" if settings else "")
+
+
+def _title(groups: list[Group]) -> str:
+    labels = []
+    for g in groups:
+        labels += [lab for lab in g.labels if lab not in labels]
+    return " vs ".join(labels) if labels else "benchmark"
+
+
+def _mib(v) -> str:
+    return f"{v / 1024:.1f} GiB" if v and v >= 1024 else (f"{v:.0f} MiB" if v else "—")
+
+
+def models_under_test(groups: list[Group]) -> list[Block]:
+    rows, seen = [], set()
+    for g in groups:
+        for lab in g.labels:
+            if lab in seen:
+                continue
+            seen.add(lab)
+            j = g.grid[lab][max(g.grid[lab])]
+            m, s = j.result["model"], j.result["server"]
+            mem = (s.get("memory") or {})
+            peaks = [x.value("memory.peak_mib") for x in g.grid[lab].values()]
+            peaks = [p for p in peaks if p is not None]
+            mem_s = f"{_mib(max(peaks))} peak {mem.get('kind', '')}".strip() if peaks else "not measured"
+            size = f"{m['size_bytes'] / 2**20:.0f} MiB" if m.get("size_bytes") else "—"
+            ctx = m.get("ctx_size")
+            rows.append([lab, m["name"], s.get("backend") or "—", f"`{Path(m['path']).name}`" if m.get("path") else "—",
+                         str(m.get("quantization") or "—"), size, mem_s,
+                         f"{ctx // 1024}k" if isinstance(ctx, int) and ctx >= 1024 else str(ctx or "—"),
+                         str(m.get("parallel") or "—"), str(s.get("build_info") or "—")])
+    return [Heading(2, "Models Under Test"),
+            Table(["Model", "Preset", "Backend", "Model file", "Quantization", "File size", "Measured memory",
+                   "Context", "Parallel slots", "Server build"], rows, "lllllrrrrl")]
+
+
+def summary_table(g: Group) -> Block:
+    cmin, cmax = g.cmin, g.cmax
+    spec = [("memory.peak_mib", cmax, "Peak memory"),
+            ("decode_tok_s.mean", cmin, f"Decode speed per request (C{cmin})"),
+            ("decode_tok_s.mean", cmax, f"Decode speed per request (C{cmax})"),
+            ("ttft_ms.p50", cmin, f"TTFT p50 (C{cmin})"),
+            ("ttft_ms.p50", cmax, f"TTFT p50 (C{cmax})"),
+            ("itl_ms.p50", cmax, f"ITL p50 (C{cmax})"),
+            ("e2e_ms.p50", cmax, f"E2E latency p50 (C{cmax})"),
+            ("wall_s", cmax, f"Total time per repeat (C{cmax})"),
+            ("output_throughput_tok_s", cmax, f"Aggregate throughput (C{cmax})"),
+            ("goodput.share", cmax, f"Goodput (C{cmax})"),
+            ("energy.tokens_per_joule", cmax, f"Tokens per joule (C{cmax})")]
+    seen, rows = set(), []
+    many = len(g.labels) >= 2
+    for key, c, label in spec:
+        if (key, c) in seen:
+            continue
+        seen.add((key, c))
+        cands = {lab: g.job(lab, c) for lab in g.labels}
+        if all(j is None or j.value(key) is None for j in cands.values()):
+            continue
+        row = [label] + [show(j, M[key]) for j in cands.values()]
+        if many:
+            present = {k: j for k, j in cands.items() if j is not None}
+            row.append(winner_cell(rank(present, M[key])))
+        rows.append(row)
+    tallies = {lab: task_tally(g.job(lab, cmax)) for lab in g.labels}
+    if any(t[1] for t in tallies.values()):
+        row = [f"Quality checks (C{cmax})"] + [f"{p}/{n} PASS" if n else "—" for p, n in tallies.values()]
+        if many:
+            rates = {lab: p / n for lab, (p, n) in tallies.items() if n}
+            best = sorted(rates.values(), reverse=True)
+            row.append("Tie" if len(best) < 2 or best[0] == best[1]
+                       else max(rates, key=rates.get))
+        rows.append(row)
+    headers = ["Metric"] + g.labels + (["Winner"] if many else [])
+    return Table(headers, rows, "l" + "r" * len(g.labels) + ("l" if many else ""))
+
+
+def detailed(g: Group) -> list[Block]:
+    out: list[Block] = []
+    extra = [k for k in ("memory.peak_mib", "goodput.share") if any(
+        j.value(k) is not None for row in g.grid.values() for j in row.values())]
+    for c in g.levels:
+        name = " (solo)" if c == 1 else (" (max load)" if c == g.levels[-1] else "")
+        out.append(Heading(3, f"Concurrency {c}{name}"))
+        rows = []
+        for lab in g.labels:
+            j = g.job(lab, c)
+            if j is None:
+                continue
+            m = j.result.get("metrics") or {}
+            rows.append([lab, f"{m.get('requests_ok', 0)}/{m.get('requests_failed', 0)}/{m.get('requests_truncated', 0)}",
+                         show(j, M["ttft_ms.p50"], False), show(j, M["ttft_ms.p90"], False),
+                         show(j, M["itl_ms.p50"], False), show(j, M["decode_tok_s.mean"], False),
+                         show(j, M["e2e_ms.p50"], False), show(j, M["output_throughput_tok_s"], False),
+                         show(j, M["wall_s"], False)] + [show(j, M[k], False) for k in extra])
+        out.append(Table(["Model", "ok/failed/truncated", "TTFT p50 (ms)", "TTFT p90 (ms)", "ITL p50 (ms)",
+                          "Decode (tok/s)", "E2E p50 (ms)", "Aggregate (tok/s)", "Total time (s)"]
+                         + [f"{M[k].label} ({M[k].unit})" if M[k].unit else M[k].label for k in extra], rows))
+    reps = {j.repeats for row in g.grid.values() for j in row.values()}
+    note = ("Values are pooled over all repeats; ± is the 95% confidence half-width across repeats."
+            if max(reps) > 1 else "One repeat per job: no spread across repeats (run with repeats=N for intervals).")
+    out.append(Para(note + " Total time is the wall time of one repeat of the whole load at that level."))
+    return out
+
+
+def side_tasks_section(g: Group) -> list[Block]:
+    per = {lab: task_rows(g.job(lab, g.cmax)) for lab in g.labels}
+    names: list[str] = []
+    for rows in per.values():
+        names += [n for n in rows if n not in names]
+    if not names:
+        return [Para(f"The workload `{g.workload}` declares no agents with tasks or quality checks.")]
+    rows = []
+    for n in names:
+        role = next((per[lab][n]["role"] for lab in g.labels if n in per[lab]), None)
+        cells = [n + (f" ({role})" if role and role != "side" else "")]
+        for lab in g.labels:
+            r = per[lab].get(n)
+            if not r:
+                cells.append("—")
+                continue
+            lat = f"{sum(r['lat']) / len(r['lat']):.0f}ms" if r["lat"] else "—"
+            cells.append(f"{lat} {verdict(r['passed'])}")
+        rows.append(cells)
+    out: list[Block] = [Table(["Task"] + g.labels, rows)]
+    fails = []
+    for lab in g.labels:
+        for n, r in per[lab].items():
+            for ch in r["checks"]:
+                if ch.get("passed") is False:
+                    reason = str(ch.get("reason") or "").strip().splitlines()
+                    fails.append(f"{lab} · {n} · `{ch.get('name')}`: {reason[0][:160] if reason else 'failed'}")
+    if fails:
+        shown = list(dict.fromkeys(fails))
+        more = len(shown) - 12
+        out.append(Para("Failed checks (first reason each):"))
+        out.append(Bullets(shown[:12] + ([f"… and {more} more"] if more > 0 else [])))
+    isol = {t.get("isolation") for lab in g.labels for t in (g.job(lab, g.cmax).result.get("tasks") or [])
+            if t.get("isolation")}
+    if isol:
+        out.append(Para("Generated code ran in a sandbox with isolation: " + ", ".join(sorted(isol)) + "."))
+    return out
+
+
+def failed_jobs(jobs: list[Job]) -> list[Block]:
+    bad = [j for j in jobs if not j.ok]
+    if not bad:
+        return []
+    rows = [[j.dir.name, j.model, f"C{j.concurrency}", str(j.result.get("status")),
+             str(j.result.get("error") or "no error recorded").splitlines()[0][:300]] for j in bad]
+    return [Heading(2, "Failed Jobs"),
+            Para(f"{len(bad)} of {len(jobs)} jobs did not finish; they are left out of every table and chart above."),
+            Table(["Job", "Model", "Concurrency", "Status", "Error"], rows, "lllll")]
+
+
+def prerequisites(jobs: list[Job]) -> list[Block]:
+    out: list[Block] = [Heading(2, "Prerequisites")]
+    seen, items, cmds = set(), [], []
+    for j in jobs:
+        m, s = j.result["model"], j.result["server"]
+        if m["name"] in seen:
+            continue
+        seen.add(m["name"])
+        sha = f" (sha256 `{m['sha256'][:16]}…`)" if m.get("sha256") else ""
+        path = f"`{m['path']}`" if m.get("path") else "no local file"
+        if s.get("backend") == "external":
+            items.append(f"**{m['name']}**: an external server at `{s.get('url') or m.get('url')}`, "
+                         "started by you; benchrun launches nothing.")
+        elif is_random_weights(j.result):
+            items.append(f"**{m['name']}**: {path}{sha} is written by benchrun itself on first use "
+                         "(random weights, nothing to download).")
+        elif m.get("hub_repo") and m.get("hub_file"):
+            items.append(f"**{m['name']}**: {path}{sha}, from Hugging Face `{m['hub_repo']}`.")
+            dest = str(Path(m["path"]).parent) if m.get("path") else "~/models"
+            cmds.append(f"huggingface-cli download {m['hub_repo']} {m['hub_file']} --local-dir {shlex.quote(dest)}")
+        else:
+            items.append(f"**{m['name']}**: {path}{sha} (no hub source recorded in the preset).")
+        if s.get("backend") == "llama_server":
+            items.append(f"`llama-server` for {m['name']}: build {s.get('build_info') or 'unknown'}.")
+    out.append(Bullets(items))
+    if cmds:
+        out += [Para("Download the model files:"), Code("\n".join(cmds))]
+    return out
+
+
+def sweep_command(jobs: list[Job]) -> list[str]:
+    """The command line(s) that rerun these jobs: one `-m` sweep when the jobs form the full
+    grid of their override values, else one command per job."""
+    per_job = [overrides_of(j) for j in jobs]
+    if not any(per_job):
+        return []
+    if len(jobs) == 1:
+        return ["uv run benchrun " + " ".join(shlex.quote(o) for o in per_job[0])]
+    keys: list[str] = []
+    values: dict[str, list[str]] = {}
+    parsed = []
+    for ov in per_job:
+        d = {}
+        for o in ov:
+            k, v = o.split("=", 1) if "=" in o else (o, "")
+            d[k] = v
+            if k not in keys:
+                keys.append(k)
+            values.setdefault(k, [])
+            if v not in values[k]:
+                values[k].append(v)
+        parsed.append(d)
+    full = all(set(d) == set(keys) for d in parsed)
+    grid = 1
+    for k in keys:
+        grid *= len(values[k])
+    distinct = {tuple(d[k] for k in keys) for d in parsed} if full else set()
+    safe = all("," not in v and "[" not in v for vs in values.values() for v in vs)
+    if full and safe and grid == len(distinct) == len(parsed):
+        return ["uv run benchrun -m " + " ".join(shlex.quote(f"{k}={','.join(values[k])}") for k in keys)]
+    return ["uv run benchrun " + " ".join(shlex.quote(o) for o in ov) for ov in per_job]
+
+
+def reproducing(jobs: list[Job], root: Path) -> list[Block]:
+    cmds = sweep_command(jobs)
+    out: list[Block] = [Heading(2, "Reproducing")]
+    if not cmds:
+        out.append(Para("No overrides were recorded for these jobs: rerun with `uv run benchrun` and the same "
+                        "config (see each job's `.hydra/config.yaml`)."))
+        return out
+    out.append(Para("From the benchrun checkout, with the same `conf/` (each job's full resolved config "
+                    "is in its `.hydra/config.yaml`):"))
+    lines = cmds + ["", "# rebuild this report, or compare a rerun against this run:",
+                    f"uv run benchrun report {shlex.quote(str(root))}",
+                    f"uv run benchrun diff {shlex.quote(str(root))} outputs/<new run id>"]
+    out.append(Code("\n".join(lines)))
+    return out
+
+
+def build_blocks(jobs: list[Job], groups: list[Group], charts: dict[str, dict[str, Path]], root: Path,
+                 ) -> list[Block]:
+    title = _title(groups)
+    ok = [j for j in jobs if j.ok] or jobs
+    blocks: list[Block] = [
+        Heading(1, f"Benchmark: {title}"),
+        Para(f"**Date:** {_date(jobs)} · **Hardware:** {_hardware(jobs)} · **Workload:** "
+             + "; ".join(dict.fromkeys(_workload(j) for j in ok))),
+        Para(f"Generated by `benchrun report` from {len(jobs)} result file(s) in `{root}` "
+             f"(run {ok[0].result.get('run_id', '?')}); every number below is read from them."),
+    ]
+    if groups:
+        blocks += models_under_test(groups)
+    for g in groups:
+        suffix = f" — workload `{g.workload}`" if len(groups) > 1 else ""
+        gcharts = charts.get(g.workload, {})
+        if gcharts:
+            blocks.append(Heading(2, "Charts" + suffix))
+            for name, p in gcharts.items():
+                blocks += [Heading(3, CHART_TITLES[name]), Image(str(p.relative_to(root)), CHART_TITLES[name])]
+        blocks += [Heading(2, "Summary" + suffix), summary_table(g)]
+        if len(g.labels) >= 2:
+            blocks.append(Para("Winner: best value on that row; a gap within noise (95% CI of the difference, "
+                               "from repeats or a seeded bootstrap over requests) is a tie, and so is a gap under "
+                               "5% measured once."))
+        blocks += [Heading(2, "Key Findings" + suffix), Bullets(key_findings(g) or ["Nothing to compare."])]
+        blocks += [Heading(2, "Recommendation" + suffix)] + [Para(p) for p in recommendation(g)]
+        blocks += [Heading(2, "Detailed Results" + suffix)] + detailed(g)
+        blocks += [Heading(2, f"Side Tasks at C{g.cmax}" + suffix)] + side_tasks_section(g)
+    if not groups:
+        blocks.append(Para("**No job finished successfully**: there are no measurements to report."))
+    blocks += failed_jobs(jobs)
+    blocks += prerequisites(jobs)
+    blocks += reproducing(jobs, root)
+    return blocks
+
+
+def first_line(blocks: list[Block]) -> Optional[str]:
+    return next((b.text for b in blocks if isinstance(b, Heading)), None)
+
+
+__all__ = ["build_blocks", "sweep_command", "_split"]

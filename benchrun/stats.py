@@ -1,0 +1,84 @@
+"""Statistics across repeats (95% t-intervals) and goodput against SLOs. Pure functions."""
+from __future__ import annotations
+
+import math
+from typing import Iterable, Optional
+
+# Two-sided 95% Student-t critical values t(0.975, df) for df = 1..30 (standard tables);
+# beyond 30 the normal quantile with a 1/df correction is accurate to < 0.1%.
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+         2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+         2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+_Z975 = 1.959964
+
+
+def t975(df: int) -> float:
+    if df < 1:
+        raise ValueError("a t-interval needs at least 2 samples")
+    if df <= len(_T975):
+        return _T975[df - 1]
+    # Cornish-Fisher expansion of the t quantile around the normal one.
+    z = _Z975
+    return z + (z ** 3 + z) / (4 * df) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df ** 2)
+
+
+def ci95(values: Iterable[Optional[float]]) -> dict:
+    """Mean and 95% t-interval of the defined values: {mean, low, high, n}.
+    n < 2 gives low = high = None (one repeat says nothing about spread)."""
+    v = [float(x) for x in values if x is not None and math.isfinite(x)]
+    n = len(v)
+    if n == 0:
+        return {"mean": None, "low": None, "high": None, "n": 0}
+    mean = sum(v) / n
+    if n < 2:
+        return {"mean": mean, "low": None, "high": None, "n": n}
+    sd = math.sqrt(sum((x - mean) ** 2 for x in v) / (n - 1))
+    half = t975(n - 1) * sd / math.sqrt(n)
+    return {"mean": mean, "low": mean - half, "high": mean + half, "n": n}
+
+
+CI_STATS = ("mean", "p50", "p90", "p99")
+CI_SCALARS = ("output_throughput_tok_s", "request_throughput_rps", "wall_s")
+
+
+def repeats_ci95(repeat_metrics: list[dict]) -> dict:
+    """{"<metric>.<stat>": ci, "<scalar>": ci} across repeats, from one compute_metrics
+    dict per repeat. Summaries (dicts with "n") give one entry per stat in CI_STATS."""
+    if not repeat_metrics:
+        return {}
+    out: dict = {}
+    for name, first in repeat_metrics[0].items():
+        if isinstance(first, dict) and "n" in first:
+            for stat in CI_STATS:
+                out[f"{name}.{stat}"] = ci95((rm.get(name) or {}).get(stat) for rm in repeat_metrics)
+    for name in CI_SCALARS:
+        if name in repeat_metrics[0]:
+            out[name] = ci95(rm.get(name) for rm in repeat_metrics)
+    return out
+
+
+def meets_slo(values: dict, slo: dict) -> bool:
+    """True when every set SLO holds. A metric the request does not have (None) fails it,
+    except tpot_ms on a one-token reply, which has no time per output token to miss."""
+    for name, limit in slo.items():
+        v = values.get(name)
+        if v is None:
+            if name == "tpot_ms" and values.get("_one_token"):
+                continue
+            return False
+        if v > limit:
+            return False
+    return True
+
+
+def goodput(per_request: list[dict], slo: dict, wall_s: float) -> Optional[dict]:
+    """Share and rate of the measured requests meeting all SLOs (failed and truncated
+    requests count as missing them). None when no SLO is set."""
+    slo = {k: float(v) for k, v in slo.items() if v is not None}
+    if not slo:
+        return None
+    good = sum(1 for v in per_request if v.get("_ok") and meets_slo(v, slo))
+    n = len(per_request)
+    return {"slo": slo, "requests": n, "requests_good": good,
+            "share": good / n if n else None,
+            "rate_rps": good / wall_s if wall_s > 0 else None}

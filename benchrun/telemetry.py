@@ -1,0 +1,304 @@
+"""A sampler thread beside the load: what the server costs in memory, CPU, GPU and energy.
+
+Every `interval_s` (default 0.1 s) one line goes to telemetry.jsonl:
+  {"t": seconds since start, "phase": "idle"|"warmup"|"measure", "rss_mib", "cpu_pct",
+   "gpus": [{"index", "used_mib", "proc_mib", "util_pct", "mem_util_pct", "power_w",
+             "sm_clock_mhz", "mem_clock_mhz", "temp_c", "energy_mj"}]}
+RSS and CPU are the server's whole process tree (psutil); GPU fields come from NVML. Anything
+that cannot be read (no GPU, no NVML, no permission, a process gone) is left out and noted in
+the summary: the sampler degrades, it never fails the job.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+from .hardware import open_nvml
+
+MIB = 1 << 20
+
+
+def _try(fn, *args):
+    """One NVML read; None when unsupported on this GPU or not permitted."""
+    try:
+        return fn(*args)
+    except Exception:  # noqa: BLE001 -- NVMLError_NotSupported / NoPermission / ...
+        return None
+
+
+class Sampler:
+    def __init__(self, pid: Optional[int], path: Path, interval_s: float = 0.1,
+                 use_nvml: bool = True, on_gpu: bool = False) -> None:
+        self.pid, self.path, self.interval_s = pid, Path(path), max(0.01, float(interval_s))
+        self.use_nvml, self.on_gpu = use_nvml, on_gpu
+        self.samples: list[dict] = []
+        self.notes: list[str] = []
+        self.phase = "idle"
+        self._procs: dict[int, Any] = {}
+        self._nvml = None
+        self._handles: list = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self._fh = None
+        self._t0 = 0.0
+        self.errors = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> "Sampler":
+        """Open NVML, take the idle sample synchronously (before any traffic), start the thread."""
+        if self.use_nvml:
+            self._nvml, why = open_nvml()
+            if self._nvml is None:
+                self.notes.append(why)
+            else:
+                try:
+                    self._handles = [self._nvml.nvmlDeviceGetHandleByIndex(i)
+                                     for i in range(self._nvml.nvmlDeviceGetCount())]
+                except Exception as e:  # noqa: BLE001
+                    self.notes.append(f"NVML error: {e}")
+                    self._close_nvml()
+                if self._nvml is not None and not self._handles:
+                    self.notes.append("NVML found no GPU")
+        else:
+            self.notes.append("NVML disabled (telemetry.nvml=false)")
+        if self.pid is None:
+            self.notes.append("no server process to measure (external backend): no RSS/CPU")
+        self._fh = open(self.path, "w")
+        self._t0 = time.monotonic()
+        self.sample()  # idle: after load, before traffic
+        self.phase = "warmup"
+        self._thread = threading.Thread(target=self._loop, name="benchrun-telemetry", daemon=True)
+        self._thread.start()
+        return self
+
+    def mark(self, phase: str) -> None:
+        """Label the following samples (e.g. 'measure' once warm-up is over) and sample now."""
+        self.phase = phase
+        self.sample()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join(timeout=5.0)
+            self._thread = None
+            self.sample()  # the end of the window, for energy
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+        self._close_nvml()
+
+    def _close_nvml(self) -> None:
+        if self._nvml is not None:
+            _try(self._nvml.nvmlShutdown)
+            self._nvml, self._handles = None, []
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.sample()
+
+    # -- one sample ------------------------------------------------------------------------
+    def _tree(self) -> list:
+        """The server process and its children, cached so cpu_percent has a previous reading."""
+        import psutil
+
+        try:
+            root = self._procs.get(self.pid) or psutil.Process(self.pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return []
+        self._procs = {p.pid: self._procs.get(p.pid, p) for p in procs}
+        return list(self._procs.values())
+
+    def _cpu(self, s: dict) -> None:
+        import psutil
+
+        rss, cpu, n = 0, 0.0, 0
+        for p in self._tree():
+            try:
+                rss += p.memory_info().rss
+                cpu += p.cpu_percent(None)
+                n += 1
+            except psutil.Error:
+                continue
+        if n:
+            s["rss_mib"] = round(rss / MIB, 2)
+            s["cpu_pct"] = round(cpu, 1)
+
+    def _gpu(self, s: dict) -> None:
+        nv, pids = self._nvml, set(self._procs)
+        gpus = []
+        for i, h in enumerate(self._handles):
+            g: dict = {"index": i}
+            mem = _try(nv.nvmlDeviceGetMemoryInfo, h)
+            if mem is not None:
+                g["used_mib"] = round(mem.used / MIB, 2)
+            # Per-process GPU memory of the server tree (None inside containers whose pids
+            # NVML cannot map, or without permission).
+            used, seen = 0, False
+            for fn in ("nvmlDeviceGetComputeRunningProcesses", "nvmlDeviceGetGraphicsRunningProcesses"):
+                for p in _try(getattr(nv, fn, lambda _h: None), h) or []:
+                    if p.pid in pids and getattr(p, "usedGpuMemory", None) is not None:
+                        used, seen = used + p.usedGpuMemory, True
+            if seen:
+                g["proc_mib"] = round(used / MIB, 2)
+            util = _try(nv.nvmlDeviceGetUtilizationRates, h)
+            if util is not None:
+                g["util_pct"], g["mem_util_pct"] = util.gpu, util.memory
+            power = _try(nv.nvmlDeviceGetPowerUsage, h)  # milliwatts
+            if power is not None:
+                g["power_w"] = round(power / 1000.0, 2)
+            for key, clock in (("sm_clock_mhz", "NVML_CLOCK_SM"), ("mem_clock_mhz", "NVML_CLOCK_MEM")):
+                v = _try(nv.nvmlDeviceGetClockInfo, h, getattr(nv, clock, None))
+                if v is not None:
+                    g[key] = v
+            temp = _try(nv.nvmlDeviceGetTemperature, h, getattr(nv, "NVML_TEMPERATURE_GPU", 0))
+            if temp is not None:
+                g["temp_c"] = temp
+            energy = _try(nv.nvmlDeviceGetTotalEnergyConsumption, h)  # mJ since driver load
+            if energy is not None:
+                g["energy_mj"] = energy
+            gpus.append(g)
+        s["gpus"] = gpus
+
+    def sample(self) -> Optional[dict]:
+        with self._lock:
+            s: dict = {"t": round(time.monotonic() - self._t0, 4), "phase": self.phase}
+            try:
+                if self.pid is not None:
+                    self._cpu(s)
+                if self._handles:
+                    self._gpu(s)
+            except Exception as e:  # noqa: BLE001 -- telemetry never fails the job
+                self.errors += 1
+                if self.errors == 1:
+                    self.notes.append(f"sampling error: {type(e).__name__}: {e}")
+                return None
+            self.samples.append(s)
+            if self._fh is not None:
+                self._fh.write(json.dumps(s) + "\n")
+                self._fh.flush()
+            return s
+
+    # -- summary -------------------------------------------------------------------------
+    def summary(self, output_tokens: int = 0) -> dict:
+        """{"memory": ..., "energy": ... | None, "telemetry": ...} for result.json."""
+        return summarize(self.samples, output_tokens, on_gpu=self.on_gpu,
+                         meta={"enabled": True, "interval_s": self.interval_s, "file": self.path.name,
+                               "nvml": bool(self._handles) or any(s.get("gpus") for s in self.samples),
+                               "notes": list(self.notes)})
+
+
+def _peak(values: list) -> Optional[float]:
+    vals = [v for v in values if v is not None]
+    return round(max(vals), 2) if vals else None
+
+
+def summarize(samples: list[dict], output_tokens: int = 0, on_gpu: bool = False,
+              meta: Optional[dict] = None) -> dict:
+    """Pure: samples -> server.memory, energy and the telemetry block of result.json."""
+    meta = dict(meta or {})
+    notes = meta.setdefault("notes", [])
+    idle = samples[0] if samples else {}
+
+    def proc_vram(s: dict) -> Optional[float]:
+        v = [g["proc_mib"] for g in s.get("gpus", []) if "proc_mib" in g]
+        return sum(v) if v else None
+
+    def dev_vram(s: dict) -> Optional[float]:
+        v = [g["used_mib"] for g in s.get("gpus", []) if "used_mib" in g]
+        return sum(v) if v else None
+
+    rss = {"rss_peak_mib": _peak([s.get("rss_mib") for s in samples]), "rss_idle_mib": idle.get("rss_mib")}
+    has_gpu = any(s.get("gpus") for s in samples)
+    if any(proc_vram(s) for s in samples):
+        memory = {"kind": "vram", "source": "nvml-process",
+                  "peak_mib": _peak([proc_vram(s) for s in samples]), "idle_mib": proc_vram(idle)}
+    elif has_gpu and on_gpu:
+        notes.append("per-process GPU memory not readable: vram is the GPUs' total used memory, "
+                     "other processes included")
+        memory = {"kind": "vram", "source": "nvml-device",
+                  "peak_mib": _peak([dev_vram(s) for s in samples]), "idle_mib": dev_vram(idle)}
+    else:
+        memory = {"kind": "rss", "source": "psutil", "peak_mib": rss["rss_peak_mib"],
+                  "idle_mib": rss["rss_idle_mib"]}
+    memory.update(rss, estimate_mib=None)
+
+    energy = None
+    if memory["kind"] == "vram":
+        # Count only the GPUs the server holds memory on (all of them when that is unknown).
+        used = {g["index"] for s in samples for g in s.get("gpus", []) if g.get("proc_mib")}
+        window = [{**s, "gpus": [g for g in s.get("gpus", []) if not used or g["index"] in used]}
+                  for s in samples if s.get("phase") == "measure"]
+        energy = _energy(window, output_tokens, notes)
+    elif not has_gpu:
+        notes.append("no GPU telemetry: energy not measured")
+    meta["samples"] = len(samples)
+    return {"memory": memory, "energy": energy, "telemetry": meta}
+
+
+def _energy(window: list[dict], output_tokens: int, notes: list) -> Optional[dict]:
+    """Joules over the measured window: NVML's energy counter when every GPU has one, else the
+    power samples integrated (trapezoid). Summed over the GPUs."""
+    if len(window) < 2:
+        notes.append("too few samples in the measured window for energy")
+        return None
+    first, last = window[0], window[-1]
+    dt = last["t"] - first["t"]
+    if dt <= 0:
+        return None
+    joules, source = 0.0, "nvml-energy-counter"
+    g0, g1 = first.get("gpus", []), last.get("gpus", [])
+    if g0 and all("energy_mj" in g for g in g0 + g1) and len(g0) == len(g1):
+        joules = sum(b["energy_mj"] - a["energy_mj"] for a, b in zip(g0, g1)) / 1000.0
+    else:
+        source = "power-samples"
+        for a, b in zip(window, window[1:]):
+            pa = sum(g.get("power_w", 0.0) for g in a.get("gpus", []))
+            pb = sum(g.get("power_w", 0.0) for g in b.get("gpus", []))
+            joules += (pa + pb) / 2.0 * (b["t"] - a["t"])
+        if not any("power_w" in g for s in window for g in s.get("gpus", [])):
+            notes.append("GPU power not readable: energy not measured")
+            return None
+    return {"joules": round(joules, 3), "mean_power_w": round(joules / dt, 2),
+            "tokens_per_joule": round(output_tokens / joules, 4) if joules > 0 else None,
+            "window_s": round(dt, 3), "source": source}
+
+
+def disabled_summary(reason: str) -> dict:
+    return {"memory": None, "energy": None,
+            "telemetry": {"enabled": False, "samples": 0, "notes": [reason]}}
+
+
+def start_for_job(cfg: Any, server: Any, job_dir: Path) -> Optional[Sampler]:
+    """Start the sampler on a healthy server (idle sample first). None when disabled or broken."""
+    if not cfg.telemetry.enabled:
+        return None
+    try:
+        return Sampler(server.pid, job_dir / "telemetry.jsonl", cfg.telemetry.interval_s,
+                       use_nvml=cfg.telemetry.nvml, on_gpu=int(cfg.model.n_gpu_layers) != 0).start()
+    except Exception:  # noqa: BLE001 -- telemetry never fails the job
+        return None
+
+
+def record_for_job(result: dict, sampler: Optional[Sampler], estimate: Any, enabled: bool = True) -> None:
+    """Stop the sampler and put server.memory, energy and telemetry into result. Never raises."""
+    try:
+        if sampler is None:
+            s = disabled_summary("telemetry.enabled=false" if not enabled else "sampler not started")
+        else:
+            sampler.stop()
+            s = sampler.summary(int(result.get("metrics", {}).get("output_tokens") or 0))
+        mem = s["memory"] or {"kind": None, "peak_mib": None, "idle_mib": None}
+        if estimate is not None:
+            mem["estimate_mib"] = estimate.total_mib
+            mem["estimate"] = estimate.as_dict()
+        mem.setdefault("estimate_mib", None)
+        result.setdefault("server", {})["memory"] = mem
+        result["energy"], result["telemetry"] = s["energy"], s["telemetry"]
+    except Exception as e:  # noqa: BLE001
+        result["telemetry"] = {"enabled": enabled, "samples": 0, "notes": [f"telemetry failed: {e}"]}
+        result.setdefault("energy", None)

@@ -1,0 +1,275 @@
+"""Multi-turn coding agents, declared in YAML (see docs/workloads.md).
+
+An agent is a list of turns; each turn is a user message rendered from a template, sent with the
+whole conversation so far (history accumulates as in a real chat). Two forms:
+
+- concurrent (no `needs`): at concurrency C the first C agents run at once: C1 = primary alone,
+  C2 = primary + S1, ...; beyond the list the side agents repeat (S1#2, S2#2, ...).
+- pipeline (some agent has `needs`): every agent runs once per repeat, each as soon as the
+  agents it needs have finished, independent ones in parallel (up to `concurrency` at a time).
+  A waiting agent's conversation yields an awaitable, which the engine awaits.
+
+Templates: `{{ NAME.last }}` (NAME's last reply), `{{ NAME.code }}` (the code block of it),
+`{{ NAME.turnK }}` (its K-th reply, 1-based), `{{ data:FILE }}` (a file shipped in
+benchrun/workloads/data). Nothing else in a prompt is special, so code with braces is safe."""
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from omegaconf import OmegaConf
+
+from ..checks import DATA_DIR, CheckContext, Limits, isolation, normalize, run_check
+from ..checks.extract import extract_code
+from ..client import RequestSpec
+from ..engine import Conversation
+from ..metrics import e2e_ms, output_tokens, tpot_ms, ttft_ms
+from .base import Workload
+
+_REF = re.compile(r"\{\{\s*(?:data:\s*([\w./-]+)|([A-Za-z_][\w-]*)\.(last|code|turn\d+))\s*\}\}")
+_TURN_KEYS = {"prompt", "max_tokens", "temperature", "seed", "cache_prompt", "extra", "checks"}
+_AGENT_KEYS = {"name", "title", "role", "system", "needs", "turns", "checks", "max_tokens",
+               "temperature", "extra"}
+
+
+@dataclass
+class Turn:
+    prompt: str
+    max_tokens: int
+    temperature: float
+    seed: int
+    cache_prompt: bool
+    extra: dict
+    checks: list = field(default_factory=list)
+
+
+@dataclass
+class Agent:
+    name: str
+    title: str
+    role: str
+    system: Optional[str]
+    turns: list
+    needs: list = field(default_factory=list)
+    checks: list = field(default_factory=list)  # on the agent's last reply
+
+
+@dataclass
+class Instance:
+    """One running copy of an agent at a concurrency level (S1#2 is S1's second copy)."""
+
+    label: str
+    agent: Agent
+
+
+def _plain(x: Any) -> Any:
+    return OmegaConf.to_container(x, resolve=True) if OmegaConf.is_config(x) else x
+
+
+def parse_agents(cfg: Any) -> list[Agent]:
+    """The YAML `agents` list -> Agents, with workload-level defaults filled in.
+    Raises ValueError (one line, naming the agent) on anything malformed."""
+    raw = _plain(cfg.agents) or []
+    if not raw:
+        raise ValueError(f"workload {cfg.name!r}: kind agentic needs a non-empty `agents` list")
+    base_extra = dict(_plain(cfg.extra_body) or {})
+    agents: list[Agent] = []
+    pipeline = any(a.get("needs") for a in raw if isinstance(a, dict))
+    for i, a in enumerate(raw):
+        if not isinstance(a, dict) or not a.get("name") or not a.get("turns"):
+            raise ValueError(f"workload agent #{i} needs `name` and a non-empty `turns` list")
+        name = str(a["name"])
+        bad = set(a) - _AGENT_KEYS
+        if bad:
+            raise ValueError(f"agent {name}: unknown key(s) {', '.join(sorted(bad))}")
+        turns = []
+        for k, t in enumerate(a["turns"]):
+            t = {"prompt": t} if isinstance(t, str) else t
+            if not isinstance(t, dict) or not t.get("prompt"):
+                raise ValueError(f"agent {name} turn {k + 1}: needs a `prompt`")
+            bad = set(t) - _TURN_KEYS
+            if bad:
+                raise ValueError(f"agent {name} turn {k + 1}: unknown key(s) {', '.join(sorted(bad))}")
+            mt = int(t.get("max_tokens", a.get("max_tokens", cfg.output_tokens)))
+            if getattr(cfg, "max_tokens_cap", None):
+                mt = min(mt, int(cfg.max_tokens_cap))
+            turns.append(Turn(prompt=str(t["prompt"]), max_tokens=mt,
+                              temperature=float(t.get("temperature", a.get("temperature", cfg.temperature))),
+                              seed=int(t.get("seed", cfg.seed + 100 * i + k)),
+                              cache_prompt=bool(t.get("cache_prompt", cfg.cache_prompt)),
+                              extra={**base_extra, **(a.get("extra") or {}), **(t.get("extra") or {})},
+                              checks=[normalize(c) for c in t.get("checks") or []]))
+        role = a.get("role") or ("pipeline" if pipeline else "primary" if i == 0 else "side")
+        if role not in ("primary", "side", "pipeline"):
+            raise ValueError(f"agent {name}: role must be primary, side or pipeline, got {role!r}")
+        agents.append(Agent(name=name, title=str(a.get("title", name)), role=role,
+                            system=a.get("system", cfg.system_prompt), turns=turns,
+                            needs=[str(n) for n in a.get("needs") or []],
+                            checks=[normalize(c) for c in a.get("checks") or []]))
+    _validate_refs(agents)
+    return agents
+
+
+def _validate_refs(agents: list[Agent]) -> None:
+    names = [a.name for a in agents]
+    if len(set(names)) != len(names):
+        raise ValueError(f"agent names must be unique, got {', '.join(names)}")
+    seen: set[str] = set()
+    for a in agents:
+        for n in a.needs:
+            if n not in names:
+                raise ValueError(f"agent {a.name} needs unknown agent {n!r}")
+            if n not in seen:  # declared order is the run order: it must be topological
+                raise ValueError(f"agent {a.name} needs {n}, which must be listed before it")
+        for t in a.turns:
+            for m in _REF.finditer(t.prompt):
+                if m.group(1):
+                    if not (DATA_DIR / m.group(1)).is_file():
+                        raise ValueError(f"agent {a.name}: no data file {m.group(1)!r} in {DATA_DIR}")
+                elif m.group(2) != a.name and m.group(2) not in a.needs:
+                    raise ValueError(f"agent {a.name} refers to {{{{ {m.group(2)}.{m.group(3)} }}}} "
+                                     f"but does not list {m.group(2)} in `needs`")
+        seen.add(a.name)
+
+
+def render(template: str, outputs: dict[str, list[str]]) -> str:
+    """Fill `{{ NAME.last|code|turnK }}` and `{{ data:FILE }}`; all else is left as written."""
+    def sub(m: re.Match) -> str:
+        if m.group(1):
+            return (DATA_DIR / m.group(1)).read_text().rstrip("\n")
+        replies = outputs.get(m.group(2)) or []
+        what = m.group(3)
+        if what.startswith("turn"):
+            k = int(what[4:])
+            return replies[k - 1] if 0 < k <= len(replies) else ""
+        last = replies[-1] if replies else ""
+        return extract_code(last).rstrip("\n") if what == "code" else last
+
+    return _REF.sub(sub, template)
+
+
+class _Board:
+    """One repeat's shared state: each agent's replies, and a 'finished' event per agent."""
+
+    def __init__(self) -> None:
+        self.outputs: dict[str, list[str]] = {}
+        self.done: dict[str, asyncio.Event] = {}
+
+    def event(self, name: str) -> asyncio.Event:
+        return self.done.setdefault(name, asyncio.Event())
+
+    async def wait(self, names: list[str]) -> None:
+        for n in names:
+            await self.event(n).wait()
+
+
+class AgenticWorkload(Workload):
+    def __init__(self, cfg: Any, concurrency: int):
+        super().__init__(cfg, concurrency)
+        self.agents = parse_agents(cfg)
+        self.pipeline = any(a.needs for a in self.agents)
+        sb = dict(_plain(getattr(cfg, "sandbox", None)) or {})
+        self.isolation_pref = str(sb.pop("isolation", "auto"))
+        try:
+            self.limits = Limits(**sb)
+        except TypeError as e:
+            raise ValueError(f"workload.sandbox: {e}") from None
+        if self.isolation_pref != "auto":
+            isolation(self.isolation_pref)  # fail now, with one line, if the machine lacks it
+
+    def instances(self) -> list[Instance]:
+        """Which agents run at this concurrency (see the module docstring)."""
+        if self.pipeline:
+            return [Instance(a.name, a) for a in self.agents]
+        n = len(self.agents)
+        out = [Instance(a.name, a) for a in self.agents[:self.concurrency]]
+        sides = self.agents[1:] or self.agents[:1]
+        for i in range(self.concurrency - n):
+            a = sides[i % len(sides)]
+            out.append(Instance(f"{a.name}#{i // len(sides) + 2}", a))
+        return out
+
+    def _spec(self, inst: Instance, k: int, messages: list, max_tokens: int | None = None) -> RequestSpec:
+        t = inst.agent.turns[k]
+        body = {"temperature": t.temperature, "seed": t.seed, "cache_prompt": t.cache_prompt, **t.extra}
+        return RequestSpec(messages=messages, max_tokens=max_tokens or t.max_tokens, body=body,
+                           tags={"agent": inst.label, "turn": k + 1, "role": inst.agent.role,
+                                 "title": inst.agent.title})
+
+    def _conversation(self, inst: Instance, board: _Board) -> Conversation:
+        agent = inst.agent
+        try:
+            if agent.needs:
+                yield board.wait(agent.needs)  # the engine awaits it; we resume once inputs are in
+            history = [{"role": "system", "content": agent.system}] if agent.system else []
+            replies = board.outputs.setdefault(inst.label, [])
+            for k, turn in enumerate(agent.turns):
+                history.append({"role": "user", "content": render(turn.prompt, board.outputs)})
+                rec = yield self._spec(inst, k, list(history))
+                history.append({"role": "assistant", "content": rec.text})
+                replies.append(rec.text)
+        finally:
+            board.event(inst.label).set()  # even on failure: dependants go on with what there is
+
+    def conversations(self, repeat: int) -> list[Conversation]:
+        board = _Board()
+        return [self._conversation(inst, board) for inst in self.instances()]
+
+    def warmup(self) -> list[Conversation]:
+        """One short request (the first agent's first turn, 8 tokens) to load the model."""
+        inst = Instance("warmup", self.agents[0])
+        first = self.agents[0].turns[0]
+        msgs = ([{"role": "system", "content": inst.agent.system}] if inst.agent.system else []) + \
+               [{"role": "user", "content": render(first.prompt, {})}]
+
+        def one() -> Conversation:
+            yield self._spec(inst, 0, msgs, max_tokens=min(8, first.max_tokens))
+
+        return [one()]
+
+    def evaluate(self, records: list) -> list[dict]:
+        """One `tasks` entry per agent per repeat: latency, tokens, and every check's outcome."""
+        ctx = CheckContext(limits=self.limits, isolation=self.isolation_pref)
+        iso = isolation(self.isolation_pref) if self._has_checks() else isolation("auto")
+        by: dict[tuple[int, str], list] = {}
+        for r in records:
+            if not r.warmup and "agent" in r.tags:
+                by.setdefault((r.repeat, r.tags["agent"]), []).append(r)
+        tasks = []
+        for rep in sorted({r.repeat for r in records if not r.warmup}):
+            for inst in self.instances():
+                recs = sorted(by.get((rep, inst.label), []), key=lambda r: r.tags["turn"])
+                tasks.append(self._task(inst, rep, recs, ctx, iso))
+        return tasks
+
+    def _has_checks(self) -> bool:
+        return any(a.checks or any(t.checks for t in a.turns) for a in self.agents)
+
+    def _task(self, inst: Instance, rep: int, recs: list, ctx: CheckContext, iso: str) -> dict:
+        agent = inst.agent
+        texts = {r.tags["turn"]: (r.text if r.ok else "") for r in recs}
+        checks = []
+        for k, turn in enumerate(agent.turns, start=1):
+            for spec in turn.checks:
+                checks.append({**run_check(texts.get(k, ""), spec, ctx), "turn": k})
+        for spec in agent.checks:
+            checks.append({**run_check(texts.get(len(agent.turns), ""), spec, ctx),
+                           "turn": len(agent.turns)})
+        ok = [r for r in recs if r.ok]
+        last = recs[-1] if recs else None
+        t_last = tpot_ms(last) if last is not None and last.ok else None
+        first_ttft = ttft_ms(recs[0]) if recs and recs[0].ok else None
+        return {
+            "agent": inst.label, "title": agent.title, "role": agent.role, "repeat": rep,
+            "turns": len(recs), "turns_planned": len(agent.turns),
+            "requests_failed": len(recs) - len(ok) + (len(agent.turns) - len(recs)),
+            "latency_ms": round(sum(e2e_ms(r) for r in recs), 3),
+            "ttft_ms": None if first_ttft is None else round(first_ttft, 3),
+            "output_tokens": int(sum(output_tokens(r) or 0 for r in ok)),
+            "last_turn_decode_tok_s": None if not t_last else round(1000.0 / t_last, 3),
+            "passed": all(c["passed"] for c in checks) if checks else None,
+            "checks": checks,
+            "isolation": iso,
+        }

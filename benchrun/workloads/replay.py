@@ -1,0 +1,93 @@
+"""Users' own traces: a JSONL file, one conversation per line, OpenAI chat format.
+
+  {"messages": [{"role": "system", ...}, {"role": "user", ...}, {"role": "assistant", ...},
+                {"role": "user", ...}], "max_tokens": 256}
+
+Each user message is one measured turn, sent with every message before it as recorded (the
+trace's own assistant replies, not the model's), so prompts are exactly the trace's and runs are
+comparable across models. Trailing assistant messages are the trace's answers and are not sent.
+Conversations are sent in closed loop, `concurrency` at a time, like `synthetic`."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from ..client import RequestSpec
+from ..engine import Conversation
+from .base import Workload
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+_PER_LINE = ("max_tokens", "temperature", "seed")
+
+
+def resolve_path(path: str | None) -> Path:
+    """As given (relative to the working directory), else a file shipped in workloads/data."""
+    if not path:
+        raise ValueError("workload.path is required for kind replay (a JSONL file of {\"messages\": [...]})")
+    p = Path(path).expanduser()
+    for cand in (p, DATA_DIR / p):
+        if cand.is_file():
+            return cand
+    raise ValueError(f"workload.path: no such file {path!r} (looked in the working directory and {DATA_DIR})")
+
+
+def load_jsonl(path: Path) -> list[dict]:
+    """Validated lines; a bad line is a one-line error naming file and line."""
+    out = []
+    for n, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            d = json.loads(line)
+        except ValueError as e:
+            raise ValueError(f"{path}:{n}: not JSON ({e})") from None
+        msgs = d.get("messages") if isinstance(d, dict) else None
+        if not isinstance(msgs, list) or not msgs or not all(
+                isinstance(m, dict) and isinstance(m.get("role"), str) and "content" in m for m in msgs):
+            raise ValueError(f"{path}:{n}: needs \"messages\": a list of {{\"role\", \"content\"}}")
+        if not any(m["role"] == "user" for m in msgs):
+            raise ValueError(f"{path}:{n}: no user message to replay")
+        out.append(d)
+    if not out:
+        raise ValueError(f"{path}: no conversations")
+    return out
+
+
+class ReplayWorkload(Workload):
+    def __init__(self, cfg: Any, concurrency: int):
+        super().__init__(cfg, concurrency)
+        self.path = resolve_path(cfg.path)
+        self.lines = load_jsonl(self.path)
+        self.extra = OmegaConf.to_container(cfg.extra_body, resolve=True) if OmegaConf.is_config(cfg.extra_body) \
+            else dict(cfg.extra_body or {})
+
+    def _specs(self, i: int, line: dict) -> list[RequestSpec]:
+        c = self.cfg
+        mt = int(line.get("max_tokens", c.output_tokens))
+        if getattr(c, "max_tokens_cap", None):
+            mt = min(mt, int(c.max_tokens_cap))
+        body = {"temperature": float(line.get("temperature", c.temperature)),
+                "seed": int(line.get("seed", c.seed + i)), "cache_prompt": c.cache_prompt, **self.extra}
+        msgs = line["messages"]
+        specs, turn = [], 0
+        for k, m in enumerate(msgs):
+            if m["role"] == "user":
+                turn += 1
+                specs.append(RequestSpec(messages=msgs[:k + 1], max_tokens=mt, body=dict(body),
+                                         tags={"conversation": i, "turn": turn}))
+        return specs
+
+    def conversations(self, repeat: int) -> list[Conversation]:
+        return [self._conv(self._specs(i, line)) for i, line in enumerate(self.lines)]
+
+    @staticmethod
+    def _conv(specs: list[RequestSpec]) -> Conversation:
+        for s in specs:
+            yield s
+
+    def describe(self) -> dict:
+        return {**super().describe(), "path": str(self.path), "conversations": len(self.lines),
+                "turns": sum(sum(m["role"] == "user" for m in l["messages"]) for l in self.lines)}

@@ -1,0 +1,157 @@
+"""Load shapes: closed loop, open loop schedules and lateness, duration limit, multi-turn."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchrun import metrics as M
+from benchrun import timedserver
+from benchrun.client import RequestSpec, make_session
+from benchrun.engine import Engine, LoadPlan, arrival_offsets_ns, run_loop
+
+
+def test_poisson_schedule_is_seeded_and_has_the_mean_rate():
+    a = arrival_offsets_ns(4000, rate=50.0, arrival="poisson", seed=7)
+    assert a == arrival_offsets_ns(4000, rate=50.0, arrival="poisson", seed=7)
+    assert a != arrival_offsets_ns(4000, rate=50.0, arrival="poisson", seed=8)
+    gaps = np.diff(a) / 1e9
+    assert a[0] == 0 and (gaps >= 0).all()
+    assert 1 / gaps.mean() == pytest.approx(50.0, rel=0.05)
+    assert gaps.std() / gaps.mean() == pytest.approx(1.0, rel=0.1)  # exponential: CV = 1
+
+
+def test_constant_schedule():
+    a = arrival_offsets_ns(5, rate=4.0, arrival="constant", seed=0)
+    assert a == [0, 250_000_000, 500_000_000, 750_000_000, 1_000_000_000]
+
+
+def _conv(rid, ttft_ms=5.0, itl_ms=2.0, tokens=4, turns=1, seen=None):
+    for t in range(turns):
+        rec = yield RequestSpec(messages=[{"role": "user", "content": f"turn {t}"}], max_tokens=tokens,
+                                body={"rid": f"{rid}.{t}", "ttft_ms": ttft_ms, "itl_ms": itl_ms},
+                                tags={"rid": rid, "turn": t}, expected_tokens=tokens)
+        if seen is not None:
+            seen.append((rid, t, rec.ok, len(rec.text)))
+
+
+@pytest.fixture(scope="module")
+def timed_url():
+    with timedserver.running() as url:
+        yield url
+
+
+def _run(url, convs, plan):
+    async def go():
+        async with make_session(30, {}) as session:
+            return await Engine(session, url + "/v1/chat/completions").run(convs, plan)
+
+    return run_loop(go())
+
+
+def _max_overlap(records):
+    ev = sorted([(r.start_ns, 1) for r in records] + [(r.end_ns, -1) for r in records])
+    cur = best = 0
+    for _, d in ev:
+        cur += d
+        best = max(best, cur)
+    return best
+
+
+def test_closed_loop_keeps_exactly_concurrency_in_flight(timed_url):
+    recs, _ = _run(timed_url, [_conv(i, ttft_ms=20) for i in range(12)], LoadPlan(concurrency=3))
+    assert len(recs) == 12 and all(r.ok for r in recs)
+    assert _max_overlap(recs) == 3
+    assert len({r.id for r in recs}) == 12
+    assert all(r.scheduled_ns is None for r in recs)
+
+
+def test_no_hidden_client_queue_above_100_connections(timed_url):
+    """aiohttp's default connector queues request 101+; ours must not."""
+    recs, _ = _run(timed_url, [_conv(i, ttft_ms=400, tokens=1) for i in range(130)], LoadPlan(concurrency=130))
+    assert all(r.ok for r in recs)
+    assert max(M.ttft_ms(r) for r in recs) < 790  # queued ones would wait a whole extra TTFT
+
+
+def test_open_loop_records_schedule_and_lateness(timed_url):
+    recs, wall = _run(timed_url, [_conv(i) for i in range(15)],
+                      LoadPlan(rate=40.0, arrival="constant"))
+    assert len(recs) == 15 and all(r.ok for r in recs)
+    sched = sorted(r.scheduled_ns for r in recs)
+    assert np.diff(sched) / 1e6 == pytest.approx([25.0] * 14, abs=0.01)
+    late = [M.lateness_ms(r) for r in recs]
+    assert min(late) >= 0 and np.median(late) < 5
+    m = M.compute_metrics(recs, wall)
+    assert m["lateness_ms"]["n"] == 15
+    assert m["ttft_from_schedule_ms"]["mean"] >= m["ttft_ms"]["mean"]
+
+
+def test_open_loop_cap_shows_up_as_lateness(timed_url):
+    """With a cap of 1 and requests slower than the arrival rate, the backlog is not hidden:
+    lateness grows request by request and latency from the schedule grows with it."""
+    recs, _ = _run(timed_url, [_conv(i, ttft_ms=40, tokens=2) for i in range(6)],
+                   LoadPlan(rate=100.0, arrival="constant", max_concurrency=1))
+    recs.sort(key=lambda r: r.scheduled_ns)
+    late = [M.lateness_ms(r) for r in recs]
+    assert _max_overlap(recs) == 1
+    assert all(b > a for a, b in zip(late, late[1:]))
+    assert late[-1] > 5 * 30  # each request takes >= 42 ms but they were due every 10 ms
+    assert M.ttft_from_schedule_ms(recs[-1]) > M.ttft_ms(recs[-1]) + 150
+
+
+def test_duration_limit_stops_new_requests(timed_url):
+    recs, wall = _run(timed_url, [_conv(i, ttft_ms=50, tokens=2) for i in range(100)],
+                      LoadPlan(concurrency=2, duration_s=0.3))
+    assert 2 <= len(recs) < 20
+    t0 = min(r.start_ns for r in recs)
+    assert max(r.start_ns for r in recs) - t0 < 0.3e9 + 0.02e9
+    assert wall < 0.6e9
+
+
+def test_multi_turn_conversation_receives_each_record(timed_url):
+    seen = []
+    recs, _ = _run(timed_url, [_conv(i, turns=3, seen=seen) for i in range(2)], LoadPlan(concurrency=2))
+    assert len(recs) == 6
+    assert sorted(seen) == [(i, t, True, 4) for i in range(2) for t in range(3)]
+    for rid in range(2):
+        turns = sorted((r for r in recs if r.tags["rid"] == rid), key=lambda r: r.tags["turn"])
+        assert all(b.start_ns >= a.end_ns for a, b in zip(turns, turns[1:]))  # strictly in order
+
+
+def test_unreachable_server_is_data_not_an_exception():
+    from benchrun.servers.base import free_port
+
+    recs, _ = _run(f"http://127.0.0.1:{free_port()}", [_conv(0)], LoadPlan())
+    assert len(recs) == 1 and not recs[0].ok and "Connect" in recs[0].error
+
+
+def test_a_stalled_stream_is_a_read_timeout_and_the_run_goes_on(timed_url):
+    async def go():
+        async with make_session(0.4, {}) as session:  # sock_read = the stall limit
+            eng = Engine(session, timed_url + "/v1/chat/completions")
+            assert eng._watch is not None  # enforced by the watchdog, not per chunk
+            return await eng.run([_conv(0, ttft_ms=3000), _conv(1, ttft_ms=5)], LoadPlan(concurrency=2))
+
+    recs, wall = run_loop(go())
+    by = {r.tags["rid"]: r for r in recs}
+    assert by[0].error == "read timeout: the server stopped sending"
+    assert by[1].ok
+    assert 0.4e9 < wall < 2.5e9
+
+
+def test_unread_replies_are_decoded_after_the_run(timed_url):
+    seen = []
+
+    def conv(i):
+        yield RequestSpec(messages=[{"role": "user", "content": "x"}], max_tokens=3,
+                          body={"rid": i, "ttft_ms": 5, "itl_ms": 1}, reply_needed=False)
+
+    async def go():
+        async with make_session(30, {}) as session:
+            eng = Engine(session, timed_url + "/v1/chat/completions",
+                         on_record=lambda r: seen.append((r.id, r.text, len(eng._deferred))))
+            return await eng.run([conv(i) for i in range(4)], LoadPlan(concurrency=2))
+
+    recs, _ = run_loop(go())
+    assert all(r.ok and r.text == "xxx" and r.event_kinds.count("c") == 3 for r in recs)
+    assert sorted(i for i, _, _ in seen) == [0, 1, 2, 3]  # every record reached on_record
+    assert all(text == "xxx" for _, text, _ in seen)

@@ -1,0 +1,196 @@
+"""Faults provoked for real: servers that cannot start inside a sweep, a server killed -9 or
+frozen mid-run, a crash in the middle of writing result.json."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from benchrun.results import read_result, write_result
+from conftest import output_dir_of
+
+
+def _gone(pid: int | None) -> bool:
+    if not pid:
+        return True
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def survivors(mark: str) -> list[int]:
+    """Processes still running whose environment carries BENCHRUN_TEST_MARK=mark: the CLI
+    under test and everything it started (servers inherit its environment)."""
+    found = []
+    for p in psutil.process_iter(["pid"]):
+        try:
+            if p.environ().get("BENCHRUN_TEST_MARK") == mark and p.status() != psutil.STATUS_ZOMBIE:
+                found.append(p.pid)
+        except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+    return found
+
+
+def _preset(d: Path, name: str, body: str) -> None:
+    (d / "model").mkdir(parents=True, exist_ok=True)
+    (d / "model" / f"{name}.yaml").write_text(f"defaults:\n  - base_model\nname: {name}\n{body}\n")
+
+
+@pytest.mark.slow
+def test_start_failures_inside_a_sweep_are_data_and_the_sweep_goes_on(cli, tmp_path):
+    extra = tmp_path / "extra_conf"
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    busy_port = squatter.getsockname()[1]
+    _preset(extra, "missing_file", "path: /nonexistent/dir/model.gguf")
+    _preset(extra, "bad_flag", "tiny: tiny\nflash_attn: sideways")
+    _preset(extra, "no_binary", "tiny: tiny\nbackend: llama_server\nbinary: /nonexistent/bin/llama-server")
+    _preset(extra, "port_taken", f"tiny: tiny\nport: {busy_port}")
+    _preset(extra, "too_slow", "tiny: tiny\nstartup_timeout_s: 0.01")
+    try:
+        proc, _ = cli("-m", "model=missing_file,bad_flag,no_binary,port_taken,too_slow,tiny",
+                      "workload.requests=2", "load.warmup_requests=0",
+                      f"hydra.searchpath=[file://{extra}]", env={"BENCHRUN_TEST_MARK": str(tmp_path)})
+    finally:
+        squatter.close()
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / output_dir_of(proc.stdout)
+    res = {p.parent.name.split("_", 1)[1]: read_result(p) for p in out.glob("*/result.json")}
+    expect = {
+        "missing_file_c1": "model file not found for preset 'missing_file'",
+        "bad_flag_c1": "flash_attn must be on, off or auto",  # from the server.log tail
+        "no_binary_c1": "llama-server binary not found",
+        "port_taken_c1": f"model.port={busy_port} is taken",
+        "too_slow_c1": "not healthy after 0.01s",
+    }
+    for job, cause in expect.items():
+        assert res[job]["status"] == "failed", job
+        assert cause in res[job]["error"], (job, res[job]["error"])
+        assert f"{job}] failed" in proc.stdout
+    assert "exited with code 2 during startup" in res["bad_flag_c1"]["error"]
+    assert res["tiny_c1"]["status"] == "ok" and res["tiny_c1"]["metrics"]["requests_ok"] == 2
+    summary = json.loads((out / "summary.json").read_text())
+    assert sorted(r["status"] for r in summary) == ["failed"] * 5 + ["ok"]
+    # Every server started for the sweep (the timed-out one included) is stopped.
+    assert all(_gone(r["server"]["pid"]) for r in res.values())
+    assert survivors(str(tmp_path)) == []
+
+
+def _job_cfg(compose, *extra):
+    return compose(["model=tiny", "concurrency=2", "load.warmup_requests=0", "telemetry.enabled=false",
+                    "fit_check=false", *extra])
+
+
+def _after_measured(job_dir: Path, n: int, action, timeout: float = 60.0) -> threading.Thread:
+    """Run `action()` once n measured records are in requests.jsonl (a real mid-run moment)."""
+    def watch():
+        path = job_dir / "requests.jsonl"
+        t_end = time.monotonic() + timeout
+        while time.monotonic() < t_end:
+            if path.exists() and sum('"warmup":false' in ln for ln in path.read_text().splitlines()) >= n:
+                action()
+                return
+            time.sleep(0.01)
+
+    t = threading.Thread(target=watch, daemon=True)
+    t.start()
+    return t
+
+
+@pytest.mark.slow
+def test_server_killed_mid_run_fails_the_job_keeps_partial_metrics_next_job_fresh(compose, tmp_path):
+    from benchrun.job import run_job
+    from benchrun.records import read_records
+    from benchrun.servers import ServerPool
+
+    pool = ServerPool()
+    try:
+        cfg = _job_cfg(compose, "workload.requests=24", "workload.output_tokens=48",
+                       "load.request_timeout_s=5")
+        job_dir = tmp_path / "0_tiny_c2"
+        killed = {}
+
+        def kill():
+            killed["pid"] = pool.current.pid
+            os.kill(pool.current.pid, signal.SIGKILL)
+
+        watcher = _after_measured(job_dir, 3, kill)
+        t0 = time.monotonic()
+        res = run_job(cfg, job_dir, pool, job_num=0, run_id="t")
+        watcher.join()
+        assert killed, "the server was never killed"
+        assert time.monotonic() - t0 < 30  # in-flight and later requests failed fast
+        assert res["status"] == "failed"
+        assert "server process died during the run (exit code -9)" in res["error"]
+        m = res["metrics"]
+        assert m["requests_ok"] >= 3 and m["requests_failed"] >= 1  # finished ones kept
+        assert m["requests_ok"] + m["requests_failed"] <= 24
+        recs = [r for r in read_records(job_dir / "requests.jsonl") if not r.warmup]
+        assert sum(r.ok for r in recs) == m["requests_ok"]
+        assert read_result(job_dir / "result.json")["status"] == "failed"
+        assert pool.current is None  # discarded
+
+        res2 = run_job(_job_cfg(compose, "workload.requests=2"), tmp_path / "1_tiny_c2", pool,
+                       job_num=1, run_id="t")
+        assert res2["status"] == "ok", res2["error"]
+        assert res2["server"]["reused"] is False and res2["server"]["pid"] != killed["pid"]
+    finally:
+        pool.close()
+
+
+@pytest.mark.slow
+def test_frozen_server_requests_time_out_job_fails_server_replaced(compose, tmp_path):
+    from benchrun.job import run_job
+    from benchrun.servers import ServerPool
+
+    pool = ServerPool()
+    try:
+        cfg = _job_cfg(compose, "workload.requests=6", "workload.output_tokens=48",
+                       "load.request_timeout_s=1")
+        job_dir = tmp_path / "0_tiny_c2"
+        frozen = {}
+
+        def freeze():  # the server hangs: alive, accepting connections, sending nothing
+            frozen["pid"] = pool.current.pid
+            os.kill(pool.current.pid, signal.SIGSTOP)
+
+        watcher = _after_measured(job_dir, 2, freeze)
+        res = run_job(cfg, job_dir, pool, job_num=0, run_id="t")
+        watcher.join()
+        assert frozen
+        assert res["status"] == "failed"
+        assert "stopped responding" in res["error"]
+        assert res["metrics"]["requests_ok"] >= 2
+        errors = [json.loads(ln).get("error") or "" for ln in (job_dir / "requests.jsonl").read_text().splitlines()]
+        assert any("read timeout" in e for e in errors), errors
+        assert _gone(frozen["pid"])  # the frozen server was stopped (SIGCONT + SIGTERM/KILL)
+        assert pool.current is None
+    finally:
+        pool.close()
+
+
+def test_a_crash_mid_write_never_leaves_a_half_written_result(tmp_path, monkeypatch):
+    from benchrun import results
+
+    good = {"status": "ok", "marker": "first"}
+    monkeypatch.setattr(results, "validate_result", lambda r: None)
+    write_result(tmp_path, good)
+    before = (tmp_path / "result.json").read_text()
+
+    def crash(fd):  # the process dies after part of the new text reached the disk
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "fsync", crash)
+    with pytest.raises(KeyboardInterrupt):
+        write_result(tmp_path, {"status": "failed", "marker": "x" * 1_000_000})
+    assert (tmp_path / "result.json").read_text() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["result.json"]  # no temp file left

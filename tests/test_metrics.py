@@ -1,0 +1,135 @@
+"""Every metric on hand-built nanosecond records."""
+from __future__ import annotations
+
+import pytest
+
+from benchrun import metrics as M
+from benchrun.records import RequestRecord
+
+MS = 1_000_000  # ns
+
+
+def rec(events, kinds, *, end_ms=None, usage_out=None, prompt=100, expected=None, error=None,
+        status=200, scheduled_ns=None, start_ns=10 * MS, timings=None, id=0):
+    r = RequestRecord(id=id, start_ns=start_ns, scheduled_ns=scheduled_ns, status=status,
+                      error=error, expected_tokens=expected, timings=timings)
+    r.event_ns = [int(e * MS) for e in events]
+    r.event_kinds = kinds
+    r.end_ns = start_ns + int((end_ms if end_ms is not None else (events[-1] if events else 0)) * MS)
+    if usage_out is not None:
+        r.usage = {"completion_tokens": usage_out, "prompt_tokens": prompt}
+    r.done = "d" in kinds
+    return r
+
+
+def test_role_only_first_chunk_is_not_a_token():
+    # role at 5 ms, tokens at 20, 30, 45, finish, usage, done at 50.
+    r = rec([5, 20, 30, 45, 46, 47, 50], "rcccfud", usage_out=3)
+    assert M.ttft_ms(r) == 20
+    assert M.ttfa_ms(r) == 20
+    assert M.itl_ms(r) == [10, 15]
+    assert M.e2e_ms(r) == 50
+    assert M.tpot_ms(r) == pytest.approx((50 - 20) / 2)
+    assert M.decode_tok_s(r) == pytest.approx(1000 / 15)
+    assert M.prefill_tok_s(r) == pytest.approx(100 / 0.020)
+    assert M.token_events(r) == 3 and not M.token_count_mismatch(r)
+
+
+def test_reasoning_then_content():
+    r = rec([1, 10, 12, 14, 40, 42, 50, 51], "rtttccud", usage_out=5)
+    assert M.ttft_ms(r) == 10  # thinking counts as the first token
+    assert M.ttfa_ms(r) == 40  # the first answer token comes later
+    assert M.itl_ms(r) == [2, 2, 26, 2]
+    assert M.tpot_ms(r) == pytest.approx((51 - 10) / 4)
+
+
+def test_zero_token_reply():
+    r = rec([3, 4, 5, 6], "rfud", usage_out=0)
+    assert r.ok
+    assert M.ttft_ms(r) is None and M.ttfa_ms(r) is None
+    assert M.itl_ms(r) == [] and M.tpot_ms(r) is None and M.decode_tok_s(r) is None
+    assert M.prefill_tok_s(r) is None
+    m = M.compute_metrics([r], 10 * MS)
+    assert m["requests_ok"] == 1 and m["ttft_ms"]["n"] == 0 and m["output_tokens"] == 0
+
+
+def test_one_token_reply():
+    r = rec([3, 8, 9, 9, 10], "rcfud", usage_out=1)
+    assert M.ttft_ms(r) == 8
+    assert M.itl_ms(r) == []
+    assert M.tpot_ms(r) is None and M.decode_tok_s(r) is None
+
+
+def test_token_count_mismatch_is_flagged_not_hidden():
+    # The server says 4 tokens but only 3 token events came: one event carried two tokens.
+    r = rec([1, 2, 3, 4, 5, 6], "rcccud", usage_out=4)
+    assert M.output_tokens(r) == 4 and M.token_events(r) == 3
+    assert M.token_count_mismatch(r)
+    assert M.compute_metrics([r], 10 * MS)["token_count_mismatches"] == 1
+
+
+def test_output_tokens_falls_back_to_timings_never_to_words():
+    r = rec([1, 2, 3], "rcd", timings={"predicted_n": 7})
+    assert M.output_tokens(r) == 7
+    assert M.output_tokens(rec([1, 2, 3], "rcd")) is None
+
+
+def test_failed_and_truncated_are_counted_apart():
+    good = rec([0.5, 10, 20, 30, 31], "rcccd", usage_out=3, expected=3, id=0)
+    failed = rec([0.5, 1], "rc", error="stream ended without [DONE]", expected=3, id=1)
+    http = rec([], "", error="HTTP 500: boom", status=500, expected=3, id=2)
+    short = rec([0.5, 2, 4, 5], "rccd", usage_out=2, expected=3, id=3)  # stopped early
+    m = M.compute_metrics([good, failed, http, short], 100 * MS)
+    assert m["requests_ok"] == 1
+    assert m["requests_failed"] == 2
+    assert m["requests_truncated"] == 1
+    # Only the good request is in the latency figures.
+    assert m["ttft_ms"]["n"] == 1 and m["ttft_ms"]["mean"] == 10
+    assert m["itl_ms"]["n"] == 2 and m["itl_ms"]["min"] == 10
+    assert m["output_tokens"] == 3
+    assert m["wall_s"] == pytest.approx(0.1)
+    assert m["output_throughput_tok_s"] == pytest.approx(30)
+    assert m["request_throughput_rps"] == pytest.approx(10)
+
+
+def test_open_loop_lateness_and_latency_from_schedule():
+    # Scheduled at 10 ms, sent at 14 ms (4 ms late); first token 6 ms after send.
+    r = rec([1, 6, 8, 9], "rccd", usage_out=2, scheduled_ns=10 * MS, start_ns=14 * MS)
+    assert M.lateness_ms(r) == 4
+    assert M.ttft_from_schedule_ms(r) == 10
+    assert M.e2e_from_schedule_ms(r) == 13
+    m = M.compute_metrics([r], 20 * MS)
+    assert m["lateness_ms"]["mean"] == 4 and m["ttft_from_schedule_ms"]["p50"] == 10
+    closed = M.compute_metrics([rec([1, 6, 8, 9], "rccd", usage_out=2)], 20 * MS)
+    assert "lateness_ms" not in closed
+
+
+def test_summarize():
+    s = M.summarize([1.0, 2.0, 3.0, 4.0, None, float("nan")])
+    assert s["n"] == 4 and s["mean"] == 2.5 and s["min"] == 1 and s["max"] == 4
+    assert s["p50"] == 2.5 and s["stdev"] == pytest.approx(1.2909944)
+    assert M.summarize([])["mean"] is None
+    assert M.summarize([5.0])["stdev"] == 0.0
+
+
+def test_server_timings_ratio():
+    a = rec([1, 2, 3, 4], "rccd", usage_out=2, timings={"predicted_per_second": 100.0, "cache_n": 0})
+    b = rec([1, 2, 3, 4], "rccd", usage_out=2, timings={"predicted_per_second": 300.0, "cache_n": 5})
+    st = M.server_timings([a, b], client_decode_mean=180.0)
+    assert st["predicted_per_second"]["mean"] == 200
+    assert st["client_server_decode_ratio"] == pytest.approx(0.9)
+    assert st["cache_n"]["max"] == 5
+
+
+def test_goodput():
+    fast = rec([1, 5, 7, 9, 10], "rcccd", usage_out=3, expected=3, id=0)  # ttft 5, tpot 2.5
+    slow = rec([1, 50, 52, 54, 55], "rcccd", usage_out=3, expected=3, id=1)  # ttft 50
+    failed = rec([1], "r", error="boom", expected=3, id=2)
+    one = rec([1, 4, 5], "rcd", usage_out=1, expected=1, id=3)  # no tpot: not a miss
+    g = M.goodput_of([fast, slow, failed, one], {"ttft_ms": 10.0, "tpot_ms": 3.0, "e2e_ms": None}, 2_000 * MS)
+    assert g["slo"] == {"ttft_ms": 10.0, "tpot_ms": 3.0}
+    assert g["requests"] == 4 and g["requests_good"] == 2
+    assert g["share"] == 0.5 and g["rate_rps"] == pytest.approx(1.0)
+    assert M.goodput_of([fast], {"ttft_ms": None}, MS) is None
+    with pytest.raises(ValueError, match="slo.decode_tok_s"):
+        M.goodput_of([fast], {"decode_tok_s": 5.0}, MS)

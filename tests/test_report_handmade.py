@@ -1,0 +1,263 @@
+"""Report on hand-made output dirs: requests.jsonl of synthetic records with known timings,
+result.json computed from them by benchrun's own metric functions (no server needed)."""
+from __future__ import annotations
+
+import json
+import re
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchrun.metrics import compute_metrics, server_timings
+from benchrun.records import RecordWriter, RequestRecord
+from benchrun.report import write_report
+from benchrun.report.markdown import sweep_command
+from benchrun.report.data import load_jobs
+from benchrun.results import write_result
+
+SHA = "ab" * 32
+
+
+def make_records(n: int, ttft_ms: float, itl_ms: float, tokens: int, rng, jitter: float = 0.1,
+                 repeat: int = 0, start_ns: int = 0, concurrency: int = 1) -> tuple[list, int]:
+    """n complete requests; TTFT and ITL drawn around the given means (relative sd `jitter`)."""
+    recs, t = [], start_ns
+    for i in range(n):
+        ttft = max(0.1, rng.normal(ttft_ms, ttft_ms * jitter))
+        gaps = np.maximum(0.01, rng.normal(itl_ms, itl_ms * jitter, tokens - 1))
+        offs = np.concatenate([[ttft], ttft + np.cumsum(gaps)]) * 1e6
+        ev = [0] + [int(x) for x in offs] + [int(offs[-1]) + 1000] * 3
+        recs.append(RequestRecord(
+            id=i, repeat=repeat, start_ns=t, end_ns=t + ev[-1] + 1000, event_ns=ev,
+            event_kinds="r" + "c" * tokens + "fud", status=200, finish_reason="length", done=True,
+            usage={"completion_tokens": tokens, "prompt_tokens": 100},
+            timings={"predicted_per_second": 1000 / itl_ms, "prompt_per_second": 100 / ttft * 1000},
+            expected_tokens=tokens))
+        t += ev[-1] // concurrency
+    return recs, t - start_ns
+
+
+def make_job(root: Path, num: int, model: str, c: int, ttft_ms: float, itl_ms: float, *, repeats: int = 1,
+             n: int = 30, tokens: int = 16, seed: int = 0, jitter: float = 0.1, tasks: list | None = None,
+             status: str = "ok", error: str | None = None, extra: dict | None = None,
+             path: str | None = None, sha: str = SHA, scale: dict | None = None) -> Path:
+    """One job dir with requests.jsonl and a schema-valid result.json. `scale` multiplies the
+    records' TTFT after drawing (a planted regression on the very same requests)."""
+    rng = np.random.default_rng(seed)
+    d = root / f"{num}_{model}_c{c}"
+    d.mkdir(parents=True)
+    runs, walls = [], []
+    w = RecordWriter(d / "requests.jsonl")
+    for rep in range(repeats if status == "ok" else 0):
+        recs, wall = make_records(n, ttft_ms, itl_ms, tokens, rng, jitter, rep, concurrency=c)
+        if scale:
+            recs = [_scaled(r, scale.get("ttft", 1.0)) for r in recs]
+        w.write_all(recs)
+        runs.append(recs)
+        walls.append(wall)
+    w.close()
+    records = [r for run in runs for r in run]
+    m = compute_metrics(records, sum(walls))
+    res = {
+        "schema_version": 1, "status": status, "error": error, "run_id": "handmade",
+        "job": {"num": num, "name": d.name, "started_at": "2026-01-02T03:04:05+00:00",
+                "finished_at": "2026-01-02T03:05:05+00:00",
+                "overrides": [f"model={model}", f"concurrency={c}"]},
+        "model": {"name": model, "path": path or f"/models/{model}.gguf", "sha256": sha, "size_bytes": 2**30,
+                  "quantization": "Q4_K_M", "ctx_size": 40960, "parallel": 3,
+                  "hub_repo": f"org/{model}-GGUF", "hub_file": f"{model}.gguf"},
+        "server": {"backend": "llama_server", "command": ["llama-server"], "pid": 1, "build_info": "b1234",
+                   "startup_s": 1.0, "reused": False, "url": None},
+        "concurrency": c, "repeats": repeats, "workload": {"name": "agentic", "kind": "agents", "cache_prompt": False},
+        "hardware": {"name": "rtx4090", "gpu": "NVIDIA GeForce RTX 4090", "gpu_memory_mib": 24564},
+        "load": {"warmup_requests": 1}, "metrics": m,
+        "repeat_metrics": [compute_metrics(r, wl) for r, wl in zip(runs, walls)],
+        "server_timings": server_timings(records, m["decode_tok_s"]["mean"]),
+        "tasks": tasks or [],
+    }
+    for k, v in (extra or {}).items():
+        if k == "memory":
+            res["server"]["memory"] = v
+        else:
+            res[k] = v
+    write_result(d, res)
+    return d
+
+
+def _scaled(r: RequestRecord, f: float) -> RequestRecord:
+    """The same request with its TTFT multiplied by f (token gaps unchanged)."""
+    first = r.event_ns[1]
+    shift = int(first * (f - 1))
+    r.event_ns = [0] + [x + shift for x in r.event_ns[1:]]
+    r.end_ns += shift
+    return r
+
+
+def task(agent, title, role, passed, latency, rep=0, reason="no docstring found"):
+    checks = [] if passed is None else [{"name": "has_docstrings", "passed": passed,
+                                          "reason": "" if passed else reason, "duration_ms": 3.0}]
+    return {"agent": agent, "title": title, "role": role, "repeat": rep, "turns": 1, "latency_ms": latency,
+            "ttft_ms": 50.0, "output_tokens": 100, "passed": passed, "checks": checks, "isolation": "rlimits-only"}
+
+
+def png_size(p: Path) -> tuple[int, int]:
+    b = p.read_bytes()
+    assert b[:8] == b"\x89PNG\r\n\x1a\n", f"{p} is not a PNG"
+    return struct.unpack(">II", b[16:24])
+
+
+def table_after(md: str, heading: str) -> list[list[str]]:
+    """The first Markdown table after `heading`, as rows of cells (header row first)."""
+    part = md.split(heading, 1)[1]
+    rows = []
+    for line in part.splitlines():
+        if line.startswith("|"):
+            if set(line) <= set("|-: "):
+                continue
+            rows.append([c.strip() for c in line.strip("|").split("|")])
+        elif rows:
+            break
+    return rows
+
+
+@pytest.fixture
+def two_models(tmp_path):
+    """fast (Q4, 20 GiB) vs slow (18 GiB, random weights -> fails checks), C1 and C3, 3 repeats."""
+    root = tmp_path / "sweep"
+    tiny_path = "/cache/tiny-0123456789.gguf"
+    specs = [("fast", 1, 100, 10), ("fast", 3, 110, 11), ("slow", 1, 60, 20), ("slow", 3, 360, 21)]
+    for num, (model, c, ttft, itl) in enumerate(specs):
+        tasks = []
+        if c == 3:
+            for rep in range(3):
+                ok = model == "fast"
+                tasks += [task("P", "Primary", "primary", ok, 3000 + 100 * rep, rep),
+                          task("S1", "Docstring", "side", ok, 1700 + 50 * rep if ok else 2100, rep),
+                          task("S2", "Unit Tests", "side", ok, 2000 if ok else 3300, rep)]
+        mem = {"kind": "vram", "peak_mib": 20480 if model == "fast" else 18432, "idle_mib": 18000, "estimate_mib": 19000}
+        make_job(root, num, model, c, ttft, itl, repeats=3, seed=num, tasks=tasks, extra={"memory": mem},
+                 path=tiny_path if model == "slow" else None)
+    make_job(root, 4, "broken", 1, 1, 1, status="failed", error="server exited with code 1 (out of memory)")
+    return root
+
+
+def test_report_from_handmade_sweep(two_models):
+    w = write_report(two_models)
+    md = w.report_md.read_text()
+    jobs = {j.dir.name: j for j in load_jobs(two_models)}
+    # Seed structure, in order.
+    heads = ["# Benchmark: fast vs slow", "## Models Under Test", "## Charts", "## Summary", "## Key Findings",
+             "## Recommendation", "## Detailed Results", "## Side Tasks at C3", "## Failed Jobs",
+             "## Prerequisites", "## Reproducing"]
+    pos = [md.index(h) for h in heads]
+    assert pos == sorted(pos)
+    # Summary: values read from result.json, winners by direction.
+    rows = {r[0]: r for r in table_after(md, "## Summary")}
+    assert rows["Metric"] == ["Metric", "fast", "slow", "Winner"]
+    fast3, slow3 = jobs["1_fast_c3"], jobs["3_slow_c3"]
+    dec = rows["Decode speed per request (C3)"]
+    assert dec[1].startswith(f"{fast3.value('decode_tok_s.mean'):.1f} ± ")
+    ratio = fast3.value("decode_tok_s.mean") / slow3.value("decode_tok_s.mean")
+    assert dec[3] == f"fast ({ratio:.1f}x)"
+    assert rows["TTFT p50 (C1)"][3].startswith("slow (")  # lower is better: slow wins at C1
+    assert rows["TTFT p50 (C3)"][3].startswith("fast (")
+    assert rows["Peak memory"][3].startswith("slow (")  # less memory wins
+    assert rows["Quality checks (C3)"][1:] == ["9/9 PASS", "0/9 PASS", "fast"]
+    # Findings: ratios from the numbers, degradation, the random-weight model named plainly.
+    findings = md.split("## Key Findings", 1)[1].split("## Recommendation", 1)[0]
+    assert f"**fast** decodes {ratio:.1f}x faster per request than slow at C3" in findings
+    t1, t3 = jobs["2_slow_c1"].value("ttft_ms.p50"), slow3.value("ttft_ms.p50")
+    assert f"TTFT p50 degrades {t3 / t1:.1f}x from C1 to C3" in findings
+    assert "**slow fails every quality check** (0/9 at C3)" in findings and "random-weight" in findings
+    rec = md.split("## Recommendation", 1)[1].split("## Detailed", 1)[0]
+    assert "**Pick fast** for speed" in rec
+    assert "slow is still the better pick when first-token latency at C1 matters" in rec
+    assert "when memory is tight: 2048 MiB less peak memory (18432 MiB vs 20480 MiB)" in rec
+    # Side tasks: latency and PASS/FAIL per model; failed job listed with its error.
+    side = {r[0]: r for r in table_after(md, "## Side Tasks at C3")}
+    assert side["S1 Docstring"][1] == "1750ms PASS" and side["S1 Docstring"][2] == "2100ms FAIL"
+    assert "server exited with code 1 (out of memory)" in md and "4_broken_c1" in md
+    assert "huggingface-cli download org/fast-GGUF fast.gguf" in md
+    assert "written by benchrun itself" in md  # the random-weight file needs no download
+    # Charts: every one, valid PNGs of a readable size; the HTML is self-contained.
+    names = sorted(p.name for p in w.charts)
+    assert names == ["degradation.png", "latency_cdf.png", "radar.png", "side_tasks.png", "throughput.png"]
+    for p in w.charts:
+        wpx, hpx = png_size(p)
+        assert 500 <= wpx <= 2500 and 300 <= hpx <= 2000, (p.name, wpx, hpx)
+        assert p.stat().st_size > 10_000
+    page = w.report_html.read_text()
+    assert page.count("data:image/png;base64,") == 5 and "src='charts/" not in page
+    assert "<strong>fast</strong> decodes" in page
+    # summary.csv / summary.json: one flat row per job.
+    summary = json.loads((two_models / "summary.json").read_text())
+    assert [r["job"] for r in summary] == sorted(jobs)
+    assert summary[0]["memory_peak_mib"] == 20480 and summary[1]["tasks_passed"] == 9
+    assert summary[0]["ttft_ms_p50_ci95_low"] < summary[0]["ttft_ms_p50"] < summary[0]["ttft_ms_p50_ci95_high"]
+
+
+def test_within_noise_is_a_tie(tmp_path):
+    """Two presets drawn from the same distribution: no winner, no 'faster' claim."""
+    for num, model in enumerate(("a", "b")):
+        make_job(tmp_path, num, model, 2, 100, 10, repeats=3, seed=10 + num)
+    md = write_report(tmp_path, html=False).report_md.read_text()
+    rows = {r[0]: r for r in table_after(md, "## Summary")}
+    assert rows["TTFT p50 (C2)"][3] == "Tie (within noise)"
+    assert rows["Decode speed per request (C2)"][3] == "Tie (within noise)"
+    assert "faster per request" not in md
+    assert "are level on Decode speed per request at C2" in md
+    assert "No preset is faster beyond noise" in md
+
+
+def test_single_model_single_run(tmp_path):
+    """One preset, one repeat, no tasks: no Winner column, no invented spread, no side_tasks.png."""
+    make_job(tmp_path, 0, "solo", 1, 50, 5)
+    make_job(tmp_path, 1, "solo", 4, 120, 9, seed=1)
+    w = write_report(tmp_path)
+    md = w.report_md.read_text()
+    assert table_after(md, "## Summary")[0] == ["Metric", "solo"]
+    assert "±" not in md.split("## Detailed Results")[1].split("## Side")[0]
+    assert "Only one preset was measured (solo)" in md
+    assert "declares no agents" in md
+    assert not (tmp_path / "charts" / "side_tasks.png").exists()
+    assert "uv run benchrun -m model=solo concurrency=1,4" in md
+
+
+def test_optional_fields_rendered_when_present(tmp_path):
+    extra = {"goodput": {"slo": {"ttft_ms": 200}, "share": 0.75, "rate_rps": 3.0},
+             "energy": {"joules": 100.0, "tokens_per_joule": 4.8, "mean_power_w": 250.0}}
+    make_job(tmp_path, 0, "m", 1, 50, 5, extra=extra)
+    md = write_report(tmp_path, html=False, charts=False).report_md.read_text()
+    rows = {r[0]: r for r in table_after(md, "## Summary")}
+    assert rows["Goodput (C1)"][1] == "75%" and rows["Tokens per joule (C1)"][1] == "4.80 tok/J"
+    assert "Peak memory" not in rows  # not measured: no row, no guess
+
+
+def test_all_failed_still_reports(tmp_path):
+    make_job(tmp_path, 0, "m", 1, 1, 1, status="failed", error="model file not found: /x.gguf")
+    md = write_report(tmp_path).report_md.read_text()
+    assert "No job finished successfully" in md and "model file not found: /x.gguf" in md
+
+
+def test_sweep_command_reconstruction(tmp_path):
+    for num, (m, c) in enumerate([("a", 1), ("a", 2), ("b", 1), ("b", 2)]):
+        make_job(tmp_path / "grid", num, m, c, 10, 1, n=3)
+    assert sweep_command(load_jobs(tmp_path / "grid")) == ["uv run benchrun -m model=a,b concurrency=1,2"]
+    for num, (m, c) in enumerate([("a", 1), ("b", 2)]):
+        make_job(tmp_path / "partial", num, m, c, 10, 1, n=3)
+    assert sweep_command(load_jobs(tmp_path / "partial")) == [
+        "uv run benchrun model=a concurrency=1", "uv run benchrun model=b concurrency=2"]
+
+
+def test_labels_keep_variants_apart(tmp_path):
+    """A sweep over model.parallel: two columns for one model, never merged."""
+    for num, par in enumerate((1, 3)):
+        d = make_job(tmp_path, num, "m", 1, 50 * (num + 1), 5, seed=num)
+        res = json.loads((d / "result.json").read_text())
+        res["job"]["overrides"].append(f"model.parallel={par}")
+        (d / "result.json").write_text(json.dumps(res))
+    md = write_report(tmp_path, html=False, charts=False).report_md.read_text()
+    assert table_after(md, "## Summary")[0] == ["Metric", "m (model.parallel=1)", "m (model.parallel=3)", "Winner"]
+    assert re.search(r"model\.parallel=1,3", md)

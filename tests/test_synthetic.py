@@ -1,0 +1,61 @@
+"""Synthetic prompts hit workload.input_tokens exactly on a real llama.cpp server."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from omegaconf import OmegaConf
+
+from benchrun import timedserver
+from benchrun.client import build_body, make_session, send
+from benchrun.config import WorkloadConfig
+from benchrun.records import RequestRecord
+from benchrun.workloads import make_workload
+
+
+def workload(**kw):
+    cfg = OmegaConf.structured(WorkloadConfig(name="synthetic", **{"requests": 3, "output_tokens": 2, **kw}))
+    return make_workload(cfg, 1)
+
+
+def _send_all(url, specs):
+    async def go():
+        async with make_session(60, {}) as session:
+            return await asyncio.gather(*(send(session, url + "/v1/chat/completions", build_body(s),
+                                               RequestRecord(id=i)) for i, s in enumerate(specs)))
+
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize("input_tokens,system", [(40, None), (128, None), (301, "Be brief.")])
+def test_prompt_tokens_equal_input_tokens(tiny_server, input_tokens, system):
+    w = workload(input_tokens=input_tokens, system_prompt=system)
+    w.prepare(tiny_server.url)
+    assert w.describe()["prompt_tokens_method"] == "tokenize"
+    specs = [w.spec(i, repeat) for repeat in (0, 1) for i in range(3)]
+    recs = _send_all(tiny_server.url, specs)
+    assert all(r.ok for r in recs)
+    assert [r.usage["prompt_tokens"] for r in recs] == [input_tokens] * len(specs)
+    prompts = [s.messages[-1]["content"] for s in specs]
+    assert len(set(prompts)) == len(prompts)  # distinct per request and per repeat
+    assert len({p[:3] for p in prompts}) > 1  # and they differ from the start: no shared prefix
+    assert w.prompt(0, 0) == prompts[0]  # deterministic
+
+
+def test_impossible_length_is_reported(tiny_server):
+    w = workload(input_tokens=3)  # the chat template alone is longer
+    w.prepare(tiny_server.url)
+    w.spec(0, 0)
+    assert "could not be hit exactly" in w.describe()["prompt_tokens_note"]
+
+
+def test_fallback_without_tokenize():
+    with timedserver.running() as url:  # speaks chat, but has no /apply-template or /tokenize
+        w = workload(input_tokens=64)
+        w.prepare(url)
+        d = w.describe()
+        assert d["prompt_tokens_method"] == "estimate"
+        assert "no server tokenizer" in d["prompt_tokens_note"]
+        specs = [w.spec(i, 0) for i in range(3)]
+        assert all(len(s.messages[0]["content"].split()) > 20 for s in specs)
+        assert all(r.ok for r in _send_all(url, specs))

@@ -1,0 +1,88 @@
+"""Timer accuracy against a local streaming server whose send times are known exactly."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchrun import metrics as M
+from benchrun import timedserver
+from benchrun.client import RequestSpec, make_session
+from benchrun.engine import Engine, LoadPlan, run_loop
+
+TTFT_MS, ITL_MS, TOKENS = 30.0, 8.0, 15
+
+
+def _conv(rid: int):
+    yield RequestSpec(messages=[{"role": "user", "content": "x"}], max_tokens=TOKENS,
+                      body={"rid": rid, "ttft_ms": TTFT_MS, "itl_ms": ITL_MS}, tags={"rid": rid},
+                      expected_tokens=TOKENS)
+
+
+@pytest.fixture(scope="module")
+def timed_run():
+    with timedserver.running() as url:
+        async def go():
+            async with make_session(30, {}) as session:
+                engine = Engine(session, url + "/v1/chat/completions")
+                return await engine.run([_conv(i) for i in range(12)], LoadPlan(concurrency=4))
+
+        records, wall_ns = run_loop(go())
+        truth = timedserver.fetch_log(url)
+    return records, wall_ns, truth
+
+
+def test_measured_ttft_and_itl_match_true_send_times(timed_run):
+    records, wall_ns, truth = timed_run
+    assert len(records) == 12 and all(M.is_good(r) for r in records)
+    ttft_err, itl_err = [], []
+    for r in records:
+        sent = np.array(truth[str(r.tags["rid"])], dtype=np.int64)
+        arrived = r.start_ns + np.array(M.token_offsets_ns(r), dtype=np.int64)
+        assert len(arrived) == len(sent) == TOKENS  # one event per token, none lost or invented
+        err = (arrived - sent) / 1e6
+        ttft_err.append(err[0])
+        itl_err.extend(np.diff(arrived) / 1e6 - np.diff(sent) / 1e6)
+        # The role-only chunk came at once; the first token only after TTFT_MS.
+        assert M.ttft_ms(r) >= TTFT_MS
+        assert all(x >= 0 for x in M.itl_ms(r))
+    ttft_err, itl_err = np.array(ttft_err), np.array(itl_err)
+    # A token cannot arrive before it was sent (small slack: the server stamps after write()).
+    assert ttft_err.min() > -1.0 and (np.array(itl_err) + 1e-9).min() > -20.0
+    assert np.median(ttft_err) < 2.0, ttft_err
+    assert np.median(np.abs(itl_err)) < 1.0, itl_err
+    assert np.percentile(ttft_err, 90) < 20.0  # generous: the machine is shared
+
+
+def test_summaries_see_the_known_timing(timed_run):
+    records, wall_ns, _ = timed_run
+    m = M.compute_metrics(records, wall_ns)
+    assert m["requests_ok"] == 12 and m["token_count_mismatches"] == 0
+    assert TTFT_MS <= m["ttft_ms"]["p50"] < TTFT_MS + 10
+    assert ITL_MS - 0.5 < m["itl_ms"]["p50"] < ITL_MS + 5
+    assert m["itl_ms"]["min"] >= 0
+    assert ITL_MS <= m["tpot_ms"]["p50"] < ITL_MS + 5
+    assert m["output_tokens"] == 12 * TOKENS
+
+
+def test_client_decode_rate_agrees_with_llama_cpp(tiny_server):
+    """The client's decode rate and llama.cpp's own predicted_per_second measure the same
+    thing from two sides; on one box, at concurrency 1, they agree within a few percent."""
+    def conv(i):
+        yield RequestSpec(messages=[{"role": "user", "content": f"{i} count to ten"}], max_tokens=64,
+                          body={"ignore_eos": True, "cache_prompt": False, "temperature": 0.0},
+                          expected_tokens=64)
+
+    async def go():
+        async with make_session(60, {}) as session:
+            return await Engine(session, tiny_server.url + "/v1/chat/completions").run(
+                [conv(i) for i in range(5)], LoadPlan(concurrency=1))
+
+    records, wall_ns = run_loop(go())
+    assert all(M.is_good(r) for r in records)
+    ratios = [M.decode_tok_s(r) / r.timings["predicted_per_second"] for r in records]
+    assert 0.85 < float(np.median(ratios)) < 1.15, ratios
+    m = M.compute_metrics(records, wall_ns)
+    st = M.server_timings(records, m["decode_tok_s"]["mean"])
+    assert 0.8 < st["client_server_decode_ratio"] < 1.2
+    # One SSE event per token: the client's event count matches the server's usage.
+    assert m["token_count_mismatches"] == 0
