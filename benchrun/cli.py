@@ -145,17 +145,24 @@ def _job(cfg) -> None:
     validate(cfg)
     res = run_job(cfg, job_dir, _POOL, job_num=hc.job.get("num", 0) or 0, run_id=run_id(),
                   overrides=overrides)
-    line = f"[{job_dir.name}] {res['status']}"
-    if res["status"] == "ok":
-        m = res["metrics"]
-        line += (f": {m['requests_ok']} requests, ttft p50 {m['ttft_ms']['p50']:.1f} ms, "
-                 f"decode {m['decode_tok_s']['mean']:.1f} tok/s, {m['output_throughput_tok_s']:.1f} tok/s total")
-    else:
-        line += f": {res['error']}"
     from .servers.redact import redact
 
-    print(redact(line), flush=True)
+    print(redact(status_line(job_dir.name, res)), flush=True)
     _write_summary(job_dir.parent)
+
+
+def status_line(name: str, res: dict) -> str:
+    """One console line per job; a metric that could not be measured prints as n/a."""
+    def num(v, unit: str) -> str:
+        return f"{v:.1f} {unit}" if isinstance(v, (int, float)) else "n/a"
+
+    line = f"[{name}] {res['status']}"
+    if res["status"] != "ok":
+        return f"{line}: {res['error']}"
+    m = res["metrics"]
+    return (f"{line}: {m['requests_ok']} requests, ttft p50 {num((m.get('ttft_ms') or {}).get('p50'), 'ms')}, "
+            f"decode {num((m.get('decode_tok_s') or {}).get('mean'), 'tok/s')}, "
+            f"{num(m.get('output_throughput_tok_s'), 'tok/s')} total")
 
 
 # --- signals ------------------------------------------------------------------------------
@@ -330,6 +337,8 @@ def _interrupted() -> int:
             _write_summary(out)
         except Exception as e:  # noqa: BLE001 -- the exit must still happen
             print(f"benchrun: could not write the summary: {e}", file=sys.stderr)
+        print(f"benchrun: resume with: benchrun -m <same overrides> resume={out}   "
+              f"(report: benchrun report {out})", file=sys.stderr, flush=True)
         print(f"benchrun: results in {out}", flush=True)
     return EXIT_INTERRUPTED
 

@@ -35,17 +35,23 @@ class Diff:
     warnings: list[str]  # run-wide notes (ambiguous matches, failed jobs)
 
 
-def _index(jobs: list[Job], side: str, notes: list[str]) -> dict[tuple, Job]:
+def _index(jobs: list[Job], side: str, notes: list[str], only: Optional[str] = None,
+           rename: Optional[str] = None) -> dict[tuple, Job]:
+    """Ok jobs by (model, workload, concurrency). only/rename: keep one model's jobs and file
+    them under another model's name (to compare two presets, even within one sweep)."""
     out: dict[tuple, Job] = {}
     for j in jobs:
+        if only is not None and j.model != only:
+            continue
         if not j.ok:
             notes.append(f"{side}: job {j.dir.name} {j.result.get('status')}: {j.result.get('error')}")
             continue
-        if j.key in out:
-            notes.append(f"{side}: several jobs for {_fmt_key(j.key)}; comparing {out[j.key].dir.name}, "
+        key = (rename, *j.key[1:]) if rename else j.key
+        if key in out:
+            notes.append(f"{side}: several jobs for {_fmt_key(key)}; comparing {out[key].dir.name}, "
                          f"ignoring {j.dir.name}")
             continue
-        out[j.key] = j
+        out[key] = j
     return out
 
 
@@ -84,10 +90,20 @@ def comparability(a: dict, b: dict) -> list[str]:
     return w
 
 
-def diff_dirs(base: Path, cand: Path, metrics: tuple[Metric, ...] = HEADLINE, seed: int = 0) -> Diff:
+def diff_dirs(base: Path, cand: Path, metrics: tuple[Metric, ...] = HEADLINE, seed: int = 0,
+              models: Optional[tuple[str, str]] = None) -> Diff:
+    """models=(A, B): compare preset A's jobs in `base` with preset B's jobs in `cand` (which
+    may be the same dir), matched on workload and concurrency."""
     notes: list[str] = []
-    a = _index(load_jobs(base), "baseline", notes)
-    b = _index(load_jobs(cand), "candidate", notes)
+    if models:
+        a = _index(load_jobs(base), "baseline", notes, only=models[0])
+        b = _index(load_jobs(cand), "candidate", notes, only=models[1], rename=models[0])
+        if not a or not b:
+            missing = models[0] if not a else models[1]
+            raise ReportError(f"no ok jobs of model {missing!r} in {base if not a else cand}")
+    else:
+        a = _index(load_jobs(base), "baseline", notes)
+        b = _index(load_jobs(cand), "candidate", notes)
     jobs = []
     for key in sorted(set(a) & set(b), key=lambda k: (k[0], k[1], k[2])):
         ja, jb = a[key], b[key]
@@ -99,6 +115,8 @@ def diff_dirs(base: Path, cand: Path, metrics: tuple[Metric, ...] = HEADLINE, se
     if not jobs:
         raise ReportError(f"no matching jobs between {base} and {cand} "
                           f"(matched on model, workload, concurrency)")
+    if models:
+        notes.insert(0, f"comparing model {models[0]} (baseline) with model {models[1]} (candidate)")
     return Diff(str(base), str(cand), jobs, only_a, only_b, notes)
 
 
@@ -201,7 +219,7 @@ def _tail(d: Diff) -> list[str]:
 
 
 def format_md(d: Diff) -> str:
-    lines = [f"# benchrun diff", "", f"- baseline: `{d.base}`", f"- candidate: `{d.cand}`", ""]
+    lines = ["# benchrun diff", "", f"- baseline: `{d.base}`", f"- candidate: `{d.cand}`", ""]
     for jd in d.jobs:
         lines += [f"## {_fmt_key(jd.key)}", ""]
         lines += [f"> **Not comparable:** {w}" for w in jd.warnings]

@@ -105,6 +105,7 @@ class Engine:
                 spec = conv.send(rec)
             except StopIteration:
                 return
+        conv.close()  # stopped early: its `finally` runs, so pipeline agents waiting on it go on
 
     async def run(self, conversations: Iterable[Conversation], plan: LoadPlan,
                   repeat: int = 0, warmup: bool = False) -> tuple[list[RequestRecord], int]:

@@ -25,6 +25,17 @@ def iter_events(chunks: Iterable[tuple[int, bytes]]) -> Iterator[tuple[int, str]
         if skip_lf and chunk.startswith(b"\n"):
             chunk = chunk[1:]
         skip_lf = chunk.endswith(b"\r")
+        if not buf and not data and chunk.endswith(b"\n\n") and b"\r" not in chunk:
+            # Fast path, the usual case: whole \n-terminated events in one chunk.
+            for part in chunk.split(b"\n\n")[:-1]:
+                if b"\n" not in part:
+                    if (value := _data_value(part)) is not None:
+                        yield ns, value
+                    continue
+                lines = [v for line in part.split(b"\n") if line and (v := _data_value(line)) is not None]
+                if lines:
+                    yield ns, "\n".join(lines)
+            continue
         buf += chunk
         while True:
             i_n, i_r = buf.find(b"\n"), buf.find(b"\r")

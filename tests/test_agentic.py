@@ -211,3 +211,17 @@ def test_cli_agentic_run_writes_tasks_with_failed_checks(cli):
     assert all(c["reason"] for t in tasks for c in t["checks"])
     assert {t["isolation"] for t in tasks} == {isolation()}
     assert all(t["output_tokens"] > 0 and t["latency_ms"] > 0 for t in tasks)
+
+
+def test_pipeline_stopped_early_does_not_hang(tiny_server):
+    """With a duration limit the first agent is cut off; its dependants must not wait forever."""
+    agents = [{**PIPE[0], "turns": ["Plan.", "More."], "max_tokens": 64}] + PIPE[1:]
+    w = AgenticWorkload(wl(agents), 2)
+
+    async def go():
+        async with make_session(60) as s:
+            eng = Engine(s, tiny_server.url + "/v1/chat/completions")
+            return await asyncio.wait_for(eng.run(w.conversations(0), LoadPlan(concurrency=2, duration_s=0.05)), 30)
+
+    recs, _ = asyncio.run(go())
+    assert [r.tags["agent"] for r in recs] == ["plan"]

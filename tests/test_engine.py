@@ -155,3 +155,37 @@ def test_unread_replies_are_decoded_after_the_run(timed_url):
     assert all(r.ok and r.text == "xxx" and r.event_kinds.count("c") == 3 for r in recs)
     assert sorted(i for i, _, _ in seen) == [0, 1, 2, 3]  # every record reached on_record
     assert all(text == "xxx" for _, text, _ in seen)
+
+
+@pytest.mark.slow
+def test_job_warmup_repeats_ci_goodput_and_server_metrics(cli):
+    """One real job: warm-up kept apart, two repeats with CIs, goodput, /metrics deltas,
+    and exact prompt lengths -- all in result.json."""
+    import json
+
+    from conftest import output_dir_of
+
+    proc, cwd = cli("model=tiny", "concurrency=2", "repeats=2", "workload.requests=4",
+                    "workload.output_tokens=16", "workload.input_tokens=100", "load.warmup_requests=1",
+                    "slo.ttft_ms=60000", "slo.e2e_ms=60000", "load.metrics_interval_s=0.1")
+    assert proc.returncode == 0, proc.stderr
+    job = next(output_dir_of(proc.stdout).glob("0_*"))
+    res = json.loads((job / "result.json").read_text())
+    assert res["status"] == "ok"
+    lines = [json.loads(x) for x in (job / "requests.jsonl").read_text().splitlines()]
+    assert len(lines) == 9 and sum(x["warmup"] for x in lines) == 1
+    m = res["metrics"]
+    assert m["requests_ok"] == 8 and m["requests_failed"] == 0 and m["requests_truncated"] == 0
+    assert m["input_tokens"] == 8 * 100 and m["output_tokens"] == 8 * 16  # exact, from usage
+    assert [rm["requests_ok"] for rm in res["repeat_metrics"]] == [4, 4]
+    ci = res["repeats_ci95"]["ttft_ms.p50"]
+    assert ci["n"] == 2 and ci["low"] <= ci["mean"] <= ci["high"]
+    assert res["repeats_ci95"]["output_throughput_tok_s"]["n"] == 2
+    g = res["goodput"]
+    assert g["share"] == 1.0 and g["slo"] == {"ttft_ms": 60000.0, "e2e_ms": 60000.0}
+    assert g["rate_rps"] == pytest.approx(m["request_throughput_rps"])
+    sm = res["server_metrics"]
+    assert sm["available"] and sm["counters"]["tokens_predicted_total"] == 8 * 16  # warm-up excluded
+    assert sm["counters"]["prompt_tokens_total"] == 8 * 100
+    assert 1 <= sm["peaks"]["requests_processing"] <= 2
+    assert res["workload"]["prompt_tokens_method"] == "tokenize"

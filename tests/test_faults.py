@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import socket
-import threading
 import time
 from pathlib import Path
 
@@ -90,24 +89,29 @@ def _job_cfg(compose, *extra):
                     "fit_check=false", *extra])
 
 
-def _after_measured(job_dir: Path, n: int, action, timeout: float = 60.0) -> threading.Thread:
-    """Run `action()` once n measured records are in requests.jsonl (a real mid-run moment)."""
-    def watch():
-        path = job_dir / "requests.jsonl"
-        t_end = time.monotonic() + timeout
-        while time.monotonic() < t_end:
-            if path.exists() and sum('"warmup":false' in ln for ln in path.read_text().splitlines()) >= n:
-                action()
-                return
-            time.sleep(0.01)
+def _after_measured(monkeypatch, n: int, action) -> None:
+    """Run `action()` as soon as n measured requests have finished on the wire: a real
+    mid-run moment, on the engine's own loop, with other requests still in flight."""
+    from benchrun import engine
 
-    t = threading.Thread(target=watch, daemon=True)
-    t.start()
-    return t
+    done = []
+
+    def counted(fn):
+        async def wrapper(session, url, body, rec, *args, **kw):
+            out = await fn(session, url, body, rec, *args, **kw)
+            if not rec.warmup and rec.error is None:
+                done.append(rec)
+                if len(done) == n:
+                    action()
+            return out
+        return wrapper
+
+    monkeypatch.setattr(engine, "fetch", counted(engine.fetch))
+    monkeypatch.setattr(engine, "send", counted(engine.send))
 
 
 @pytest.mark.slow
-def test_server_killed_mid_run_fails_the_job_keeps_partial_metrics_next_job_fresh(compose, tmp_path):
+def test_server_killed_mid_run_fails_the_job_keeps_partial_metrics_next_job_fresh(compose, tmp_path, monkeypatch):
     from benchrun.job import run_job
     from benchrun.records import read_records
     from benchrun.servers import ServerPool
@@ -120,15 +124,13 @@ def test_server_killed_mid_run_fails_the_job_keeps_partial_metrics_next_job_fres
         killed = {}
 
         def kill():
-            killed["pid"] = pool.current.pid
+            killed["pid"], killed["t"] = pool.current.pid, time.monotonic()
             os.kill(pool.current.pid, signal.SIGKILL)
 
-        watcher = _after_measured(job_dir, 3, kill)
-        t0 = time.monotonic()
+        _after_measured(monkeypatch, 3, kill)
         res = run_job(cfg, job_dir, pool, job_num=0, run_id="t")
-        watcher.join()
         assert killed, "the server was never killed"
-        assert time.monotonic() - t0 < 30  # in-flight and later requests failed fast
+        assert time.monotonic() - killed["t"] < 5  # in-flight and later requests failed fast
         assert res["status"] == "failed"
         assert "server process died during the run (exit code -9)" in res["error"]
         m = res["metrics"]
@@ -148,7 +150,7 @@ def test_server_killed_mid_run_fails_the_job_keeps_partial_metrics_next_job_fres
 
 
 @pytest.mark.slow
-def test_frozen_server_requests_time_out_job_fails_server_replaced(compose, tmp_path):
+def test_frozen_server_requests_time_out_job_fails_server_replaced(compose, tmp_path, monkeypatch):
     from benchrun.job import run_job
     from benchrun.servers import ServerPool
 
@@ -163,9 +165,8 @@ def test_frozen_server_requests_time_out_job_fails_server_replaced(compose, tmp_
             frozen["pid"] = pool.current.pid
             os.kill(pool.current.pid, signal.SIGSTOP)
 
-        watcher = _after_measured(job_dir, 2, freeze)
+        _after_measured(monkeypatch, 2, freeze)
         res = run_job(cfg, job_dir, pool, job_num=0, run_id="t")
-        watcher.join()
         assert frozen
         assert res["status"] == "failed"
         assert "stopped responding" in res["error"]

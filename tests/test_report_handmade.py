@@ -13,8 +13,8 @@ import pytest
 from benchrun.metrics import compute_metrics, server_timings
 from benchrun.records import RecordWriter, RequestRecord
 from benchrun.report import write_report
-from benchrun.report.markdown import sweep_command
 from benchrun.report.data import load_jobs
+from benchrun.report.markdown import sweep_command
 from benchrun.results import write_result
 
 SHA = "ab" * 32
@@ -42,10 +42,13 @@ def make_records(n: int, ttft_ms: float, itl_ms: float, tokens: int, rng, jitter
 def make_job(root: Path, num: int, model: str, c: int, ttft_ms: float, itl_ms: float, *, repeats: int = 1,
              n: int = 30, tokens: int = 16, seed: int = 0, jitter: float = 0.1, tasks: list | None = None,
              status: str = "ok", error: str | None = None, extra: dict | None = None,
-             path: str | None = None, sha: str = SHA, scale: dict | None = None) -> Path:
+             path: str | None = None, sha: str = SHA, scale: dict | None = None,
+             wobble: tuple[int, float] | None = None) -> Path:
     """One job dir with requests.jsonl and a schema-valid result.json. `scale` multiplies the
-    records' TTFT after drawing (a planted regression on the very same requests)."""
+    records' TTFT after drawing (a planted regression on the very same requests); `wobble`
+    (seed, relative sd) stretches each request's timeline by a small random factor (noise)."""
     rng = np.random.default_rng(seed)
+    wrng = np.random.default_rng(wobble[0]) if wobble else None
     d = root / f"{num}_{model}_c{c}"
     d.mkdir(parents=True)
     runs, walls = [], []
@@ -54,6 +57,11 @@ def make_job(root: Path, num: int, model: str, c: int, ttft_ms: float, itl_ms: f
         recs, wall = make_records(n, ttft_ms, itl_ms, tokens, rng, jitter, rep, concurrency=c)
         if scale:
             recs = [_scaled(r, scale.get("ttft", 1.0)) for r in recs]
+        if wrng is not None:
+            for r in recs:
+                f = 1.0 + wrng.normal(0, wobble[1])
+                r.event_ns = [int(x * f) for x in r.event_ns]
+                r.end_ns = r.start_ns + int((r.end_ns - r.start_ns) * f)
         w.write_all(recs)
         runs.append(recs)
         walls.append(wall)
@@ -222,6 +230,8 @@ def test_single_model_single_run(tmp_path):
     assert "Only one preset was measured (solo)" in md
     assert "declares no agents" in md
     assert not (tmp_path / "charts" / "side_tasks.png").exists()
+    assert not (tmp_path / "charts" / "radar.png").exists()  # nothing to compare against
+    assert (tmp_path / "charts" / "degradation.png").is_file()
     assert "uv run benchrun -m model=solo concurrency=1,4" in md
 
 

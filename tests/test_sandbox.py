@@ -10,7 +10,8 @@ import psutil
 import pytest
 
 from benchrun.checks import run_check
-from benchrun.checks.sandbox import MODES, Limits, Sandbox, available, isolation, nproc_bounded
+from benchrun.checks.sandbox import (MODES, Limits, Sandbox, available, drops_privileges, isolation,
+                                     nproc_bounded)
 
 MODES_HERE = [m for m in MODES if available(m)]
 FAST = Limits(cpu_s=1, wall_s=3, nproc=16)
@@ -99,13 +100,22 @@ def test_rm_rf_home_and_writes_outside_harm_nothing(mode, tmp_path):
     code = (f"import os, shutil\n"
             f"shutil.rmtree(os.path.expanduser('~'))\n"  # ~ is the sandbox dir itself
             f"os.remove({str(canary)!r})\n")  # raises: no permission (or not even visible)
+    # Writes outside the sandbox are stopped by another uid (as root) or by namespaces; run as
+    # ourselves with rlimits only, nothing can stop them, and this machine shows which applies.
+    guarded = mode != "rlimits-only" or drops_privileges()
+    if not guarded:
+        canary = tmp_path / "not-protected-here.txt"
+        code = code.replace(str(tmp_path / "canary.txt"), str(canary))
+        canary.write_text("x")
     with Sandbox(FAST, mode) as sb:
         sb.write("a.py", code)
         r = sb.run(["python", "a.py"])
-        assert not r.ok and ("Error" in r.stderr)
-    assert canary.read_text() == "still here"
+        assert not sb.dir.exists() or not any(sb.dir.iterdir())  # ~ was the sandbox dir
+        if guarded:
+            assert not r.ok and ("Error" in r.stderr)
+    assert (tmp_path / "canary.txt").read_text() == "still here"
     assert os.path.isdir(os.path.expanduser("~"))
-    if mode == isolation():
+    if mode == isolation() and guarded:
         assert not run_check(fenced(code), {"type": "runs", "wall_s": 3})["passed"]
 
 
@@ -133,3 +143,15 @@ def test_output_flood_is_cut_by_the_file_size_limit():
         sb.write("a.py", "import sys\nwhile True:\n    sys.stdout.write('x' * 65536)")
         r = sb.run(["python", "a.py"])
         assert not r.ok and len(r.stdout) == sb.limits.output_bytes
+
+
+def test_without_an_interpreter_for_nobody_it_falls_back_to_our_own(monkeypatch):
+    from benchrun.checks import sandbox
+
+    monkeypatch.setattr(sandbox, "python_for_sandbox", lambda: (None, {}))
+    assert not sandbox.drops_privileges()
+    assert sandbox.nproc_bounded() == (os.geteuid() != 0)  # root could not bound a fork bomb
+    with Sandbox(FAST, "rlimits-only") as sb:
+        sb.write("a.py", "import os\nprint(os.geteuid())")
+        r = sb.run(["python", "a.py"])
+        assert r.ok and r.stdout.strip() == str(os.geteuid())

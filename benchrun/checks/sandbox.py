@@ -122,9 +122,14 @@ def isolation(prefer: str = "auto") -> str:
     return next(m for m in MODES if available(m))
 
 
+def drops_privileges() -> bool:
+    """True when we are root and the program runs as `nobody` instead."""
+    return _run_as() is not None and python_for_sandbox()[0] is not None
+
+
 def nproc_bounded() -> bool:
     """RLIMIT_NPROC only binds a non-root user."""
-    return os.geteuid() != 0 or python_for_sandbox()[0] is not None
+    return os.geteuid() != 0 or drops_privileges()
 
 
 def _user_procs(uid: int) -> int:
@@ -186,10 +191,8 @@ class Sandbox:
     def run(self, argv: Sequence[str], stdin: str | None = None, wall_s: float | None = None) -> RunResult:
         py, pyenv = python_for_sandbox()
         argv = list(argv)
-        if argv and argv[0] == "python":
-            if py is None:
-                raise RuntimeError("no Python interpreter the sandbox user can run")
-            argv[0] = py
+        if argv and argv[0] == "python":  # no interpreter for `nobody`: ours, as ourselves
+            argv[0] = py or sys.executable
         box = str(self.dir)
         env = {"PATH": "/usr/bin:/bin", "HOME": box, "TMPDIR": box, "LANG": "C.UTF-8",
                "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0",

@@ -18,6 +18,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="exit 1 when METRIC (e.g. ttft_ms.p50, decode_tok_s.mean, "
                         "output_throughput_tok_s) gets worse by more than PCT percent and the change "
                         "is not within noise; repeatable")
+    p.add_argument("--models", metavar="A:B",
+                   help="compare preset A (baseline) with preset B (candidate) instead of matching on the "
+                        "model; BASELINE and CANDIDATE may be the same sweep dir")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     return p
 
@@ -28,7 +31,13 @@ def main(argv: list[str]) -> int:
 
     try:
         rules = [parse_fail_on(s) for s in args.fail_on]
-        d = diff_dirs(args.baseline, args.candidate, seed=args.seed)
+        models = None
+        if args.models:
+            a, sep, b = args.models.partition(":")
+            if not sep or not a or not b:
+                raise ReportError(f"--models wants A:B (e.g. qwen3coder:qwen35), got {args.models!r}")
+            models = (a, b)
+        d = diff_dirs(args.baseline, args.candidate, seed=args.seed, models=models)
     except ReportError as e:
         print(f"benchrun diff: {e}", file=sys.stderr)
         return 2

@@ -2,6 +2,7 @@
 Runs at the end of every run and sweep, and on demand on any old dir (`benchrun report DIR`)."""
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,20 +27,26 @@ def _slug(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", s)
 
 
+def _readable(paths: list) -> None:
+    """Atomic writes create 0600 temp files; a report is meant to be shared: 0644 less umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for p in paths:
+        if p is not None and p.is_file():
+            p.chmod(0o644 & ~mask)
+
+
 def write_report(root: Path, html: bool = True, charts: bool = True) -> Written:
     """(Re)write everything into `root` (a run or sweep dir). Raises ReportError on bad input."""
+    root = Path(root)
+    jobs = load_jobs(root)  # bad input fails here, before the heavy imports
+
     from ..summary import write_summary
     from .blocks import to_html, to_markdown
     from .markdown import _title, build_blocks
     from .view import build_groups
 
-    root = Path(root)
-    jobs = load_jobs(root)
-    root = root.resolve()
-    if (root / "result.json").is_file():
-        root_out = root  # a single job dir: write beside its result
-    else:
-        root_out = root
+    root_out = root.resolve()  # a sweep dir, a run dir, or a single job dir
     groups = build_groups(jobs)
     made: dict[str, dict[str, Path]] = {}
     if charts:
@@ -55,6 +62,7 @@ def write_report(root: Path, html: bool = True, charts: bool = True) -> Written:
         page = root_out / "report.html"
         atomic_write_text(page, to_html(blocks, root_out, f"Benchmark: {_title(groups)}"))
     rows = write_summary(root_out)
+    _readable([md, page, root_out / "summary.csv", root_out / "summary.json"])
     return Written(md, page, [p for d in made.values() for p in d.values()],
                    [root_out / "summary.csv", root_out / "summary.json"] if rows else [],
                    len(jobs), sum(1 for j in jobs if not j.ok))

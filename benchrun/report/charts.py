@@ -9,9 +9,10 @@ from typing import Optional
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from .data import BY_KEY, Job
-from .findings import task_tally
+from .findings import task_rows, verdict
 from .view import Group, half_width
 
 M = BY_KEY
@@ -51,6 +52,11 @@ def _log_if_wide(ax, values: list) -> None:
     v = [x for x in values if x and x > 0]
     if v and max(v) / min(v) > 10:
         ax.set_yscale("log", nonpositive="clip")
+        plain = FuncFormatter(lambda x, _: f"{x:g}")  # 20000, not 2x10^4
+        ax.yaxis.set_major_formatter(plain)
+        ax.yaxis.set_minor_formatter(plain)
+        ax.tick_params(axis="y", which="minor", labelsize=7)
+        ax.set_ylabel(ax.get_ylabel() + " (log scale)")
 
 
 def _has_repeats(g: Group) -> bool:
@@ -110,7 +116,7 @@ def normalise(vals: dict[str, float], better: str) -> dict[str, float]:
 
 def radar(g: Group, path: Path) -> Optional[Path]:
     axes = radar_axes(g)
-    if len(axes) < 3:
+    if len(axes) < 3 or len(g.labels) < 2:  # one preset normalised against itself says nothing
         return None
     n = len(axes)
     ang = np.linspace(0, 2 * np.pi, n, endpoint=False)
@@ -157,12 +163,12 @@ def _line(ax, g: Group, key: str) -> None:
 def degradation(g: Group, path: Path) -> Path:
     fig = _fig(11, 4.2)
     a1, a2 = fig.subplots(1, 2)
+    a1.set_ylabel("time to first token, p50 (ms)")
     _line(a1, g, "ttft_ms.p50")
     a1.set_title("TTFT p50 vs concurrency")
-    a1.set_ylabel("time to first token, p50 (ms)")
+    a2.set_ylabel("wall time per repeat (s)")
     _line(a2, g, "wall_s")
     a2.set_title("Total time vs concurrency")
-    a2.set_ylabel("wall time per repeat (s)")
     fig.suptitle(f"Degradation under load — {g.workload}{_subtitle(g)}", fontsize=11)
     return _save(fig, path)
 
@@ -192,42 +198,17 @@ def _bars(ax, g: Group, key: str, fmt: str) -> None:
 def throughput(g: Group, path: Path) -> Path:
     fig = _fig(11, 4.2)
     a1, a2 = fig.subplots(1, 2)
-    _bars(a1, g, "decode_tok_s.mean", "{:.0f}")
-    a1.set_title("Per-request decode speed (mean)")
     a1.set_ylabel("tokens/s per request")
-    _bars(a2, g, "output_throughput_tok_s", "{:.0f}")
-    a2.set_title("Aggregate output throughput")
+    _bars(a1, g, "decode_tok_s.mean", "{:.3g}")
+    a1.set_title("Per-request decode speed (mean)")
     a2.set_ylabel("output tokens/s, all requests")
+    _bars(a2, g, "output_throughput_tok_s", "{:.3g}")
+    a2.set_title("Aggregate output throughput")
     fig.suptitle(f"Throughput by concurrency — {g.workload}{_subtitle(g)}", fontsize=11)
     return _save(fig, path)
 
 
 # --- side tasks ------------------------------------------------------------------------------
-
-def task_rows(job: Optional[Job]) -> dict[str, dict]:
-    """Per agent at one job: mean latency over repeats and its PASS/FAIL across repeats."""
-    out: dict[str, dict] = {}
-    for t in (job.result.get("tasks") or []) if job else []:
-        name = " ".join(str(x) for x in (t.get("agent"), t.get("title")) if x)
-        r = out.setdefault(name, {"role": t.get("role"), "lat": [], "passed": [], "checks": []})
-        if t.get("latency_ms") is not None:
-            r["lat"].append(float(t["latency_ms"]))
-        if t.get("passed") is not None:
-            r["passed"].append(bool(t["passed"]))
-        r["checks"] += t.get("checks") or []
-    return out
-
-
-def verdict(passed: list[bool]) -> str:
-    if not passed:
-        return "no checks"
-    k = sum(passed)
-    if k == len(passed):
-        return "PASS"
-    if k == 0:
-        return "FAIL"
-    return f"{k}/{len(passed)} PASS"
-
 
 def side_tasks(g: Group, path: Path) -> Optional[Path]:
     per = {lab: task_rows(g.job(lab, g.cmax)) for lab in g.labels}
@@ -318,5 +299,3 @@ def all_charts(g: Group, charts_dir: Path, suffix: str = "") -> dict[str, Path]:
             out[name] = p
     return out
 
-
-__all__ = ["all_charts", "task_rows", "verdict", "task_tally", "radar_axes", "normalise"]

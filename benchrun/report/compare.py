@@ -65,16 +65,32 @@ def bootstrap_diff_ci(a: list, b: list, stat: str, seed: int = 0, n_boot: int = 
         ib = rng.integers(0, len(B), (n_boot, len(B)))
         d = _stat(B[ib], stat) - _stat(A[ia], stat)
     else:
-        A = [np.asarray(x, float) for x in a]
-        B = [np.asarray(x, float) for x in b]
-        n_boot = min(n_boot, 400)  # a Python loop: keep it quick
-        d = np.empty(n_boot)
-        for i in range(n_boot):
-            xa = np.concatenate([A[j] for j in rng.integers(0, len(A), len(A))])
-            xb = np.concatenate([B[j] for j in rng.integers(0, len(B), len(B))])
-            d[i] = _stat(xb, stat, 0) - _stat(xa, stat, 0) if xa.size and xb.size else 0.0
+        d = _cluster_stat(b, stat, rng, n_boot) - _cluster_stat(a, stat, rng, n_boot)
     lo, hi = np.percentile(d, [2.5, 97.5])
     return float(lo), float(hi)
+
+
+def _cluster_stat(groups: list, stat: str, rng, n_boot: int) -> np.ndarray:
+    """stat over the pooled values of `n_boot` resamples of whole groups (requests), at once:
+    a resample is a count per group, i.e. a weight on each pooled value (sorted once)."""
+    sizes = np.array([len(g) for g in groups])
+    vals = np.concatenate([np.asarray(g, float) for g in groups]) if sizes.sum() else np.zeros(0)
+    if vals.size == 0:
+        return np.zeros(n_boot)
+    owner = np.repeat(np.arange(len(groups)), sizes)
+    order = np.argsort(vals, kind="stable")
+    vals, owner = vals[order], owner[order]
+    n_boot = max(100, min(n_boot, int(2e7 // vals.size)))  # bound the (n_boot x values) matrix
+    counts = rng.multinomial(len(groups), np.full(len(groups), 1 / len(groups)), size=n_boot)
+    w = counts[:, owner].astype(float)
+    total = w.sum(axis=1)
+    total[total == 0] = 1.0  # a resample of only empty groups: stat 0, like an empty sample
+    if stat == "mean":
+        return (w @ vals) / total
+    cum = np.cumsum(w, axis=1)
+    target = float(stat[1:]) / 100 * total
+    idx = (cum < target[:, None]).sum(axis=1).clip(0, vals.size - 1)  # inverted-CDF quantile
+    return vals[idx]
 
 
 @dataclass

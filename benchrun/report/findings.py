@@ -53,22 +53,23 @@ def _trend(job_lo: Job, job_hi: Job, key: str, c_lo: int, c_hi: int, up: str, do
     hi, lo = max(a, b), min(a, b)
     r = f"{hi / lo:.1f}x" if lo > 0 else "∞x"
     word = up if b > a else down
-    return f"{m.label} {word} {r} from C{c_lo} to C{c_hi} {vals}"
+    note = "" if d.beyond_noise else ", single run, no spread estimate"
+    return f"{m.label} {word} {r} from C{c_lo} to C{c_hi} {vals[:-1]}{note})"
 
 
 def key_findings(g: Group) -> list[str]:
     out: list[str] = []
     cmin, cmax = g.cmin, g.cmax
     if len(g.labels) >= 2:
-        axes = [("decode_tok_s.mean", cmax, "decodes {r} faster per request", ""),
-                ("output_throughput_tok_s", cmax, "delivers {r} more aggregate throughput", ""),
-                ("wall_s", cmax, "", "finishes the load {r} faster"),
-                ("ttft_ms.p50", cmax, "", "has {r} lower TTFT p50"),
-                ("memory.peak_mib", cmax, "", "needs {r} less peak memory"),
-                ("energy.tokens_per_joule", cmax, "is {r} more energy-efficient", "")]
-        if cmin != cmax:
-            axes[0:0] = [("decode_tok_s.mean", cmin, "decodes {r} faster per request", "")]
-            axes[5:5] = [("ttft_ms.p50", cmin, "", "has {r} lower TTFT p50")]
+        dec, ttft = ("decodes {r} faster per request", ""), ("", "has {r} lower TTFT p50")
+        axes = ([("decode_tok_s.mean", cmin, *dec)] if cmin != cmax else []) + [
+            ("decode_tok_s.mean", cmax, *dec),
+            ("output_throughput_tok_s", cmax, "delivers {r} more aggregate throughput", ""),
+            ("wall_s", cmax, "", "finishes the load {r} faster")] + (
+            [("ttft_ms.p50", cmin, *ttft)] if cmin != cmax else []) + [
+            ("ttft_ms.p50", cmax, *ttft),
+            ("memory.peak_mib", cmax, "", "needs {r} less peak memory"),
+            ("energy.tokens_per_joule", cmax, "is {r} more energy-efficient", "")]
         for key, c, hi, lo in axes:
             s = _comparison(g, key, c, hi, lo)
             if s:
@@ -208,3 +209,28 @@ def recommendation(g: Group) -> list[str]:
                            f"against {top}'s {judged.get(top, (0, 0))[0]}/{judged.get(top, (0, 0))[1]}; "
                            f"prefer {best_q} when correctness matters more than speed.")
     return out
+
+
+def task_rows(job: Optional[Job]) -> dict[str, dict]:
+    """Per agent at one job: mean latency over repeats and its PASS/FAIL across repeats."""
+    out: dict[str, dict] = {}
+    for t in (job.result.get("tasks") or []) if job else []:
+        name = " ".join(str(x) for x in (t.get("agent"), t.get("title")) if x)
+        r = out.setdefault(name, {"role": t.get("role"), "lat": [], "passed": [], "checks": []})
+        if t.get("latency_ms") is not None:
+            r["lat"].append(float(t["latency_ms"]))
+        if t.get("passed") is not None:
+            r["passed"].append(bool(t["passed"]))
+        r["checks"] += t.get("checks") or []
+    return out
+
+
+def verdict(passed: list[bool]) -> str:
+    if not passed:
+        return "no checks"
+    k = sum(passed)
+    if k == len(passed):
+        return "PASS"
+    if k == 0:
+        return "FAIL"
+    return f"{k}/{len(passed)} PASS"

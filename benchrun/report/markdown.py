@@ -3,13 +3,11 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import Optional
 
 from .blocks import Block, Bullets, Code, Heading, Image, Para, Table
-from .charts import task_rows, verdict
 from .data import BY_KEY, Job, is_random_weights
-from .findings import key_findings, recommendation, task_tally
-from .view import Group, _split, overrides_of, rank, show, winner_cell
+from .findings import key_findings, recommendation, task_rows, task_tally, verdict
+from .view import Group, overrides_of, rank, show, winner_cell
 
 M = BY_KEY
 CHART_TITLES = {"radar": "Radar: model comparison", "degradation": "Degradation: performance vs concurrency",
@@ -126,6 +124,8 @@ def detailed(g: Group) -> list[Block]:
     out: list[Block] = []
     extra = [k for k in ("memory.peak_mib", "goodput.share") if any(
         j.value(k) is not None for row in g.grid.values() for j in row.values())]
+    # The seed's "Turn 3 tok/s": the primary agent's last-turn decode speed, when the workload has one.
+    last_turn = any(_primary_last_turn(j) is not None for row in g.grid.values() for j in row.values())
     for c in g.levels:
         name = " (solo)" if c == 1 else (" (max load)" if c == g.levels[-1] else "")
         out.append(Heading(3, f"Concurrency {c}{name}"))
@@ -139,15 +139,28 @@ def detailed(g: Group) -> list[Block]:
                          show(j, M["ttft_ms.p50"], False), show(j, M["ttft_ms.p90"], False),
                          show(j, M["itl_ms.p50"], False), show(j, M["decode_tok_s.mean"], False),
                          show(j, M["e2e_ms.p50"], False), show(j, M["output_throughput_tok_s"], False),
-                         show(j, M["wall_s"], False)] + [show(j, M[k], False) for k in extra])
+                         show(j, M["wall_s"], False)] + [show(j, M[k], False) for k in extra]
+                        + ([_fmt(_primary_last_turn(j))] if last_turn else []))
         out.append(Table(["Model", "ok/failed/truncated", "TTFT p50 (ms)", "TTFT p90 (ms)", "ITL p50 (ms)",
                           "Decode (tok/s)", "E2E p50 (ms)", "Aggregate (tok/s)", "Total time (s)"]
-                         + [f"{M[k].label} ({M[k].unit})" if M[k].unit else M[k].label for k in extra], rows))
+                         + [f"{M[k].label} ({M[k].unit})" if M[k].unit else M[k].label for k in extra]
+                         + (["Primary last turn (tok/s)"] if last_turn else []), rows))
     reps = {j.repeats for row in g.grid.values() for j in row.values()}
     note = ("Values are pooled over all repeats; ± is the 95% confidence half-width across repeats."
             if max(reps) > 1 else "One repeat per job: no spread across repeats (run with repeats=N for intervals).")
     out.append(Para(note + " Total time is the wall time of one repeat of the whole load at that level."))
     return out
+
+
+def _primary_last_turn(j: Job):
+    """Mean over repeats of the primary agent's last-turn decode tok/s (tasks[], issue 4)."""
+    v = [t["last_turn_decode_tok_s"] for t in j.result.get("tasks") or []
+         if t.get("role") == "primary" and isinstance(t.get("last_turn_decode_tok_s"), (int, float))]
+    return sum(v) / len(v) if v else None
+
+
+def _fmt(v) -> str:
+    return "—" if v is None else f"{v:.1f}"
 
 
 def side_tasks_section(g: Group) -> list[Block]:
@@ -315,9 +328,3 @@ def build_blocks(jobs: list[Job], groups: list[Group], charts: dict[str, dict[st
     blocks += reproducing(jobs, root)
     return blocks
 
-
-def first_line(blocks: list[Block]) -> Optional[str]:
-    return next((b.text for b in blocks if isinstance(b, Heading)), None)
-
-
-__all__ = ["build_blocks", "sweep_command", "_split"]

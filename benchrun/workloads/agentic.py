@@ -170,6 +170,7 @@ class AgenticWorkload(Workload):
         super().__init__(cfg, concurrency)
         self.agents = parse_agents(cfg)
         self.pipeline = any(a.needs for a in self.agents)
+        self._needed = {n for a in self.agents for n in a.needs}
         sb = dict(_plain(getattr(cfg, "sandbox", None)) or {})
         self.isolation_pref = str(sb.pop("isolation", "auto"))
         try:
@@ -194,9 +195,11 @@ class AgenticWorkload(Workload):
     def _spec(self, inst: Instance, k: int, messages: list, max_tokens: int | None = None) -> RequestSpec:
         t = inst.agent.turns[k]
         body = {"temperature": t.temperature, "seed": t.seed, "cache_prompt": t.cache_prompt, **t.extra}
+        # Only a reply that feeds a later turn or another agent must be decoded while others stream.
+        needed = k + 1 < len(inst.agent.turns) or inst.agent.name in self._needed
         return RequestSpec(messages=messages, max_tokens=max_tokens or t.max_tokens, body=body,
                            tags={"agent": inst.label, "turn": k + 1, "role": inst.agent.role,
-                                 "title": inst.agent.title})
+                                 "title": inst.agent.title}, reply_needed=needed)
 
     def _conversation(self, inst: Instance, board: _Board) -> Conversation:
         agent = inst.agent
@@ -232,7 +235,7 @@ class AgenticWorkload(Workload):
     def evaluate(self, records: list) -> list[dict]:
         """One `tasks` entry per agent per repeat: latency, tokens, and every check's outcome."""
         ctx = CheckContext(limits=self.limits, isolation=self.isolation_pref)
-        iso = isolation(self.isolation_pref) if self._has_checks() else isolation("auto")
+        iso = isolation(self.isolation_pref)
         by: dict[tuple[int, str], list] = {}
         for r in records:
             if not r.warmup and "agent" in r.tags:
@@ -244,8 +247,9 @@ class AgenticWorkload(Workload):
                 tasks.append(self._task(inst, rep, recs, ctx, iso))
         return tasks
 
-    def _has_checks(self) -> bool:
-        return any(a.checks or any(t.checks for t in a.turns) for a in self.agents)
+    def describe(self) -> dict:
+        return {**super().describe(), "pipeline": self.pipeline,
+                "agents_run": [i.label for i in self.instances()]}
 
     def _task(self, inst: Instance, rep: int, recs: list, ctx: CheckContext, iso: str) -> dict:
         agent = inst.agent

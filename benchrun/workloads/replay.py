@@ -77,7 +77,8 @@ class ReplayWorkload(Workload):
             if m["role"] == "user":
                 turn += 1
                 specs.append(RequestSpec(messages=msgs[:k + 1], max_tokens=mt, body=dict(body),
-                                         tags={"conversation": i, "turn": turn}))
+                                         tags={"conversation": i, "turn": turn},
+                                         reply_needed=False))  # the history is the trace's
         return specs
 
     def conversations(self, repeat: int) -> list[Conversation]:

@@ -144,6 +144,9 @@ class SyntheticWorkload(Workload):
     def conversations(self, repeat: int) -> list[Conversation]:
         return [self._single(self.spec(i, repeat)) for i in range(self.cfg.requests)]
 
+    def warmup(self) -> list[Conversation]:
+        return [self._single(self.spec(0, -1))]  # fit one prompt, not a whole repeat's
+
     def describe(self) -> dict:
         d = super().describe()
         d["prompt_tokens_method"] = self.prompt_method  # tokenize (exact) | estimate

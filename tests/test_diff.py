@@ -1,0 +1,148 @@
+"""benchrun diff on hand-made dirs: a planted 20% TTFT regression is flagged (bootstrap over
+requests, and CIs from repeats), noise is not; comparability warnings; --fail-on; formats."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_report_handmade import make_job  # noqa: E402
+
+from benchrun.diff import diff_dirs  # noqa: E402
+
+
+def sweep(root: Path, *, repeats: int = 1, ttft_scale: float = 1.0, jitter_seed: int = 0, **kw) -> Path:
+    """Two jobs (C1, C2). The same underlying requests (seed) for every dir; jitter_seed adds
+    +-3% per-request noise on top (run-to-run wobble), ttft_scale plants a regression."""
+    for num, c in enumerate((1, 2)):
+        make_job(root, num, "m", c, 100 * c, 10, repeats=repeats, n=40, seed=100 + num,
+                 scale={"ttft": ttft_scale}, wobble=(jitter_seed, 0.03) if jitter_seed else None, **kw)
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _own_run_id(monkeypatch):
+    """benchrun.cli.main() sets BENCHRUN_RUN_ID in-process; keep it from leaking into later
+    tests' subprocesses (monkeypatch restores the environment)."""
+    monkeypatch.setenv("BENCHRUN_RUN_ID", "test-diff-in-process")
+
+
+@pytest.fixture
+def dirs(tmp_path):
+    return {"base": sweep(tmp_path / "base"), "noise": sweep(tmp_path / "noise", jitter_seed=1),
+            "slow": sweep(tmp_path / "slow", ttft_scale=1.2, jitter_seed=2)}
+
+
+def by_key(d, c):
+    jd = next(j for j in d.jobs if j.key[2] == c)
+    return {x.key: x for x in jd.deltas}
+
+
+def test_planted_regression_is_flagged_and_noise_is_not(dirs):
+    noisy = diff_dirs(dirs["base"], dirs["noise"])
+    for jd in noisy.jobs:
+        for x in jd.deltas:
+            assert x.beyond_noise is not True, (jd.key, x)
+    slow = diff_dirs(dirs["base"], dirs["slow"])
+    for c in (1, 2):
+        t = by_key(slow, c)["ttft_ms.p50"]
+        assert t.method == "bootstrap" and t.beyond_noise is True and t.change == "worse"
+        assert 0.12 < t.rel < 0.30  # about +20%, read from the files
+        assert t.diff_low > 0
+        assert by_key(slow, c)["itl_ms.p50"].beyond_noise is not True  # token gaps untouched
+
+
+def test_cli_fail_on_exit_codes(dirs, cli, capsys):
+    from benchrun.cli import main
+
+    base, noise, slow = (str(dirs[k]) for k in ("base", "noise", "slow"))
+    proc, _ = cli("diff", base, slow, "--fail-on", "ttft_ms.p50:10")  # the real command, as CI runs it
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "REGRESSION m / agentic / C1: ttft_ms.p50 worse by" in proc.stderr
+    assert any(line.startswith("   ttft_ms.p50") and "WORSE" in line for line in proc.stdout.splitlines())
+    assert main(["diff", base, slow, "--fail-on", "ttft_ms.p50:30"]) == 0  # 20% under a 30% bar
+    capsys.readouterr()
+    assert main(["diff", base, noise, "--fail-on", "ttft_ms.p50:5", "--fail-on", "decode_tok_s.mean:5"]) == 0
+    out = capsys.readouterr().out
+    table = [line for line in out.splitlines() if line.startswith("   ")]
+    assert table and not [line for line in table if "WORSE" in line or "BETTER" in line]
+
+
+def test_regression_from_repeats(tmp_path):
+    base = sweep(tmp_path / "b", repeats=3)
+    cand = sweep(tmp_path / "c", repeats=3, ttft_scale=1.2, jitter_seed=3)
+    t = by_key(diff_dirs(base, cand), 2)["ttft_ms.p50"]
+    assert t.method == "repeats" and t.beyond_noise is True and t.change == "worse"
+
+
+def test_formats_and_warnings(tmp_path, cli, capsys):
+    base = sweep(tmp_path / "b")
+    cand = sweep(tmp_path / "c", sha="cd" * 32, jitter_seed=1)
+    proc, _ = cli("diff", str(base), str(cand), "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert [j["concurrency"] for j in data["jobs"]] == [1, 2]
+    assert any("model file differs" in w for w in data["jobs"][0]["warnings"])
+    keys = [m["key"] for m in data["jobs"][0]["metrics"]]
+    assert {"ttft_ms.p50", "decode_tok_s.mean", "output_throughput_tok_s", "wall_s"} <= set(keys)
+    m = data["jobs"][0]["metrics"][keys.index("ttft_ms.p50")]
+    assert m["abs"] == pytest.approx(m["cand"] - m["base"])
+    from benchrun.cli import main
+
+    capsys.readouterr()
+    assert main(["diff", str(base), str(cand), "--format", "md"]) == 0
+    out = capsys.readouterr().out
+    assert "## m / agentic / C1" in out and "> **Not comparable:** model file differs" in out
+    assert "| metric | baseline | candidate | abs | rel | verdict | noise |" in out
+
+
+def test_unmatched_jobs_are_listed(tmp_path):
+    base = sweep(tmp_path / "b")
+    make_job(tmp_path / "c", 0, "m", 1, 100, 10, n=40, seed=100)
+    make_job(tmp_path / "c", 1, "other", 1, 100, 10, n=10)
+    d = diff_dirs(base, tmp_path / "c")
+    assert [j.key for j in d.jobs] == [("m", "agentic", 1)]
+    assert d.only_base == ["m / agentic / C2"] and d.only_cand == ["other / agentic / C1"]
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["diff", "/no/such/dir", "/no/such/dir"], "no such directory"),
+    (["diff", "{empty}", "{empty}"], "no result.json found"),
+    (["diff", "{base}", "{base}", "--fail-on", "ttft_ms.p50"], "--fail-on wants METRIC:PCT"),
+    (["diff", "{base}", "{base}", "--fail-on", "nonsense:5"], "unknown metric 'nonsense'"),
+    (["diff", "{base}", "{other}"], "no matching jobs"),
+    (["diff", "{base}", "{base}", "--models", "m"], "--models wants A:B"),
+    (["report", "/no/such/dir"], "no such directory"),
+    (["report", "{empty}"], "no result.json found"),
+])
+def test_bad_input_one_line_exit_2(tmp_path, capsys, args, msg):
+    """In-process through the real entry point (fast); the subprocess path is covered above."""
+    from benchrun.cli import main
+
+    (tmp_path / "empty").mkdir()
+    make_job(tmp_path / "base", 0, "m", 1, 10, 1, n=5)
+    make_job(tmp_path / "other", 0, "x", 1, 10, 1, n=5)
+    args = [a.format(empty=tmp_path / "empty", base=tmp_path / "base", other=tmp_path / "other") for a in args]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and msg in err[0], err
+
+
+def test_bad_input_subprocess(cli):
+    proc, _ = cli("report", "/no/such/dir")
+    assert proc.returncode == 2 and proc.stderr.strip() == "benchrun report: no such directory: /no/such/dir"
+    assert "Traceback" not in proc.stderr
+
+
+def test_compare_two_presets_within_one_sweep(tmp_path):
+    """--models A:B: preset b against preset a in the same dir; b's TTFT is planted 20% higher."""
+    make_job(tmp_path, 0, "a", 1, 100, 10, n=40, seed=5)
+    make_job(tmp_path, 1, "b", 1, 100, 10, n=40, seed=5, scale={"ttft": 1.2}, sha="cd" * 32)
+    d = diff_dirs(tmp_path, tmp_path, models=("a", "b"))
+    t = by_key(d, 1)["ttft_ms.p50"]
+    assert t.beyond_noise is True and t.change == "worse"
+    assert by_key(d, 1)["itl_ms.p50"].beyond_noise is not True
+    assert any("model file differs" in w for w in d.jobs[0].warnings)

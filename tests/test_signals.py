@@ -1,0 +1,68 @@
+"""Ctrl-C / SIGTERM to a running sweep: what was measured is written as `interrupted`, every
+server benchrun started is stopped (checked by pid), exit 130."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from benchrun.results import read_result
+from test_faults import survivors
+
+
+def _wait_for(pred, timeout: float, what: str):
+    t_end = time.monotonic() + timeout
+    while time.monotonic() < t_end:
+        got = pred()
+        if got:
+            return got
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_mid_sweep_writes_interrupted_stops_servers_exits_130(tmp_path, sig):
+    rid = f"sig-{sig.name}"
+    mark = f"{tmp_path}-{sig.name}"
+    env = {**os.environ, "BENCHRUN_RUN_ID": rid, "BENCHRUN_TEST_MARK": mark}
+    proc = subprocess.Popen([sys.executable, "-m", "benchrun", "-m", "model=tiny", "concurrency=2,3",
+                             "workload.requests=40", "workload.output_tokens=128",
+                             "load.warmup_requests=0"],
+                            cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    job = tmp_path / "outputs" / rid / "0_tiny_c2"
+    try:
+        # Mid-run for real: the server has finished a few of our requests.
+        _wait_for(lambda: (job / "server.log").exists()
+                  and (job / "server.log").read_text(errors="replace").count("stop processing") >= 4,
+                  120, "requests to finish on the server")
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert children, "no server process under benchrun"
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert f"benchrun: results in outputs/{rid}" in out
+    assert "interrupted" in err and "Traceback" not in err
+    res = read_result(job / "result.json")
+    assert res["status"] == "interrupted"
+    measured = [json.loads(ln) for ln in (job / "requests.jsonl").read_text().splitlines()]
+    assert res["metrics"]["requests_ok"] >= 1  # partial metrics of what finished
+    assert res["metrics"]["requests_ok"] == sum(1 for r in measured if not r["warmup"] and r["error"] is None)
+    assert res["metrics"]["requests_ok"] < 40
+    assert not (tmp_path / "outputs" / rid / "1_tiny_c3").exists()  # the sweep stopped
+    summary = json.loads((tmp_path / "outputs" / rid / "summary.json").read_text())
+    assert [r["status"] for r in summary] == ["interrupted"]
+    # No orphan: every process benchrun started is gone, by pid and by environment.
+    for c in children:
+        assert not c.is_running() or c.status() == psutil.STATUS_ZOMBIE, c
+    assert survivors(mark) == []
