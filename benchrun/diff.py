@@ -160,6 +160,8 @@ def _num(v: Optional[float], m: Metric) -> str:
 
 
 def _flag(x: Delta) -> str:
+    if x.base is None or x.cand is None:
+        return "n/a"
     if x.change == "same":
         return "="
     if x.beyond_noise is False:

@@ -72,8 +72,9 @@ def _partial_metrics(result: dict, records: list[RequestRecord]) -> None:
     result["error"] = f"{result['error']} (metrics cover the {len(records)} requests measured before)"
 
 
-def _check_server(server) -> None:
-    """After the load: a dead server, or one that no longer answers, fails the job."""
+def _check_server(server, read_timeout_s: float) -> None:
+    """After the load: a dead server, or one that no longer answers (within the requests'
+    own stall timeout, at most 5 s), fails the job."""
     from .servers.base import http_json, log_tail
 
     if not server.alive():
@@ -81,10 +82,11 @@ def _check_server(server) -> None:
         tail = log_tail(server.log_path, 3).replace("\n", " | ")
         raise ServerError(f"server process died during the run (exit code {code})"
                           + (f"; server.log tail: {tail}" if tail else ""))
-    status, _ = http_json(server.url + "/health", timeout=5.0, headers=server.headers)
+    wait = max(1.0, min(5.0, read_timeout_s))
+    status, _ = http_json(server.url + "/health", timeout=wait, headers=server.headers)
     if status != 200:
         raise ServerError(f"server stopped responding during the run (GET /health -> "
-                          f"{status or 'no answer in 5 s'})")
+                          f"{status or f'no answer in {wait:g} s'})")
 
 
 def _run_load(cfg: Any, url: str, headers: dict, workload, writer: RecordWriter, on_measure=None
@@ -167,7 +169,7 @@ def run_job(cfg: Any, job_dir: Path, pool: ServerPool, job_num: int, run_id: str
         result["goodput"] = goodput_of(records, OmegaConf.to_container(cfg.slo, resolve=True), sum(walls))
         result["server_timings"] = server_timings(records, result["metrics"]["decode_tok_s"]["mean"])
         result["tasks"] = workload.evaluate(records)
-        _check_server(server)
+        _check_server(server, cfg.load.request_timeout_s)
         result["status"] = "ok"
     except KeyboardInterrupt:
         result["status"], result["error"] = "interrupted", "interrupted by the user"
@@ -176,7 +178,9 @@ def run_job(cfg: Any, job_dir: Path, pool: ServerPool, job_num: int, run_id: str
         result["error"] = str(e)
     except Exception as e:  # noqa: BLE001 -- any failure becomes data; the sweep goes on
         result["error"] = f"{type(e).__name__}: {e}"
-        (job_dir / "error.log").write_text(traceback.format_exc())
+        from .servers.redact import redact  # a traceback may quote a server's reply
+
+        (job_dir / "error.log").write_text(redact(traceback.format_exc()))
     finally:
         writer.close()
         if result["status"] != "ok" and "repeat_metrics" not in result:

@@ -172,12 +172,20 @@ def compute_metrics(records: list[RequestRecord], wall_ns: int) -> dict:
 
 
 def server_timings(records: list[RequestRecord], client_decode_mean: Optional[float]) -> dict:
-    """What llama.cpp itself reported per request, summarised beside the client's view."""
+    """What llama.cpp itself reported per request, summarised beside the client's view, and
+    client_server_decode_ratio: median over requests of client decode_tok_s / server
+    predicted_per_second (ratio of the means only when no request has both)."""
     good = [r for r in records if is_good(r) and r.timings]
     out = {k: summarize(r.timings.get(k) for r in good) for k in SERVER_TIMINGS}
+    # The median of per-request ratios: one request whose tokens arrived in a burst (a
+    # stalled client or network) has a huge client rate and would swing a ratio of means.
+    paired = [c / s for r in good if (c := decode_tok_s(r)) and (s := r.timings.get("predicted_per_second"))]
     server_decode = out["predicted_per_second"]["mean"]
-    out["client_server_decode_ratio"] = (client_decode_mean / server_decode
-                                         if client_decode_mean and server_decode else None)
+    if paired:
+        out["client_server_decode_ratio"] = float(np.median(paired))
+    else:
+        out["client_server_decode_ratio"] = (client_decode_mean / server_decode
+                                             if client_decode_mean and server_decode else None)
     return out
 
 

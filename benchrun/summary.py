@@ -42,6 +42,10 @@ def summary_row(res: dict, job_dir: Path) -> dict:
         row[f"{flat}_ci95_low"], row[f"{flat}_ci95_high"] = c
     gp = res.get("goodput") or {}
     row["goodput_share"], row["goodput_rate_rps"] = gp.get("share"), gp.get("rate_rps")
+    sm = res.get("server_metrics") or {}  # /metrics counter deltas (issue 3)
+    row["server_metrics_predicted_tok_s"] = sm.get("predicted_tok_s")
+    row["server_metrics_requests_deferred_peak"] = (sm.get("peaks") or {}).get("requests_deferred")
+    row["token_count_mismatches"] = m.get("token_count_mismatches")
     mem = (res.get("server") or {}).get("memory") or {}
     row["memory_kind"], row["memory_peak_mib"], row["memory_idle_mib"] = mem.get("kind"), mem.get("peak_mib"), mem.get("idle_mib")
     en = res.get("energy") or {}

@@ -169,7 +169,7 @@ def test_job_warmup_repeats_ci_goodput_and_server_metrics(cli):
                     "workload.output_tokens=16", "workload.input_tokens=100", "load.warmup_requests=1",
                     "slo.ttft_ms=60000", "slo.e2e_ms=60000", "load.metrics_interval_s=0.1")
     assert proc.returncode == 0, proc.stderr
-    job = next(output_dir_of(proc.stdout).glob("0_*"))
+    job = next((cwd / output_dir_of(proc.stdout)).glob("0_*"))
     res = json.loads((job / "result.json").read_text())
     assert res["status"] == "ok"
     lines = [json.loads(x) for x in (job / "requests.jsonl").read_text().splitlines()]

@@ -115,10 +115,15 @@ def test_summarize():
 def test_server_timings_ratio():
     a = rec([1, 2, 3, 4], "rccd", usage_out=2, timings={"predicted_per_second": 100.0, "cache_n": 0})
     b = rec([1, 2, 3, 4], "rccd", usage_out=2, timings={"predicted_per_second": 300.0, "cache_n": 5})
-    st = M.server_timings([a, b], client_decode_mean=180.0)
-    assert st["predicted_per_second"]["mean"] == 200
-    assert st["client_server_decode_ratio"] == pytest.approx(0.9)
+    # Client decode: 1 token in (4 - 2) ms after the first -> 500 tok/s for both.
+    burst = rec([1, 2, 2.0001, 2.0002], "rccd", usage_out=2, timings={"predicted_per_second": 250.0})
+    st = M.server_timings([a, b, burst], client_decode_mean=180.0)
+    assert st["predicted_per_second"]["mean"] == pytest.approx(650 / 3)
+    # Median of per-request ratios (5, 5/3, and the burst's 2e4): the burst does not swing it.
+    assert st["client_server_decode_ratio"] == pytest.approx(5.0)
     assert st["cache_n"]["max"] == 5
+    none = rec([1, 2, 3], "rcd", usage_out=1, timings={"predicted_per_second": 100.0})
+    assert M.server_timings([none], client_decode_mean=90.0)["client_server_decode_ratio"] == pytest.approx(0.9)
 
 
 def test_goodput():

@@ -66,3 +66,24 @@ def test_signal_mid_sweep_writes_interrupted_stops_servers_exits_130(tmp_path, s
     for c in children:
         assert not c.is_running() or c.status() == psutil.STATUS_ZOMBIE, c
     assert survivors(mark) == []
+
+
+@pytest.mark.slow
+def test_server_dies_with_benchrun_even_on_sigkill(tmp_path):
+    """No handler runs on SIGKILL; the kernel (PR_SET_PDEATHSIG) still stops the server."""
+    code = ("import sys, time\nfrom pathlib import Path\nfrom benchrun.config import ModelConfig\n"
+            "from benchrun.servers import build_server\n"
+            "h = build_server(ModelConfig(name='tiny', tiny='tiny'), Path(sys.argv[1]))\n"
+            "print(h.pid, flush=True)\ntime.sleep(300)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "server.log")],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        server = psutil.Process(int(proc.stdout.readline()))
+        assert server.is_running()
+        proc.kill()
+        proc.wait(10)
+        _wait_for(lambda: not server.is_running() or server.status() == psutil.STATUS_ZOMBIE,
+                  15, "the server to follow benchrun")
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -90,10 +90,10 @@ def value_of(res: dict, key: str) -> Optional[float]:
     m = res.get("metrics") or {}
     name, _, stat = key.partition(".")
     if key == "wall_s":  # per repeat: metrics.wall_s sums every repeat's wall time
-        reps = [r.get("wall_s") for r in res.get("repeat_metrics") or [] if r.get("wall_s") is not None]
+        reps = [r.get("wall_s") for r in res.get("repeat_metrics") or [] if r.get("wall_s")]
         if reps:
             return sum(reps) / len(reps)
-        return m["wall_s"] / max(1, res.get("repeats") or 1) if m.get("wall_s") is not None else None
+        return m["wall_s"] / max(1, res.get("repeats") or 1) if m.get("wall_s") else None  # 0: nothing ran
     if name == "goodput":
         return (res.get("goodput") or {}).get(stat)
     if name == "memory":

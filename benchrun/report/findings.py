@@ -37,7 +37,8 @@ def _comparison(g: Group, key: str, c: int, verb_hi: str, verb_lo: str) -> Optio
     tail = ""
     if others:
         tail = "; " + ", ".join(f"{lab}: {show(cands[lab], m)}" for lab in others)
-    return f"**{v.best}** {verb.format(r=f'{v.ratio:.1f}x')} than {v.runner_up} at C{c}: {vals}{extra}{tail}."
+    r = f"{v.ratio:.1f}x" if v.ratio else "far"  # no ratio when the runner-up measured 0
+    return f"**{v.best}** {verb.format(r=r)} than {v.runner_up} at C{c}: {vals}{extra}{tail}."
 
 
 def _trend(job_lo: Job, job_hi: Job, key: str, c_lo: int, c_hi: int, up: str, down: str) -> str:
@@ -97,7 +98,10 @@ def key_findings(g: Group) -> list[str]:
         for c, j in sorted(g.grid[lab].items()):
             m = j.result.get("metrics") or {}
             bad, trunc = m.get("requests_failed") or 0, m.get("requests_truncated") or 0
-            if bad or trunc:
+            if not m.get("requests_ok"):
+                out.append(f"{lab} at C{c}: no request succeeded ({bad} failed, {trunc} truncated): "
+                           f"nothing was measured there.")
+            elif bad or trunc:
                 out.append(f"{lab} at C{c}: {bad} request(s) failed, {trunc} truncated "
                            f"(excluded from latency figures).")
     return out
@@ -170,7 +174,9 @@ def recommendation(g: Group) -> list[str]:
     ranked = sorted(g.labels, key=lambda lab: len(speed[lab]), reverse=True)
     top = ranked[0]
     out = []
-    if not speed[top]:
+    if n_axes == 0:
+        out.append(f"No speed axis has measurements for two presets at C{g.cmax}: nothing to rank on speed.")
+    elif not speed[top]:
         out.append("No preset is faster beyond noise on the speed axes at "
                    f"C{g.cmax}; choose on memory, quality or other grounds, or rerun with more repeats "
                    "(repeats=N) for tighter intervals.")
@@ -204,10 +210,11 @@ def recommendation(g: Group) -> list[str]:
         else:
             best_q = max(judged, key=lambda lab: judged[lab][0] / judged[lab][1])
             rate = judged[best_q][0] / judged[best_q][1]
-            if best_q != top and rate > judged.get(top, (0, 1))[0] / max(1, judged.get(top, (0, 1))[1]):
+            tp, tn = judged.get(top, (0, 0))
+            if best_q != top and (not tn or rate > tp / tn):
+                theirs = f"{top}'s {tp}/{tn}" if tn else f"{top}, which has no quality checks"
                 out.append(f"Mind quality: {best_q} passes {judged[best_q][0]}/{judged[best_q][1]} checks "
-                           f"against {top}'s {judged.get(top, (0, 0))[0]}/{judged.get(top, (0, 0))[1]}; "
-                           f"prefer {best_q} when correctness matters more than speed.")
+                           f"against {theirs}; prefer {best_q} when correctness matters more than speed.")
     return out
 
 

@@ -113,8 +113,7 @@ def summary_table(g: Group) -> Block:
         if many:
             rates = {lab: p / n for lab, (p, n) in tallies.items() if n}
             best = sorted(rates.values(), reverse=True)
-            row.append("Tie" if len(best) < 2 or best[0] == best[1]
-                       else max(rates, key=rates.get))
+            row.append("—" if len(best) < 2 else "Tie" if best[0] == best[1] else max(rates, key=rates.get))
         rows.append(row)
     headers = ["Metric"] + g.labels + (["Winner"] if many else [])
     return Table(headers, rows, "l" + "r" * len(g.labels) + ("l" if many else ""))

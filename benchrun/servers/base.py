@@ -88,16 +88,24 @@ def fetch_build_info(url: str, headers: dict | None = None) -> Optional[str]:
     return None
 
 
-def _die_with_parent() -> None:
-    """Runs in the child before exec (Linux): the kernel sends it SIGTERM when benchrun dies,
-    even by SIGKILL, so a crashed benchrun never leaves a server holding a GPU."""
+def _find_prctl():
     try:
         import ctypes
 
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError, ImportError):
+        return None
+
+
+# Resolved here, not in the child: between fork and exec only a plain C call is safe.
+_PRCTL = _find_prctl() if sys.platform == "linux" else None
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec (Linux): the kernel sends it SIGTERM when benchrun dies,
+    even by SIGKILL, so a crashed benchrun never leaves a server holding a GPU."""
+    _PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
 
 
 def listens_on(pid: int, port: int) -> Optional[bool]:
@@ -134,7 +142,7 @@ def launch(command: list[str], url: str, log_path: Path, startup_timeout_s: floa
             proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True,
                                     env={**os.environ, **(env or {})},
-                                    preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+                                    preexec_fn=_die_with_parent if _PRCTL is not None else None)
         except OSError as e:
             raise ServerError(f"cannot run {command[0]}: {e.strerror}") from None
     deadline = t0 + startup_timeout_s
