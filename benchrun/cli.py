@@ -373,6 +373,3 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         _POOL.close()
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

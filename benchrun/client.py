@@ -14,7 +14,6 @@ import aiohttp
 
 from .records import (CONTENT, DONE, ERROR, FINISH, OTHER, REASONING, ROLE, USAGE,
                       RequestRecord)
-from . import rawhttp
 from .sse import iter_events
 
 
@@ -56,6 +55,9 @@ def make_session(read_timeout_s: float, headers: dict | None = None) -> aiohttp.
                                  skip_auto_headers=("User-Agent",))
 
 
+_JSON = {"Content-Type": "application/json"}
+
+
 class StallWatch:
     """One periodic check for every request in flight, instead of aiohttp's per-read timer
     (a timer cancelled and re-armed on every chunk: measurable CPU at high token rates).
@@ -79,27 +81,27 @@ class StallWatch:
 
 
 async def fetch(session: aiohttp.ClientSession, url: str, body: bytes, rec: RequestRecord,
-                watch: StallWatch | None = None, raw: bool | None = None) -> list[tuple[int, bytes]]:
+                watch: StallWatch | None = None) -> list[tuple[int, bytes]]:
     """The hot path: send, then stamp and keep each raw chunk; nothing else. Fills the
     record's status, times and transport errors; returns the body chunks for parse_stream.
-    `raw` (default: for http:// URLs) uses benchrun.rawhttp, which stamps reads in the event
-    loop's callback without waking this task per chunk; otherwise aiohttp. With a StallWatch,
-    aiohttp's per-read timeout is switched off for this request."""
+    With a StallWatch, aiohttp's per-read timeout is switched off for this request."""
     chunks: list[tuple[int, bytes]] = []
-    segs, append = chunks, chunks.append
+    append = chunks.append
     kw = {}
     if watch is not None:
         kw["timeout"] = aiohttp.ClientTimeout(total=None, sock_connect=session.timeout.sock_connect)
         key = id(rec)
         watch.live[key] = (rec, chunks, asyncio.current_task())
-    if raw is None:
-        raw = url.startswith("http://")
     rec.start_ns = perf_counter_ns()
     try:
-        if raw:
-            chunks = await _raw_stream(session, url, body, rec, chunks)
-        else:
-            await _aiohttp_stream(session, url, body, rec, append, kw)
+        async with session.post(url, data=body, headers=_JSON, **kw) as resp:
+            rec.status = resp.status
+            if resp.status != 200:
+                text = (await resp.read())[:500].decode("utf-8", "replace")
+                rec.error = f"HTTP {resp.status}: {text.strip()}"
+            else:
+                async for chunk in resp.content.iter_any():
+                    append((perf_counter_ns(), chunk))
     except asyncio.CancelledError:
         if watch is None or key not in watch.stalled:
             raise
@@ -118,44 +120,14 @@ async def fetch(session: aiohttp.ClientSession, url: str, body: bytes, rec: Requ
         if watch is not None:
             watch.live.pop(key, None)
     rec.end_ns = perf_counter_ns()
-    if raw and chunks is segs:  # the raw path broke off: keep what did arrive, de-framed
-        try:
-            partial = rawhttp.Response(segs)
-        except rawhttp.HTTPFramingError:
-            return []
-        rec.status = rec.status or partial.status or None
-        return partial.pieces
     return chunks
 
 
-async def _raw_stream(session: aiohttp.ClientSession, url: str, body: bytes, rec: RequestRecord,
-                      segs: list) -> list[tuple[int, bytes]]:
-    """benchrun.rawhttp; returns the de-framed body pieces."""
-    resp = await rawhttp.post_stream(url, body, dict(session.headers), session.timeout.sock_connect, segs)
-    rec.status = resp.status
-    if resp.status != 200:
-        text = b"".join(p for _, p in resp.pieces)[:500].decode("utf-8", "replace")
-        rec.error = f"HTTP {resp.status}: {text.strip()}"
-    return resp.pieces
-
-
-async def _aiohttp_stream(session: aiohttp.ClientSession, url: str, body: bytes, rec: RequestRecord,
-                          append, kw: dict) -> None:
-    async with session.post(url, data=body, headers={"Content-Type": "application/json"}, **kw) as resp:
-        rec.status = resp.status
-        if resp.status != 200:
-            text = (await resp.read())[:500].decode("utf-8", "replace")
-            rec.error = f"HTTP {resp.status}: {text.strip()}"
-        else:
-            async for chunk in resp.content.iter_any():
-                append((perf_counter_ns(), chunk))
-
-
 async def send(session: aiohttp.ClientSession, url: str, body: bytes, rec: RequestRecord,
-               watch: StallWatch | None = None, raw: bool | None = None) -> RequestRecord:
+               watch: StallWatch | None = None) -> RequestRecord:
     """Send one streaming request and fill `rec`. Never raises for network or HTTP trouble:
     failures are data (rec.error)."""
-    parse_stream(rec, await fetch(session, url, body, rec, watch, raw))
+    parse_stream(rec, await fetch(session, url, body, rec, watch))
     return rec
 
 

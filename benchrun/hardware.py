@@ -123,8 +123,8 @@ def build_info_of(server: Any) -> Optional[str]:
     """The server's build: /props build_info, else `llama-server --version`; the embedded wheel
     reports 'b0-unknown', so its package version is added."""
     info = server.build_info
-    if info and "unknown" not in info:
-        return info
+    if info and ("unknown" not in info or "xllamacpp" in info):
+        return info  # already complete (a reused server keeps what the first job found)
     if server.backend == "llama_server" and server.command:
         return server_version(server.command[0]) or info
     if server.backend == "embedded":

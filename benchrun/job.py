@@ -5,7 +5,6 @@ result.json. Failures are data: a job never raises (except on Ctrl-C), it writes
 `status: failed` with the error and whatever was measured."""
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import traceback
 from pathlib import Path

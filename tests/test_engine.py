@@ -189,3 +189,41 @@ def test_job_warmup_repeats_ci_goodput_and_server_metrics(cli):
     assert sm["counters"]["prompt_tokens_total"] == 8 * 100
     assert 1 <= sm["peaks"]["requests_processing"] <= 2
     assert res["workload"]["prompt_tokens_method"] == "tokenize"
+
+
+def test_http_errors_and_broken_streams_are_data(timed_url):
+    """An HTTP error status and a server that dies mid-stream: recorded, never raised."""
+    import asyncio
+
+    from aiohttp import web
+
+    from benchrun.servers.base import free_port
+
+    async def broken(request):
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        await resp.write(b'data: {"choices":[{"index":0,"delta":{"content":"x"}}]}\n\n')
+        await asyncio.sleep(0.05)
+        request.transport.close()  # gone, without the terminal chunk or [DONE]
+        return resp
+
+    async def go():
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", broken)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            async with make_session(30, {}) as session:
+                bad = await Engine(session, timed_url + "/nope").run([_conv(0)], LoadPlan())
+                cut = await Engine(session, f"http://127.0.0.1:{port}/v1/chat/completions").run(
+                    [_conv(1)], LoadPlan())
+                return bad[0][0], cut[0][0]
+        finally:
+            await runner.cleanup()
+
+    bad, cut = run_loop(go())
+    assert bad.status == 404 and bad.error.startswith("HTTP 404") and not bad.ok
+    assert not cut.ok and cut.error
+    assert cut.event_kinds.startswith("c") and cut.text == "x"  # what did arrive is kept

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from benchrun.client import parse_stream
 from benchrun.records import RequestRecord
 from benchrun.sse import iter_events

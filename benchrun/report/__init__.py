@@ -2,7 +2,6 @@
 Runs at the end of every run and sweep, and on demand on any old dir (`benchrun report DIR`)."""
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,15 +24,6 @@ class Written:
 
 def _slug(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", s)
-
-
-def _readable(paths: list) -> None:
-    """Atomic writes create 0600 temp files; a report is meant to be shared: 0644 less umask."""
-    mask = os.umask(0)
-    os.umask(mask)
-    for p in paths:
-        if p is not None and p.is_file():
-            p.chmod(0o644 & ~mask)
 
 
 def write_report(root: Path, html: bool = True, charts: bool = True) -> Written:
@@ -62,7 +52,6 @@ def write_report(root: Path, html: bool = True, charts: bool = True) -> Written:
         page = root_out / "report.html"
         atomic_write_text(page, to_html(blocks, root_out, f"Benchmark: {_title(groups)}"))
     rows = write_summary(root_out)
-    _readable([md, page, root_out / "summary.csv", root_out / "summary.json"])
     return Written(md, page, [p for d in made.values() for p in d.values()],
                    [root_out / "summary.csv", root_out / "summary.json"] if rows else [],
                    len(jobs), sum(1 for j in jobs if not j.ok))

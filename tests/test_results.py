@@ -1,0 +1,33 @@
+"""result.json files: shared-readable atomic writes, one-line schema errors, job ordering."""
+import os
+import stat
+
+import pytest
+
+from benchrun.results import atomic_write_text, find_results, validate_result
+
+
+def test_atomic_write_is_readable_by_others(tmp_path):
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "result.json", "{}\n")
+    finally:
+        os.umask(old)
+    mode = stat.S_IMODE((tmp_path / "result.json").stat().st_mode)
+    assert mode == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["result.json"]  # no temp file left
+
+
+def test_schema_error_is_one_line_naming_the_field():
+    with pytest.raises(ValueError) as e:
+        validate_result({"schema_version": 1, "status": "finished"})
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith("result.json invalid at")
+
+
+def test_find_results_in_job_number_order(tmp_path):
+    for name in ("10_b_c1", "2_a_c1", "0_a_c2"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "result.json").write_text("{}")
+    assert [p.parent.name for p in find_results(tmp_path)] == ["0_a_c2", "2_a_c1", "10_b_c1"]
+    assert find_results(tmp_path / "2_a_c1") == [tmp_path / "2_a_c1" / "result.json"]
