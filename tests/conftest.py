@@ -2,6 +2,7 @@
 Hydra's compose API on the real conf/, and the CLI as a subprocess."""
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -79,3 +80,18 @@ def output_dir_of(stdout: str) -> Path:
         if line.startswith("benchrun: results in "):
             return Path(line.split("benchrun: results in ", 1)[1].strip())
     raise AssertionError(f"no results line in output:\n{stdout}")
+
+
+@contextlib.asynccontextmanager
+async def serve_app(app):
+    """Run an aiohttp test app on a free loopback port; yields its base URL."""
+    from aiohttp import web
+
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield "http://127.0.0.1:%d" % site._server.sockets[0].getsockname()[1]
+    finally:
+        await runner.cleanup()

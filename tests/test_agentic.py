@@ -215,7 +215,8 @@ def test_cli_agentic_run_writes_tasks_with_failed_checks(cli):
 
 def test_pipeline_stopped_early_does_not_hang(tiny_server):
     """With a duration limit the first agent is cut off; its dependants must not wait forever."""
-    agents = [{**PIPE[0], "turns": ["Plan.", "More."], "max_tokens": 64}] + PIPE[1:]
+    # 400 tokens take far longer than the 0.05 s limit, even on a fast idle machine.
+    agents = [{**PIPE[0], "turns": ["Plan.", "More."], "max_tokens": 400}] + PIPE[1:]
     w = AgenticWorkload(wl(agents), 2)
 
     async def go():

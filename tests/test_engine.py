@@ -197,7 +197,7 @@ def test_http_errors_and_broken_streams_are_data(timed_url):
 
     from aiohttp import web
 
-    from benchrun.servers.base import free_port
+    from conftest import serve_app
 
     async def broken(request):
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
@@ -210,18 +210,10 @@ def test_http_errors_and_broken_streams_are_data(timed_url):
     async def go():
         app = web.Application()
         app.router.add_post("/v1/chat/completions", broken)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        try:
-            async with make_session(30, {}) as session:
-                bad = await Engine(session, timed_url + "/nope").run([_conv(0)], LoadPlan())
-                cut = await Engine(session, f"http://127.0.0.1:{port}/v1/chat/completions").run(
-                    [_conv(1)], LoadPlan())
-                return bad[0][0], cut[0][0]
-        finally:
-            await runner.cleanup()
+        async with serve_app(app) as url, make_session(30, {}) as session:
+            bad = await Engine(session, timed_url + "/nope").run([_conv(0)], LoadPlan())
+            cut = await Engine(session, url + "/v1/chat/completions").run([_conv(1)], LoadPlan())
+            return bad[0][0], cut[0][0]
 
     bad, cut = run_loop(go())
     assert bad.status == 404 and bad.error.startswith("HTTP 404") and not bad.ok

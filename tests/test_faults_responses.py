@@ -10,6 +10,7 @@ from aiohttp import web
 
 from benchrun.client import RequestSpec, make_session
 from benchrun.engine import Engine, LoadPlan
+from conftest import serve_app
 
 CLOSING = web.AppKey("closing", asyncio.Event)
 OK_EVENT = {"choices": [{"delta": {"content": "hi"}, "finish_reason": None}]}
@@ -75,18 +76,12 @@ def test_bad_responses_are_per_request_errors_never_a_crash():
         app = web.Application()
         app[CLOSING] = asyncio.Event()
         app.router.add_post("/v1/chat/completions", chat)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]
-        try:
-            async with make_session(0.8) as session:
-                engine = Engine(session, f"http://127.0.0.1:{port}/v1/chat/completions")
+        async with serve_app(app) as url, make_session(0.8) as session:
+            try:
+                engine = Engine(session, url + "/v1/chat/completions")
                 return await engine.run([conv(m) for m in EXPECT], LoadPlan(concurrency=len(EXPECT)))
-        finally:
-            app[CLOSING].set()
-            await runner.cleanup()
+            finally:
+                app[CLOSING].set()
 
     recs, wall_ns = asyncio.run(asyncio.wait_for(go(), 20))
     assert len(recs) == len(EXPECT)

@@ -8,6 +8,7 @@ import pytest
 from aiohttp import web
 
 from benchrun.promscrape import Scraper, parse_prometheus, summarize_scrapes
+from conftest import serve_app
 
 TEXT = """# HELP llamacpp:prompt_tokens_total Number of prompt tokens processed
 # TYPE llamacpp:prompt_tokens_total counter
@@ -49,19 +50,11 @@ def test_deltas_and_peaks():
 
 
 async def _scrape_app(app, interval=0.02, work=0.15):
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    try:
-        async with aiohttp.ClientSession() as session:
-            s = Scraper(session, f"http://127.0.0.1:{port}", interval)
-            await s.start()
-            await asyncio.sleep(work)
-            return await s.stop()
-    finally:
-        await runner.cleanup()
+    async with serve_app(app) as url, aiohttp.ClientSession() as session:
+        s = Scraper(session, url, interval)
+        await s.start()
+        await asyncio.sleep(work)
+        return await s.stop()
 
 
 def test_scraper_against_a_fake_server_with_growing_counters():

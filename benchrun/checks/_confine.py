@@ -3,7 +3,7 @@ untrusted program: applies resource limits and, in `namespaces` mode, enters fre
 IPC, mount and PID namespaces, then execs the program. Standard library only (it may run under a
 system interpreter), never imported by benchrun itself.
 
-usage: python _confine.py MODE CPU_S AS_BYTES NPROC FSIZE_BYTES DIR -- PROGRAM ARGS...
+usage: python _confine.py MODE CPU_S AS_BYTES NPROC FSIZE_BYTES DIR[:KEEP...] -- PROGRAM ARGS...
 MODE: bwrap | namespaces | rlimits-only (bwrap: PROGRAM is already the bwrap command line)."""
 import ctypes
 import os
@@ -34,9 +34,10 @@ def _write(path: str, text: str) -> None:
         fh.write(text)
 
 
-def _namespaces(libc, box: str) -> None:
+def _namespaces(libc, box: str, keep_dirs: list) -> None:
     """New namespaces owned by this (unprivileged) user: no network (a fresh netns has only a
-    downed loopback), private tmpfs over the world-writable dirs, the sandbox dir bound back."""
+    downed loopback), private tmpfs over the world-writable dirs, the sandbox dir (and any
+    Python dirs that lived under /tmp) bound back."""
     uid, gid = os.getuid(), os.getgid()
     if libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWPID) != 0:
         _die(f"unshare failed: {os.strerror(ctypes.get_errno())}")
@@ -44,14 +45,15 @@ def _namespaces(libc, box: str) -> None:
     _write("/proc/self/uid_map", f"{uid} {uid} 1")
     _write("/proc/self/gid_map", f"{gid} {gid} 1")
     libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None)
-    keep = os.open(box, os.O_RDONLY | os.O_DIRECTORY)
+    fds = {d: os.open(d, os.O_RDONLY | os.O_DIRECTORY) for d in [box, *keep_dirs]}
     for d in ("/tmp", "/var/tmp", "/dev/shm"):
         if os.path.isdir(d):
             libc.mount(b"tmpfs", d.encode(), b"tmpfs", 0, b"size=64m")
-    os.makedirs(box, exist_ok=True)  # on the new /tmp when the sandbox dir lived under it
-    if libc.mount(f"/proc/self/fd/{keep}".encode(), box.encode(), None, MS_BIND, None) != 0:
-        _die(f"bind of the sandbox dir failed: {os.strerror(ctypes.get_errno())}")
-    os.close(keep)
+    for d, fd in fds.items():
+        os.makedirs(d, exist_ok=True)  # on the new /tmp when the dir lived under it
+        if libc.mount(f"/proc/self/fd/{fd}".encode(), d.encode(), None, MS_BIND | MS_REC, None) != 0:
+            _die(f"bind of {d} failed: {os.strerror(ctypes.get_errno())}")
+        os.close(fd)
     os.chdir(box)
 
 
@@ -72,11 +74,12 @@ def _pid1(libc, argv: list[str]) -> None:
 
 def main() -> None:
     sep = sys.argv.index("--")
-    mode, cpu_s, as_b, nproc, fsize, box = sys.argv[1:sep]
+    mode, cpu_s, as_b, nproc, fsize, dirs = sys.argv[1:sep]
+    box, *keep_dirs = dirs.split(os.pathsep)
     argv = sys.argv[sep + 1:]
     libc = ctypes.CDLL(None, use_errno=True)
     if mode == "namespaces":
-        _namespaces(libc, box)  # before the limits: RLIMIT_AS/NPROC could starve the setup
+        _namespaces(libc, box, keep_dirs)  # before the limits: RLIMIT_AS/NPROC could starve the setup
     _limits(int(cpu_s), int(as_b), int(nproc), int(fsize))
     if mode == "namespaces":
         _pid1(libc, argv)

@@ -148,13 +148,22 @@ def _limit_args(lim: Limits, box: str) -> list[str]:
     uid = _run_as() if _run_as() is not None else os.getuid()
     # RLIMIT_NPROC counts every process of the user, so allow what it already runs plus ours.
     nproc = _user_procs(uid) + lim.nproc
-    return [str(lim.cpu_s), str(lim.memory_mib << 20), str(nproc), str(lim.fsize_mib << 20), box]
+    dirs = os.pathsep.join([box, *_python_dirs_under_tmp()])  # bound back over a private /tmp
+    return [str(lim.cpu_s), str(lim.memory_mib << 20), str(nproc), str(lim.fsize_mib << 20), dirs]
+
+
+def _python_dirs_under_tmp() -> list[str]:
+    """Our interpreter's prefix and site-packages when they live under /tmp or /var/tmp (a
+    checkout there): the sandbox's private /tmp would hide them, so they are bound back read-only."""
+    dirs = {os.path.realpath(sys.prefix), os.path.realpath(sysconfig.get_paths()["purelib"])}
+    return sorted(d for d in dirs if d.startswith(("/tmp/", "/var/tmp/")) and os.path.isdir(d))
 
 
 def _bwrap_argv(bw: str, box: str, argv: Sequence[str]) -> list[str]:
+    rebind = [a for d in _python_dirs_under_tmp() for a in ("--ro-bind", d, d)]
     return [bw, "--unshare-all", "--die-with-parent", "--new-session", "--ro-bind", "/", "/",
             "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/var/tmp",
-            "--bind", box, box, "--chdir", box, "--", *argv]
+            *rebind, "--bind", box, box, "--chdir", box, "--", *argv]
 
 
 class Sandbox:
