@@ -96,7 +96,7 @@ def job_overhead(jobs: int) -> list[float]:
     from hydra import compose, initialize_config_dir
 
     from benchrun.cli import conf_dir
-    from benchrun.config import register_configs
+    from benchrun.hydra_setup import register_configs
     from benchrun.job import run_job
     from benchrun.servers import ServerPool
 

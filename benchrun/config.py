@@ -1,12 +1,12 @@
 """Typed config schemas. Hydra validates every composed config against these dataclasses, so a
-typo in a key or a wrong type is an error that names the key. Only cli.py imports Hydra; the
-rest of benchrun receives these objects (or plain OmegaConf nodes typed by them)."""
+typo in a key or a wrong type is an error that names the key. Only the CLI layer imports Hydra
+(cli.py, hydra_setup.py, commands/); the rest of benchrun receives these objects (or plain OmegaConf nodes typed by them)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from typing import Any, Dict, List, Optional
 
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 
 @dataclass
@@ -23,6 +23,7 @@ class ModelConfig:
     binary: str = "llama-server"  # llama_server backend only
     url: Optional[str] = None  # external backend only
     api_key_env: Optional[str] = None  # name of the env var holding an API key (never the key)
+    served_name: Optional[str] = None  # `model` field of requests; external: defaults to `name`
     host: str = "127.0.0.1"
     port: Optional[int] = None  # None -> a free port is taken; a pinned busy port fails the job
     ctx_size: int = 4096
@@ -118,14 +119,12 @@ class BenchConfig:
     debug: bool = False
 
 
-def register_configs() -> None:
-    from hydra.core.config_store import ConfigStore
-
-    cs = ConfigStore.instance()
-    cs.store(name="base_config", node=BenchConfig)
-    cs.store(group="model", name="base_model", node=ModelConfig)
-    cs.store(group="hardware", name="base_hardware", node=HardwareConfig)
-    cs.store(group="workload", name="base_workload", node=WorkloadConfig)
+def plain(x: Any) -> Any:
+    """A config node (or config dataclass) as plain dicts and lists, interpolations resolved;
+    anything else as it is."""
+    if OmegaConf.is_config(x):
+        return OmegaConf.to_container(x, resolve=True)
+    return asdict(x) if is_dataclass(x) and not isinstance(x, type) else x
 
 
 def validate(cfg: Any) -> None:
@@ -148,3 +147,17 @@ def validate(cfg: Any) -> None:
         raise ValueError(f"workload.kind must be one of {', '.join(kinds)}, got {cfg.workload.kind!r}")
     if cfg.telemetry.interval_s <= 0:
         raise ValueError(f"telemetry.interval_s must be > 0 seconds, got {cfg.telemetry.interval_s}")
+    if cfg.load.request_timeout_s <= 0:
+        raise ValueError(f"load.request_timeout_s must be > 0 seconds, got {cfg.load.request_timeout_s}")
+    if cfg.load.max_concurrency is not None and cfg.load.max_concurrency < 1:
+        raise ValueError(f"load.max_concurrency must be a positive integer, got {cfg.load.max_concurrency}")
+    if cfg.load.duration_s is not None and cfg.load.duration_s <= 0:
+        raise ValueError(f"load.duration_s must be > 0 seconds, got {cfg.load.duration_s}")
+    if cfg.workload.requests < 1:
+        raise ValueError(f"workload.requests must be a positive integer, got {cfg.workload.requests}")
+    if cfg.model.flash_attn not in ("on", "off", "auto"):
+        raise ValueError(f"model.flash_attn must be on, off or auto, got {cfg.model.flash_attn!r}")
+    if cfg.model.parallel < 1:
+        raise ValueError(f"model.parallel must be a positive integer, got {cfg.model.parallel}")
+    if cfg.model.ctx_size < 0:
+        raise ValueError(f"model.ctx_size must be >= 0 (0 = the model's own), got {cfg.model.ctx_size}")

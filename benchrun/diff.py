@@ -59,6 +59,12 @@ def _fmt_key(key: tuple) -> str:
     return f"{key[0]} / {key[1]} / C{key[2]}"
 
 
+def _name(metric_key: str) -> str:
+    """A metric key as printed: wall_s is compared per repeat (result.json metrics.wall_s
+    sums all repeats), so it says so."""
+    return "wall_s per repeat" if metric_key == "wall_s" else metric_key
+
+
 def comparability(a: dict, b: dict) -> list[str]:
     """Why two results may not be comparable (each a one-line warning)."""
     w = []
@@ -148,7 +154,7 @@ def regressions(d: Diff, rules: list[tuple[Metric, float]]) -> list[str]:
                 continue
             if abs(x.rel) * 100 > pct:
                 noise = "beyond noise" if x.beyond_noise else "no noise estimate"
-                out.append(f"{_fmt_key(jd.key)}: {m.key} {x.change} by {abs(x.rel) * 100:.1f}% "
+                out.append(f"{_fmt_key(jd.key)}: {_name(m.key)} {x.change} by {abs(x.rel) * 100:.1f}% "
                            f"(> {pct:g}%, {noise}): {m.show(x.base)} -> {m.show(x.cand)}")
     return out
 
@@ -176,7 +182,7 @@ def rows(jd: JobDiff) -> list[list[str]]:
         m = Metric(x.key, x.label, x.unit, x.better, _fmt_for(x.key))
         rel = "—" if x.rel is None else ("∞" if math.isinf(x.rel) else f"{x.rel * 100:+.1f}%")
         absd = "—" if x.abs is None else (f"+{_num(x.abs, m)}" if x.abs > 0 else _num(x.abs, m))
-        out.append([x.key + (f" ({x.unit})" if x.unit else ""), _num(x.base, m), _num(x.cand, m), absd,
+        out.append([_name(x.key) + (f" ({x.unit})" if x.unit else ""), _num(x.base, m), _num(x.cand, m), absd,
                     rel, _flag(x), x.method])
     return out
 

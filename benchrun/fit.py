@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-MIB = 1 << 20
+from .hardware import MIB
 
 
 class FitError(ValueError):

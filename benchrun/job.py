@@ -18,23 +18,19 @@ from .metrics import compute_metrics, goodput_of, server_timings
 from .promscrape import Scraper
 from .stats import repeats_ci95
 from . import fit, telemetry
-from .hardware import build_info_of
+from .hardware import build_info_of, describe_hardware
 from .modelfile import describe_model
 from .records import RecordWriter, RequestRecord
+from .redact import redact
 from .results import SCHEMA_VERSION, write_result
 from .servers import ServerError, ServerPool
+from .servers.base import log_tail, reachable
 from .servers.pool import resolve_model_path
 from .workloads import make_workload
 
 
 def _now() -> str:
     return dt.datetime.now().astimezone().isoformat(timespec="seconds")
-
-
-def describe_hardware(hw: Any) -> dict:
-    from .hardware import describe_hardware as detect_or_profile  # auto = detected (issue 6)
-
-    return detect_or_profile(OmegaConf.to_container(hw, resolve=True))
 
 
 def _copy_log_slice(src: Optional[Path], offset: int, dst: Path) -> None:
@@ -72,20 +68,24 @@ def _partial_metrics(result: dict, records: list[RequestRecord]) -> None:
 
 
 def _check_server(server, read_timeout_s: float) -> None:
-    """After the load: a dead server, or one that no longer answers (within the requests'
-    own stall timeout, at most 5 s), fails the job."""
-    from .servers.base import http_json, log_tail
-
+    """After the load: a dead server, or one that no longer answers the probe its start
+    passed (within the requests' own stall timeout, at most 5 s), fails the job."""
     if not server.alive():
         code = server.process.returncode if server.process is not None else None
         tail = log_tail(server.log_path, 3).replace("\n", " | ")
         raise ServerError(f"server process died during the run (exit code {code})"
                           + (f"; server.log tail: {tail}" if tail else ""))
     wait = max(1.0, min(5.0, read_timeout_s))
-    status, _ = http_json(server.url + "/health", timeout=wait, headers=server.headers)
-    if status != 200:
+    ok, status = reachable(server.url, server.headers, wait, external=server.backend == "external")
+    if not ok:
         raise ServerError(f"server stopped responding during the run (GET /health -> "
                           f"{status or f'no answer in {wait:g} s'})")
+
+
+def served_name(m: Any) -> Optional[str]:
+    """The `model` field of each request: llama.cpp ignores it, OpenAI-compatible servers
+    require it (model.served_name, else the preset name for an external server)."""
+    return m.served_name or (m.name if m.backend == "external" else None)
 
 
 def _run_load(cfg: Any, url: str, headers: dict, workload, writer: RecordWriter, on_measure=None
@@ -95,20 +95,25 @@ def _run_load(cfg: Any, url: str, headers: dict, workload, writer: RecordWriter,
     plan = LoadPlan(concurrency=cfg.concurrency, rate=cfg.load.rate, arrival=cfg.load.arrival,
                     max_concurrency=cfg.load.max_concurrency, duration_s=cfg.load.duration_s,
                     seed=cfg.load.seed)
+    # Every conversation is built (synthetic prompts fitted over blocking HTTP) before the
+    # loop starts: no fitting inside the measured window, none blocking the event loop.
+    warmups = [workload.warmup() for _ in range(cfg.load.warmup_requests)]
+    repeats = [workload.conversations(rep) for rep in range(cfg.repeats)]
 
     async def go():
         async with make_session(cfg.load.request_timeout_s, headers) as session:
-            engine = Engine(session, url + "/v1/chat/completions", on_record=writer.write)
-            for _ in range(cfg.load.warmup_requests):
-                await engine.run(workload.warmup(), LoadPlan(concurrency=1), warmup=True)
+            engine = Engine(session, url + "/v1/chat/completions", model=served_name(cfg.model),
+                            on_record=writer.write)
+            for convs in warmups:
+                await engine.run(convs, LoadPlan(concurrency=1), warmup=True)
             if on_measure:
                 on_measure()  # telemetry: the energy window starts after warm-up
             # /metrics brackets the measured repeats only (warm-up excluded).
             scraper = Scraper(session, url, cfg.load.metrics_interval_s, headers)
             await scraper.start()
             runs, walls = [], []
-            for rep in range(cfg.repeats):
-                recs, wall = await engine.run(workload.conversations(rep), plan, repeat=rep)
+            for rep, convs in enumerate(repeats):
+                recs, wall = await engine.run(convs, plan, repeat=rep)
                 runs.append(recs)
                 walls.append(wall)
             return runs, walls, await scraper.stop()
@@ -116,11 +121,10 @@ def _run_load(cfg: Any, url: str, headers: dict, workload, writer: RecordWriter,
     return run_loop(go())
 
 
-def run_job(cfg: Any, job_dir: Path, pool: ServerPool, job_num: int, run_id: str,
-            overrides: list[str] | None = None) -> dict:
-    job_dir.mkdir(parents=True, exist_ok=True)
+def new_result(cfg: Any, job_dir: Path, job_num: int, run_id: str, overrides: list[str] | None) -> dict:
+    """The result.json skeleton of a job that has not measured anything yet (status failed)."""
     m = cfg.model
-    result: dict[str, Any] = {
+    return {
         "schema_version": SCHEMA_VERSION, "status": "failed", "error": None, "run_id": run_id,
         "job": {"num": job_num, "name": job_dir.name, "started_at": _now(), "finished_at": None,
                 "overrides": list(overrides or [])},
@@ -137,9 +141,23 @@ def run_job(cfg: Any, job_dir: Path, pool: ServerPool, job_num: int, run_id: str
         "server_timings": server_timings([], None),
         "tasks": [],
     }
+
+
+def _broken(server) -> bool:
+    """After an unrelated failure: is the server still fit for the next job?"""
+    return not server.alive() or not reachable(server.url, server.headers,
+                                               external=server.backend == "external")[0]
+
+
+def run_job(cfg: Any, job_dir: Path, pool: ServerPool, job_num: int, run_id: str,
+            overrides: list[str] | None = None) -> dict:
+    job_dir.mkdir(parents=True, exist_ok=True)
+    m = cfg.model
+    result = new_result(cfg, job_dir, job_num, run_id, overrides)
     log_path = job_dir / "server.log"
     writer = _KeepingWriter(job_dir / "requests.jsonl")
     server = None
+    server_failed = False  # a ServerError or Ctrl-C: the next job gets a fresh server
     log_offset = 0
     sampler = estimate = None
     try:
@@ -147,19 +165,22 @@ def run_job(cfg: Any, job_dir: Path, pool: ServerPool, job_num: int, run_id: str
         result["model"].update(describe_model(m.name, model_path))
         estimate = fit.estimate_for(cfg, model_path)  # kept in the result, refused or not
         fit.check(cfg, estimate, result["hardware"])  # refuses what cannot fit, before launching
-        server, reused = pool.get(m, log_path)
+        workload = make_workload(cfg.workload, cfg.concurrency)  # a bad workload launches nothing
+        server, reused = pool.get(m, log_path, model_path)
         server.build_info = build_info_of(server)
-        sampler = telemetry.start_for_job(cfg, server, job_dir)  # idle memory: before traffic
         if server.log_path and server.log_path.exists():
             log_offset = server.log_path.stat().st_size if reused else 0
         result["server"].update(server.describe(), reused=reused)
-        workload = make_workload(cfg.workload, cfg.concurrency)
         workload.prepare(server.url, server.headers)
         result["workload"] = {"name": cfg.workload.name, **workload.describe()}
-        runs, walls, result["server_metrics"] = _run_load(cfg, server.url, server.headers, workload, writer,
-                                                           on_measure=sampler and (lambda: sampler.mark("measure")))
-        if sampler:
-            sampler.stop()  # the telemetry window ends with the load, before checks run
+        sampler = telemetry.start_for_job(cfg, server, job_dir)  # idle memory: before traffic
+        try:
+            runs, walls, result["server_metrics"] = _run_load(
+                cfg, server.url, server.headers, workload, writer,
+                on_measure=sampler and (lambda: sampler.mark("measure")))
+        finally:
+            if sampler:
+                sampler.stop()  # the telemetry window ends with the load, before checks run
         records = [r for run in runs for r in run]
         result["metrics"] = compute_metrics(records, sum(walls))
         result["repeat_metrics"] = [compute_metrics(run, wall) for run, wall in zip(runs, walls)]
@@ -172,21 +193,23 @@ def run_job(cfg: Any, job_dir: Path, pool: ServerPool, job_num: int, run_id: str
         result["status"] = "ok"
     except KeyboardInterrupt:
         result["status"], result["error"] = "interrupted", "interrupted by the user"
+        server_failed = True
         raise
-    except (ServerError, ValueError) as e:
+    except ServerError as e:
+        result["error"] = str(e)
+        server_failed = True
+    except ValueError as e:
         result["error"] = str(e)
     except Exception as e:  # noqa: BLE001 -- any failure becomes data; the sweep goes on
         result["error"] = f"{type(e).__name__}: {e}"
-        from .servers.redact import redact  # a traceback may quote a server's reply
-
-        (job_dir / "error.log").write_text(redact(traceback.format_exc()))
+        (job_dir / "error.log").write_text(redact(traceback.format_exc()))  # may quote a reply
     finally:
         writer.close()
         if result["status"] != "ok" and "repeat_metrics" not in result:
             _partial_metrics(result, writer.measured)
         telemetry.record_for_job(result, sampler, estimate, cfg.telemetry.enabled)
-        if result["status"] != "ok" and server is not None:
-            pool.discard()  # dead, hung or interrupted: the next job gets a fresh server
+        if server is not None and result["status"] != "ok" and (server_failed or _broken(server)):
+            pool.close()  # dead, hung or interrupted: the next job gets a fresh server
         if server is not None:
             _copy_log_slice(server.log_path, log_offset, log_path)
         result["job"]["finished_at"] = _now()

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Optional
+
+from .redact import redact
 
 # One letter per SSE event, so a record stays small: role-only, content, reasoning (thinking),
 # finish (finish_reason with empty delta), usage, done ([DONE]), error, other.
@@ -67,13 +69,7 @@ class RecordWriter:
         self._fh = open(path, "a", buffering=1)
 
     def write(self, rec: RequestRecord) -> None:
-        from .servers.redact import redact  # a server may echo an API key back
-
-        self._fh.write(redact(rec.to_json()) + "\n")
-
-    def write_all(self, recs: Iterable[RequestRecord]) -> None:
-        for r in recs:
-            self.write(r)
+        self._fh.write(redact(rec.to_json()) + "\n")  # a server may echo an API key back
 
     def close(self) -> None:
         self._fh.close()

@@ -9,6 +9,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .redact import redact
+
 SCHEMA_VERSION = 1
 RESULT_FILE = "result.json"
 
@@ -31,9 +33,7 @@ def validate_result(result: dict) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Temp file in the same dir + rename: a crash never leaves a half-written file.
-    API keys benchrun has read are masked (servers/redact.py)."""
-    from .servers.redact import redact
-
+    API keys benchrun has read are masked (benchrun/redact.py)."""
     text = redact(text)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -52,7 +52,14 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def write_result(job_dir: Path, result: dict[str, Any]) -> Path:
-    validate_result(result)
+    """Write result.json. A schema mismatch never loses what was measured, nor stops a sweep:
+    the result is written anyway, failed, with the mismatch in `error`."""
+    try:
+        validate_result(result)
+    except ValueError as e:
+        result["error"] = f"{result['error']}; {e}" if result.get("error") else str(e)
+        if result.get("status") != "interrupted":
+            result["status"] = "failed"
     path = job_dir / RESULT_FILE
     atomic_write_text(path, json.dumps(result, indent=2, default=str) + "\n")
     return path

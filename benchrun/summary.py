@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
-from .report.data import Job, metric, value_of
+from .report.data import Job, metric, task_tally, value_of
 from .report.view import spread
 from .results import atomic_write_text, find_results, read_result
 
@@ -33,8 +34,11 @@ def summary_row(res: dict, job_dir: Path) -> dict:
     st = res.get("server_timings", {})
     row["server_predicted_per_second_mean"] = (st.get("predicted_per_second") or {}).get("mean")
     row["server_prompt_per_second_mean"] = (st.get("prompt_per_second") or {}).get("mean")
-    # Fields other parts may add (absent in older result.json files: left empty, never guessed).
+    # `wall_s` above is metrics.wall_s: the SUM over all repeats (kept under its old name);
+    # wall_s_total says so in its name, and the report and diff show wall_s_per_repeat.
+    row["wall_s_total"] = m.get("wall_s")
     row["wall_s_per_repeat"] = value_of(res, "wall_s")
+    # Fields other parts may add (absent in older result.json files: left empty, never guessed).
     job = Job(job_dir, res)
     for key in CI_KEYS:  # stored repeats_ci95, else computed from repeat_metrics; empty for 1 repeat
         c = spread(job, metric(key)) or (None, None)
@@ -50,9 +54,8 @@ def summary_row(res: dict, job_dir: Path) -> dict:
     row["memory_kind"], row["memory_peak_mib"], row["memory_idle_mib"] = mem.get("kind"), mem.get("peak_mib"), mem.get("idle_mib")
     en = res.get("energy") or {}
     row["energy_joules"], row["tokens_per_joule"] = en.get("joules"), en.get("tokens_per_joule")
-    judged = [t for t in res.get("tasks") or [] if t.get("passed") is not None]
-    row["tasks_judged"] = len(judged)
-    row["tasks_passed"] = sum(1 for t in judged if t["passed"])
+    passed, judged = task_tally(res)
+    row["tasks_judged"], row["tasks_passed"] = judged, passed
     return row
 
 
@@ -60,16 +63,10 @@ def write_summary(root: Path) -> list[dict]:
     """(Re)write summary.csv and summary.json in `root` from every result.json below it."""
     rows = [summary_row(read_result(p), p.parent) for p in find_results(root)]
     if rows:
-        fields = list(rows[0])
-        lines: list[str] = []
-
-        class _Sink:
-            def write(self, s: str) -> None:
-                lines.append(s)
-
-        w = csv.DictWriter(_Sink(), fieldnames=fields, extrasaction="ignore")
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]), extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
-        atomic_write_text(root / "summary.csv", "".join(lines))
+        atomic_write_text(root / "summary.csv", buf.getvalue())
         atomic_write_text(root / "summary.json", json.dumps(rows, indent=2) + "\n")
     return rows

@@ -16,9 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-from .hardware import open_nvml
-
-MIB = 1 << 20
+from .hardware import MIB, open_nvml
 
 
 def _try(fn, *args):
@@ -285,12 +283,12 @@ def start_for_job(cfg: Any, server: Any, job_dir: Path) -> Optional[Sampler]:
 
 
 def record_for_job(result: dict, sampler: Optional[Sampler], estimate: Any, enabled: bool = True) -> None:
-    """Stop the sampler and put server.memory, energy and telemetry into result. Never raises."""
+    """Put server.memory, energy and telemetry of a stopped sampler (job.py stops it when the
+    load ends) into result. Never raises."""
     try:
         if sampler is None:
             s = disabled_summary("telemetry.enabled=false" if not enabled else "sampler not started")
         else:
-            sampler.stop()
             s = sampler.summary(int(result.get("metrics", {}).get("output_tokens") or 0))
         mem = s["memory"] or {"kind": None, "peak_mib": None, "idle_mib": None}
         if estimate is not None:

@@ -42,7 +42,7 @@ def compose():
     from hydra.core.global_hydra import GlobalHydra
 
     import benchrun.cli  # noqa: F401 -- registers the run_id resolver
-    from benchrun.config import register_configs
+    from benchrun.hydra_setup import register_configs
 
     register_configs()
 

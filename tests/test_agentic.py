@@ -226,3 +226,16 @@ def test_pipeline_stopped_early_does_not_hang(tiny_server):
 
     recs, _ = asyncio.run(go())
     assert [r.tags["agent"] for r in recs] == ["plan"]
+
+
+def test_a_repeated_copy_reads_its_own_replies_not_the_originals():
+    w = AgenticWorkload(wl([{"name": "P", "turns": ["go"]},
+                            {"name": "S1", "turns": ["first", "again: {{ S1.last }}"]}]), 3)
+    convs = dict(zip([i.label for i in w.instances()], w.conversations(0)))
+    assert list(convs) == ["P", "S1", "S1#2"]
+    s1, s2 = convs["S1"], convs["S1#2"]
+    next(s1), next(s2)
+    second_s1 = s1.send(RequestRecord(id=0, text="from S1"))
+    second_s2 = s2.send(RequestRecord(id=1, text="from S1#2"))
+    assert second_s1.messages[-1]["content"] == "again: from S1"
+    assert second_s2.messages[-1]["content"] == "again: from S1#2"

@@ -1,11 +1,14 @@
 """Bad config: one clear line naming the key and what is allowed, exit 2, no traceback."""
 from __future__ import annotations
 
+import shutil
 import signal
 
 import pytest
 
 from benchrun import cli
+from benchrun.hydra_setup import precheck
+from conftest import CONF
 
 CASES = [
     (["foo=1"], ["unknown config key 'foo'", "concurrency", "model"]),
@@ -58,3 +61,49 @@ def test_cli_subprocess_exit_code_and_debug_traceback(cli):
     proc, _ = cli("concurrency=0", "debug=true")
     assert proc.returncode == 2
     assert "Traceback" in proc.stderr and proc.stderr.strip().splitlines()[-1].startswith("benchrun: config error:")
+
+
+@pytest.fixture
+def conf_with_typo(tmp_path, monkeypatch):
+    """A copy of conf/ (BENCHRUN_CONF) with experiment=typo, whose own sweep has a bad value."""
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF, conf)
+    monkeypatch.setenv("BENCHRUN_CONF", str(conf))
+
+    def write(**params):
+        lines = "".join(f"      {k}: {v}\n" for k, v in params.items())
+        (conf / "experiment" / "typo.yaml").write_text(
+            f"# @package _global_\nhydra:\n  sweeper:\n    params:\n{lines}")
+    return write
+
+
+@pytest.mark.parametrize("params,needle", [
+    ({"model": "tiny,tiny_wdie", "concurrency": "1,2"}, "unknown model 'tiny_wdie'; allowed: "),
+    ({"concurrency": "1,two"}, "bad value for concurrency: "),
+], ids=["model", "concurrency"])
+def test_an_experiments_own_sweep_is_checked_before_anything_runs(
+        conf_with_typo, params, needle, capsys, keep_signals, tmp_path, monkeypatch):
+    conf_with_typo(**params)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["-m", "experiment=typo"]) == 2
+    out, err = capsys.readouterr()
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"benchrun: config error: {needle}"), err
+    assert "Traceback" not in err + out and not (tmp_path / "outputs").exists()
+
+
+def test_sweep_jobs_are_the_experiments_params_with_the_command_line_winning(conf_with_typo):
+    conf_with_typo(model="tiny,tiny_wdie", concurrency="1,2")
+    # model=tiny on the command line replaces the experiment's (bad) model list, as in Hydra.
+    assert precheck(["experiment=typo", "model=tiny"], multirun=True) == [
+        ["model=tiny", "concurrency=1", "experiment=typo"],
+        ["model=tiny", "concurrency=2", "experiment=typo"]]
+    # Without -m an experiment's sweep is not expanded (Hydra ignores it for a single run).
+    assert precheck(["experiment=typo"], multirun=False) == [["experiment=typo"]]
+
+
+def test_shipped_demo_experiment_expands_to_its_six_jobs():
+    jobs = precheck(["experiment=demo"], multirun=True)
+    assert [j[:2] for j in jobs] == [[f"model={m}", f"concurrency={c}"]
+                                     for m in ("tiny", "tiny_wide") for c in (1, 2, 3)]
+    assert len(precheck(["experiment=demo", "concurrency=2"], multirun=True)) == 2

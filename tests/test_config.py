@@ -84,6 +84,14 @@ def test_wrong_type_names_the_key(compose):
     ("repeats=0", "repeats"),
     ("model.backend=vllm", "model.backend"),
     ("load.rate=-1", "load.rate"),
+    ("load.request_timeout_s=0", "load.request_timeout_s"),
+    ("load.max_concurrency=0", "load.max_concurrency"),
+    ("load.duration_s=0", "load.duration_s"),
+    ("workload.requests=0", "workload.requests"),
+    ("model.flash_attn=sideways", "model.flash_attn"),
+    ("model.parallel=0", "model.parallel"),
+    ("model.ctx_size=-1", "model.ctx_size"),
+    ("telemetry.interval_s=0", "telemetry.interval_s"),
 ])
 def test_semantic_errors_name_the_key(compose, override, needle):
     cfg = compose([override])

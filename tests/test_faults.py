@@ -51,7 +51,11 @@ def test_start_failures_inside_a_sweep_are_data_and_the_sweep_goes_on(cli, tmp_p
     squatter.listen()
     busy_port = squatter.getsockname()[1]
     _preset(extra, "missing_file", "path: /nonexistent/dir/model.gguf")
-    _preset(extra, "bad_flag", "tiny: tiny\nflash_attn: sideways")
+    # A flag only the server can judge: a llama-server that rejects it as the real one does.
+    fake = tmp_path / "llama-server"
+    fake.write_text('#!/bin/sh\necho "error: invalid argument: --sideways" >&2\nexit 2\n')
+    fake.chmod(0o755)
+    _preset(extra, "bad_flag", f"tiny: tiny\nbackend: llama_server\nbinary: {fake}\nextra_args: [--sideways]")
     _preset(extra, "no_binary", "tiny: tiny\nbackend: llama_server\nbinary: /nonexistent/bin/llama-server")
     _preset(extra, "port_taken", f"tiny: tiny\nport: {busy_port}")
     _preset(extra, "too_slow", "tiny: tiny\nstartup_timeout_s: 0.01")
@@ -66,7 +70,7 @@ def test_start_failures_inside_a_sweep_are_data_and_the_sweep_goes_on(cli, tmp_p
     res = {p.parent.name.split("_", 1)[1]: read_result(p) for p in out.glob("*/result.json")}
     expect = {
         "missing_file_c1": "model file not found for preset 'missing_file'",
-        "bad_flag_c1": "flash_attn must be on, off or auto",  # from the server.log tail
+        "bad_flag_c1": "error: invalid argument: --sideways",  # from the server.log tail
         "no_binary_c1": "llama-server binary not found",
         "port_taken_c1": f"model.port={busy_port} is taken",
         "too_slow_c1": "not healthy after 0.01s",
@@ -197,3 +201,104 @@ def test_a_crash_mid_write_never_leaves_a_half_written_result(tmp_path, monkeypa
         write_result(tmp_path, {"status": "failed", "marker": "x" * 1_000_000})
     assert (tmp_path / "result.json").read_text() == before
     assert [p.name for p in tmp_path.iterdir()] == ["result.json"]  # no temp file left
+
+
+class _StrictOpenAI:
+    """A minimal OpenAI-compatible server, as many are: no /health (404), and every request
+    must name its model. Serves from a thread of this process; yields its URL."""
+
+    def __init__(self, model: str):
+        import http.server
+        import threading
+
+        seen = self.bodies = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                self.send_response(404)
+                self.end_headers()
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if self.path != "/v1/chat/completions":  # e.g. llama.cpp's /tokenize
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                seen.append(body)
+                if body.get("model") != model:
+                    self.send_response(400)
+                    self.end_headers()
+                    self.wfile.write(b'{"error": "model is required"}')
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                n = body["max_tokens"]
+                chunks = [{"choices": [{"delta": {"content": "x"}}]}] * n + [
+                    {"choices": [], "usage": {"completion_tokens": n, "prompt_tokens": 5}}]
+                for c in chunks:
+                    self.wfile.write(b"data: " + json.dumps(c).encode() + b"\n\n")
+                self.wfile.write(b"data: [DONE]\n\n")
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_external_server_without_health_that_requires_the_model_name(compose, tmp_path):
+    from benchrun.job import run_job
+    from benchrun.servers import ServerPool
+
+    srv = _StrictOpenAI("org/served-model")
+    pool = ServerPool()
+    try:
+        cfg = compose(["model=external", f"model.url={srv.url}", "model.served_name=org/served-model",
+                       "workload.requests=3", "workload.output_tokens=4", "load.warmup_requests=1",
+                       "telemetry.enabled=false", "load.metrics_interval_s=0"])
+        res = run_job(cfg, tmp_path / "0_external_c1", pool, job_num=0, run_id="t")
+        no_name = run_job(compose(["model=external", f"model.url={srv.url}", "workload.requests=1",
+                                   "load.warmup_requests=0", "telemetry.enabled=false"]),
+                          tmp_path / "1_external_c1", pool, job_num=1, run_id="t")
+    finally:
+        pool.close()
+        srv.close()
+    assert res["status"] == "ok", res["error"]  # a 404 on /health is an answer, before and after
+    assert res["metrics"]["requests_ok"] == 3
+    assert srv.bodies[0]["model"] == "org/served-model"
+    assert srv.bodies[-1]["model"] == "external"  # no served_name: the preset name is sent
+    assert no_name["metrics"]["requests_failed"] == 1
+
+
+@pytest.mark.slow
+def test_a_failure_unrelated_to_the_server_keeps_it_for_the_next_job(compose, tmp_path, monkeypatch):
+    from benchrun.job import run_job
+    from benchrun.servers import ServerPool
+    from benchrun.workloads.synthetic import SyntheticWorkload
+
+    pool = ServerPool()
+    try:
+        first = run_job(_job_cfg(compose, "workload.requests=1"), tmp_path / "0_tiny_c2", pool, 0, "t")
+        assert first["status"] == "ok", first["error"]
+        pid = pool.current.pid
+        bad_path = run_job(_job_cfg(compose, "workload=replay", "workload.path=/nonexistent/t.jsonl"),
+                           tmp_path / "1_tiny_c2", pool, 1, "t")
+        assert bad_path["status"] == "failed" and "no such file" in bad_path["error"]
+        assert pool.current is not None and pool.current.pid == pid
+
+        def broken_check(self, records):
+            raise RuntimeError("a check crashed after measuring")
+
+        monkeypatch.setattr(SyntheticWorkload, "evaluate", broken_check)
+        late = run_job(_job_cfg(compose, "workload.requests=1"), tmp_path / "2_tiny_c2", pool, 2, "t")
+        assert late["status"] == "failed" and "a check crashed" in late["error"]
+        assert late["server"]["reused"] is True and late["metrics"]["requests_ok"] == 1
+        assert pool.current is not None and pool.current.pid == pid  # no needless relaunch
+    finally:
+        pool.close()

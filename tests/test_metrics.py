@@ -136,5 +136,16 @@ def test_goodput():
     assert g["requests"] == 4 and g["requests_good"] == 2
     assert g["share"] == 0.5 and g["rate_rps"] == pytest.approx(1.0)
     assert M.goodput_of([fast], {"ttft_ms": None}, MS) is None
-    with pytest.raises(ValueError, match="slo.decode_tok_s"):
-        M.goodput_of([fast], {"decode_tok_s": 5.0}, MS)
+
+
+def test_open_loop_goodput_counts_from_the_schedule():
+    # Sent 30 ms late (it waited for a max_concurrency slot): ttft 5 ms from the send, 35 ms
+    # from the schedule. The user waited 35 ms, so a 10 ms TTFT SLO is missed.
+    late = rec([1, 5, 7, 9, 10], "rcccd", usage_out=3, expected=3, scheduled_ns=0, start_ns=30 * MS)
+    on_time = rec([1, 5, 7, 9, 10], "rcccd", usage_out=3, expected=3, scheduled_ns=10 * MS, start_ns=10 * MS, id=1)
+    g = M.goodput_of([late, on_time], {"ttft_ms": 10.0}, 1_000 * MS)
+    assert g["requests_good"] == 1
+    e2e = M.goodput_of([late, on_time], {"e2e_ms": 20.0}, 1_000 * MS)  # e2e 10 ms, 40 from schedule
+    assert e2e["requests_good"] == 1
+    closed = rec([1, 5, 7, 9, 10], "rcccd", usage_out=3, expected=3, start_ns=30 * MS)
+    assert M.goodput_of([closed], {"ttft_ms": 10.0}, 1_000 * MS)["requests_good"] == 1

@@ -57,3 +57,7 @@ def test_presets_text_and_bad_input(cli):
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.strip() == ("benchrun presets: unknown preset 'nope'; "
                                   "presets: external, qwen35, qwen3coder, tiny, tiny_wide")
+    typo, _ = cli("presets", "tiny", "model.ctx_sise=8")  # Hydra's error, as `benchrun` words it
+    assert typo.returncode == 2 and len(typo.stderr.strip().splitlines()) == 1, typo.stderr
+    assert typo.stderr.startswith("benchrun presets: unknown config key 'model.ctx_sise'; keys at 'model': ")
+    assert "ctx_size" in typo.stderr

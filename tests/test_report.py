@@ -101,16 +101,18 @@ def test_diff_run_against_itself(sweep, tmp_path):
 
 
 def test_report_hook_follows_the_report_key(tmp_path, capsys):
-    """The end-of-run hook (cli._auto_report) writes the report only when cfg.report is true."""
+    """The end-of-run hook (cli._finish) writes the report only when cfg.report is true, and
+    the summary either way."""
     from omegaconf import OmegaConf
     from test_report_handmade import make_job
 
-    from benchrun.cli import _auto_report
+    from benchrun.cli import _finish
 
     make_job(tmp_path, 0, "m", 1, 50, 5, n=5)
-    _auto_report(OmegaConf.create({"report": False}), tmp_path)
+    _finish(OmegaConf.create({"report": False}), tmp_path)
     assert not (tmp_path / "report.md").exists()
-    _auto_report(OmegaConf.create({"report": True}), tmp_path)
+    assert (tmp_path / "summary.csv").is_file()
+    _finish(OmegaConf.create({"report": True}), tmp_path)
     assert (tmp_path / "report.md").is_file()
     assert capsys.readouterr().out.strip() == f"benchrun: report {tmp_path.resolve() / 'report.md'}"
 
@@ -121,12 +123,12 @@ def test_report_failure_keeps_results(tmp_path, capsys):
     from omegaconf import OmegaConf
     from test_report_handmade import make_job
 
-    from benchrun.cli import _auto_report
+    from benchrun.cli import _finish
 
     d = make_job(tmp_path, 0, "m", 1, 50, 5, n=5)
     before = (d / "result.json").read_bytes()
     (tmp_path / "report.md").mkdir()
-    _auto_report(OmegaConf.create({"report": True}), tmp_path)
+    _finish(OmegaConf.create({"report": True}), tmp_path)
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1 and out[0].startswith("benchrun: report failed (") and "results are intact" in out[0]
     assert (d / "result.json").read_bytes() == before and (d / "requests.jsonl").is_file()

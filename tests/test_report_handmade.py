@@ -62,7 +62,8 @@ def make_job(root: Path, num: int, model: str, c: int, ttft_ms: float, itl_ms: f
                 f = 1.0 + wrng.normal(0, wobble[1])
                 r.event_ns = [int(x * f) for x in r.event_ns]
                 r.end_ns = r.start_ns + int((r.end_ns - r.start_ns) * f)
-        w.write_all(recs)
+        for r in recs:
+            w.write(r)
         runs.append(recs)
         walls.append(wall)
     w.close()
@@ -204,6 +205,12 @@ def test_report_from_handmade_sweep(two_models):
     assert [r["job"] for r in summary] == sorted(jobs)
     assert summary[0]["memory_peak_mib"] == 20480 and summary[1]["tasks_passed"] == 9
     assert summary[0]["ttft_ms_p50_ci95_low"] < summary[0]["ttft_ms_p50"] < summary[0]["ttft_ms_p50_ci95_high"]
+    # Time: metrics.wall_s sums the 3 repeats; the report shows (and names) the time per repeat.
+    s0 = summary[0]
+    assert s0["wall_s"] == s0["wall_s_total"] == pytest.approx(3 * s0["wall_s_per_repeat"])
+    detail = table_after(md, "### Concurrency 3")
+    assert "Total time per repeat (s)" in detail[0]
+    assert detail[1][detail[0].index("Total time per repeat (s)")].startswith(f"{fast3.value('wall_s'):.2f} ± ")
 
 
 def test_within_noise_is_a_tie(tmp_path):
@@ -271,3 +278,38 @@ def test_labels_keep_variants_apart(tmp_path):
     md = write_report(tmp_path, html=False, charts=False).report_md.read_text()
     assert table_after(md, "## Summary")[0] == ["Metric", "m (model.parallel=1)", "m (model.parallel=3)", "Winner"]
     assert re.search(r"model\.parallel=1,3", md)
+
+
+def test_resume_override_is_ignored(tmp_path):
+    """Older dirs of a resumed sweep carry resume=DIR on the rerun jobs only (in result.json, or
+    in .hydra/overrides.yaml): still one column per model, and no resume= in Reproducing."""
+    for num, (m, c) in enumerate([("a", 1), ("a", 2), ("b", 1), ("b", 2)]):
+        d = make_job(tmp_path, num, m, c, 50 * (num + 1), 5, seed=num)
+        res = json.loads((d / "result.json").read_text())
+        if num == 1:
+            res["job"]["overrides"].append(f"resume={tmp_path}")
+        if num == 3:  # no overrides in result.json: read from Hydra's file
+            (d / ".hydra").mkdir()
+            (d / ".hydra" / "overrides.yaml").write_text(f"- model=b\n- concurrency=2\n- resume={tmp_path}\n")
+            res["job"]["overrides"] = []
+        (d / "result.json").write_text(json.dumps(res))
+    md = write_report(tmp_path, html=False, charts=False).report_md.read_text()
+    assert table_after(md, "## Summary")[0] == ["Metric", "a", "b", "Winner"]
+    assert sweep_command(load_jobs(tmp_path)) == ["uv run benchrun -m model=a,b concurrency=1,2"]
+    assert "resume=" not in md
+
+
+def test_summary_written_even_when_the_report_fails(tmp_path, monkeypatch):
+    """write_report writes summary.csv/json first: a failing chart still leaves them fresh."""
+    import benchrun.report.charts as charts
+
+    make_job(tmp_path, 0, "m", 1, 50, 5)
+
+    def boom(*a, **k):
+        raise RuntimeError("chart failed")
+
+    monkeypatch.setattr(charts, "all_charts", boom)
+    with pytest.raises(RuntimeError):
+        write_report(tmp_path)
+    rows = json.loads((tmp_path / "summary.json").read_text())
+    assert [r["job"] for r in rows] == ["0_m_c1"] and (tmp_path / "summary.csv").is_file()

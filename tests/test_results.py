@@ -31,3 +31,15 @@ def test_find_results_in_job_number_order(tmp_path):
         (tmp_path / name / "result.json").write_text("{}")
     assert [p.parent.name for p in find_results(tmp_path)] == ["0_a_c2", "2_a_c1", "10_b_c1"]
     assert find_results(tmp_path / "2_a_c1") == [tmp_path / "2_a_c1" / "result.json"]
+
+
+def test_a_schema_mismatch_still_writes_the_result_as_failed(tmp_path):
+    from benchrun.results import read_result, write_result
+
+    measured = {"schema_version": 1, "status": "ok", "error": None, "metrics": {"requests_ok": 5}}
+    write_result(tmp_path, measured)  # never raises: the measured numbers are kept
+    res = read_result(tmp_path / "result.json")
+    assert res["status"] == "failed" and res["metrics"] == {"requests_ok": 5}
+    assert res["error"].startswith("result.json invalid at")
+    write_result(tmp_path, {**measured, "status": "ok", "error": "server died"})
+    assert read_result(tmp_path / "result.json")["error"].startswith("server died; result.json invalid")

@@ -56,6 +56,8 @@ def test_serve_bad_input_is_one_line(cli):
         (("serve", "model=external", "model.url=http://127.0.0.1:9"), "serve starts a preset"),
         (("serve", "model=tiny", "hardware.memory_mib=1"), "has 1 MiB of RAM"),
         (("serve", "tiny"), "expected key=value overrides"),
+        (("serve", "model=tiny", "model.ctx_sise=8"), "unknown config key 'model.ctx_sise'; keys at 'model': "),
+        (("serve", "model=nope"), "unknown model 'nope'; allowed: "),
     ]:
         proc, cwd = cli(*args)
         assert proc.returncode == 2, proc.stdout + proc.stderr

@@ -59,3 +59,33 @@ def test_fallback_without_tokenize():
         specs = [w.spec(i, 0) for i in range(3)]
         assert all(len(s.messages[0]["content"].split()) > 20 for s in specs)
         assert all(r.ok for r in _send_all(url, specs))
+
+
+def test_every_prompt_is_fitted_before_the_measured_window(tiny_server, compose, tmp_path, monkeypatch):
+    """Fitting is blocking HTTP: inside the window it would add to wall time and energy, and
+    stall the event loop under load. Every repeat's prompts are fitted before warm-up."""
+    from benchrun import job
+    from benchrun.records import RecordWriter
+    from benchrun.workloads.synthetic import SyntheticWorkload
+
+    events = []
+    real_fit = SyntheticWorkload._fit
+
+    def fit(self, index, repeat):
+        events.append(("fit", repeat))
+        return real_fit(self, index, repeat)
+
+    monkeypatch.setattr(SyntheticWorkload, "_fit", fit)
+    cfg = compose(["workload.requests=2", "workload.output_tokens=2", "workload.input_tokens=32",
+                   "repeats=2", "load.warmup_requests=1", "load.metrics_interval_s=0"])
+    w = make_workload(cfg.workload, 1)
+    w.prepare(tiny_server.url)
+    writer = RecordWriter(tmp_path / "requests.jsonl")
+    try:
+        runs, _, _ = job._run_load(cfg, tiny_server.url, {}, w, writer,
+                                   on_measure=lambda: events.append(("measure",)))
+    finally:
+        writer.close()
+    assert events[-1] == ("measure",)  # nothing fitted once the window started
+    assert sorted(e[1] for e in events[:-1]) == [-1, 0, 0, 1, 1]
+    assert [r.ok for run in runs for r in run] == [True] * 4

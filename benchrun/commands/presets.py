@@ -1,8 +1,7 @@
 """`benchrun presets [NAME...] [overrides] [--json]`: every model preset with its backend, model
 file (present or missing), estimated memory against this machine, and the exact server command
 line it would run. Each preset is composed through Hydra's compose API exactly as a run would
-compose it (overrides such as paths.models_dir=... apply). Hydra is imported inside the
-functions: only cli.py imports it at module level."""
+compose it (overrides such as paths.models_dir=... apply)."""
 from __future__ import annotations
 
 import json
@@ -16,46 +15,20 @@ PORT_SHOWN = "<free port>"
 
 def compose_presets(names: list[str], overrides: list[str]) -> tuple[list[Any], list[str]]:
     """([composed config per preset], all preset names). Unknown names raise ValueError."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
+    from ..hydra_setup import compose, group_options, hydra_conf
 
-    from ..cli import conf_dir  # also registers the run_id resolver the config uses
-    from ..config import register_configs
-
-    register_configs()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        loader = GlobalHydra.instance().config_loader()
-        known = sorted(n for n in loader.get_group_options("model") if not n.startswith("base_"))
+    with hydra_conf():
+        known = group_options("model")
         unknown = [n for n in names if n not in known]
         if unknown:
             raise ValueError(f"unknown preset {unknown[0]!r}; presets: {', '.join(known)}")
-        cfgs = [compose("config", overrides=[f"model={n}", *overrides]) for n in (names or known)]
-    GlobalHydra.instance().clear()
-    return cfgs, known
-
-
-def compose_config(overrides: list[str]) -> Any:
-    """The config a run with these overrides would get (Hydra compose API, the real conf/)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    from ..cli import conf_dir
-    from ..config import register_configs
-
-    register_configs()
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-            return compose("config", overrides=list(overrides))
-    finally:
-        GlobalHydra.instance().clear()
+        return [compose([f"model={n}", *overrides]) for n in (names or known)], known
 
 
 def command_line(m: Any, shown_port: Optional[int]) -> tuple[list[str], list[str]]:
     """(argv the preset would run, problems). Built by the same server_command a run uses; when
-    the model file or binary is missing, built anyway with the configured path/binary so the
-    user sees the line, and the problem is listed."""
+    the model file or binary is missing, rendered anyway from the configured path and binary,
+    so the user sees the line, and the problem is listed."""
     from omegaconf import OmegaConf
 
     from ..servers import ServerError
@@ -64,25 +37,18 @@ def command_line(m: Any, shown_port: Optional[int]) -> tuple[list[str], list[str
     port = shown_port or 0  # 0 stands for "a free port is taken at launch"
     if m.backend == "external":
         return [], []
-    problems: list[str] = []
     try:
-        return server_command(m, port), problems
+        return server_command(m, port), []
     except ServerError as e:
-        problems.append(str(e))
+        problems = [str(e)]
     path = Path(m.path).expanduser() if m.path else Path("<model.path>")
-    if m.backend == "llama_server":
-        # llama_server_command checks the binary exists; render with a stand-in, then put the
-        # configured binary back in argv[0].
-        m2 = OmegaConf.merge(m, {"binary": sys.executable})
-        cmd = llama_server_command(m2, path, port)
-        cmd[0] = m.binary
-        if not any("binary" in p for p in problems):
-            try:
-                llama_server_command(m, path, port)
-            except ServerError as e:
-                problems.append(str(e))
-        return cmd, problems
-    return embedded_command(m, path, port), problems
+    if m.backend != "llama_server":
+        return embedded_command(m, path, port), problems
+    # llama_server_command wants a binary that exists: render with a stand-in, then put the
+    # configured one back in argv[0].
+    cmd = llama_server_command(OmegaConf.merge(m, {"binary": sys.executable}), path, port)
+    cmd[0] = m.binary
+    return cmd, problems
 
 
 def _shown(cmd: list[str], port_given: bool) -> str:
@@ -179,8 +145,9 @@ def main(argv: list[str]) -> int:
         hw = describe_hardware(OmegaConf.to_container(cfgs[0].hardware, resolve=True)) if cfgs else {}
         presets = [describe_preset(c, hw) for c in cfgs]
     except Exception as e:  # noqa: BLE001 -- bad overrides etc.: one line, no traceback
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"benchrun presets: {msg}", file=sys.stderr)
+        from ..hydra_setup import explain
+
+        print(f"benchrun presets: {explain(e)}", file=sys.stderr)
         return 2
     if as_json:
         print(json.dumps({"hardware": hw, "presets": presets}, indent=2))

@@ -1,7 +1,7 @@
 """`benchrun serve model=X [overrides]`: start one preset in the foreground, print its URL, keep
 it up until Ctrl-C (or SIGTERM), then stop it cleanly -- so a user can poke it by hand with the
-exact settings a benchmark would use. The config is composed through Hydra's compose API
-(imported in presets.compose_config, never at module level: only cli.py imports Hydra there)."""
+exact settings a benchmark would use. The config is composed through Hydra's compose API, as a
+run composes it."""
 from __future__ import annotations
 
 import signal
@@ -27,16 +27,15 @@ def main(argv: list[str]) -> int:
     from omegaconf import OmegaConf
 
     from .. import fit
-    from ..cli import run_id
     from ..config import validate
     from ..hardware import describe_hardware
+    from ..hydra_setup import compose, explain, run_id
     from ..servers import ServerError, build_server
     from ..servers.base import stop_process
     from ..servers.pool import resolve_model_path
-    from .presets import compose_config
 
     try:
-        cfg = compose_config(argv)
+        cfg = compose(argv)
         validate(cfg)
         m = cfg.model
         if m.backend == "external":
@@ -44,8 +43,7 @@ def main(argv: list[str]) -> int:
         path = resolve_model_path(m)
         fit.preflight(cfg, path, describe_hardware(OmegaConf.to_container(cfg.hardware, resolve=True)))
     except Exception as e:  # noqa: BLE001 -- bad input: one line, no traceback
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"benchrun serve: {msg}", file=sys.stderr)
+        print(f"benchrun serve: {explain(e)}", file=sys.stderr)
         return 2
 
     log_path = Path("outputs") / "serve" / f"{m.name}_{run_id()}" / "server.log"
@@ -72,13 +70,12 @@ def main(argv: list[str]) -> int:
         if server is None:
             _say("interrupted during startup; stopped")
             return 130
-        stop_process(server.process, m.stop_grace_s)
-        _say(f"stopped {m.name}")
-        return 0
     except ServerError as e:
         print(f"benchrun serve: {e}", file=sys.stderr)
         return 1
     finally:
         if server is not None:
-            stop_process(server.process, m.stop_grace_s)  # no-op when already stopped
+            stop_process(server.process, m.stop_grace_s)  # no-op when it exited by itself
         signal.signal(signal.SIGTERM, old_term)
+    _say(f"stopped {m.name}")  # only Ctrl-C / SIGTERM with a running server gets here
+    return 0

@@ -27,7 +27,10 @@ def _slug(s: str) -> str:
 
 
 def write_report(root: Path, html: bool = True, charts: bool = True) -> Written:
-    """(Re)write everything into `root` (a run or sweep dir). Raises ReportError on bad input."""
+    """(Re)write everything into `root` (a run or sweep dir). Raises ReportError on bad input.
+    The end-of-run summary.csv/json are written here, first, so a report that fails later
+    (say, in a chart) still leaves them up to date; the CLI writes them itself only per job
+    and when report=false."""
     root = Path(root)
     jobs = load_jobs(root)  # bad input fails here, before the heavy imports
 
@@ -37,6 +40,7 @@ def write_report(root: Path, html: bool = True, charts: bool = True) -> Written:
     from .view import build_groups
 
     root_out = root.resolve()  # a sweep dir, a run dir, or a single job dir
+    rows = write_summary(root_out)
     groups = build_groups(jobs)
     made: dict[str, dict[str, Path]] = {}
     if charts:
@@ -51,7 +55,6 @@ def write_report(root: Path, html: bool = True, charts: bool = True) -> Written:
     if html:
         page = root_out / "report.html"
         atomic_write_text(page, to_html(blocks, root_out, f"Benchmark: {_title(groups)}"))
-    rows = write_summary(root_out)
     return Written(md, page, [p for d in made.values() for p in d.values()],
                    [root_out / "summary.csv", root_out / "summary.json"] if rows else [],
                    len(jobs), sum(1 for j in jobs if not j.ok))

@@ -95,7 +95,7 @@ def radar_axes(g: Group) -> list[tuple[str, dict[str, float], str]]:
         if all(tl.values()) and all(v is not None for v in th.values()):
             add(f"Throughput scaling\n(C{cmax}/C{cmin})", {k: th[k] / tl[k] for k in tl}, "higher")
     add(f"Aggregate tok/s C{cmax}", at("output_throughput_tok_s", cmax), "higher")
-    add(f"Total time C{cmax}", at("wall_s", cmax), "lower")
+    add(f"Total time\nper repeat C{cmax}", at("wall_s", cmax), "lower")
     add("Peak memory", at("memory.peak_mib", cmax), "lower")
     add("Tokens per joule", at("energy.tokens_per_joule", cmax), "higher")
     add(f"Quality checks C{cmax}", at("tasks.pass_rate", cmax), "rate")
@@ -168,7 +168,7 @@ def degradation(g: Group, path: Path) -> Path:
     a1.set_title("TTFT p50 vs concurrency")
     a2.set_ylabel("wall time per repeat (s)")
     _line(a2, g, "wall_s")
-    a2.set_title("Total time vs concurrency")
+    a2.set_title("Total time per repeat vs concurrency")
     fig.suptitle(f"Degradation under load — {g.workload}{_subtitle(g)}", fontsize=11)
     return _save(fig, path)
 

@@ -16,20 +16,11 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from ..stats import t975
 from .data import PER_REQUEST_NAMES, Job, Metric, ci_of, repeat_values
 
 N_BOOT = 1000
 MIN_SAMPLES = 5  # fewer per-request samples than this: no bootstrap
-
-
-def t975(df: float) -> float:
-    """Two-sided 95% Student-t critical value (benchrun.stats when present)."""
-    try:
-        from ..stats import t975 as _t
-
-        return _t(max(1, int(math.floor(df))))
-    except ImportError:  # pragma: no cover -- stats.py ships with the measurement issue
-        return 1.96 + 2.4 / max(1.0, df)
 
 
 def welch_diff_ci(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
@@ -42,7 +33,7 @@ def welch_diff_ci(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]
     if se2 == 0:
         return d, d
     df = se2 ** 2 / ((va / na) ** 2 / (na - 1) + (vb / nb) ** 2 / (nb - 1))
-    half = t975(df) * math.sqrt(se2)
+    half = t975(max(1, math.floor(df))) * math.sqrt(se2)  # df rounded down: conservative
     return d - half, d + half
 
 

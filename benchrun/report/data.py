@@ -80,9 +80,10 @@ def metric(key: str) -> Metric:
     raise ReportError(f"unknown metric {key!r}; known: {', '.join(BY_KEY)}")
 
 
-def task_pass_rate(tasks: list) -> Optional[float]:
-    judged = [t for t in tasks or [] if t.get("passed") is not None]
-    return sum(1 for t in judged if t["passed"]) / len(judged) if judged else None
+def task_tally(res: Optional[dict]) -> tuple[int, int]:
+    """(passed, judged) over a result's tasks that had quality checks; (0, 0) for no result."""
+    judged = [t.get("passed") for t in (res or {}).get("tasks") or [] if t.get("passed") is not None]
+    return sum(1 for p in judged if p), len(judged)
 
 
 def value_of(res: dict, key: str) -> Optional[float]:
@@ -101,7 +102,8 @@ def value_of(res: dict, key: str) -> Optional[float]:
     if name == "energy":
         return (res.get("energy") or {}).get(stat)
     if key == "tasks.pass_rate":
-        return task_pass_rate(res.get("tasks"))
+        passed, judged = task_tally(res)
+        return passed / judged if judged else None
     if stat:
         return (m.get(name) or {}).get(stat)
     v = m.get(key)

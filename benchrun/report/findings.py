@@ -5,21 +5,24 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .compare import compare
+from .compare import compare, ratio_text
 from .data import BY_KEY, Job, is_random_weights
 from .view import Group, Verdict, rank, show
 
 M = BY_KEY
 
+# Preset-vs-preset findings, in order: (metric, also at the lowest level?, the winner's phrase).
+FINDING_AXES = (
+    ("decode_tok_s.mean", True, "decodes {r} faster per request"),
+    ("output_throughput_tok_s", False, "delivers {r} more aggregate throughput"),
+    ("wall_s", False, "finishes the load {r} faster"),
+    ("ttft_ms.p50", True, "has {r} lower TTFT p50"),
+    ("memory.peak_mib", False, "needs {r} less peak memory"),
+    ("energy.tokens_per_joule", False, "is {r} more energy-efficient"),
+)
 
-def task_tally(job: Optional[Job]) -> tuple[int, int]:
-    """(passed, judged) over the job's tasks with checks."""
-    judged = [t for t in (job.result.get("tasks") or [])] if job else []
-    judged = [t for t in judged if t.get("passed") is not None]
-    return sum(1 for t in judged if t["passed"]), len(judged)
 
-
-def _comparison(g: Group, key: str, c: int, verb_hi: str, verb_lo: str) -> Optional[str]:
+def _comparison(g: Group, key: str, c: int, phrase: str) -> Optional[str]:
     """One sentence comparing the presets on one metric at level c."""
     m = M[key]
     cands = {lab: g.job(lab, c) for lab in g.labels if g.job(lab, c) is not None}
@@ -31,14 +34,12 @@ def _comparison(g: Group, key: str, c: int, verb_hi: str, verb_lo: str) -> Optio
     if not v.decided:
         why = "within noise" if v.delta.beyond_noise is False else "less than 5% apart, single run"
         return f"{v.best} and {v.runner_up} are level on {m.label} at C{c} ({vals}; {why})."
-    verb = verb_hi if m.better == "higher" else verb_lo
     extra = "" if v.delta.beyond_noise else " (single run, no spread estimate)"
     others = [lab for lab in cands if lab not in (v.best, v.runner_up)]
     tail = ""
     if others:
         tail = "; " + ", ".join(f"{lab}: {show(cands[lab], m)}" for lab in others)
-    r = f"{v.ratio:.1f}x" if v.ratio else "far"  # no ratio when the runner-up measured 0
-    return f"**{v.best}** {verb.format(r=r)} than {v.runner_up} at C{c}: {vals}{extra}{tail}."
+    return f"**{v.best}** {phrase.format(r=v.times)} than {v.runner_up} at C{c}: {vals}{extra}{tail}."
 
 
 def _trend(job_lo: Job, job_hi: Job, key: str, c_lo: int, c_hi: int, up: str, down: str) -> str:
@@ -51,49 +52,55 @@ def _trend(job_lo: Job, job_hi: Job, key: str, c_lo: int, c_hi: int, up: str, do
     vals = f"({m.show(a)} → {m.show(b)})"
     if d.beyond_noise is False or (d.beyond_noise is None and abs(d.rel or 0) < 0.05) or a == b:
         return f"{m.label} stays level from C{c_lo} to C{c_hi} {vals}"
-    hi, lo = max(a, b), min(a, b)
-    r = f"{hi / lo:.1f}x" if lo > 0 else "∞x"
     word = up if b > a else down
     note = "" if d.beyond_noise else ", single run, no spread estimate"
-    return f"{m.label} {word} {r} from C{c_lo} to C{c_hi} {vals[:-1]}{note})"
+    return f"{m.label} {word} {ratio_text(a, b)} from C{c_lo} to C{c_hi} {vals[:-1]}{note})"
 
 
 def key_findings(g: Group) -> list[str]:
-    out: list[str] = []
-    cmin, cmax = g.cmin, g.cmax
-    if len(g.labels) >= 2:
-        dec, ttft = ("decodes {r} faster per request", ""), ("", "has {r} lower TTFT p50")
-        axes = ([("decode_tok_s.mean", cmin, *dec)] if cmin != cmax else []) + [
-            ("decode_tok_s.mean", cmax, *dec),
-            ("output_throughput_tok_s", cmax, "delivers {r} more aggregate throughput", ""),
-            ("wall_s", cmax, "", "finishes the load {r} faster")] + (
-            [("ttft_ms.p50", cmin, *ttft)] if cmin != cmax else []) + [
-            ("ttft_ms.p50", cmax, *ttft),
-            ("memory.peak_mib", cmax, "", "needs {r} less peak memory"),
-            ("energy.tokens_per_joule", cmax, "is {r} more energy-efficient", "")]
-        for key, c, hi, lo in axes:
-            s = _comparison(g, key, c, hi, lo)
+    return _preset_comparisons(g) + _scaling(g) + quality_findings(g) + _request_failures(g)
+
+
+def _preset_comparisons(g: Group) -> list[str]:
+    """Each FINDING_AXES metric at the highest level (and the lowest where marked)."""
+    if len(g.labels) < 2:
+        return []
+    out = []
+    for key, both_ends, phrase in FINDING_AXES:
+        for c in ([g.cmin] if both_ends and g.cmin != g.cmax else []) + [g.cmax]:
+            s = _comparison(g, key, c, phrase)
             if s:
                 out.append(s)
-    if len(g.levels) >= 2:
-        for lab in g.labels:
-            levels = sorted(g.grid[lab])
-            if len(levels) < 2:
-                continue
-            lo_c, hi_c = levels[0], levels[-1]
-            jl, jh = g.grid[lab][lo_c], g.grid[lab][hi_c]
-            parts = [_trend(jl, jh, "ttft_ms.p50", lo_c, hi_c, "degrades", "improves"),
-                     _trend(jl, jh, "decode_tok_s.mean", lo_c, hi_c, "rises", "drops"),
-                     _trend(jl, jh, "output_throughput_tok_s", lo_c, hi_c, "scales up", "falls")]
-            parts = [p for p in parts if p]
-            if parts:
-                s = f"**{lab}**: " + "; ".join(parts) + "."
-                a, b = jl.value("ttft_ms.p50"), jh.value("ttft_ms.p50")
-                if a and b and b < a and (jh.result.get("workload") or {}).get("cache_prompt"):
-                    s += (" Prompt cache is on (cache_prompt=true), so lower TTFT under load may be a "
-                          "cache effect, not better batching.")
-                out.append(s)
-    out += quality_findings(g)
+    return out
+
+
+def _scaling(g: Group) -> list[str]:
+    """Per preset: how TTFT, decode speed and throughput move from its lowest to highest level."""
+    out = []
+    for lab in g.labels:
+        levels = sorted(g.grid[lab])
+        if len(levels) < 2:
+            continue
+        lo_c, hi_c = levels[0], levels[-1]
+        jl, jh = g.grid[lab][lo_c], g.grid[lab][hi_c]
+        parts = [_trend(jl, jh, "ttft_ms.p50", lo_c, hi_c, "degrades", "improves"),
+                 _trend(jl, jh, "decode_tok_s.mean", lo_c, hi_c, "rises", "drops"),
+                 _trend(jl, jh, "output_throughput_tok_s", lo_c, hi_c, "scales up", "falls")]
+        parts = [p for p in parts if p]
+        if not parts:
+            continue
+        s = f"**{lab}**: " + "; ".join(parts) + "."
+        a, b = jl.value("ttft_ms.p50"), jh.value("ttft_ms.p50")
+        if a and b and b < a and (jh.result.get("workload") or {}).get("cache_prompt"):
+            s += (" Prompt cache is on (cache_prompt=true), so lower TTFT under load may be a "
+                  "cache effect, not better batching.")
+        out.append(s)
+    return out
+
+
+def _request_failures(g: Group) -> list[str]:
+    """Jobs where requests failed or were truncated (or none succeeded)."""
+    out = []
     for lab in g.labels:
         for c, j in sorted(g.grid[lab].items()):
             m = j.result.get("metrics") or {}
@@ -110,11 +117,10 @@ def key_findings(g: Group) -> list[str]:
 def quality_findings(g: Group) -> list[str]:
     out = []
     for lab in g.labels:
-        j = g.job(lab, g.cmax)
-        passed, judged = task_tally(j)
+        passed, judged = g.tally(lab)
         if not judged:
             continue
-        rw = is_random_weights(j.result)
+        rw = is_random_weights(g.job(lab, g.cmax).result)
         if passed == 0:
             s = f"**{lab} fails every quality check** ({passed}/{judged} at C{g.cmax})"
             s += (" — expected: it is a random-weight test model, so its output is noise. Its numbers "
@@ -144,52 +150,67 @@ def _win_text(key: str, c: int, v: Verdict, g: Group) -> str:
     b, o = g.job(v.best, c), g.job(v.runner_up, c)
     if key == "memory.peak_mib":  # memory reads better as an amount saved than as a ratio
         return f"{m.show(abs(o.value(key) - b.value(key)))} less peak memory ({show(b, m)} vs {show(o, m)})"
-    word = {"higher": "higher", "lower": "lower"}[m.better]
-    r = f"{v.ratio:.1f}x " if v.ratio else ""
-    return f"{r}{word} {m.label} at C{c} ({show(b, m)} vs {show(o, m)})"
+    return f"{v.times} {m.better} {m.label} at C{c} ({show(b, m)} vs {show(o, m)})"
+
+
+def _wins_text(wins: list, g: Group) -> str:
+    return "; ".join(_win_text(k, c, v, g) for k, c, v in wins)
 
 
 def recommendation(g: Group) -> list[str]:
     """Paragraphs: which preset to pick and by how much; when another is still the better pick."""
     if len(g.labels) < 2:
-        lab = g.labels[0]
-        best_c = max(g.grid[lab], key=lambda c: g.grid[lab][c].value("output_throughput_tok_s") or 0)
-        j = g.grid[lab][best_c]
-        s = (f"Only one preset was measured ({lab}), so there is no comparison to make. Its highest "
-             f"aggregate throughput is at C{best_c}: {show(j, M['output_throughput_tok_s'])}, with TTFT "
-             f"p50 {show(j, M['ttft_ms.p50'])}.")
-        lo = g.grid[lab][min(g.grid[lab])]
-        if best_c != min(g.grid[lab]):
-            s += f" At C{min(g.grid[lab])} TTFT p50 is {show(lo, M['ttft_ms.p50'])}."
-        return [s + " Add a second preset to the sweep (model=a,b) to get a recommendation."]
+        return [_single_preset(g)]
     speed_axes = [("decode_tok_s.mean", g.cmax), ("output_throughput_tok_s", g.cmax),
                   ("wall_s", g.cmax), ("ttft_ms.p50", g.cmax)]
     other_axes = [("ttft_ms.p50", g.cmin), ("decode_tok_s.mean", g.cmin), ("memory.peak_mib", g.cmax),
                   ("energy.tokens_per_joule", g.cmax)]
-    other_axes = [a for a in other_axes if a not in speed_axes]
     speed = _wins(g, speed_axes)
-    other = _wins(g, other_axes)
+    other = _wins(g, [a for a in other_axes if a not in speed_axes])
+    top = max(g.labels, key=lambda lab: len(speed[lab]))  # most speed wins; first label on a tie
+    return ([_speed_pick(g, speed_axes, speed, top)] + _other_picks(g, speed, other, top)
+            + _quality_caveat(g, top))
+
+
+def _single_preset(g: Group) -> str:
+    """No comparison: where the one preset peaks on throughput, and its TTFT there."""
+    lab = g.labels[0]
+    grid = g.grid[lab]
+    best_c = max(grid, key=lambda c: grid[c].value("output_throughput_tok_s") or 0)
+    j = grid[best_c]
+    s = (f"Only one preset was measured ({lab}), so there is no comparison to make. Its highest "
+         f"aggregate throughput is at C{best_c}: {show(j, M['output_throughput_tok_s'])}, with TTFT "
+         f"p50 {show(j, M['ttft_ms.p50'])}.")
+    if best_c != min(grid):
+        s += f" At C{min(grid)} TTFT p50 is {show(grid[min(grid)], M['ttft_ms.p50'])}."
+    return s + " Add a second preset to the sweep (model=a,b) to get a recommendation."
+
+
+def _speed_pick(g: Group, speed_axes: list, speed: dict, top: str) -> str:
+    """The headline: the preset with the most speed wins, or why there is none."""
     n_axes = sum(1 for key, c in speed_axes
                  if sum(1 for lab in g.labels if g.job(lab, c) and g.job(lab, c).value(key) is not None) >= 2)
-    ranked = sorted(g.labels, key=lambda lab: len(speed[lab]), reverse=True)
-    top = ranked[0]
-    out = []
     if n_axes == 0:
-        out.append(f"No speed axis has measurements for two presets at C{g.cmax}: nothing to rank on speed.")
-    elif not speed[top]:
-        out.append("No preset is faster beyond noise on the speed axes at "
-                   f"C{g.cmax}; choose on memory, quality or other grounds, or rerun with more repeats "
-                   "(repeats=N) for tighter intervals.")
-    else:
-        tie = len(ranked) > 1 and len(speed[ranked[1]]) == len(speed[top])
-        lead = "No clear pick on speed" if tie else f"**Pick {top}** for speed"
-        out.append(f"{lead}: {top} wins {len(speed[top])} of {n_axes} speed axes at C{g.cmax} — "
-                   + "; ".join(_win_text(k, c, v, g) for k, c, v in speed[top]) + ".")
+        return f"No speed axis has measurements for two presets at C{g.cmax}: nothing to rank on speed."
+    if not speed[top]:
+        return ("No preset is faster beyond noise on the speed axes at "
+                f"C{g.cmax}; choose on memory, quality or other grounds, or rerun with more repeats "
+                "(repeats=N) for tighter intervals.")
+    tie = sum(1 for lab in g.labels if len(speed[lab]) == len(speed[top])) > 1
+    lead = "No clear pick on speed" if tie else f"**Pick {top}** for speed"
+    return f"{lead}: {top} wins {len(speed[top])} of {n_axes} speed axes at C{g.cmax} — {_wins_text(speed[top], g)}."
+
+
+_WHEN = {"memory.peak_mib": "when memory is tight", "energy.tokens_per_joule": "when energy matters"}
+
+
+def _other_picks(g: Group, speed: dict, other: dict, top: str) -> list[str]:
+    """Per preset: what else the pick wins, and when each other preset is still the better pick."""
+    out = []
     for lab in g.labels:
         if lab == top and speed[top]:
-            wins = other[lab]
-            if wins:
-                out.append(f"{lab} also wins on " + "; ".join(_win_text(k, c, v, g) for k, c, v in wins) + ".")
+            if other[lab]:
+                out.append(f"{lab} also wins on {_wins_text(other[lab], g)}.")
             continue
         wins = speed[lab] + other[lab]
         if not wins:
@@ -197,25 +218,29 @@ def recommendation(g: Group) -> list[str]:
             continue
         reasons = []
         for k, c, v in wins:
-            when = {"memory.peak_mib": "when memory is tight", "energy.tokens_per_joule": "when energy matters",
-                    "ttft_ms.p50": f"when first-token latency at C{c} matters"}.get(k, f"for {M[k].label} at C{c}")
+            when = _WHEN.get(k) or (f"when first-token latency at C{c} matters" if k == "ttft_ms.p50"
+                                    else f"for {M[k].label} at C{c}")
             reasons.append(f"{when}: {_win_text(k, c, v, g)}")
         out.append(f"{lab} is still the better pick " + "; ".join(reasons) + ".")
-    tallies = {lab: task_tally(g.job(lab, g.cmax)) for lab in g.labels}
-    judged = {lab: t for lab, t in tallies.items() if t[1]}
-    if judged:
-        if all(is_random_weights(g.job(lab, g.cmax).result) for lab in judged):
-            out.append("All presets with quality checks are random-weight test models: quality is not "
-                       "meaningful here, this ranks speed only.")
-        else:
-            best_q = max(judged, key=lambda lab: judged[lab][0] / judged[lab][1])
-            rate = judged[best_q][0] / judged[best_q][1]
-            tp, tn = judged.get(top, (0, 0))
-            if best_q != top and (not tn or rate > tp / tn):
-                theirs = f"{top}'s {tp}/{tn}" if tn else f"{top}, which has no quality checks"
-                out.append(f"Mind quality: {best_q} passes {judged[best_q][0]}/{judged[best_q][1]} checks "
-                           f"against {theirs}; prefer {best_q} when correctness matters more than speed.")
     return out
+
+
+def _quality_caveat(g: Group, top: str) -> list[str]:
+    """A warning when another preset passes more quality checks than the speed pick."""
+    tallies = {lab: g.tally(lab) for lab in g.labels}
+    judged = {lab: t for lab, t in tallies.items() if t[1]}
+    if not judged:
+        return []
+    if all(is_random_weights(g.job(lab, g.cmax).result) for lab in judged):
+        return ["All presets with quality checks are random-weight test models: quality is not "
+                "meaningful here, this ranks speed only."]
+    best_q = max(judged, key=lambda lab: judged[lab][0] / judged[lab][1])
+    (bp, bn), (tp, tn) = judged[best_q], judged.get(top, (0, 0))
+    if best_q == top or (tn and bp / bn <= tp / tn):
+        return []
+    theirs = f"{top}'s {tp}/{tn}" if tn else f"{top}, which has no quality checks"
+    return [f"Mind quality: {best_q} passes {bp}/{bn} checks against {theirs}; prefer {best_q} when "
+            "correctness matters more than speed."]
 
 
 def task_rows(job: Optional[Job]) -> dict[str, dict]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .blocks import Block, Bullets, Code, Heading, Image, Para, Table
 from .data import BY_KEY, Job, is_random_weights
-from .findings import key_findings, recommendation, task_rows, task_tally, verdict
+from .findings import key_findings, recommendation, task_rows, verdict
 from .view import Group, overrides_of, rank, show, winner_cell
 
 M = BY_KEY
@@ -107,7 +107,7 @@ def summary_table(g: Group) -> Block:
             present = {k: j for k, j in cands.items() if j is not None}
             row.append(winner_cell(rank(present, M[key])))
         rows.append(row)
-    tallies = {lab: task_tally(g.job(lab, cmax)) for lab in g.labels}
+    tallies = {lab: g.tally(lab) for lab in g.labels}
     if any(t[1] for t in tallies.values()):
         row = [f"Quality checks (C{cmax})"] + [f"{p}/{n} PASS" if n else "—" for p, n in tallies.values()]
         if many:
@@ -141,13 +141,13 @@ def detailed(g: Group) -> list[Block]:
                          show(j, M["wall_s"], False)] + [show(j, M[k], False) for k in extra]
                         + ([_fmt(_primary_last_turn(j))] if last_turn else []))
         out.append(Table(["Model", "ok/failed/truncated", "TTFT p50 (ms)", "TTFT p90 (ms)", "ITL p50 (ms)",
-                          "Decode (tok/s)", "E2E p50 (ms)", "Aggregate (tok/s)", "Total time (s)"]
+                          "Decode (tok/s)", "E2E p50 (ms)", "Aggregate (tok/s)", "Total time per repeat (s)"]
                          + [f"{M[k].label} ({M[k].unit})" if M[k].unit else M[k].label for k in extra]
                          + (["Primary last turn (tok/s)"] if last_turn else []), rows))
     reps = {j.repeats for row in g.grid.values() for j in row.values()}
     note = ("Values are pooled over all repeats; ± is the 95% confidence half-width across repeats."
             if max(reps) > 1 else "One repeat per job: no spread across repeats (run with repeats=N for intervals).")
-    out.append(Para(note + " Total time is the wall time of one repeat of the whole load at that level."))
+    out.append(Para(note + " Total time per repeat is the wall time of one repeat of the whole load at that level."))
     return out
 
 

@@ -2,31 +2,30 @@
 concurrency; values with their spread across repeats."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .compare import Delta, compare, t975
-from .data import Job, Metric, ci_of, repeat_values
+from ..stats import ci95
+from .compare import Delta, compare, ratio_text
+from .data import Job, Metric, ci_of, repeat_values, task_tally
 
 SINGLE_RUN_TIE = 0.05  # no noise estimate: gaps under 5% are not called a win
 
 
 def overrides_of(job: Job) -> list[str]:
-    """The job's command-line overrides: result.json job.overrides, else .hydra/overrides.yaml."""
+    """The job's command-line overrides (result.json job.overrides, else .hydra/overrides.yaml),
+    less `resume=DIR`: older results of a resumed sweep store it on the rerun jobs only, and it
+    says where a job ran, not what was measured."""
     ov = (job.result.get("job") or {}).get("overrides")
-    if ov:
-        return [str(x) for x in ov]
-    p = job.dir / ".hydra" / "overrides.yaml"
-    if p.is_file():
+    if not ov:
+        p = job.dir / ".hydra" / "overrides.yaml"
         try:
             import yaml
 
-            data = yaml.safe_load(p.read_text())
-            return [str(x) for x in data or []]
+            ov = yaml.safe_load(p.read_text()) if p.is_file() else []
         except Exception:  # noqa: BLE001 -- a broken file only costs the Reproducing section
-            return []
-    return []
+            ov = []
+    return [str(x) for x in ov or [] if _split(str(x))[0] != "resume"]
 
 
 def _split(o: str) -> tuple[str, str]:
@@ -60,6 +59,11 @@ class Group:
 
     def job(self, label: str, c: int) -> Optional[Job]:
         return self.grid.get(label, {}).get(c)
+
+    def tally(self, label: str) -> tuple[int, int]:
+        """(passed, judged) quality checks of preset `label` at the highest level."""
+        j = self.job(label, self.cmax)
+        return task_tally(j.result if j else None)
 
     @property
     def cmin(self) -> int:
@@ -95,16 +99,11 @@ def build_groups(jobs: list[Job]) -> list[Group]:
 
 def spread(job: Job, m: Metric) -> Optional[tuple[float, float]]:
     """95% CI across repeats (stored, or computed from repeat_metrics)."""
-    ci = ci_of(job.result, m.key)
-    if ci:
-        return ci
-    v = repeat_values(job.result, m.key)
-    if len(v) < 2:
-        return None
-    mean = sum(v) / len(v)
-    sd = math.sqrt(sum((x - mean) ** 2 for x in v) / (len(v) - 1))
-    half = t975(len(v) - 1) * sd / math.sqrt(len(v))
-    return mean - half, mean + half
+    stored = ci_of(job.result, m.key)
+    if stored:
+        return stored
+    ci = ci95(repeat_values(job.result, m.key))
+    return (ci["low"], ci["high"]) if ci["low"] is not None else None
 
 
 def half_width(job: Job, m: Metric) -> Optional[float]:
@@ -132,7 +131,11 @@ class Verdict:
     best: Optional[str]
     runner_up: Optional[str]
     delta: Optional[Delta]  # runner-up -> best
-    ratio: Optional[float]  # >= 1: how many times better the best is than the runner-up
+
+    @property
+    def times(self) -> str:
+        """How many times better the best is than the runner-up: '1.7x' ('∞x' against 0)."""
+        return ratio_text(self.delta.base, self.delta.cand)
 
     @property
     def decided(self) -> bool:
@@ -148,16 +151,10 @@ def rank(cands: dict[str, Job], m: Metric) -> Verdict:
     vals = {k: j.value(m.key) for k, j in cands.items() if j is not None}
     vals = {k: v for k, v in vals.items() if v is not None}
     if len(vals) < 2:
-        return Verdict(next(iter(vals), None), None, None, None)
+        return Verdict(next(iter(vals), None), None, None)
     order = sorted(vals, key=lambda k: vals[k], reverse=(m.better == "higher"))
     best, second = order[0], order[1]
-    d = compare(cands[second], cands[best], m)
-    a, b = vals[best], vals[second]
-    if m.better == "higher":
-        ratio = a / b if b > 0 else None
-    else:
-        ratio = b / a if a > 0 else None
-    return Verdict(best, second, d, ratio)
+    return Verdict(best, second, compare(cands[second], cands[best], m))
 
 
 def winner_cell(v: Verdict) -> str:
@@ -167,6 +164,5 @@ def winner_cell(v: Verdict) -> str:
         return "Tie"
     if not v.decided:
         return "Tie (within noise)" if v.delta and v.delta.beyond_noise is False else "Tie (<5%, single run)"
-    ratio = f" ({v.ratio:.1f}x)" if v.ratio else ""
     tag = " (single run)" if v.delta and v.delta.beyond_noise is None else ""
-    return f"{v.best}{ratio}{tag}"
+    return f"{v.best} ({v.times}){tag}"

@@ -50,6 +50,19 @@ def http_json(url: str, timeout: float = 2.0, headers: dict | None = None) -> tu
         return status, body.decode("utf-8", "replace")
 
 
+def reachable(url: str, headers: dict | None = None, timeout: float = 2.0,
+              external: bool = False) -> tuple[bool, int]:
+    """The one health probe, at startup and after the load: (answers, HTTP status; 0 = no
+    answer). A server benchrun launched must say GET /health 200; an external one only has
+    to answer at all, on /health or /v1/models (OpenAI-compatible servers often lack /health)."""
+    status, _ = http_json(url + "/health", timeout=timeout, headers=headers)
+    if not external:
+        return status == 200, status
+    if status == 0:
+        status, _ = http_json(url + "/v1/models", timeout=timeout, headers=headers)
+    return status != 0, status
+
+
 def log_tail(path: Optional[Path], lines: int = 15) -> str:
     if not path or not path.exists():
         return ""
@@ -150,8 +163,7 @@ def launch(command: list[str], url: str, log_path: Path, startup_timeout_s: floa
         while True:
             if proc.poll() is not None:
                 raise server_failure(f"server exited with code {proc.returncode} during startup", log_path)
-            status, _ = http_json(url + "/health", timeout=1.0)
-            if status == 200:
+            if reachable(url, timeout=1.0)[0]:
                 # Someone else may have taken the port between our check and the server's
                 # bind; then their /health answered, and we would benchmark the wrong server.
                 if listens_on(proc.pid, port) is False:

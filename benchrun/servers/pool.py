@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import atexit
 import json
-import os
 import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Optional
 
-from ..config import ModelConfig
-from .base import (ServerError, ServerHandle, fetch_build_info, free_port, http_json, launch,
-                   port_is_free, stop_process)
-from .redact import secret_from_env
+from ..config import ModelConfig, plain
+from .base import (ServerError, ServerHandle, fetch_build_info, free_port, launch, port_is_free,
+                   reachable, stop_process)
+from ..redact import secret_from_env
 
 
 def resolve_model_path(m: ModelConfig) -> Optional[Path]:
@@ -69,9 +68,10 @@ def embedded_command(m: ModelConfig, model_path: Path, port: int) -> list[str]:
     return [sys.executable, "-m", "benchrun.servers.embedded_child", json.dumps(params)]
 
 
-def server_command(m: ModelConfig, port: int) -> list[str]:
-    """The exact command line a preset runs (`benchrun presets` shows it too)."""
-    path = resolve_model_path(m)
+def server_command(m: ModelConfig, port: int, path: Optional[Path] = None) -> list[str]:
+    """The exact command line a preset runs (`benchrun presets` shows it too); `path` is
+    the resolved model file when the caller has it already."""
+    path = path or resolve_model_path(m)
     if m.backend == "llama_server":
         return llama_server_command(m, path, port)
     return embedded_command(m, path, port)
@@ -79,10 +79,7 @@ def server_command(m: ModelConfig, port: int) -> list[str]:
 
 def fingerprint(m: ModelConfig) -> str:
     """Two jobs may share a server only when every preset field is the same."""
-    from omegaconf import OmegaConf
-
-    d = OmegaConf.to_container(m, resolve=True) if OmegaConf.is_config(m) else dict(vars(m))
-    return json.dumps(d, sort_keys=True, default=str)
+    return json.dumps(plain(m), sort_keys=True, default=str)
 
 
 def api_headers(m: ModelConfig) -> dict:
@@ -94,16 +91,14 @@ def api_headers(m: ModelConfig) -> dict:
     return {}
 
 
-def build_server(m: ModelConfig, log_path: Path) -> ServerHandle:
-    """Start (or, for external, reach) the server of preset `m` and wait until healthy."""
+def build_server(m: ModelConfig, log_path: Path, model_path: Optional[Path] = None) -> ServerHandle:
+    """Start (or, for external, reach) the server of preset `m` and wait until healthy.
+    `model_path`: the resolved model file, when the caller has it already."""
     if m.backend == "external":
         url = m.url.rstrip("/")
         headers = api_headers(m)
         t0 = time.monotonic()
-        status, _ = http_json(url + "/health", headers=headers)
-        if status == 0:
-            status, _ = http_json(url + "/v1/models", headers=headers)
-        if status == 0:
+        if not reachable(url, headers, external=True)[0]:
             raise ServerError(f"nothing answers at model.url={url}")
         return ServerHandle(backend="external", url=url, build_info=fetch_build_info(url, headers),
                             startup_s=time.monotonic() - t0, headers=headers, fingerprint=fingerprint(m))
@@ -113,7 +108,7 @@ def build_server(m: ModelConfig, log_path: Path) -> ServerHandle:
         raise ServerError(f"model.port={m.port} is taken by another process on {m.host} "
                           f"(stop it, or unset model.port to take a free port)")
     port = m.port or free_port(m.host)
-    cmd = server_command(m, port)
+    cmd = server_command(m, port, model_path)
     url = f"http://{m.host}:{port}"
     proc, startup_s = launch(cmd, url, log_path, m.startup_timeout_s)
     try:
@@ -134,7 +129,8 @@ class ServerPool:
         self._grace_s = 10.0
         atexit.register(self.close)
 
-    def get(self, m: ModelConfig, log_path: Path) -> tuple[ServerHandle, bool]:
+    def get(self, m: ModelConfig, log_path: Path, model_path: Optional[Path] = None
+            ) -> tuple[ServerHandle, bool]:
         """Return (server, reused)."""
         fp = fingerprint(m)
         cur = self.current
@@ -142,12 +138,8 @@ class ServerPool:
             return cur, True
         self.close()
         self._grace_s = m.stop_grace_s
-        self.current = build_server(m, log_path)
+        self.current = build_server(m, log_path, model_path)
         return self.current, False
-
-    def discard(self) -> None:
-        """Stop the current server (it died, or a job broke it): the next job starts fresh."""
-        self.close()
 
     def close(self) -> None:
         cur, self.current = self.current, None

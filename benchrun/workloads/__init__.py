@@ -11,8 +11,4 @@ KINDS: dict[str, type[Workload]] = {"synthetic": SyntheticWorkload, "agentic": A
 
 
 def make_workload(cfg, concurrency: int) -> Workload:
-    try:
-        cls = KINDS[cfg.kind]
-    except KeyError:
-        raise ValueError(f"workload.kind must be one of {', '.join(KINDS)}, got {cfg.kind!r}") from None
-    return cls(cfg, concurrency)
+    return KINDS[cfg.kind](cfg, concurrency)  # config.validate has checked the kind

@@ -9,7 +9,7 @@ whole conversation so far (history accumulates as in a real chat). Two forms:
   agents it needs have finished, independent ones in parallel (up to `concurrency` at a time).
   A waiting agent's conversation yields an awaitable, which the engine awaits.
 
-Templates: `{{ NAME.last }}` (NAME's last reply), `{{ NAME.code }}` (the code block of it),
+Templates: `{{ NAME.last }}` (NAME's last reply; in a copy S1#2, its own name means itself), `{{ NAME.code }}` (the code block of it),
 `{{ NAME.turnK }}` (its K-th reply, 1-based), `{{ data:FILE }}` (a file shipped in
 benchrun/workloads/data). Nothing else in a prompt is special, so code with braces is safe."""
 from __future__ import annotations
@@ -19,11 +19,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from omegaconf import OmegaConf
-
 from ..checks import DATA_DIR, CheckContext, Limits, isolation, normalize, run_check
 from ..checks.extract import extract_code
 from ..client import RequestSpec
+from ..config import plain
 from ..engine import Conversation
 from ..metrics import e2e_ms, output_tokens, tpot_ms, ttft_ms
 from .base import Workload
@@ -64,17 +63,13 @@ class Instance:
     agent: Agent
 
 
-def _plain(x: Any) -> Any:
-    return OmegaConf.to_container(x, resolve=True) if OmegaConf.is_config(x) else x
-
-
 def parse_agents(cfg: Any) -> list[Agent]:
     """The YAML `agents` list -> Agents, with workload-level defaults filled in.
     Raises ValueError (one line, naming the agent) on anything malformed."""
-    raw = _plain(cfg.agents) or []
+    raw = plain(cfg.agents) or []
     if not raw:
         raise ValueError(f"workload {cfg.name!r}: kind agentic needs a non-empty `agents` list")
-    base_extra = dict(_plain(cfg.extra_body) or {})
+    base_extra = dict(plain(cfg.extra_body) or {})
     agents: list[Agent] = []
     pipeline = any(a.get("needs") for a in raw if isinstance(a, dict))
     for i, a in enumerate(raw):
@@ -93,7 +88,7 @@ def parse_agents(cfg: Any) -> list[Agent]:
             if bad:
                 raise ValueError(f"agent {name} turn {k + 1}: unknown key(s) {', '.join(sorted(bad))}")
             mt = int(t.get("max_tokens", a.get("max_tokens", cfg.output_tokens)))
-            if getattr(cfg, "max_tokens_cap", None):
+            if cfg.max_tokens_cap:
                 mt = min(mt, int(cfg.max_tokens_cap))
             turns.append(Turn(prompt=str(t["prompt"]), max_tokens=mt,
                               temperature=float(t.get("temperature", a.get("temperature", cfg.temperature))),
@@ -171,7 +166,7 @@ class AgenticWorkload(Workload):
         self.agents = parse_agents(cfg)
         self.pipeline = any(a.needs for a in self.agents)
         self._needed = {n for a in self.agents for n in a.needs}
-        sb = dict(_plain(getattr(cfg, "sandbox", None)) or {})
+        sb = dict(plain(cfg.sandbox) or {})
         self.isolation_pref = str(sb.pop("isolation", "auto"))
         try:
             self.limits = Limits(**sb)
@@ -209,7 +204,9 @@ class AgenticWorkload(Workload):
             history = [{"role": "system", "content": agent.system}] if agent.system else []
             replies = board.outputs.setdefault(inst.label, [])
             for k, turn in enumerate(agent.turns):
-                history.append({"role": "user", "content": render(turn.prompt, board.outputs)})
+                # `{{ S1.last }}` in S1's own prompt is this copy's reply: S1#2 must not read S1's.
+                seen = {**board.outputs, agent.name: replies}
+                history.append({"role": "user", "content": render(turn.prompt, seen)})
                 rec = yield self._spec(inst, k, list(history))
                 history.append({"role": "assistant", "content": rec.text})
                 replies.append(rec.text)

@@ -1,9 +1,17 @@
 """The workload interface."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
+from ..client import RequestSpec
+from ..config import plain
 from ..engine import Conversation
+
+
+def fixed(specs: Iterable[RequestSpec]) -> Conversation:
+    """A conversation whose requests are known up front (nothing reads the replies)."""
+    for s in specs:
+        yield s
 
 
 class Workload:
@@ -25,9 +33,7 @@ class Workload:
 
     def describe(self) -> dict:
         """Settings that go into result.json's `workload`."""
-        from omegaconf import OmegaConf
-
-        d = OmegaConf.to_container(self.cfg, resolve=True) if OmegaConf.is_config(self.cfg) else dict(self.cfg)
+        d = dict(plain(self.cfg))
         return {k: v for k, v in d.items() if v not in (None, [], {})}
 
     def evaluate(self, records: list) -> list[dict]:

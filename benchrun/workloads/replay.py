@@ -13,11 +13,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
-
 from ..client import RequestSpec
+from ..config import plain
 from ..engine import Conversation
-from .base import Workload
+from .base import Workload, fixed
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 _PER_LINE = ("max_tokens", "temperature", "seed")
@@ -61,13 +60,12 @@ class ReplayWorkload(Workload):
         super().__init__(cfg, concurrency)
         self.path = resolve_path(cfg.path)
         self.lines = load_jsonl(self.path)
-        self.extra = OmegaConf.to_container(cfg.extra_body, resolve=True) if OmegaConf.is_config(cfg.extra_body) \
-            else dict(cfg.extra_body or {})
+        self.extra = dict(plain(cfg.extra_body) or {})
 
     def _specs(self, i: int, line: dict) -> list[RequestSpec]:
         c = self.cfg
         mt = int(line.get("max_tokens", c.output_tokens))
-        if getattr(c, "max_tokens_cap", None):
+        if c.max_tokens_cap:
             mt = min(mt, int(c.max_tokens_cap))
         body = {"temperature": float(line.get("temperature", c.temperature)),
                 "seed": int(line.get("seed", c.seed + i)), "cache_prompt": c.cache_prompt, **self.extra}
@@ -82,12 +80,7 @@ class ReplayWorkload(Workload):
         return specs
 
     def conversations(self, repeat: int) -> list[Conversation]:
-        return [self._conv(self._specs(i, line)) for i, line in enumerate(self.lines)]
-
-    @staticmethod
-    def _conv(specs: list[RequestSpec]) -> Conversation:
-        for s in specs:
-            yield s
+        return [fixed(self._specs(i, line)) for i, line in enumerate(self.lines)]
 
     def describe(self) -> dict:
         return {**super().describe(), "path": str(self.path), "conversations": len(self.lines),

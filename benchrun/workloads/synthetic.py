@@ -14,8 +14,9 @@ from typing import Optional
 import numpy as np
 
 from ..client import RequestSpec
+from ..config import plain
 from ..engine import Conversation
-from .base import Workload
+from .base import Workload, fixed
 
 _WORDS = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike "
           "november oscar papa quebec romeo sierra tango uniform victor whiskey xray yankee zulu "
@@ -135,17 +136,17 @@ class SyntheticWorkload(Workload):
     def spec(self, index: int, repeat: int) -> RequestSpec:
         c = self.cfg
         body = {"temperature": c.temperature, "seed": c.seed + index, "ignore_eos": True,
-                "cache_prompt": c.cache_prompt, **dict(c.extra_body)}
+                "cache_prompt": c.cache_prompt, **(plain(c.extra_body) or {})}
         return RequestSpec(messages=self._messages(self.prompt(index, repeat)),
                            max_tokens=c.output_tokens, body=body,
                            tags={"index": index}, expected_tokens=c.output_tokens,
                            reply_needed=False)  # single turn: nothing reads the reply
 
     def conversations(self, repeat: int) -> list[Conversation]:
-        return [self._single(self.spec(i, repeat)) for i in range(self.cfg.requests)]
+        return [fixed([self.spec(i, repeat)]) for i in range(self.cfg.requests)]
 
     def warmup(self) -> list[Conversation]:
-        return [self._single(self.spec(0, -1))]  # fit one prompt, not a whole repeat's
+        return [fixed([self.spec(0, -1)])]  # fit one prompt, not a whole repeat's
 
     def describe(self) -> dict:
         d = super().describe()
@@ -153,7 +154,3 @@ class SyntheticWorkload(Workload):
         if self.prompt_note:
             d["prompt_tokens_note"] = self.prompt_note
         return d
-
-    @staticmethod
-    def _single(spec: RequestSpec) -> Conversation:
-        yield spec

@@ -1,0 +1,175 @@
+"""Hydra for the command line (cli.py and commands/, the only modules that use Hydra): where
+conf/ is, the run id and the resolvers the config uses, the typed schemas, the compose API
+on conf/, and Hydra's and OmegaConf's multi-line errors as one line for the user."""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Iterator
+
+from omegaconf import OmegaConf
+
+from .config import BenchConfig, HardwareConfig, ModelConfig, WorkloadConfig, validate
+
+RUN_ID_ENV = "BENCHRUN_RUN_ID"
+
+
+def run_id() -> str:
+    """One id per invocation, shared with child processes (submitit workers) via the env.
+    Timestamp plus random suffix: two runs started in the same second never share a dir."""
+    if RUN_ID_ENV not in os.environ:
+        os.environ[RUN_ID_ENV] = dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S_") + secrets.token_hex(3)
+    return os.environ[RUN_ID_ENV]
+
+
+def sweep_root(resume=None) -> str:
+    """The run or sweep dir: the one being resumed, else outputs/<run id>."""
+    return str(resume) if resume else f"outputs/{run_id()}"
+
+
+OmegaConf.register_new_resolver("run_id", run_id, replace=True)
+OmegaConf.register_new_resolver("sweep_root", sweep_root, replace=True)
+
+
+def conf_dir() -> Path:
+    """conf/ of the checkout (or BENCHRUN_CONF), found from the package, not the cwd."""
+    env = os.environ.get("BENCHRUN_CONF")
+    if env:
+        return Path(env).resolve()
+    here = Path(__file__).resolve().parent.parent / "conf"
+    return here if here.is_dir() else (Path.cwd() / "conf").resolve()
+
+
+def register_configs() -> None:
+    """The typed schemas (benchrun/config.py) in Hydra's ConfigStore, as conf/ names them."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=BenchConfig)
+    cs.store(group="model", name="base_model", node=ModelConfig)
+    cs.store(group="hardware", name="base_hardware", node=HardwareConfig)
+    cs.store(group="workload", name="base_workload", node=WorkloadConfig)
+
+
+@contextlib.contextmanager
+def hydra_conf() -> Iterator[None]:
+    """Hydra's compose API on conf/ for the duration; cleared afterwards (also on errors), so
+    a later hydra.main or compose can initialise it again."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    register_configs()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+            yield
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def compose(overrides=(), return_hydra_config: bool = False) -> Any:
+    """The config a run with these overrides gets. Inside hydra_conf(), else it opens one."""
+    from hydra import compose as hydra_compose
+    from hydra.core.global_hydra import GlobalHydra
+
+    if not GlobalHydra.instance().is_initialized():
+        with hydra_conf():
+            return compose(overrides, return_hydra_config)
+    return hydra_compose("config", overrides=list(overrides), return_hydra_config=return_hydra_config)
+
+
+def group_options(group: str) -> list[str]:
+    """The options of a config group (model, workload, ...), schemas left out. Inside hydra_conf()."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    return sorted(n for n in GlobalHydra.instance().config_loader().get_group_options(group)
+                  if not n.startswith("base_"))
+
+
+# --- the command line checked before anything runs ----------------------------------------
+
+class ConfigError(Exception):
+    """A bad command line or config; the message is one line for the user."""
+
+
+def sweep_jobs(overrides: list[str], multirun: bool) -> list[list[str]]:
+    """The overrides of every job the command line runs, as Hydra's basic sweeper expands them:
+    with -m, the selected experiment's hydra.sweeper.params first, then the command line (a
+    key given on the command line wins). Inside hydra_conf()."""
+    if not multirun:
+        return [list(overrides)]
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    # The sweep's own config is composed without the sweeps, as Hydra composes it for -m.
+    fixed = [o.input_line for o in parser.parse_overrides(overrides) if not o.is_sweep_override()]
+    params = compose(fixed, return_hydra_config=True).hydra.sweeper.get("params") or {}
+    lines = [f"{k}={v}" for k, v in params.items()] + list(overrides)
+    return [job for batch in BasicSweeper.split_arguments(parser.parse_overrides(lines), None) for job in batch]
+
+
+def precheck(overrides: list[str], multirun: bool, max_jobs: int = 256) -> list[list[str]]:
+    """Compose and validate every job of the command line before anything starts, so a typo in
+    the fifth job of a sweep fails now, in one line, instead of after an hour of measuring.
+    Returns the jobs' overrides; raises ConfigError."""
+    try:
+        with hydra_conf():
+            jobs = sweep_jobs(overrides, multirun)
+            for job in jobs[:max_jobs]:
+                cfg = compose(job)
+                validate(cfg)
+                OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except Exception as e:  # noqa: BLE001 -- turned into one line
+        raise ConfigError(explain(e)) from e
+    return jobs
+
+
+def _keys_at(parent: str) -> list[str]:
+    """The keys a config node has (for 'unknown key' messages)."""
+    node = compose()
+    for part in filter(None, parent.split(".")):
+        node = node.get(part) if hasattr(node, "get") else None
+    return sorted(node.keys()) if hasattr(node, "keys") else []
+
+
+def explain(exc: BaseException) -> str:
+    """Hydra's and OmegaConf's multi-line errors (and benchrun's own) -> one line naming the
+    key and what is allowed."""
+    from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+    from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, ValidationError
+
+    def first(e: BaseException) -> str:
+        return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+    if isinstance(exc, MissingConfigException):
+        missing = first(exc).split("Could not find '", 1)[-1].rstrip("'")
+        group, _, name = missing.rpartition("/")
+        if group:
+            options = sorted(o for o in (exc.options or []) if not o.startswith("base_"))
+            return f"unknown {group} '{name}'; allowed: {', '.join(options)}"
+        return first(exc)
+    if isinstance(exc, OverrideParseException):
+        return f"cannot parse override: {first(exc)}"
+    cause = exc.__cause__ or exc
+    if isinstance(cause, (ConfigKeyError, AttributeError)) and getattr(cause, "full_key", None):
+        key = cause.full_key
+        parent = key.rpartition(".")[0]
+        where = f"'{parent}'" if parent else "the top level"
+        try:
+            keys = ", ".join(_keys_at(parent))
+        except Exception:  # noqa: BLE001 -- conf/ itself is broken: the key alone still helps
+            keys = "?"
+        return f"unknown config key '{key}'; keys at {where}: {keys}"
+    if isinstance(cause, MissingMandatoryValue):
+        return f"{cause.full_key} is required but not set (add {cause.full_key}=...)"
+    if isinstance(cause, ValidationError) and getattr(cause, "full_key", None):
+        return f"bad value for {cause.full_key}: {first(cause.msg)}"
+    if isinstance(exc, ConfigCompositionException):
+        return first(exc) + (" (sweeps need -m)" if "Ambiguous value" in str(exc) else "")
+    if isinstance(exc, (ConfigError, ValueError, RuntimeError)):  # benchrun's own one-liners
+        return first(exc)
+    return f"{type(exc).__name__}: {first(exc)}"
