@@ -1,6 +1,7 @@
 """Typed config schemas. Hydra validates every composed config against these dataclasses, so a
 typo in a key or a wrong type is an error that names the key. Only the CLI layer imports Hydra
-(cli.py, hydra_setup.py, commands/); the rest of benchrun receives these objects (or plain OmegaConf nodes typed by them)."""
+(cli.py, hydra_setup.py, commands/); the rest of benchrun receives these objects (or OmegaConf
+nodes typed by them)."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, is_dataclass

@@ -12,20 +12,20 @@ from typing import Any, Optional
 
 from omegaconf import OmegaConf
 
+from . import fit, telemetry
 from .client import make_session
 from .engine import Engine, LoadPlan, run_loop
-from .metrics import compute_metrics, goodput_of, server_timings
-from .promscrape import Scraper
-from .stats import repeats_ci95
-from . import fit, telemetry
 from .hardware import build_info_of, describe_hardware
+from .metrics import compute_metrics, goodput_of, server_timings
 from .modelfile import describe_model
+from .promscrape import Scraper
 from .records import RecordWriter, RequestRecord
 from .redact import redact
 from .results import SCHEMA_VERSION, write_result
 from .servers import ServerError, ServerPool
 from .servers.base import log_tail, reachable
 from .servers.pool import resolve_model_path
+from .stats import repeats_ci95
 from .workloads import make_workload
 
 
