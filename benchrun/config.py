@@ -162,3 +162,7 @@ def validate(cfg: Any) -> None:
         raise ValueError(f"model.parallel must be a positive integer, got {cfg.model.parallel}")
     if cfg.model.ctx_size < 0:
         raise ValueError(f"model.ctx_size must be >= 0 (0 = the model's own), got {cfg.model.ctx_size}")
+    if cfg.model.extra_args and cfg.model.backend != "llama_server":
+        # Silently dropping a user's flags would measure a different server than they asked for.
+        raise ValueError(f"model.extra_args are llama-server flags; backend {cfg.model.backend} cannot "
+                         f"take them (use the matching model.* setting, or model.backend=llama_server)")

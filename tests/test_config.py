@@ -92,6 +92,7 @@ def test_wrong_type_names_the_key(compose):
     ("model.parallel=0", "model.parallel"),
     ("model.ctx_size=-1", "model.ctx_size"),
     ("telemetry.interval_s=0", "telemetry.interval_s"),
+    ("model.extra_args=[--mlock]", "model.extra_args"),
 ])
 def test_semantic_errors_name_the_key(compose, override, needle):
     cfg = compose([override])
