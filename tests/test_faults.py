@@ -72,7 +72,6 @@ def test_start_failures_inside_a_sweep_are_data_and_the_sweep_goes_on(cli, tmp_p
         "missing_file_c1": "model file not found for preset 'missing_file'",
         "bad_flag_c1": "error: invalid argument: --sideways",  # from the server.log tail
         "no_binary_c1": "llama-server binary not found",
-        "port_taken_c1": f"model.port={busy_port} is taken",
         "too_slow_c1": "not healthy after 0.01s",
     }
     for job, cause in expect.items():
@@ -81,13 +80,43 @@ def test_start_failures_inside_a_sweep_are_data_and_the_sweep_goes_on(cli, tmp_p
         assert f"{job}] failed" in proc.stdout
     assert "exited with code 2 during startup" in res["bad_flag_c1"]["error"]
     assert res["tiny_c1"]["status"] == "ok" and res["tiny_c1"]["metrics"]["requests_ok"] == 2
+    # A pinned port that is busy before the start: the server moves to a free port (and says
+    # so in server.log); the squatter is never benchmarked.
+    moved = res["port_taken_c1"]
+    assert moved["status"] == "ok", moved["error"]
+    assert not moved["server"]["url"].endswith(f":{busy_port}")
+    port_job = next(out.glob("*_port_taken_c1"))
+    assert f"model.port={busy_port} is busy" in (port_job / "server.log").read_text()
     summary = json.loads((out / "summary.json").read_text())
-    assert sorted(r["status"] for r in summary) == ["failed"] * 5 + ["ok"]
+    assert sorted(r["status"] for r in summary) == ["failed"] * 4 + ["ok"] * 2
     report = (out / "report.md").read_text()
     assert all(job in report for job in expect)  # the report lists the failed jobs
     # Every server started for the sweep (the timed-out one included) is stopped.
     assert all(_gone(r["server"]["pid"]) for r in res.values())
     assert survivors(str(tmp_path)) == []
+
+
+@pytest.mark.slow
+def test_port_taken_after_the_check_fails_the_start_with_the_cause(tmp_path, monkeypatch):
+    """The race: the pinned port was free when checked and taken when the server binds."""
+    import benchrun.servers.pool as pool
+    from benchrun.config import ModelConfig
+    from benchrun.servers import ServerError
+
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    port = squatter.getsockname()[1]
+    monkeypatch.setattr(pool, "port_is_free", lambda host, p: True)
+    try:
+        with pytest.raises(ServerError) as e:
+            pool.build_server(ModelConfig(name="tiny", tiny="tiny", port=port, startup_timeout_s=30),
+                              tmp_path / "server.log")
+    finally:
+        squatter.close()
+    msg = str(e.value)
+    assert "during startup" in msg and "couldn't bind" in msg and str(port) in msg
+    assert "\n" not in msg
 
 
 def _job_cfg(compose, *extra):

@@ -18,6 +18,12 @@ def main() -> None:
         # A bad flag: one clear line at the end of server.log (benchrun shows the log tail).
         print(f"error: invalid server parameter: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
         sys.exit(2)
+    except RuntimeError as e:
+        # llama.cpp logged the real cause (e.g. "couldn't bind HTTP server socket") above;
+        # end the log with one line instead of a Python traceback.
+        print(f"error: llama.cpp server failed to start ({e}); see the llama.cpp errors above",
+              file=sys.stderr, flush=True)
+        sys.exit(1)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"benchrun: embedded llama.cpp server listening on {server.listening_address}", flush=True)
     signal.pause()

@@ -102,12 +102,12 @@ def build_server(m: ModelConfig, log_path: Path, model_path: Optional[Path] = No
             raise ServerError(f"nothing answers at model.url={url}")
         return ServerHandle(backend="external", url=url, build_info=fetch_build_info(url, headers),
                             startup_s=time.monotonic() - t0, headers=headers, fingerprint=fingerprint(m))
-    if m.port and not port_is_free(m.host, m.port):
-        # A pinned port that is busy is a start failure, not a silent move: the user may
-        # have pinned it for a firewall or a proxy, and something else is serving there.
-        raise ServerError(f"model.port={m.port} is taken by another process on {m.host} "
-                          f"(stop it, or unset model.port to take a free port)")
-    port = m.port or free_port(m.host)
+    port = m.port if m.port and port_is_free(m.host, m.port) else free_port(m.host)
+    if m.port and port != m.port:
+        # Something else serves on the pinned port: never benchmark it, move (and say so).
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "a") as log:
+            log.write(f"benchrun: model.port={m.port} is busy on {m.host}; using free port {port}\n")
     cmd = server_command(m, port, model_path)
     url = f"http://{m.host}:{port}"
     proc, startup_s = launch(cmd, url, log_path, m.startup_timeout_s)
