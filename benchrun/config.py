@@ -26,7 +26,7 @@ class ModelConfig:
     api_key_env: Optional[str] = None  # name of the env var holding an API key (never the key)
     served_name: Optional[str] = None  # `model` field of requests; external: defaults to `name`
     host: str = "127.0.0.1"
-    port: Optional[int] = None  # None -> a free port is taken; a pinned busy port fails the job
+    port: Optional[int] = None  # None or busy -> a free port is taken (and logged)
     ctx_size: int = 4096
     parallel: int = 1
     n_gpu_layers: int = 0
