@@ -75,6 +75,7 @@ class Scraper:
         self.samples: list[dict] = []
         self.reason: Optional[str] = None
         self._task: Optional[asyncio.Task] = None
+        self._stopping = asyncio.Event()
 
     async def scrape(self) -> Optional[dict]:
         try:
@@ -95,8 +96,11 @@ class Scraper:
 
     async def _loop(self) -> None:
         while True:
-            await asyncio.sleep(self.interval_s)
-            await self.scrape()  # a missed sample only loses a gauge reading
+            try:
+                await asyncio.wait_for(self._stopping.wait(), self.interval_s)
+                return
+            except asyncio.TimeoutError:
+                await self.scrape()  # a missed sample only loses a gauge reading
 
     async def start(self) -> bool:
         """First scrape; when it fails the server has no usable /metrics and we stop asking."""
@@ -108,11 +112,10 @@ class Scraper:
 
     async def stop(self) -> dict:
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            # Let an in-flight scrape finish rather than cancel it: a cancelled GET may still
+            # have been served, and its sample would be lost for no gain.
+            self._stopping.set()
+            await self._task
         if not self.samples:
             return {"available": False, "reason": self.reason or "no /metrics scrape succeeded"}
         first = self.samples[0]
