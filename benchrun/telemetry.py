@@ -2,9 +2,13 @@
 
 Every `interval_s` (default 0.1 s) one line goes to telemetry.jsonl:
   {"t": seconds since start, "phase": "idle"|"warmup"|"measure", "rss_mib", "cpu_pct",
+   "host_cpu_pct", "client_cpu_pct",
    "gpus": [{"index", "used_mib", "proc_mib", "util_pct", "mem_util_pct", "power_w",
              "sm_clock_mhz", "mem_clock_mhz", "temp_c", "energy_mj"}]}
-RSS and CPU are the server's whole process tree (psutil); GPU fields come from NVML. Anything
+RSS and CPU are the server's whole process tree (psutil); host_cpu_pct is the whole machine and
+client_cpu_pct is benchrun's own process, all in % of one core, so what other processes took
+during the measurement is visible: on a box where llama.cpp uses every core, any other load
+stalls its threads (400 tokens took 24-53 s instead of 0.3 s here). GPU fields come from NVML. Anything
 that cannot be read (no GPU, no NVML, no permission, a process gone) is left out and noted in
 the summary: the sampler degrades, it never fails the job.
 """
@@ -43,6 +47,8 @@ class Sampler:
         self._thread: Optional[threading.Thread] = None
         self._fh = None
         self._t0 = 0.0
+        self._self = None  # benchrun's own process, set by start()
+        self._cores = 1
         self.errors = 0
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -65,6 +71,12 @@ class Sampler:
             self.notes.append("NVML disabled (telemetry.nvml=false)")
         if self.pid is None:
             self.notes.append("no server process to measure (external backend): no RSS/CPU")
+        import psutil
+
+        self._self = psutil.Process()
+        self._cores = psutil.cpu_count() or 1
+        psutil.cpu_percent(None)  # cpu_percent(None) reports since the previous call: prime both
+        self._self.cpu_percent(None)
         self._fh = open(self.path, "w")
         self._t0 = time.monotonic()
         self.sample()  # idle: after load, before traffic
@@ -126,6 +138,12 @@ class Sampler:
             s["rss_mib"] = round(rss / MIB, 2)
             s["cpu_pct"] = round(cpu, 1)
 
+    def _host(self, s: dict) -> None:
+        import psutil
+
+        s["host_cpu_pct"] = round(psutil.cpu_percent(None) * self._cores, 1)
+        s["client_cpu_pct"] = round(self._self.cpu_percent(None), 1)
+
     def _gpu(self, s: dict) -> None:
         nv, pids = self._nvml, set(self._procs)
         gpus = []
@@ -168,6 +186,8 @@ class Sampler:
             try:
                 if self.pid is not None:
                     self._cpu(s)
+                if self._self is not None:
+                    self._host(s)
                 if self._handles:
                     self._gpu(s)
             except Exception as e:  # noqa: BLE001 -- telemetry never fails the job
@@ -186,6 +206,7 @@ class Sampler:
         """{"memory": ..., "energy": ... | None, "telemetry": ...} for result.json."""
         return summarize(self.samples, output_tokens, on_gpu=self.on_gpu,
                          meta={"enabled": True, "interval_s": self.interval_s, "file": self.path.name,
+                               "cores": self._cores,
                                "nvml": bool(self._handles) or any(s.get("gpus") for s in self.samples),
                                "notes": list(self.notes)})
 
@@ -234,8 +255,34 @@ def summarize(samples: list[dict], output_tokens: int = 0, on_gpu: bool = False,
         energy = _energy(window, output_tokens, notes)
     elif not has_gpu:
         notes.append("no GPU telemetry: energy not measured")
+    cpu = cpu_use(samples)
+    if cpu is not None:
+        meta["cpu"] = cpu
+        if cpu.get("other_pct", 0.0) >= BUSY_PCT:
+            notes.append(f"other processes used {cpu['other_pct']:.0f}% of a core during the measured "
+                         f"window: the figures may be disturbed")
     meta["samples"] = len(samples)
     return {"memory": memory, "energy": energy, "telemetry": meta}
+
+
+BUSY_PCT = 50.0  # other processes' mean CPU (% of one core) from which a run counts as disturbed
+
+
+def cpu_use(samples: list[dict]) -> Optional[dict]:
+    """Mean CPU (% of one core) over the measured window: the machine, the server, benchrun
+    itself and, by difference, everything else. None without host readings."""
+    window = [s for s in samples if s.get("phase") == "measure" and "host_cpu_pct" in s]
+    if not window:
+        return None
+
+    def mean(key: str) -> float:
+        return round(sum(s.get(key, 0.0) for s in window) / len(window), 1)
+
+    out = {"host_pct": mean("host_cpu_pct"), "client_pct": mean("client_cpu_pct")}
+    if all("cpu_pct" in s for s in window):  # the server is a process we can see
+        out["server_pct"] = mean("cpu_pct")
+        out["other_pct"] = round(max(0.0, out["host_pct"] - out["server_pct"] - out["client_pct"]), 1)
+    return out
 
 
 def _energy(window: list[dict], output_tokens: int, notes: list) -> Optional[dict]:

@@ -252,6 +252,18 @@ def test_optional_fields_rendered_when_present(tmp_path):
     assert "Peak memory" not in rows  # not measured: no row, no guess
 
 
+def test_busy_machine_and_busy_client_are_findings(tmp_path):
+    tel = lambda other, client: {"telemetry": {"enabled": True, "samples": 9, "cores": 2, "cpu": {
+        "host_pct": 120.0 + other + client, "server_pct": 120.0, "client_pct": client, "other_pct": other}}}
+    make_job(tmp_path, 0, "m", 1, 50, 5, extra=tel(other=130.0, client=20.0))
+    make_job(tmp_path, 1, "m", 4, 50, 5, seed=1, extra=tel(other=5.0, client=97.0))
+    md = write_report(tmp_path, html=False, charts=False).report_md.read_text()
+    findings = md.split("## Key Findings")[1].split("\n## ")[0]
+    assert "m at C1: other processes used 130% of a core" in findings
+    assert "m at C4: benchrun itself used 97% of a core" in findings
+    assert "m at C4: other processes" not in findings and "m at C1: benchrun itself" not in findings
+
+
 def test_all_failed_still_reports(tmp_path):
     make_job(tmp_path, 0, "m", 1, 1, 1, status="failed", error="model file not found: /x.gguf")
     md = write_report(tmp_path).report_md.read_text()

@@ -124,6 +124,40 @@ def test_sampler_on_real_servers_rss_grows_with_the_bigger_model(tiny_server, tm
     assert wide["memory"]["idle_mib"] - small["memory"]["idle_mib"] > 0.5 * expected_growth
 
 
+def test_cpu_use_splits_the_machine_into_server_client_and_others():
+    mk = lambda phase, host, server, client: {"phase": phase, "host_cpu_pct": host, "cpu_pct": server,
+                                              "client_cpu_pct": client}
+    samples = [mk("idle", 10, 0, 0), mk("measure", 200, 90, 10), mk("measure", 180, 110, 30)]
+    assert telemetry.cpu_use(samples) == {"host_pct": 190.0, "client_pct": 20.0, "server_pct": 100.0,
+                                          "other_pct": 70.0}
+    out = summarize(samples)
+    assert out["telemetry"]["cpu"]["other_pct"] == 70.0
+    assert any("other processes used 70% of a core" in n for n in out["telemetry"]["notes"])
+    # No server process (external backend): no split, and no claim about other processes.
+    ext = [{k: v for k, v in s.items() if k != "cpu_pct"} for s in samples]
+    assert "other_pct" not in telemetry.cpu_use(ext) and telemetry.cpu_use(samples[:1]) is None
+
+
+def test_sampler_sees_another_process_taking_a_core(tiny_server, tmp_path):
+    """A CPU hog beside the run shows up as 'other', not as server or client."""
+    import subprocess
+    import sys
+
+    s = Sampler(tiny_server.pid, tmp_path / "t.jsonl", interval_s=0.05, use_nvml=False).start()
+    hog = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time() + 1.5\nwhile time.time() < t: pass"])
+    try:
+        time.sleep(0.3)  # the hog's interpreter is up and spinning
+        s.mark("measure")
+        time.sleep(0.8)
+    finally:
+        s.stop()
+        hog.kill()
+        hog.wait()
+    cpu = s.summary()["telemetry"]["cpu"]
+    assert cpu["other_pct"] >= 60, cpu  # one core's worth, less sampling noise
+    assert cpu["server_pct"] < 50 and cpu["client_pct"] < 50, cpu  # both idle meanwhile
+
+
 def test_sampler_survives_the_server_going_away(tmp_path):
     s = Sampler(2 ** 22 + 12345, tmp_path / "t.jsonl", interval_s=0.02, use_nvml=False).start()  # no such pid
     time.sleep(0.1)
@@ -235,6 +269,8 @@ def test_job_result_has_memory_estimate_and_telemetry(compose, tmp_path):
     assert mem["peak_mib"] >= mem["idle_mib"] > 0
     assert res["energy"] is None  # no GPU on a CPU-only run
     assert res["telemetry"]["enabled"] and res["telemetry"]["samples"] >= 3
+    cpu = res["telemetry"]["cpu"]
+    assert cpu["server_pct"] > 0 and cpu["host_pct"] >= cpu["server_pct"] and res["telemetry"]["cores"] >= 1
     phases = [x["phase"] for x in read_lines(tmp_path / "job" / "telemetry.jsonl")]
     assert phases[0] == "idle" and "measure" in phases
     assert "xllamacpp" in res["server"]["build_info"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Optional
 
 from .compare import compare, ratio_text
+from ..telemetry import BUSY_PCT
 from .data import BY_KEY, Job, is_random_weights
 from .view import Group, Verdict, rank, show
 
@@ -58,7 +59,8 @@ def _trend(job_lo: Job, job_hi: Job, key: str, c_lo: int, c_hi: int, up: str, do
 
 
 def key_findings(g: Group) -> list[str]:
-    return _preset_comparisons(g) + _scaling(g) + quality_findings(g) + _request_failures(g)
+    return (_preset_comparisons(g) + _scaling(g) + quality_findings(g) + _request_failures(g)
+            + _disturbed_runs(g))
 
 
 def _preset_comparisons(g: Group) -> list[str]:
@@ -111,6 +113,24 @@ def _request_failures(g: Group) -> list[str]:
             elif bad or trunc:
                 out.append(f"{lab} at C{c}: {bad} request(s) failed, {trunc} truncated "
                            f"(excluded from latency figures).")
+    return out
+
+
+CLIENT_BUSY_PCT = 90.0  # benchrun's event loop is one thread: near a full core it may be the bottleneck
+
+
+def _disturbed_runs(g: Group) -> list[str]:
+    """Runs whose machine was busy with other work, or whose client was near a full core."""
+    out = []
+    for lab in g.labels:
+        for c, j in sorted(g.grid[lab].items()):
+            cpu = (j.result.get("telemetry") or {}).get("cpu") or {}
+            if (cpu.get("other_pct") or 0) >= BUSY_PCT:
+                out.append(f"{lab} at C{c}: other processes used {cpu['other_pct']:.0f}% of a core while "
+                           f"it was measured; its figures may be disturbed (rerun on a quiet machine).")
+            if (cpu.get("client_pct") or 0) >= CLIENT_BUSY_PCT:
+                out.append(f"{lab} at C{c}: benchrun itself used {cpu['client_pct']:.0f}% of a core; "
+                           f"the client may have limited the load.")
     return out
 
 
