@@ -110,6 +110,8 @@ async def fetch(session: aiohttp.ClientSession, url: str, body: bytes, rec: Requ
         if hasattr(task, "uncancel"):
             task.uncancel()  # the cancel was ours and is handled: the task goes on
         rec.error = "read timeout: the server stopped sending"
+    except aiohttp.ConnectionTimeoutError:
+        rec.error = "connect timeout: the server did not accept the connection"
     except asyncio.TimeoutError:
         rec.error = "read timeout: the server stopped sending"
     except aiohttp.ClientError as e:
@@ -143,6 +145,9 @@ def parse_stream(rec: RequestRecord, chunks: list[tuple[int, bytes]]) -> None:
             rec.done = True
             kinds.append(DONE)
             continue
+        if not data:  # an empty `data:` line: a keep-alive some proxies send
+            kinds.append(OTHER)
+            continue
         try:
             ev = json.loads(data)
         except ValueError:
@@ -164,7 +169,7 @@ def parse_stream(rec: RequestRecord, chunks: list[tuple[int, bytes]]) -> None:
 def _classify(ev: Any, rec: RequestRecord, text: list, reasoning: list) -> str:
     if not isinstance(ev, dict):
         return OTHER
-    if "error" in ev:
+    if ev.get("error") is not None:  # some servers send "error": null on every chunk
         err = ev["error"]
         rec.error = rec.error or f"server error: {err.get('message', err) if isinstance(err, dict) else err}"
         return ERROR
@@ -183,14 +188,15 @@ def _classify(ev: Any, rec: RequestRecord, text: list, reasoning: list) -> str:
     if ev.get("usage") is not None:
         rec.usage = ev["usage"]
     # A token is a non-empty content or reasoning delta; the role-only first chunk is not.
-    if delta.get("reasoning_content"):
-        reasoning.append(delta["reasoning_content"])
-        if delta.get("content"):
-            text.append(delta["content"])
-        return REASONING
-    if delta.get("content"):
+    # llama.cpp names the reasoning field reasoning_content, newer vLLM `reasoning`.
+    thought = delta.get("reasoning_content") or delta.get("reasoning")
+    if thought:
+        reasoning.append(thought)
+    if delta.get("content"):  # also beside reasoning (a </think> boundary): the first answer token
         text.append(delta["content"])
         return CONTENT
+    if thought:
+        return REASONING
     if choice.get("finish_reason"):
         return FINISH
     if delta.get("role"):

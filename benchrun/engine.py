@@ -41,6 +41,8 @@ class LoadPlan:
 
 def arrival_offsets_ns(n: int, rate: float, arrival: str, seed: int) -> list[int]:
     """Scheduled send offsets (ns from the start) for n arrivals at `rate` per second."""
+    if n == 0:
+        return []
     if arrival == "constant":
         gaps = np.full(n, 1.0 / rate)
     else:
@@ -91,9 +93,7 @@ class Engine:
                 except StopIteration:
                     return
                 continue
-            rec = RequestRecord(id=self._next_id, repeat=repeat, warmup=warmup, tags=spec.tags,
-                                scheduled_ns=scheduled_ns, expected_tokens=spec.expected_tokens)
-            self._next_id += 1
+            rec = self._record(spec, repeat, warmup, scheduled_ns)
             body = build_body(spec, self.model)
             if spec.reply_needed:
                 await send(self.session, self.url, body, rec, self._watch)
@@ -107,6 +107,21 @@ class Engine:
             except StopIteration:
                 return
         conv.close()  # stopped early: its `finally` runs, so pipeline agents waiting on it go on
+        if scheduled_ns is not None and isinstance(spec, RequestSpec):
+            # An open-loop arrival that the run stopped before it could start (it was waiting
+            # for a max_concurrency slot): a failure, not a silent drop, or the most delayed
+            # requests would vanish from the figures.
+            rec = self._record(spec, repeat, warmup, scheduled_ns)
+            rec.error = "not sent: the run stopped before it could start"
+            rec.start_ns = rec.end_ns = perf_counter_ns()
+            self._finish(rec)
+            out.append(rec)
+
+    def _record(self, spec: RequestSpec, repeat: int, warmup: bool, scheduled_ns: int | None) -> RequestRecord:
+        rec = RequestRecord(id=self._next_id, repeat=repeat, warmup=warmup, tags=spec.tags,
+                            scheduled_ns=scheduled_ns, expected_tokens=spec.expected_tokens)
+        self._next_id += 1
+        return rec
 
     async def run(self, conversations: Iterable[Conversation], plan: LoadPlan,
                   repeat: int = 0, warmup: bool = False) -> tuple[list[RequestRecord], int]:

@@ -92,6 +92,11 @@ def ttft_from_schedule_ms(r: RequestRecord) -> Optional[float]:
     return None if late is None or first is None else late + first
 
 
+def ttfa_from_schedule_ms(r: RequestRecord) -> Optional[float]:
+    late, first = lateness_ms(r), ttfa_ms(r)
+    return None if late is None or first is None else late + first
+
+
 def e2e_from_schedule_ms(r: RequestRecord) -> Optional[float]:
     late = lateness_ms(r)
     return None if late is None else late + e2e_ms(r)
@@ -142,7 +147,8 @@ OPEN_LOOP: dict[str, Callable[[RequestRecord], Optional[float]]] = {
     "ttft_from_schedule_ms": ttft_from_schedule_ms,
     "e2e_from_schedule_ms": e2e_from_schedule_ms,
 }
-_FROM_SCHEDULE = {"ttft_ms": ttft_from_schedule_ms, "e2e_ms": e2e_from_schedule_ms}
+_FROM_SCHEDULE = {"ttft_ms": ttft_from_schedule_ms, "ttfa_ms": ttfa_from_schedule_ms,
+                  "e2e_ms": e2e_from_schedule_ms}
 SERVER_TIMINGS = ("prompt_per_second", "predicted_per_second", "prompt_ms", "predicted_ms",
                   "prompt_n", "predicted_n", "cache_n")
 
@@ -193,7 +199,7 @@ def server_timings(records: list[RequestRecord], client_decode_mean: Optional[fl
 def goodput_of(records: list[RequestRecord], slo: dict, wall_ns: int) -> Optional[dict]:
     """Share and rate of requests that succeeded, were complete and met every SLO
     (`slo` maps a per-request latency of SloConfig, e.g. ttft_ms, to its upper limit). In open
-    loop ttft and e2e count from the scheduled send time: waiting for a max_concurrency slot
+    loop ttft, ttfa and e2e count from the scheduled send time: waiting for a max_concurrency slot
     is latency the user saw, and must not be hidden (coordinated omission)."""
     from .stats import goodput
 

@@ -98,6 +98,21 @@ def test_open_loop_cap_shows_up_as_lateness(timed_url):
     assert M.ttft_from_schedule_ms(recs[-1]) > M.ttft_ms(recs[-1]) + 150
 
 
+def test_open_loop_arrivals_stuck_behind_the_cap_at_the_deadline_are_failures(timed_url):
+    """Due every 20 ms, served one at a time at >= 100 ms each, stopped at 0.3 s: the arrivals
+    still queued for the slot at the deadline are recorded as failed, never silently dropped."""
+    recs, _ = _run(timed_url, [_conv(i, ttft_ms=100, tokens=2) for i in range(20)],
+                   LoadPlan(rate=50.0, arrival="constant", max_concurrency=1, duration_s=0.3))
+    arrived = [r for r in recs if r.scheduled_ns - min(x.scheduled_ns for x in recs) < 0.3e9]
+    assert len(recs) == len(arrived) == 15  # every arrival before the deadline, and only those
+    sent, unsent = [r for r in recs if r.ok], [r for r in recs if not r.ok]
+    assert 2 <= len(sent) <= 4 and len(sent) + len(unsent) == 15
+    assert all(r.error == "not sent: the run stopped before it could start" and r.event_ns == [] for r in unsent)
+    m = M.compute_metrics(recs, 10**9)
+    assert m["requests_failed"] == len(unsent) and m["ttft_ms"]["n"] == len(sent)
+    assert M.goodput_of(recs, {"e2e_ms": 10_000}, 10**9)["share"] == pytest.approx(len(sent) / 15)
+
+
 def test_duration_limit_stops_new_requests(timed_url):
     recs, wall = _run(timed_url, [_conv(i, ttft_ms=50, tokens=2) for i in range(100)],
                       LoadPlan(concurrency=2, duration_s=0.3))

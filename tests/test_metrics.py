@@ -147,5 +147,7 @@ def test_open_loop_goodput_counts_from_the_schedule():
     assert g["requests_good"] == 1
     e2e = M.goodput_of([late, on_time], {"e2e_ms": 20.0}, 1_000 * MS)  # e2e 10 ms, 40 from schedule
     assert e2e["requests_good"] == 1
+    ttfa = M.goodput_of([late, on_time], {"ttfa_ms": 10.0}, 1_000 * MS)  # the answer waited too
+    assert ttfa["requests_good"] == 1
     closed = rec([1, 5, 7, 9, 10], "rcccd", usage_out=3, expected=3, start_ns=30 * MS)
     assert M.goodput_of([closed], {"ttft_ms": 10.0}, 1_000 * MS)["requests_good"] == 1

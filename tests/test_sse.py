@@ -69,3 +69,25 @@ def test_stream_errors_are_data():
     assert bad.error.startswith("malformed SSE event") and bad.event_kinds == "ed"
     srv = _record([(110, ev({"error": {"code": 500, "message": "out of context"}})), (120, b"data: [DONE]\n\n")])
     assert srv.error == "server error: out of context"
+
+
+def test_mixed_reasoning_and_content_delta_is_the_first_answer_token():
+    """At a </think> boundary some servers send reasoning and content in one delta: that
+    event carries the first answer token, so TTFA must stop there."""
+    from benchrun import metrics as M
+
+    chunks = [(101, ev(delta(role="assistant"))), (102, ev(delta(reasoning_content="hmm"))),
+              (103, ev(delta(reasoning_content=".", content="Answer"))), (104, ev(delta(content=" more"))),
+              (105, b"data: [DONE]\n\n")]
+    r = _record(chunks)
+    assert r.event_kinds == "rtccd" and r.text == "Answer more" and r.reasoning == "hmm."
+    assert M.ttft_ms(r) == 2 / 1e6 and M.ttfa_ms(r) == 3 / 1e6
+    # vLLM's newer field name for the same thing.
+    v = _record([(101, ev(delta(reasoning="x"))), (102, ev(delta(content="y"))), (103, b"data: [DONE]\n\n")])
+    assert v.event_kinds == "tcd" and v.reasoning == "x"
+
+
+def test_null_error_field_and_empty_keepalive_are_not_failures():
+    chunk = {**delta(content="A"), "error": None}
+    r = _record([(110, ev(chunk)), (115, b"data:\n\n"), (120, b"data: [DONE]\n\n")])
+    assert r.ok and r.event_kinds == "cod" and r.text == "A"
