@@ -13,10 +13,10 @@ Exit codes: 0 done (failed jobs are data, see summary), 2 bad config, 130 interr
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from pathlib import Path
 
+from . import interrupts
 from .config import validate
 from .hydra_setup import ConfigError, conf_dir, precheck, register_configs, run_id
 from .resume import job_overrides, kept_on_resume, resume_dir
@@ -86,7 +86,7 @@ def _job(cfg) -> None:
 
     from .job import run_job
 
-    _install_sigterm()  # again here: a submitit worker never ran main()
+    interrupts.install()  # again here: a submitit worker never ran main()
     hc = HydraConfig.get()
     job_dir = Path(hc.runtime.output_dir)
     overrides = list(hc.overrides.task)
@@ -115,26 +115,6 @@ def status_line(name: str, res: dict) -> str:
     return (f"{line}: {m['requests_ok']} requests, ttft p50 {num((m.get('ttft_ms') or {}).get('p50'), 'ms')}, "
             f"decode {num((m.get('decode_tok_s') or {}).get('mean'), 'tok/s')}, "
             f"{num(m.get('output_throughput_tok_s'), 'tok/s')} total")
-
-
-# --- signals ------------------------------------------------------------------------------
-
-def _on_sigterm(signum, frame) -> None:
-    """SIGTERM takes Ctrl-C's path: whatever handles SIGINT now (asyncio's runner cancels the
-    load cleanly; elsewhere Python raises KeyboardInterrupt) handles this too."""
-    handler = signal.getsignal(signal.SIGINT)
-    if callable(handler):
-        handler(signal.SIGINT, frame)
-    else:
-        raise KeyboardInterrupt
-
-
-def _install_sigterm() -> None:
-    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
-        try:
-            signal.signal(signal.SIGTERM, _on_sigterm)
-        except ValueError:  # not the main thread: leave it to whoever owns signals there
-            pass
 
 
 # --- the command line -----------------------------------------------------------------------
@@ -174,10 +154,9 @@ def _run_hydra(argv: list[str]) -> int:
 
 
 def _interrupted() -> int:
-    """Ctrl-C / SIGTERM: stop every server, summarise what was measured, exit 130. Further
-    signals are ignored meanwhile, so a second Ctrl-C cannot leave a server behind."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    """Ctrl-C / SIGTERM: stop every server, summarise what was measured, exit 130 (further
+    signals are ignored meanwhile: see interrupts.py)."""
+    interrupts.ignore()
     _POOL.close()
     out = _STATE.get("out_dir")
     print("benchrun: interrupted; every server benchrun started is stopped", file=sys.stderr, flush=True)
@@ -200,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         run_id()
         mod = importlib.import_module(f".commands.{argv[0]}", __package__)
         return mod.main(argv[1:])
-    _install_sigterm()
+    interrupts.install()
     try:
         resume_dir(argv)
         run_id()

@@ -13,6 +13,7 @@ from typing import Callable, Generator, Iterable, Optional
 import aiohttp
 import numpy as np
 
+from . import interrupts
 from .client import RequestSpec, StallWatch, build_body, fetch, parse_stream, send
 from .records import RequestRecord
 
@@ -21,12 +22,19 @@ Conversation = Generator[RequestSpec, RequestRecord, None]
 
 def run_loop(coro):
     """Run `coro` to completion on uvloop when it is installed (less CPU per event than the
-    default loop, so less perturbation of a server on the same machine), else on asyncio's."""
+    default loop, so less perturbation of a server on the same machine), else on asyncio's.
+    A Ctrl-C cancels it (see interrupts.py) and comes out as KeyboardInterrupt."""
     try:
         import uvloop
+        run = uvloop.run
     except ImportError:  # e.g. Windows
-        return asyncio.run(coro)
-    return uvloop.run(coro)
+        run = asyncio.run
+    try:
+        return run(interrupts.watched(coro))
+    except asyncio.CancelledError:
+        if interrupts.interrupted():
+            raise KeyboardInterrupt from None
+        raise
 
 
 @dataclass

@@ -27,10 +27,13 @@ def _wait_for(pred, timeout: float, what: str):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_signal_mid_sweep_writes_interrupted_stops_servers_exits_130(tmp_path, sig):
-    rid = f"sig-{sig.name}"
-    mark = f"{tmp_path}-{sig.name}"
+@pytest.mark.parametrize("sigs", [[signal.SIGINT], [signal.SIGTERM], [signal.SIGINT, signal.SIGINT]],
+                         ids=["SIGINT", "SIGTERM", "SIGINT-twice"])
+def test_signal_mid_sweep_writes_interrupted_stops_servers_exits_130(tmp_path, sigs):
+    """An impatient second Ctrl-C, 0.1 s after the first, must not cut the cleanup short."""
+    name = "-".join(s.name for s in sigs)
+    rid = f"sig-{name}"
+    mark = f"{tmp_path}-{name}"
     env = {**os.environ, "BENCHRUN_RUN_ID": rid, "BENCHRUN_TEST_MARK": mark}
     proc = subprocess.Popen([sys.executable, "-m", "benchrun", "-m", "model=tiny", "concurrency=2,3",
                              "workload.requests=40", "workload.output_tokens=128",
@@ -44,7 +47,9 @@ def test_signal_mid_sweep_writes_interrupted_stops_servers_exits_130(tmp_path, s
                   120, "requests to finish on the server")
         children = psutil.Process(proc.pid).children(recursive=True)
         assert children, "no server process under benchrun"
-        proc.send_signal(sig)
+        for i, sig in enumerate(sigs):
+            time.sleep(0.1 * i)
+            proc.send_signal(sig)
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:

@@ -1,0 +1,55 @@
+"""Ctrl-C and SIGTERM: the first one stops the run, later ones are ignored, so an impatient
+second Ctrl-C cannot cut short the writing of what was measured or the stopping of servers.
+
+While run_loop drives the load, the first signal cancels it at an await point (as asyncio's own
+runner does), the engine flushes what it has, and run_loop then raises KeyboardInterrupt;
+outside the loop the first signal raises KeyboardInterrupt at once."""
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+from typing import Optional
+
+_state: dict = {"signals": 0, "task": None}
+
+
+def _handler(signum, frame) -> None:
+    _state["signals"] += 1
+    if _state["signals"] > 1:
+        return
+    task: Optional[asyncio.Task] = _state["task"]
+    if task is not None and not task.done():
+        task.get_loop().call_soon_threadsafe(task.cancel)  # also wakes the loop
+        return
+    raise KeyboardInterrupt
+
+
+def install() -> None:
+    """Take over SIGINT and SIGTERM where nobody else has (submitit, for one, has its own)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(sig) in (signal.SIG_DFL, signal.default_int_handler, None):
+            signal.signal(sig, _handler)
+
+
+def ignore() -> None:
+    """From here to the exit, ignore both signals outright: the interpreter resets a Python
+    handler to the default at shutdown, and a late Ctrl-C would then kill the exit code."""
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
+
+
+def interrupted() -> bool:
+    return _state["signals"] > 0
+
+
+async def watched(coro):
+    """Run `coro` as the task the first signal cancels."""
+    _state["task"] = asyncio.current_task()
+    try:
+        return await coro
+    finally:
+        _state["task"] = None
