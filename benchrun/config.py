@@ -139,6 +139,10 @@ def validate(cfg: Any) -> None:
         raise ValueError(f"model.backend must be one of {', '.join(backends)}, got {cfg.model.backend!r}")
     if cfg.model.backend == "external" and not cfg.model.url:
         raise ValueError("model.url is required for model=external (e.g. model.url=http://127.0.0.1:8000)")
+    if cfg.model.url and not str(cfg.model.url).startswith(("http://", "https://")):
+        raise ValueError(f"model.url must start with http:// or https://, got {cfg.model.url!r}")
+    if cfg.model.port is not None and not 0 <= cfg.model.port <= 65535:
+        raise ValueError(f"model.port must be 0-65535 (or null: a free port), got {cfg.model.port}")
     if cfg.load.rate is not None and cfg.load.rate <= 0:
         raise ValueError(f"load.rate must be > 0 requests/s, got {cfg.load.rate}")
     if cfg.load.arrival not in ("poisson", "constant"):
@@ -154,8 +158,12 @@ def validate(cfg: Any) -> None:
         raise ValueError(f"load.max_concurrency must be a positive integer, got {cfg.load.max_concurrency}")
     if cfg.load.duration_s is not None and cfg.load.duration_s <= 0:
         raise ValueError(f"load.duration_s must be > 0 seconds, got {cfg.load.duration_s}")
-    if cfg.workload.requests < 1:
-        raise ValueError(f"workload.requests must be a positive integer, got {cfg.workload.requests}")
+    for key in ("requests", "input_tokens", "output_tokens"):
+        if cfg.workload[key] < 1:
+            raise ValueError(f"workload.{key} must be a positive integer, got {cfg.workload[key]}")
+    for key, limit in cfg.slo.items():
+        if limit is not None and limit <= 0:
+            raise ValueError(f"slo.{key} must be > 0 ms (or null: no limit), got {limit}")
     if cfg.model.flash_attn not in ("on", "off", "auto"):
         raise ValueError(f"model.flash_attn must be on, off or auto, got {cfg.model.flash_attn!r}")
     if cfg.model.parallel < 1:

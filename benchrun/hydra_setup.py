@@ -116,6 +116,8 @@ def precheck(overrides: list[str], multirun: bool, max_jobs: int = 256) -> list[
     """Compose and validate every job of the command line before anything starts, so a typo in
     the fifth job of a sweep fails now, in one line, instead of after an hour of measuring.
     Returns the jobs' overrides; raises ConfigError."""
+    from .workloads import make_workload
+
     try:
         with hydra_conf():
             jobs = sweep_jobs(overrides, multirun)
@@ -123,6 +125,7 @@ def precheck(overrides: list[str], multirun: bool, max_jobs: int = 256) -> list[
                 cfg = compose(job)
                 validate(cfg)
                 OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+                make_workload(cfg.workload, cfg.concurrency)  # a missing trace file, a bad agent
     except Exception as e:  # noqa: BLE001 -- turned into one line
         raise ConfigError(explain(e)) from e
     return jobs

@@ -24,16 +24,22 @@ CASES = [
     (["concurrency=[1"], ["cannot parse override"]),
     (["hydra/launcher=nope"], ["unknown hydra/launcher 'nope'", "basic", "submitit_local"]),
     (["resume=/nonexistent/sweep"], ["resume", "/nonexistent/sweep"]),
+    (["workload.output_tokens=0"], ["workload.output_tokens must be a positive integer, got 0"]),
+    (["slo.ttft_ms=-5"], ["slo.ttft_ms must be > 0 ms", "-5"]),
+    (["model.port=99999"], ["model.port must be 0-65535", "99999"]),
+    (["model=external", "model.url=localhost:8000"], ["model.url must start with http://"]),
+    (["workload=replay", "workload.path=/nonexistent/t.jsonl"], ["workload.path: no such file"]),
 ]
 
 
 @pytest.fixture
 def keep_signals(monkeypatch):
-    """main() installs a SIGTERM handler; give pytest its own back."""
-    saved = signal.getsignal(signal.SIGTERM)
+    """main() installs SIGINT and SIGTERM handlers; give pytest its own back."""
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     monkeypatch.delenv("BENCHRUN_RUN_ID", raising=False)
     yield
-    signal.signal(signal.SIGTERM, saved)
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
 
 
 @pytest.mark.parametrize("argv,needles", CASES, ids=[" ".join(a) for a, _ in CASES])
