@@ -126,8 +126,14 @@ def precheck(overrides: list[str], multirun: bool, max_jobs: int = 256) -> list[
                 validate(cfg)
                 OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
                 make_workload(cfg.workload, cfg.concurrency)  # a missing trace file, a bad agent
+            hc = compose(jobs[0], return_hydra_config=True).hydra
+            out_key, out_dir = ("hydra.sweep.dir", hc.sweep.dir) if multirun else ("hydra.run.dir", hc.run.dir)
     except Exception as e:  # noqa: BLE001 -- turned into one line
         raise ConfigError(explain(e)) from e
+    try:  # last: nothing is created for a config that fails the checks above
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"{out_key}: cannot create {out_dir} ({e.strerror or e})") from e
     return jobs
 
 

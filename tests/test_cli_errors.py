@@ -29,6 +29,8 @@ CASES = [
     (["model.port=99999"], ["model.port must be 0-65535", "99999"]),
     (["model=external", "model.url=localhost:8000"], ["model.url must start with http://"]),
     (["workload=replay", "workload.path=/nonexistent/t.jsonl"], ["workload.path: no such file"]),
+    (["hydra.run.dir=/dev/null/x"], ["hydra.run.dir: cannot create /dev/null/x"]),
+    (["-m", "concurrency=1,2", "hydra.sweep.dir=/dev/null/x"], ["hydra.sweep.dir: cannot create /dev/null/x"]),
 ]
 
 
