@@ -23,7 +23,7 @@ from .records import RecordWriter, RequestRecord
 from .redact import redact
 from .results import SCHEMA_VERSION, write_result
 from .servers import ServerError, ServerPool
-from .servers.base import log_tail, reachable
+from .servers.base import log_cause, reachable
 from .servers.pool import resolve_model_path
 from .stats import repeats_ci95
 from .workloads import make_workload
@@ -72,9 +72,9 @@ def _check_server(server, read_timeout_s: float) -> None:
     passed (within the requests' own stall timeout, at most 5 s), fails the job."""
     if not server.alive():
         code = server.process.returncode if server.process is not None else None
-        tail = log_tail(server.log_path, 3).replace("\n", " | ")
+        cause = log_cause(server.log_path).replace("\n", " | ")
         raise ServerError(f"server process died during the run (exit code {code})"
-                          + (f"; server.log tail: {tail}" if tail else ""))
+                          + (f"; server.log: {cause}" if cause else ""))
     wait = max(1.0, min(5.0, read_timeout_s))
     ok, status = reachable(server.url, server.headers, wait, external=server.backend == "external")
     if not ok:

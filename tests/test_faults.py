@@ -59,8 +59,9 @@ def test_start_failures_inside_a_sweep_are_data_and_the_sweep_goes_on(cli, tmp_p
     _preset(extra, "no_binary", "tiny: tiny\nbackend: llama_server\nbinary: /nonexistent/bin/llama-server")
     _preset(extra, "port_taken", f"tiny: tiny\nport: {busy_port}")
     _preset(extra, "too_slow", "tiny: tiny\nstartup_timeout_s: 0.01")
+    _preset(extra, "crashes", "tiny: tiny\nctx_size: 1")  # llama.cpp aborts on its first decode
     try:
-        proc, _ = cli("-m", "model=missing_file,bad_flag,no_binary,port_taken,too_slow,tiny",
+        proc, _ = cli("-m", "model=missing_file,bad_flag,no_binary,port_taken,too_slow,crashes,tiny",
                       "workload.requests=2", "load.warmup_requests=0",
                       f"hydra.searchpath=[file://{extra}]", env={"BENCHRUN_TEST_MARK": str(tmp_path)})
     finally:
@@ -79,6 +80,9 @@ def test_start_failures_inside_a_sweep_are_data_and_the_sweep_goes_on(cli, tmp_p
         assert cause in res[job]["error"], (job, res[job]["error"])
         assert f"{job}] failed" in proc.stdout
     assert "exited with code 2 during startup" in res["bad_flag_c1"]["error"]
+    crash = res["crashes_c1"]["error"]
+    assert "during startup" in crash and "fail" in crash.lower(), crash  # the abort's own line...
+    assert "LWP" not in crash and "#1 " not in crash, crash  # ...not gdb's backtrace after it
     assert res["tiny_c1"]["status"] == "ok" and res["tiny_c1"]["metrics"]["requests_ok"] == 2
     # A pinned port that is busy before the start: the server moves to a free port (and says
     # so in server.log); the squatter is never benchmarked.
@@ -88,7 +92,7 @@ def test_start_failures_inside_a_sweep_are_data_and_the_sweep_goes_on(cli, tmp_p
     port_job = next(out.glob("*_port_taken_c1"))
     assert f"model.port={busy_port} is busy" in (port_job / "server.log").read_text()
     summary = json.loads((out / "summary.json").read_text())
-    assert sorted(r["status"] for r in summary) == ["failed"] * 4 + ["ok"] * 2
+    assert sorted(r["status"] for r in summary) == ["failed"] * 5 + ["ok"] * 2
     report = (out / "report.md").read_text()
     assert all(job in report for job in expect)  # the report lists the failed jobs
     # Every server started for the sweep (the timed-out one included) is stopped.
@@ -331,3 +335,18 @@ def test_a_failure_unrelated_to_the_server_keeps_it_for_the_next_job(compose, tm
         assert pool.current is not None and pool.current.pid == pid  # no needless relaunch
     finally:
         pool.close()
+
+
+def test_log_cause_skips_a_crash_backtrace_and_prefers_error_lines(tmp_path):
+    from benchrun.servers.base import log_cause
+
+    log = tmp_path / "server.log"
+    log.write_text("I srv init: loading model\nW llama_context: n_ctx rounded down\n"
+                   "common.cpp:2245: get_sub_batch: failed to add token 2 at index 1\n\n"
+                   "[New LWP 12121]\n[Thread debugging using libthread_db enabled]\n"
+                   "#0  0x00007f in __GI___wait4 () at ../wait4.c:30\n#1  0x0000 in ggml_abort ()\n"
+                   "[Inferior 1 (process 7718) detached]\n")
+    assert log_cause(log) == "common.cpp:2245: get_sub_batch: failed to add token 2 at index 1"
+    log.write_text("line one\nline two\n")  # nothing names an error: the last lines
+    assert log_cause(log) == "line one\nline two"
+    assert log_cause(tmp_path / "absent.log") == ""

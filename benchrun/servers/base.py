@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -63,12 +64,27 @@ def reachable(url: str, headers: dict | None = None, timeout: float = 2.0,
     return status != 0, status
 
 
-def log_tail(path: Optional[Path], lines: int = 15) -> str:
+# A crash (ggml's abort) appends a gdb backtrace of 100+ lines that says nothing about the cause.
+_BACKTRACE = re.compile(r"^(\[New LWP |\[New Thread |\[Thread debugging|#0 )")
+_CAUSE = re.compile(r"error|fail|fatal|abort|assert|exception|couldn't|cannot|unable|out of memory", re.I)
+
+
+def log_cause(path: Optional[Path], lines: int = 4) -> str:
+    """The last lines of server.log that say why the server stopped: a crash backtrace cut
+    off, lines that name an error preferred over the rest."""
     if not path or not path.exists():
         return ""
     with open(path, "rb") as fh:
-        fh.seek(max(0, fh.seek(0, 2) - 8192))
-        return "\n".join(fh.read().decode("utf-8", "replace").splitlines()[-lines:])
+        fh.seek(max(0, fh.seek(0, 2) - (1 << 16)))
+        text = fh.read().decode("utf-8", "replace")
+    kept = []
+    for line in text.splitlines():
+        if _BACKTRACE.match(line):
+            break
+        if line.strip():
+            kept.append(line.strip())
+    errors = [x for x in kept if _CAUSE.search(x)]
+    return "\n".join((errors or kept)[-lines:])
 
 
 @dataclass
@@ -138,8 +154,8 @@ def listens_on(pid: int, port: int) -> Optional[bool]:
 
 def server_failure(msg: str, log_path: Optional[Path]) -> ServerError:
     """A start failure: the cause, then the last lines of server.log (the real reason)."""
-    tail = log_tail(log_path, 4).strip()
-    return ServerError(f"{msg}; server.log tail: {tail.replace(chr(10), ' | ')}" if tail else msg)
+    cause = log_cause(log_path)
+    return ServerError(f"{msg}; server.log: {cause.replace(chr(10), ' | ')}" if cause else msg)
 
 
 def launch(command: list[str], url: str, log_path: Path, startup_timeout_s: float,
