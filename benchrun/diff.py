@@ -119,8 +119,9 @@ def diff_dirs(base: Path, cand: Path, metrics: tuple[Metric, ...] = HEADLINE, se
     only_a = [_fmt_key(k) for k in sorted(set(a) - set(b))]
     only_b = [_fmt_key(k) for k in sorted(set(b) - set(a))]
     if not jobs:
-        raise ReportError(f"no matching jobs between {base} and {cand} "
-                          f"(matched on model, workload, concurrency)")
+        why = f": {notes[0]}" + (f" (and {len(notes) - 1} more)" if len(notes) > 1 else "") if notes else ""
+        raise ReportError(f"no matching ok jobs between {base} and {cand} "
+                          f"(matched on model, workload, concurrency){why}")
     if models:
         notes.insert(0, f"comparing model {models[0]} (baseline) with model {models[1]} (candidate)")
     return Diff(str(base), str(cand), jobs, only_a, only_b, notes)

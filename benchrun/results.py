@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from functools import lru_cache
 from importlib import resources
@@ -68,6 +69,25 @@ def write_result(job_dir: Path, result: dict[str, Any]) -> Path:
 def read_result(path: Path) -> dict:
     with open(path) as fh:
         return json.load(fh)
+
+
+UNREADABLE = "unreadable"
+_JOB_DIR = re.compile(r"^\d+_(?P<model>.+)_c(?P<c>\d+)$")  # hydra's subdir: <num>_<model>_c<N>
+
+
+def load_result(path: Path) -> dict:
+    """result.json for reports and summaries: one that cannot be read becomes a failed job
+    (status `unreadable`, named from its dir), so one bad file never hides the other results."""
+    try:
+        res = read_result(path)
+        _ = res["model"]["name"], res["workload"]["name"]
+        return res
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        what = "not a benchrun result" if isinstance(e, (KeyError, TypeError)) else f"{type(e).__name__}: {e}"
+    m = _JOB_DIR.match(path.parent.name)
+    return {"status": UNREADABLE, "error": f"unreadable result.json ({what})",
+            "model": {"name": m["model"] if m else path.parent.name}, "workload": {"name": "?"},
+            "concurrency": int(m["c"]) if m else 1, "server": {}, "hardware": {}, "metrics": {}}
 
 
 def find_results(root: Path) -> list[Path]:

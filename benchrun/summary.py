@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .report.data import Job, metric, task_tally, value_of
 from .report.view import spread
-from .results import atomic_write_text, find_results, read_result
+from .results import atomic_write_text, find_results, load_result
 
 SUMMARY_STATS = ("mean", "p50", "p90", "p99")
 SUMMARY_METRICS = ("ttft_ms", "ttfa_ms", "itl_ms", "tpot_ms", "e2e_ms", "decode_tok_s", "prefill_tok_s")
@@ -19,12 +19,13 @@ SCALARS = ("output_throughput_tok_s", "request_throughput_rps", "requests_ok", "
 
 def summary_row(res: dict, job_dir: Path) -> dict:
     m = res.get("metrics", {})
+    server = res.get("server") or {}
     row = {
         "job": job_dir.name, "status": res.get("status"), "error": res.get("error"),
-        "model": res["model"]["name"], "backend": res["server"]["backend"],
+        "model": res["model"]["name"], "backend": server.get("backend"),
         "concurrency": res.get("concurrency"), "workload": res["workload"]["name"],
-        "hardware": res["hardware"]["name"], "repeats": res.get("repeats", 1),
-        "server_pid": res["server"].get("pid"), "model_sha256": res["model"].get("sha256"),
+        "hardware": (res.get("hardware") or {}).get("name"), "repeats": res.get("repeats", 1),
+        "server_pid": server.get("pid"), "model_sha256": res["model"].get("sha256"),
     }
     for name in SUMMARY_METRICS:
         for stat in SUMMARY_STATS:
@@ -61,7 +62,7 @@ def summary_row(res: dict, job_dir: Path) -> dict:
 
 def write_summary(root: Path) -> list[dict]:
     """(Re)write summary.csv and summary.json in `root` from every result.json below it."""
-    rows = [summary_row(read_result(p), p.parent) for p in find_results(root)]
+    rows = [summary_row(load_result(p), p.parent) for p in find_results(root)]
     if rows:
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=list(rows[0]), extrasaction="ignore")

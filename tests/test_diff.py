@@ -114,7 +114,8 @@ def test_unmatched_jobs_are_listed(tmp_path):
     (["diff", "{empty}", "{empty}"], "no result.json found"),
     (["diff", "{base}", "{base}", "--fail-on", "ttft_ms.p50"], "--fail-on wants METRIC:PCT"),
     (["diff", "{base}", "{base}", "--fail-on", "nonsense:5"], "unknown metric 'nonsense'"),
-    (["diff", "{base}", "{other}"], "no matching jobs"),
+    (["diff", "{base}", "{other}"], "no matching ok jobs"),
+    (["diff", "{base}", "{failed}"], "no matching ok jobs between"),
     (["diff", "{base}", "{base}", "--models", "m"], "--models wants A:B"),
     (["report", "/no/such/dir"], "no such directory"),
     (["report", "{empty}"], "no result.json found"),
@@ -126,10 +127,14 @@ def test_bad_input_one_line_exit_2(tmp_path, capsys, args, msg):
     (tmp_path / "empty").mkdir()
     make_job(tmp_path / "base", 0, "m", 1, 10, 1, n=5)
     make_job(tmp_path / "other", 0, "x", 1, 10, 1, n=5)
-    args = [a.format(empty=tmp_path / "empty", base=tmp_path / "base", other=tmp_path / "other") for a in args]
+    make_job(tmp_path / "failed", 0, "m", 1, 10, 1, n=5, status="failed", error="server exited with code -6")
+    args = [a.format(empty=tmp_path / "empty", base=tmp_path / "base", other=tmp_path / "other",
+                     failed=tmp_path / "failed") for a in args]
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and msg in err[0], err
+    if str(tmp_path / "failed") in args:  # says why: the same job is there, failed
+        assert "candidate: job 0_m_c1 failed: server exited with code -6" in err[0], err
 
 
 def test_bad_input_subprocess(cli):

@@ -264,6 +264,23 @@ def test_busy_machine_and_busy_client_are_findings(tmp_path):
     assert "m at C4: other processes" not in findings and "m at C1: benchrun itself" not in findings
 
 
+def test_a_corrupt_result_is_a_failed_job_and_the_rest_still_reports(tmp_path):
+    make_job(tmp_path, 0, "m", 1, 50, 5)
+    bad = make_job(tmp_path, 1, "m", 4, 50, 5, seed=1)
+    (bad / "result.json").write_text('{"schema_version": 1, "sta')  # a half-written file
+    make_job(tmp_path, 2, "n", 1, 50, 5, seed=2)
+    (tmp_path / "2_n_c1" / "result.json").write_text("[]")  # JSON, but not a result
+    w = write_report(tmp_path, html=False, charts=False)
+    md = w.report_md.read_text()
+    assert (w.jobs, w.failed) == (3, 2)
+    rows = {r[0]: r for r in table_after(md, "## Failed Jobs")}
+    assert rows["1_m_c4"][1:4] == ["m", "C4", "unreadable"] and "JSONDecodeError" in rows["1_m_c4"][4]
+    assert rows["2_n_c1"][3:] == ["unreadable", "unreadable result.json (not a benchrun result)"]
+    assert table_after(md, "## Summary")[0] == ["Metric", "m"]  # the readable results are reported
+    summary = (tmp_path / "summary.csv").read_text().splitlines()
+    assert len(summary) == 4 and summary[2].startswith("1_m_c4,unreadable,")
+
+
 def test_all_failed_still_reports(tmp_path):
     make_job(tmp_path, 0, "m", 1, 1, 1, status="failed", error="model file not found: /x.gguf")
     md = write_report(tmp_path).report_md.read_text()

@@ -11,7 +11,7 @@ from typing import Callable, Optional
 
 from .. import metrics as M
 from ..records import read_records
-from ..results import find_results
+from ..results import find_results, load_result
 
 
 class ReportError(Exception):
@@ -190,15 +190,7 @@ def load_jobs(root: Path) -> list[Job]:
     paths = find_results(root)
     if not paths:
         raise ReportError(f"no result.json found under {root} (is it a benchrun run or sweep dir?)")
-    jobs = []
-    for p in paths:
-        try:
-            res = json.loads(p.read_text())
-            _ = res["model"]["name"], res["workload"]["name"]
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise ReportError(f"unreadable result {p}: {type(e).__name__}: {e}") from None
-        jobs.append(Job(p.parent, res))
-    return jobs
+    return [Job(p.parent, load_result(p)) for p in paths]
 
 
 TINY_FILE = re.compile(r"^tiny(_\w+)?-[0-9a-f]{6,}\.gguf$")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+from ..results import UNREADABLE
 from .blocks import Block, Bullets, Code, Heading, Image, Para, Table
 from .data import BY_KEY, Job, is_random_weights
 from .findings import key_findings, recommendation, task_rows, verdict
@@ -217,7 +218,7 @@ def prerequisites(jobs: list[Job]) -> list[Block]:
     seen, items, cmds = set(), [], []
     for j in jobs:
         m, s = j.result["model"], j.result["server"]
-        if m["name"] in seen:
+        if m["name"] in seen or j.result["status"] == UNREADABLE:  # nothing known of its files
             continue
         seen.add(m["name"])
         sha = f" (sha256 `{m['sha256'][:16]}…`)" if m.get("sha256") else ""
