@@ -162,7 +162,7 @@ def explain(exc: BaseException) -> str:
             return f"unknown {group} '{name}'; allowed: {', '.join(options)}"
         return first(exc)
     if isinstance(exc, OverrideParseException):
-        return f"cannot parse override: {first(exc)}"
+        return f"cannot parse override: {first(exc)} (quote a value with spaces or other characters: key='value')"
     cause = exc.__cause__ or exc
     if isinstance(cause, (ConfigKeyError, AttributeError)) and getattr(cause, "full_key", None):
         key = cause.full_key
