@@ -171,7 +171,7 @@ def main() -> None:
     subprocess.run([sys.executable, "-c", "import benchrun.cli, benchrun.job"], check=True)
     startup = time.perf_counter() - t0
     jobs = job_overhead(args.jobs)
-    print(f"fixed overhead per job (tiny, server reused, no warm-up request): "
+    print("fixed overhead per job (tiny, server reused, no warm-up request): "
           + ", ".join(f"{j['overhead_s']:.2f} s" for j in jobs)
           + f"; once per invocation, Python + imports: {startup:.2f} s")
     print(f"load average after: {os.getloadavg()[0]:.2f}")

@@ -119,7 +119,9 @@ def diff_dirs(base: Path, cand: Path, metrics: tuple[Metric, ...] = HEADLINE, se
     only_a = [_fmt_key(k) for k in sorted(set(a) - set(b))]
     only_b = [_fmt_key(k) for k in sorted(set(b) - set(a))]
     if not jobs:
-        why = f": {notes[0]}" + (f" (and {len(notes) - 1} more)" if len(notes) > 1 else "") if notes else ""
+        why = ""
+        if notes:  # typically: the same job is there, but failed
+            why = f": {notes[0]}" + (f" (and {len(notes) - 1} more)" if len(notes) > 1 else "")
         raise ReportError(f"no matching ok jobs between {base} and {cand} "
                           f"(matched on model, workload, concurrency){why}")
     if models:

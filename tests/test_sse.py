@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
 from benchrun.client import parse_stream
 from benchrun.records import RequestRecord

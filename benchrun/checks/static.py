@@ -103,7 +103,7 @@ def regex(text: str, spec: dict, ctx) -> Outcome:
     found = re.search(spec["pattern"], text, flags) is not None
     if spec.get("absent"):
         return (not found, "pattern absent" if not found else f"forbidden pattern found: {spec['pattern']}")
-    return (found, f"pattern found" if found else f"pattern not found: {spec['pattern']}")
+    return (found, "pattern found" if found else f"pattern not found: {spec['pattern']}")
 
 
 def json_schema(text: str, spec: dict, ctx) -> Outcome:

@@ -2,7 +2,6 @@
 one is called, its unit, which way is better, and how to read it from a result.json."""
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from functools import cached_property

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .compare import compare, ratio_text
 from ..telemetry import BUSY_PCT
+from .compare import compare, ratio_text
 from .data import BY_KEY, Job, is_random_weights
 from .view import Group, Verdict, rank, show
 
