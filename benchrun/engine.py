@@ -15,7 +15,7 @@ import numpy as np
 
 from . import interrupts
 from .client import RequestSpec, StallWatch, build_body, fetch, parse_stream, send
-from .records import RequestRecord
+from .records import NOT_SENT, RequestRecord
 
 Conversation = Generator[RequestSpec, RequestRecord, None]
 
@@ -120,7 +120,7 @@ class Engine:
             # for a max_concurrency slot): a failure, not a silent drop, or the most delayed
             # requests would vanish from the figures.
             rec = self._record(spec, repeat, warmup, scheduled_ns)
-            rec.error = "not sent: the run stopped before it could start"
+            rec.error = NOT_SENT
             rec.start_ns = rec.end_ns = perf_counter_ns()
             self._finish(rec)
             out.append(rec)

@@ -9,7 +9,7 @@ from typing import Callable, Iterable, Optional
 
 import numpy as np
 
-from .records import CONTENT, TOKEN_KINDS, RequestRecord
+from .records import CONTENT, NOT_SENT, TOKEN_KINDS, RequestRecord
 
 NS_PER_MS = 1e6
 
@@ -142,8 +142,7 @@ PER_REQUEST: dict[str, Callable[[RequestRecord], Optional[float]]] = {
     "decode_tok_s": decode_tok_s,
     "prefill_tok_s": prefill_tok_s,
 }
-OPEN_LOOP: dict[str, Callable[[RequestRecord], Optional[float]]] = {
-    "lateness_ms": lateness_ms,
+OPEN_LOOP: dict[str, Callable[[RequestRecord], Optional[float]]] = {  # over good requests
     "ttft_from_schedule_ms": ttft_from_schedule_ms,
     "e2e_from_schedule_ms": e2e_from_schedule_ms,
 }
@@ -162,6 +161,8 @@ def compute_metrics(records: list[RequestRecord], wall_ns: int) -> dict:
     m: dict = {name: summarize(f(r) for r in good) for name, f in PER_REQUEST.items()}
     m["itl_ms"] = summarize(x for r in good for x in itl_ms(r))
     if any(r.scheduled_ns is not None for r in records):
+        # Lateness is the scheduler's: every request that went out has one, failed or not.
+        m["lateness_ms"] = summarize(lateness_ms(r) for r in records if r.error != NOT_SENT)
         m.update({name: summarize(f(r) for r in good) for name, f in OPEN_LOOP.items()})
     m.update({
         "requests_ok": len(good),

@@ -13,6 +13,8 @@ from .redact import redact
 # finish (finish_reason with empty delta), usage, done ([DONE]), error, other.
 ROLE, CONTENT, REASONING, FINISH, USAGE, DONE, ERROR, OTHER = "rctfudeo"
 TOKEN_KINDS = CONTENT + REASONING
+# The error of an open-loop arrival the run stopped before it could start (engine.py).
+NOT_SENT = "not sent: the run stopped before it could start"
 
 
 @dataclass

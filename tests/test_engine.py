@@ -8,6 +8,7 @@ from benchrun import metrics as M
 from benchrun import timedserver
 from benchrun.client import RequestSpec, make_session
 from benchrun.engine import Engine, LoadPlan, arrival_offsets_ns, run_loop
+from benchrun.records import NOT_SENT
 
 
 def test_poisson_schedule_is_seeded_and_has_the_mean_rate():
@@ -107,7 +108,7 @@ def test_open_loop_arrivals_stuck_behind_the_cap_at_the_deadline_are_failures(ti
     assert len(recs) == len(arrived) == 15  # every arrival before the deadline, and only those
     sent, unsent = [r for r in recs if r.ok], [r for r in recs if not r.ok]
     assert 2 <= len(sent) <= 4 and len(sent) + len(unsent) == 15
-    assert all(r.error == "not sent: the run stopped before it could start" and r.event_ns == [] for r in unsent)
+    assert all(r.error == NOT_SENT and r.event_ns == [] for r in unsent)
     m = M.compute_metrics(recs, 10**9)
     assert m["requests_failed"] == len(unsent) and m["ttft_ms"]["n"] == len(sent)
     assert M.goodput_of(recs, {"e2e_ms": 10_000}, 10**9)["share"] == pytest.approx(len(sent) / 15)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from benchrun import metrics as M
-from benchrun.records import RequestRecord
+from benchrun.records import NOT_SENT, RequestRecord
 
 MS = 1_000_000  # ns
 
@@ -102,6 +102,12 @@ def test_open_loop_lateness_and_latency_from_schedule():
     assert m["lateness_ms"]["mean"] == 4 and m["ttft_from_schedule_ms"]["p50"] == 10
     closed = M.compute_metrics([rec([1, 6, 8, 9], "rccd", usage_out=2)], 20 * MS)
     assert "lateness_ms" not in closed
+    # A request that went out 30 ms late and failed was still late; one never sent has no lateness.
+    failed = rec([], "", scheduled_ns=0, start_ns=30 * MS, error="HTTP 503: busy", status=503, id=1)
+    unsent = rec([], "", scheduled_ns=0, start_ns=90 * MS, error=NOT_SENT, status=None, id=2)
+    m = M.compute_metrics([r, failed, unsent], 100 * MS)
+    assert m["lateness_ms"]["n"] == 2 and m["lateness_ms"]["max"] == 30
+    assert m["ttft_from_schedule_ms"]["n"] == 1  # latency figures: good requests only
 
 
 def test_summarize():
