@@ -46,6 +46,13 @@ def test_presets_lists_every_preset(cli, tmp_path):
     assert f"--model {models}/Qwen3.5-35B-A3B-UD-Q3_K_XL.gguf" in q35["command"]
     assert by["external"]["file_status"] == "external"
 
+    # Without the binary as well: both missing prerequisites are named, not only the first.
+    proc, _ = cli("presets", "qwen35", "--json", f"paths.models_dir={models}",
+                  f"paths.llama_server={tmp_path / 'no-such-llama-server'}")
+    problems = json.loads(proc.stdout)["presets"][0]["problems"]
+    assert len(problems) == 2 and problems[0].startswith("model file not found"), problems
+    assert problems[1].startswith("llama-server binary not found: ") and "no-such-llama-server" in problems[1]
+
 
 def test_presets_text_and_bad_input(cli):
     proc, _ = cli("presets", "tiny", "hardware.memory_mib=10", "model.port=8123")

@@ -26,28 +26,33 @@ def compose_presets(names: list[str], overrides: list[str]) -> tuple[list[Any], 
 
 
 def command_line(m: Any, shown_port: Optional[int]) -> tuple[list[str], list[str]]:
-    """(argv the preset would run, problems). Built by the same server_command a run uses; when
-    the model file or binary is missing, rendered anyway from the configured path and binary,
-    so the user sees the line, and the problem is listed."""
+    """(argv the preset would run, problems). Built by the same code a run uses; a missing
+    model file or binary is listed (every one, not only the first), and the line is rendered
+    anyway from the configured path and binary."""
     from omegaconf import OmegaConf
 
     from ..servers import ServerError
-    from ..servers.pool import embedded_command, llama_server_command, server_command
+    from ..servers.pool import embedded_command, find_llama_server, llama_server_command, resolve_model_path
 
     port = shown_port or 0  # 0 stands for "a free port is taken at launch"
     if m.backend == "external":
         return [], []
+    problems = []
     try:
-        return server_command(m, port), []
+        path = resolve_model_path(m)
     except ServerError as e:
-        problems = [str(e)]
-    path = Path(m.path).expanduser() if m.path else Path("<model.path>")
+        problems.append(str(e))
+        path = Path(m.path).expanduser() if m.path else Path("<model.path>")
     if m.backend != "llama_server":
         return embedded_command(m, path, port), problems
-    # llama_server_command wants a binary that exists: render with a stand-in, then put the
-    # configured one back in argv[0].
+    try:
+        binary = find_llama_server(m)
+    except ServerError as e:
+        problems.append(str(e))
+        binary = m.binary
+    # Rendered with a stand-in binary that exists, then the real (or configured) one put back.
     cmd = llama_server_command(OmegaConf.merge(m, {"binary": sys.executable}), path, port)
-    cmd[0] = m.binary
+    cmd[0] = binary
     return cmd, problems
 
 

@@ -39,12 +39,16 @@ def resolve_model_path(m: ModelConfig) -> Optional[Path]:
     return path
 
 
-def llama_server_command(m: ModelConfig, model_path: Path, port: int) -> list[str]:
+def find_llama_server(m: ModelConfig) -> str:
     binary = shutil.which(m.binary) or (m.binary if Path(m.binary).is_file() else None)
     if not binary:
         raise ServerError(f"llama-server binary not found: {m.binary!r} (build llama.cpp, then set "
                           f"paths.llama_server in conf/local/default.yaml or BENCHRUN_LLAMA_SERVER)")
-    cmd = [binary, "--model", str(model_path), "--host", m.host, "--port", str(port),
+    return binary
+
+
+def llama_server_command(m: ModelConfig, model_path: Path, port: int) -> list[str]:
+    cmd = [find_llama_server(m), "--model", str(model_path), "--host", m.host, "--port", str(port),
            "--ctx-size", str(m.ctx_size), "--n-gpu-layers", str(m.n_gpu_layers),
            "--parallel", str(m.parallel), "--flash-attn", m.flash_attn]
     if m.metrics_endpoint:
