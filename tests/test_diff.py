@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -69,6 +70,31 @@ def test_cli_fail_on_exit_codes(dirs, cli, capsys):
     out = capsys.readouterr().out
     table = [line for line in out.splitlines() if line.startswith("   ")]
     assert table and not [line for line in table if "WORSE" in line or "BETTER" in line]
+
+
+def test_fail_on_a_metric_outside_the_headline_set_still_fires(dirs, capsys):
+    """ttft_ms.p99 and e2e_ms.p90 are not in the default table: --fail-on must compare them."""
+    from benchrun.cli import main
+
+    base, slow = str(dirs["base"]), str(dirs["slow"])
+    assert main(["diff", base, slow, "--fail-on", "ttft_ms.p99:5"]) == 1
+    err = capsys.readouterr().err
+    assert "REGRESSION m / agentic / C1: ttft_ms.p99 worse by" in err, err
+    assert main(["diff", base, base, "--fail-on", "e2e_ms.p90:1"]) == 0  # computed, and unchanged
+
+
+def test_bootstrap_is_symmetric_and_copes_with_unequal_large_itl_sets():
+    from benchrun.report.compare import bootstrap_diff_ci
+
+    rng = np.random.default_rng(7)
+    a, b = list(rng.normal(100, 10, 30)), list(rng.normal(106, 10, 30))
+    lo, hi = bootstrap_diff_ci(a, b, "p50")
+    assert bootstrap_diff_ci(b, a, "p50") == pytest.approx((-hi, -lo))  # swapping flips the sign only
+    # ITL gaps, one run each: 100 requests x 250 gaps against 100 x 100 (more than the cap).
+    long_, short = [list(rng.normal(5, 0.5, 250)) for _ in range(100)], [list(rng.normal(5.5, 0.5, 100)) for _ in range(100)]
+    lo, hi = bootstrap_diff_ci(long_, short, "p50", clustered=True)
+    assert 0 < lo < 0.5 < hi < 1.0
+    assert bootstrap_diff_ci(short, long_, "p50", clustered=True) == pytest.approx((-hi, -lo))
 
 
 def test_regression_from_repeats(tmp_path):

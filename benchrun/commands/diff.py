@@ -28,6 +28,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     from ..diff import diff_dirs, format_json, format_md, format_table, parse_fail_on, regressions
+    from ..report.data import HEADLINE
 
     try:
         rules = [parse_fail_on(s) for s in args.fail_on]
@@ -37,7 +38,10 @@ def main(argv: list[str]) -> int:
             if not sep or not a or not b:
                 raise ReportError(f"--models wants A:B (e.g. qwen3coder:qwen35), got {args.models!r}")
             models = (a, b)
-        d = diff_dirs(args.baseline, args.candidate, seed=args.seed, models=models)
+        # Every --fail-on metric is compared too, headline or not (ttft_ms.p99, e2e_ms.p90, ...).
+        extra = tuple(m for m, _ in rules if m not in HEADLINE)
+        d = diff_dirs(args.baseline, args.candidate, HEADLINE + tuple(dict.fromkeys(extra)),
+                      seed=args.seed, models=models)
     except ReportError as e:
         print(f"benchrun diff: {e}", file=sys.stderr)
         return 2

@@ -11,6 +11,7 @@ Noise, best source first:
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import asdict, dataclass
 from typing import Optional, Sequence
 
@@ -45,33 +46,45 @@ def _stat(x: np.ndarray, stat: str, axis: int = -1) -> np.ndarray:
     raise ValueError(stat)
 
 
+def _rng(seed: int, *parts: np.ndarray) -> np.random.Generator:
+    """A generator per sample, seeded by its content: swapping baseline and candidate then
+    resamples each side exactly as before, so the interval only changes sign."""
+    h = 0
+    for p in parts:
+        h = zlib.crc32(np.ascontiguousarray(p, dtype=float).tobytes(), h)
+    return np.random.default_rng([seed, h])
+
+
 def bootstrap_diff_ci(a: list, b: list, stat: str, seed: int = 0, n_boot: int = N_BOOT,
                       clustered: bool = False) -> tuple[float, float]:
     """95% percentile-bootstrap CI of stat(b) - stat(a). `clustered`: a and b are lists of
     per-request lists (ITL gaps); requests are resampled whole."""
-    rng = np.random.default_rng(seed)
     if not clustered:
         A, B = np.asarray(a, float), np.asarray(b, float)
-        ia = rng.integers(0, len(A), (n_boot, len(A)))
-        ib = rng.integers(0, len(B), (n_boot, len(B)))
+        ia = _rng(seed, A).integers(0, len(A), (n_boot, len(A)))
+        ib = _rng(seed, B).integers(0, len(B), (n_boot, len(B)))
         d = _stat(B[ib], stat) - _stat(A[ia], stat)
     else:
-        d = _cluster_stat(b, stat, rng, n_boot) - _cluster_stat(a, stat, rng, n_boot)
+        # One resample count for both sides (they are subtracted), bounded by the larger one's
+        # (n_boot x values) weight matrix.
+        n_vals = max(sum(len(g) for g in a), sum(len(g) for g in b), 1)
+        n_boot = max(100, min(n_boot, int(2e7 // n_vals)))
+        d = _cluster_stat(b, stat, seed, n_boot) - _cluster_stat(a, stat, seed, n_boot)
     lo, hi = np.percentile(d, [2.5, 97.5])
     return float(lo), float(hi)
 
 
-def _cluster_stat(groups: list, stat: str, rng, n_boot: int) -> np.ndarray:
+def _cluster_stat(groups: list, stat: str, seed: int, n_boot: int) -> np.ndarray:
     """stat over the pooled values of `n_boot` resamples of whole groups (requests), at once:
     a resample is a count per group, i.e. a weight on each pooled value (sorted once)."""
     sizes = np.array([len(g) for g in groups])
     vals = np.concatenate([np.asarray(g, float) for g in groups]) if sizes.sum() else np.zeros(0)
     if vals.size == 0:
         return np.zeros(n_boot)
+    rng = _rng(seed, vals, sizes)
     owner = np.repeat(np.arange(len(groups)), sizes)
     order = np.argsort(vals, kind="stable")
     vals, owner = vals[order], owner[order]
-    n_boot = max(100, min(n_boot, int(2e7 // vals.size)))  # bound the (n_boot x values) matrix
     counts = rng.multinomial(len(groups), np.full(len(groups), 1 / len(groups)), size=n_boot)
     w = counts[:, owner].astype(float)
     total = w.sum(axis=1)
