@@ -140,8 +140,8 @@ class Verdict:
     @property
     def decided(self) -> bool:
         """A real win: beyond noise, or (no noise estimate) a gap of at least 5%."""
-        if self.delta is None or self.best is None:
-            return False
+        if self.delta is None or self.best is None or self.delta.change == "same":
+            return False  # equal values are a tie whatever an interval says (as the Winner column)
         if self.delta.beyond_noise is None:
             return self.delta.rel is not None and abs(self.delta.rel) >= SINGLE_RUN_TIE
         return bool(self.delta.beyond_noise)
