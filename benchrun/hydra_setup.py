@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 import os
 import secrets
+import shutil
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -128,6 +129,9 @@ def precheck(overrides: list[str], multirun: bool, max_jobs: int = 256) -> list[
                 make_workload(cfg.workload, cfg.concurrency)  # a missing trace file, a bad agent
             hc = compose(jobs[0], return_hydra_config=True).hydra
             out_key, out_dir = ("hydra.sweep.dir", hc.sweep.dir) if multirun else ("hydra.run.dir", hc.run.dir)
+            if multirun and "Slurm" in str(hc.launcher.get("_target_", "")) and not shutil.which("sbatch"):
+                raise ConfigError("hydra/launcher: a SLURM launcher, but this machine has no sbatch "
+                                  "(run it on a cluster login node, or use hydra/launcher=submitit_local)")
     except Exception as e:  # noqa: BLE001 -- turned into one line
         raise ConfigError(explain(e)) from e
     try:  # last: nothing is created for a config that fails the checks above

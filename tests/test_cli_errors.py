@@ -115,3 +115,13 @@ def test_shipped_demo_experiment_expands_to_its_six_jobs():
     assert [j[:2] for j in jobs] == [[f"model={m}", f"concurrency={c}"]
                                      for m in ("tiny", "tiny_wide") for c in (1, 2, 3)]
     assert len(precheck(["experiment=demo", "concurrency=2"], multirun=True)) == 2
+
+
+def test_slurm_launcher_without_slurm_is_one_line(capsys, keep_signals, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch here, whatever the machine has
+    assert cli.main(["-m", "hydra/launcher=slurm_gpu", "concurrency=1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["benchrun: config error: hydra/launcher: a SLURM launcher, but this machine has no "
+                   "sbatch (run it on a cluster login node, or use hydra/launcher=submitit_local)"]
+    assert not (tmp_path / "outputs").exists()
