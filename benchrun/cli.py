@@ -7,6 +7,7 @@ hydra_setup.py and commands/, the only code that knows Hydra.
   benchrun report DIR             (re)write report.md, charts, summary.csv of a run or sweep dir
   benchrun diff A B               compare two run or sweep dirs
   benchrun presets | serve ...    list the model presets | serve one (benchrun/commands/)
+  benchrun build-server           build llama.cpp's llama-server into the cache (once per build)
 
 Exit codes: 0 done (failed jobs are data, see summary), 2 bad config, 130 interrupted.
 """
@@ -173,11 +174,11 @@ def _interrupted() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("report", "diff", "presets", "serve"):
+    if argv and argv[0] in ("report", "diff", "presets", "serve", "build-server"):
         import importlib
 
         run_id()
-        mod = importlib.import_module(f".commands.{argv[0]}", __package__)
+        mod = importlib.import_module(f".commands.{argv[0].replace('-', '_')}", __package__)
         return mod.main(argv[1:])
     interrupts.install()
     try:

