@@ -126,7 +126,7 @@ def test_a_binary_without_a_readable_help_is_not_checked_and_says_so(tmp_path):
     b.write_text('#!/bin/sh\necho "error: invalid argument: --help" >&2\nexit 2\n')
     b.chmod(0o755)
     note = check_flags(str(b), [Flag("--metrics", None, "model.metrics_endpoint")])
-    assert note.startswith(f"benchrun: `{b} --help` lists no options (error: invalid argument: --help)")
+    assert note == f"benchrun: `{b} --help` lists no llama-server options; flags not checked"
 
 
 def test_a_preset_whose_flags_the_binary_lacks_is_refused_before_launch(tmp_path, tiny_model_path):
