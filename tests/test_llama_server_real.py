@@ -121,3 +121,49 @@ def test_build_server_is_a_no_op_when_the_build_is_cached(cli, llama_server_bin)
     assert proc.stderr == "" and cached.stat().st_mtime_ns == before  # nothing rebuilt, nothing said
     info = json.loads((cached.parent / "build.json").read_text())
     assert info["build"] == DEFAULT_BUILD and "-DLLAMA_CURL=OFF" in info["cmake"]
+
+
+# A chat template that renders an assistant's reasoning_content inside <think>...</think>, as
+# thinking models' templates do: llama.cpp's template analysis then parses <think> blocks of the
+# output into reasoning_content. The grammar makes SmolLM2 (not a thinking model) write one.
+THINKING_TEMPLATE = """{%- for message in messages -%}
+<|im_start|>{{ message.role }}
+{% if message.role == 'assistant' and message.reasoning_content -%}
+<think>
+{{ message.reasoning_content }}
+</think>
+{% endif -%}
+{{ message.content }}<|im_end|>
+{% endfor -%}
+{%- if add_generation_prompt -%}
+<|im_start|>assistant
+{% endif -%}"""
+THINK_GRAMMAR = 'root ::= "<think>\\n" [a-z]+ (" " [a-z]+){6,10} "\\n</think>\\n\\n" [A-Z] [a-z]+ (" " [a-z]+){4,8} "."'
+
+
+def test_ttfa_follows_the_reasoning_llama_cpp_itself_parsed(cli, llama_server_bin, smollm2_path, tmp_path):
+    template = tmp_path / "thinking.jinja"
+    template.write_text(THINKING_TEMPLATE)
+    trace = tmp_path / "trace.jsonl"
+    trace.write_text("".join(json.dumps({"messages": [{"role": "user", "content": q}], "max_tokens": 96}) + "\n"
+                             for q in ("Think, then say what a list is.", "Think, then name a colour.")))
+    proc, cwd = cli("model=smollm2", "model.backend=llama_server", f"paths.llama_server={llama_server_bin}",
+                    f"model.extra_args=[--jinja,--chat-template-file,{template},--reasoning-format,deepseek]",
+                    "workload=replay", f"workload.path={trace}", "load.warmup_requests=0", "report=false",
+                    f"+workload.extra_body.grammar='{THINK_GRAMMAR}'", timeout=180)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    job = next((cwd / output_dir_of(proc.stdout)).glob("0_*"))
+    res = json.loads((job / "result.json").read_text())
+    assert res["status"] == "ok", res["error"]
+    records = [json.loads(line) for line in (job / "requests.jsonl").read_text().splitlines()]
+    assert len(records) == 2
+    for r in records:
+        # The server split the stream: reasoning deltas first, then the answer, no tags left.
+        assert len(r["reasoning"].split()) >= 7 and "<think>" not in r["text"] + r["reasoning"], r
+        assert r["text"].strip()[0].isupper() and r["text"].strip().endswith("."), r["text"]
+        kinds = r["event_kinds"]  # t = reasoning event, c = content event (records.py)
+        assert "t" in kinds and "c" in kinds and kinds.index("t") < kinds.index("c") and "t" not in kinds[kinds.index("c"):], kinds
+    # TTFT is the first token of either kind, TTFA the first answer token: later, by the reasoning.
+    m = res["metrics"]
+    assert m["ttfa_ms"]["n"] == m["ttft_ms"]["n"] == 2
+    assert m["ttfa_ms"]["min"] > m["ttft_ms"]["min"] and m["ttfa_ms"]["max"] > m["ttft_ms"]["max"]
