@@ -187,7 +187,17 @@ def test_evaluate_builds_task_entries_that_follow_the_contract():
 def test_demo_and_study_experiments_compose(compose):
     demo = compose(["experiment=demo"], return_hydra_config=True)
     assert demo.workload.name == "agentic_coding" and demo.workload.max_tokens_cap
-    assert dict(demo.hydra.sweeper.params) == {"model": "tiny,tiny_wide", "concurrency": "1,2,3"}
+    assert dict(demo.hydra.sweeper.params) == {"model": "smollm2,gemma3_270m", "concurrency": "1,2,3"}
+    # No demo request can outgrow its slot: the primary agent's last turn, counted at one token
+    # per UTF-8 byte (a BPE token is at least one byte, so this bounds the real count from above)
+    # plus 8 template tokens per message, with every reply at the cap, fits ctx_size / parallel.
+    cap = demo.workload.max_tokens_cap
+    primary = demo.workload.agents[0]
+    texts = [demo.workload.system_prompt] + [t.prompt for t in primary.turns]
+    worst = sum(len(t.encode()) + 8 for t in texts) + len(primary.turns) * (cap + 8)
+    for name in ("smollm2", "gemma3_270m"):
+        m = compose(["experiment=demo", f"model={name}"]).model
+        assert not m.kv_unified and worst <= m.ctx_size // m.parallel, (name, worst, m.ctx_size // m.parallel)
     study = compose(["experiment=qwen3_vs_qwen35"], return_hydra_config=True)
     assert dict(study.hydra.sweeper.params) == {"model": "qwen3coder,qwen35", "concurrency": "1,2,3"}
     assert study.repeats == 3 and study.hardware.name == "rtx4090" and study.workload.name == "agentic_coding"
