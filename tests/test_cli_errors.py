@@ -113,7 +113,7 @@ def test_sweep_jobs_are_the_experiments_params_with_the_command_line_winning(con
 def test_shipped_demo_experiment_expands_to_its_six_jobs():
     jobs = precheck(["experiment=demo"], multirun=True)
     assert [j[:2] for j in jobs] == [[f"model={m}", f"concurrency={c}"]
-                                     for m in ("tiny", "tiny_wide") for c in (1, 2, 3)]
+                                     for m in ("smollm2", "gemma3_270m") for c in (1, 2, 3)]
     assert len(precheck(["experiment=demo", "concurrency=2"], multirun=True)) == 2
 
 
