@@ -13,7 +13,7 @@ from typing import Any, Optional
 from omegaconf import OmegaConf
 
 from . import fit, telemetry
-from .client import make_session
+from .client import make_session, token_count_body
 from .engine import Engine, LoadPlan, run_loop
 from .hardware import build_info_of, describe_hardware
 from .metrics import compute_metrics, goodput_of, server_timings
@@ -88,8 +88,8 @@ def served_name(m: Any) -> Optional[str]:
     return m.served_name or (m.name if m.backend == "external" else None)
 
 
-def _run_load(cfg: Any, url: str, headers: dict, workload, writer: RecordWriter, on_measure=None
-              ) -> tuple[list[list[RequestRecord]], list[int], dict]:
+def _run_load(cfg: Any, url: str, headers: dict, workload, writer: RecordWriter, on_measure=None,
+              llama_cpp: bool = True) -> tuple[list[list[RequestRecord]], list[int], dict]:
     """Warm-up, then `repeats` measured runs. Returns the records and wall time per repeat,
     and the server's /metrics deltas over the measured runs."""
     plan = LoadPlan(concurrency=cfg.concurrency, rate=cfg.load.rate, arrival=cfg.load.arrival,
@@ -101,9 +101,11 @@ def _run_load(cfg: Any, url: str, headers: dict, workload, writer: RecordWriter,
     repeats = [workload.conversations(rep) for rep in range(cfg.repeats)]
 
     async def go():
-        async with make_session(cfg.load.request_timeout_s, headers) as session:
+        async with make_session(cfg.load.request_timeout_s, headers,
+                                reuse_connections=cfg.load.reuse_connections) as session:
             engine = Engine(session, url + "/v1/chat/completions", model=served_name(cfg.model),
-                            on_record=writer.write)
+                            on_record=writer.write,
+                            extra_body=token_count_body(cfg.load.token_counts, llama_cpp))
             for convs in warmups:
                 await engine.run(convs, LoadPlan(concurrency=1), warmup=True)
             if on_measure:
@@ -175,9 +177,11 @@ def run_job(cfg: Any, job_dir: Path, pool: ServerPool, job_num: int, run_id: str
         result["workload"] = {"name": cfg.workload.name, **workload.describe()}
         sampler = telemetry.start_for_job(cfg, server, job_dir)  # idle memory: before traffic
         try:
+            # An external server counts as llama.cpp when its /props named a build.
             runs, walls, result["server_metrics"] = _run_load(
                 cfg, server.url, server.headers, workload, writer,
-                on_measure=sampler and (lambda: sampler.mark("measure")))
+                on_measure=sampler and (lambda: sampler.mark("measure")),
+                llama_cpp=server.backend != "external" or bool(server.build_info))
         finally:
             if sampler:
                 sampler.stop()  # the telemetry window ends with the load, before checks run

@@ -60,12 +60,63 @@ def test_one_token_reply():
     assert M.tpot_ms(r) is None and M.decode_tok_s(r) is None
 
 
-def test_token_count_mismatch_is_flagged_not_hidden():
-    # The server says 4 tokens but only 3 token events came: one event carried two tokens.
-    r = rec([1, 2, 3, 4, 5, 6], "rcccud", usage_out=4)
+def test_multi_token_events_without_counts_are_spread_not_flagged():
+    # The server says 4 tokens but only 3 token events came and no per-event counts: one event
+    # carried two tokens. Not a mismatch; the total is spread evenly over the gaps.
+    r = rec([1, 2, 4, 7, 8, 9], "rcccud", usage_out=4)
     assert M.output_tokens(r) == 4 and M.token_events(r) == 3
+    assert M.token_count_source(r) == "spread" and not M.token_count_mismatch(r)
+    assert M.chunk_gap_ms(r) == [2, 3]
+    # 3 tokens after the first arrived over 5 ms: each gap carries 1.5 tokens.
+    assert M.itl_ms(r) == pytest.approx([2 / 1.5, 3 / 1.5])
+    assert M.tokens_per_event(r) == pytest.approx(4 / 3)
+    m = M.compute_metrics([r], 10 * MS)
+    assert m["token_count_mismatches"] == 0 and m["token_count_sources"] == {"spread": 1}
+
+
+def per_event(r, counts, source="timings"):
+    r.event_tokens, r.token_source = counts, source
+    return r
+
+
+def test_multi_token_chunks_give_per_token_itl():
+    # CJK + emoji as llama.cpp streams it (timings_per_token): role, then events carrying
+    # 2, 3, 1, 2 tokens, finish, a usage chunk whose count rises by 1 (the EOS), [DONE].
+    r = per_event(rec([1, 20, 26, 29, 33, 36, 36.5, 37], "rccccfud", usage_out=9),
+                  [0, 2, 3, 1, 2, 0, 1, 0])
+    assert M.ttft_ms(r) == 20  # the first event that carries a token, whatever it carries
+    assert M.chunk_gap_ms(r) == [6, 3, 4]  # between token events, unsplit
+    # 6 ms over 3 tokens, 3 ms over 1, 4 ms over 2, then the EOS 3.5 ms later (usage chunk).
+    # The first event's second token arrived inside TTFT: no gap of its own, no sample.
+    assert M.itl_ms(r) == pytest.approx([2, 2, 2, 3, 2, 2, 3.5])
+    assert M.tpot_ms(r) == pytest.approx((37 - 20) / 8)  # server tokens, not events
+    assert not M.token_count_mismatch(r)
+    assert M.token_count_source(r) == "timings"
+    m = M.compute_metrics([r], 100 * MS)
+    assert m["itl_ms"]["n"] == 7 and m["chunk_gap_ms"]["n"] == 3
+    assert m["itl_ms"]["mean"] == pytest.approx(16.5 / 7)
+    assert m["token_count_mismatches"] == 0
+
+
+def test_per_event_counts_that_do_not_add_up_are_flagged():
+    r = per_event(rec([1, 2, 3, 4, 5], "rccud", usage_out=5), [0, 1, 2, 0, 0])
     assert M.token_count_mismatch(r)
     assert M.compute_metrics([r], 10 * MS)["token_count_mismatches"] == 1
+    r = per_event(rec([1, 2, 3, 4, 5], "rccud", usage_out=3), [0, 1, 2, 0, 0], "logprobs")
+    assert not M.token_count_mismatch(r) and M.token_count_source(r) == "logprobs"
+
+
+def test_a_token_event_with_no_new_token_is_not_a_step():
+    # Text the server held back (a partial stop string) released without a new token: the
+    # event is a chunk but no token arrived with it.
+    r = per_event(rec([5, 10, 14, 15, 16], "ccfud", usage_out=2), [1, 1, 0, 0, 0])
+    assert M.itl_ms(r) == [5] and M.chunk_gap_ms(r) == [5]
+
+
+def test_old_records_without_counts_keep_one_token_per_event():
+    r = rec([5, 20, 30, 45, 46, 47, 50], "rcccfud", usage_out=3)
+    assert M.token_count_source(r) == "events"
+    assert M.itl_ms(r) == M.chunk_gap_ms(r) == [10, 15]
 
 
 def test_output_tokens_falls_back_to_timings_never_to_words():
