@@ -121,6 +121,7 @@ class BenchConfig:
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     paths: Dict[str, Any] = field(default_factory=dict)
     fit_check: bool = True
+    context_check: bool = True  # refuse a workload whose largest request outgrows one slot (context.py)
     report: bool = True
     resume: Optional[str] = None
     debug: bool = False

@@ -117,6 +117,7 @@ def precheck(overrides: list[str], multirun: bool, max_jobs: int = 256) -> list[
     """Compose and validate every job of the command line before anything starts, so a typo in
     the fifth job of a sweep fails now, in one line, instead of after an hour of measuring.
     Returns the jobs' overrides; raises ConfigError."""
+    from . import context
     from .workloads import make_workload
 
     try:
@@ -126,7 +127,8 @@ def precheck(overrides: list[str], multirun: bool, max_jobs: int = 256) -> list[
                 cfg = compose(job)
                 validate(cfg)
                 OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
-                make_workload(cfg.workload, cfg.concurrency)  # a missing trace file, a bad agent
+                wl = make_workload(cfg.workload, cfg.concurrency)  # a missing trace file, a bad agent
+                context.check(cfg, wl.context_need())  # a late turn that cannot fit its slot
             hc = compose(jobs[0], return_hydra_config=True).hydra
             out_key, out_dir = ("hydra.sweep.dir", hc.sweep.dir) if multirun else ("hydra.run.dir", hc.run.dir)
             if multirun and "Slurm" in str(hc.launcher.get("_target_", "")) and not shutil.which("sbatch"):

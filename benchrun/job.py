@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 from omegaconf import OmegaConf
 
-from . import fit, telemetry
+from . import context, fit, telemetry
 from .client import make_session, token_count_body
 from .engine import Engine, LoadPlan, run_loop
 from .hardware import build_info_of, describe_hardware
@@ -168,13 +168,17 @@ def run_job(cfg: Any, job_dir: Path, pool: ServerPool, job_num: int, run_id: str
         estimate = fit.estimate_for(cfg, model_path)  # kept in the result, refused or not
         fit.check(cfg, estimate, result["hardware"])  # refuses what cannot fit, before launching
         workload = make_workload(cfg.workload, cfg.concurrency)  # a bad workload launches nothing
+        need = workload.context_need()
+        result["workload"]["context"] = context.describe(cfg, need)
+        context.check(cfg, need)  # a late turn that cannot fit one slot: refused before launch
         server, reused = pool.get(m, log_path, model_path)
         server.build_info = build_info_of(server)
         if server.log_path and server.log_path.exists():
             log_offset = server.log_path.stat().st_size if reused else 0
         result["server"].update(server.describe(), reused=reused)
         workload.prepare(server.url, server.headers)
-        result["workload"] = {"name": cfg.workload.name, **workload.describe()}
+        result["workload"] = {"name": cfg.workload.name, **workload.describe(),
+                              "context": result["workload"]["context"]}
         sampler = telemetry.start_for_job(cfg, server, job_dir)  # idle memory: before traffic
         try:
             # An external server counts as llama.cpp when its /props named a build.

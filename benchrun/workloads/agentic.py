@@ -24,7 +24,7 @@ from ..checks.extract import extract_code
 from ..client import RequestSpec
 from ..config import plain
 from ..engine import Conversation
-from ..metrics import e2e_ms, output_tokens, tpot_ms, ttft_ms
+from ..metrics import cut_at_max_tokens, e2e_ms, output_tokens, tpot_ms, ttft_ms
 from .base import Workload
 
 _REF = re.compile(r"\{\{\s*(?:data:\s*([\w./-]+)|([A-Za-z_][\w-]*)\.(last|code|turn\d+))\s*\}\}")
@@ -244,6 +244,43 @@ class AgenticWorkload(Workload):
                 tasks.append(self._task(inst, rep, recs, ctx, iso))
         return tasks
 
+    def context_need(self):
+        """The largest turn of any agent that runs at this concurrency, worst case: system +
+        every user prompt so far + every earlier reply at its max_tokens + this turn's
+        max_tokens. A reference to another agent's reply counts as that reply's max_tokens
+        (`.last`, `.code`: its last turn's; `.turnK`: turn K's). Text is estimated."""
+        from ..context import TEMPLATE_TOKENS_PER_MESSAGE as PER_MSG, ContextNeed, estimate_tokens
+
+        by_name = {a.name: a for a in self.agents}
+
+        def prompt_tokens(template: str) -> int:
+            refs = 0
+            for m in _REF.finditer(template):
+                if m.group(1):
+                    refs += estimate_tokens((DATA_DIR / m.group(1)).read_text())
+                else:
+                    turns = by_name[m.group(2)].turns
+                    k = int(m.group(3)[4:]) if m.group(3).startswith("turn") else len(turns)
+                    refs += turns[min(max(k, 1), len(turns)) - 1].max_tokens
+            return estimate_tokens(_REF.sub("", template)) + refs + PER_MSG
+
+        best, worst_each = None, []
+        for inst in self.instances():
+            a = inst.agent
+            n = estimate_tokens(a.system) + PER_MSG if a.system else 0
+            mine = 0
+            for k, t in enumerate(a.turns, start=1):
+                n += prompt_tokens(t.prompt)
+                mine = max(mine, n + t.max_tokens)
+                if best is None or n + t.max_tokens > best.tokens:
+                    best = ContextNeed(n + t.max_tokens, f"agent {inst.label}, turn {k}: system + "
+                                       f"{k} prompt(s) + {k} x max_tokens", True)
+                n += t.max_tokens + PER_MSG  # the reply joins the history, at its worst
+            worst_each.append(mine)
+        if best is not None:  # concurrent agents all run at once; a pipeline `concurrency` at a time
+            best.concurrent_tokens = sum(sorted(worst_each, reverse=True)[:self.concurrency])
+        return best
+
     def describe(self) -> dict:
         return {**super().describe(), "pipeline": self.pipeline,
                 "agents_run": [i.label for i in self.instances()]}
@@ -251,13 +288,17 @@ class AgenticWorkload(Workload):
     def _task(self, inst: Instance, rep: int, recs: list, ctx: CheckContext, iso: str) -> dict:
         agent = inst.agent
         texts = {r.tags["turn"]: (r.text if r.ok else "") for r in recs}
+        # Turns the server stopped at max_tokens: a check that fails on one says so, since the
+        # code may simply be cut short rather than wrong.
+        cut = {r.tags["turn"]: agent.turns[r.tags["turn"] - 1].max_tokens
+               for r in recs if cut_at_max_tokens(r)}
         checks = []
         for k, turn in enumerate(agent.turns, start=1):
             for spec in turn.checks:
-                checks.append({**run_check(texts.get(k, ""), spec, ctx), "turn": k})
+                checks.append(_note_cut({**run_check(texts.get(k, ""), spec, ctx), "turn": k}, cut))
         for spec in agent.checks:
-            checks.append({**run_check(texts.get(len(agent.turns), ""), spec, ctx),
-                           "turn": len(agent.turns)})
+            checks.append(_note_cut({**run_check(texts.get(len(agent.turns), ""), spec, ctx),
+                                     "turn": len(agent.turns)}, cut))
         ok = [r for r in recs if r.ok]
         last = recs[-1] if recs else None
         t_last = tpot_ms(last) if last is not None and last.ok else None
@@ -266,6 +307,7 @@ class AgenticWorkload(Workload):
             "agent": inst.label, "title": agent.title, "role": agent.role, "repeat": rep,
             "turns": len(recs), "turns_planned": len(agent.turns),
             "requests_failed": len(recs) - len(ok) + (len(agent.turns) - len(recs)),
+            "truncated_turns": sorted(cut),
             "latency_ms": round(sum(e2e_ms(r) for r in recs), 3),
             "ttft_ms": None if first_ttft is None else round(first_ttft, 3),
             "output_tokens": int(sum(output_tokens(r) or 0 for r in ok)),
@@ -274,3 +316,13 @@ class AgenticWorkload(Workload):
             "checks": checks,
             "isolation": iso,
         }
+
+
+def _note_cut(check: dict, cut: dict) -> dict:
+    """A failed check on a turn cut at max_tokens says so in its reason."""
+    k = check.get("turn")
+    if not check.get("passed") and k in cut:
+        check["truncated"] = True
+        check["reason"] = (f"{check.get('reason') or 'failed'} (turn {k} was cut at max_tokens={cut[k]}: "
+                           f"the reply may be incomplete)")
+    return check
