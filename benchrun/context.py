@@ -11,7 +11,9 @@ max_tokens any of its requests can reach at this concurrency, i.e. for an agent'
 system message, every user prompt, every earlier reply at its max_tokens, and the last
 max_tokens. Without a tokenizer (before launch there is no server to ask) text is estimated at
 one token per 3 UTF-8 bytes plus a few template tokens per message: on English prose and code
-that errs high by 10-40%, on CJK text it is about right. Estimates are said to be estimates.
+with a real BPE vocabulary that errs high by 10-40%, on CJK text it is about right. A model
+whose vocabulary is byte-level (benchrun's tiny models; any GGUF with under 1000 tokens in its
+header) gets one token per byte. Estimates are said to be estimates.
 
 Policy: refuse (one line, both numbers and the fix; exit 2 from the CLI, nothing launched),
 because a run that fails its late turns measures a different workload than the one asked for.
@@ -20,19 +22,39 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Optional
 
 BYTES_PER_TOKEN = 3.0
 TEMPLATE_TOKENS_PER_MESSAGE = 8  # role markers and separators of a chat template, BOS included once
 
 
-def estimate_tokens(text: str) -> int:
+def estimate_tokens(text: str, bytes_per_token: float = BYTES_PER_TOKEN) -> int:
     """An estimate of a text's token count when no tokenizer is at hand (see module docstring)."""
-    return math.ceil(len(text.encode("utf-8")) / BYTES_PER_TOKEN)
+    return math.ceil(len(text.encode("utf-8")) / bytes_per_token)
 
 
-def estimate_messages(messages: list[dict]) -> int:
-    return sum(estimate_tokens(str(m.get("content") or "")) + TEMPLATE_TOKENS_PER_MESSAGE for m in messages)
+def estimate_messages(messages: list[dict], bytes_per_token: float = BYTES_PER_TOKEN) -> int:
+    return sum(estimate_tokens(str(m.get("content") or ""), bytes_per_token) + TEMPLATE_TOKENS_PER_MESSAGE
+               for m in messages)
+
+
+def bytes_per_token_for(m: Any, path: Optional[Path] = None) -> float:
+    """1.0 for a byte-level vocabulary (tiny models, or a GGUF header with under 1000 tokens),
+    else BYTES_PER_TOKEN. Reads only the header of a file that is already there."""
+    if m.tiny:
+        return 1.0  # tinymodel.py writes a byte-level vocabulary
+    path = path or (Path(str(m.path)).expanduser() if m.path else None)
+    if path is not None and path.is_file():
+        try:
+            import gguf
+
+            field = gguf.GGUFReader(str(path)).fields.get("tokenizer.ggml.tokens")
+            if field is not None and len(field.data) < 1000:
+                return 1.0
+        except (ValueError, OSError, KeyError):  # an unreadable header: the fit check says so
+            pass
+    return BYTES_PER_TOKEN
 
 
 @dataclass

@@ -128,7 +128,7 @@ def precheck(overrides: list[str], multirun: bool, max_jobs: int = 256) -> list[
                 validate(cfg)
                 OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
                 wl = make_workload(cfg.workload, cfg.concurrency)  # a missing trace file, a bad agent
-                context.check(cfg, wl.context_need())  # a late turn that cannot fit its slot
+                context.check(cfg, wl.context_need(context.bytes_per_token_for(cfg.model)))  # a late turn that cannot fit its slot
             hc = compose(jobs[0], return_hydra_config=True).hydra
             out_key, out_dir = ("hydra.sweep.dir", hc.sweep.dir) if multirun else ("hydra.run.dir", hc.run.dir)
             if multirun and "Slurm" in str(hc.launcher.get("_target_", "")) and not shutil.which("sbatch"):

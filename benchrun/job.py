@@ -168,7 +168,7 @@ def run_job(cfg: Any, job_dir: Path, pool: ServerPool, job_num: int, run_id: str
         estimate = fit.estimate_for(cfg, model_path)  # kept in the result, refused or not
         fit.check(cfg, estimate, result["hardware"])  # refuses what cannot fit, before launching
         workload = make_workload(cfg.workload, cfg.concurrency)  # a bad workload launches nothing
-        need = workload.context_need()
+        need = workload.context_need(context.bytes_per_token_for(m, model_path))
         result["workload"]["context"] = context.describe(cfg, need)
         context.check(cfg, need)  # a late turn that cannot fit one slot: refused before launch
         server, reused = pool.get(m, log_path, model_path)

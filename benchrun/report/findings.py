@@ -113,7 +113,20 @@ def _request_failures(g: Group) -> list[str]:
             elif bad or trunc:
                 out.append(f"{lab} at C{c}: {bad} request(s) failed, {trunc} truncated "
                            f"(excluded from latency figures).")
+            out += [f"{lab} at C{c}: {cause_line(f)}" for f in m.get("failures") or []]
+            cut = m.get("requests_cut_at_max_tokens") or 0
+            if cut:
+                out.append(f"{lab} at C{c}: {cut} reply(ies) stopped at max_tokens (finish_reason length); "
+                           f"code in them may be incomplete, and checks failing on them say so.")
     return out
+
+
+def cause_line(f: dict) -> str:
+    """One failure cause from result.json metrics.failures, with what the server said and the fix."""
+    sizes = (f" (prompt {f['n_prompt_tokens']} tokens, slot context {f['n_ctx']})"
+             if f.get("n_prompt_tokens") is not None and f.get("n_ctx") is not None else "")
+    msg = str(f.get("message") or "").splitlines()[0][:160] if f.get("message") else ""
+    return (f"{f.get('count')} x {f.get('cause')}{sizes}: \"{msg}\". Fix: {f.get('fix')}.")
 
 
 CLIENT_BUSY_PCT = 90.0  # benchrun's event loop is one thread: near a full core it may be the bottleneck

@@ -244,12 +244,15 @@ class AgenticWorkload(Workload):
                 tasks.append(self._task(inst, rep, recs, ctx, iso))
         return tasks
 
-    def context_need(self):
+    def context_need(self, bytes_per_token: float = 3.0):
         """The largest turn of any agent that runs at this concurrency, worst case: system +
         every user prompt so far + every earlier reply at its max_tokens + this turn's
         max_tokens. A reference to another agent's reply counts as that reply's max_tokens
         (`.last`, `.code`: its last turn's; `.turnK`: turn K's). Text is estimated."""
         from ..context import TEMPLATE_TOKENS_PER_MESSAGE as PER_MSG, ContextNeed, estimate_tokens
+
+        def est(text: str) -> int:
+            return estimate_tokens(text, bytes_per_token)
 
         by_name = {a.name: a for a in self.agents}
 
@@ -257,17 +260,17 @@ class AgenticWorkload(Workload):
             refs = 0
             for m in _REF.finditer(template):
                 if m.group(1):
-                    refs += estimate_tokens((DATA_DIR / m.group(1)).read_text())
+                    refs += est((DATA_DIR / m.group(1)).read_text())
                 else:
                     turns = by_name[m.group(2)].turns
                     k = int(m.group(3)[4:]) if m.group(3).startswith("turn") else len(turns)
                     refs += turns[min(max(k, 1), len(turns)) - 1].max_tokens
-            return estimate_tokens(_REF.sub("", template)) + refs + PER_MSG
+            return est(_REF.sub("", template)) + refs + PER_MSG
 
         best, worst_each = None, []
         for inst in self.instances():
             a = inst.agent
-            n = estimate_tokens(a.system) + PER_MSG if a.system else 0
+            n = est(a.system) + PER_MSG if a.system else 0
             mine = 0
             for k, t in enumerate(a.turns, start=1):
                 n += prompt_tokens(t.prompt)

@@ -32,9 +32,10 @@ class Workload:
         """Conversations sent before measuring; their records are kept but excluded."""
         return self.conversations(repeat=-1)[:1]
 
-    def context_need(self):
+    def context_need(self, bytes_per_token: float = 3.0):
         """The largest prompt + max_tokens of any request at this concurrency, as a
-        context.ContextNeed, or None when unknown."""
+        context.ContextNeed, or None when unknown. Text the workload cannot tokenize yet is
+        estimated at `bytes_per_token` (context.bytes_per_token_for)."""
         return None
 
     def describe(self) -> dict:

@@ -148,7 +148,7 @@ class SyntheticWorkload(Workload):
     def warmup(self) -> list[Conversation]:
         return [fixed([self.spec(0, -1)])]  # fit one prompt, not a whole repeat's
 
-    def context_need(self):
+    def context_need(self, bytes_per_token: float = 3.0):
         from ..context import ContextNeed
 
         # Prompts are fitted to exactly input_tokens with the server's tokenizer; replies are
