@@ -208,3 +208,74 @@ def test_open_loop_goodput_counts_from_the_schedule():
     assert ttfa["requests_good"] == 1
     closed = rec([1, 5, 7, 9, 10], "rcccd", usage_out=3, expected=3, start_ns=30 * MS)
     assert M.goodput_of([closed], {"ttft_ms": 10.0}, 1_000 * MS)["requests_good"] == 1
+
+
+def _stream(*events, step_ms=2):
+    """Stamped raw chunks of an SSE stream: one event per chunk, step_ms apart."""
+    import json as _json
+
+    out = []
+    for i, ev in enumerate(events):
+        data = ev if isinstance(ev, str) else _json.dumps(ev)
+        out.append(((i + 1) * step_ms * MS, f"data: {data}\n\n".encode()))
+    return out
+
+
+def _delta(text, **extra):
+    return {"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}], **extra}
+
+
+def test_parse_reads_llama_cpp_per_chunk_counts():
+    from benchrun.client import parse_stream
+
+    r = RequestRecord(id=0, status=200)
+    parse_stream(r, _stream(_delta("こん", timings={"predicted_n": 3}), _delta("に", timings={"predicted_n": 5}),
+                            {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+                            {"choices": [], "usage": {"completion_tokens": 6, "prompt_tokens": 4},
+                             "timings": {"predicted_n": 6}}, "[DONE]"))
+    assert r.ok and r.token_source == "timings" and r.event_tokens == [3, 2, 0, 1, 0]
+    assert M.itl_ms(r) == pytest.approx([1, 1, 4])  # 2 ms over 2 tokens, then the EOS 4 ms later
+    assert not M.token_count_mismatch(r)
+
+
+def test_parse_ignores_final_only_timings_and_reads_logprobs():
+    from benchrun.client import parse_stream
+
+    # Without timings_per_token only the last chunk has timings: that says nothing per chunk.
+    r = RequestRecord(id=0, status=200)
+    parse_stream(r, _stream(_delta("ab"), _delta("c"), {"choices": [], "usage": {"completion_tokens": 3},
+                                                       "timings": {"predicted_n": 3}}, "[DONE]"))
+    assert r.event_tokens is None and M.token_count_source(r) == "spread"
+    lp = lambda n: {"content": [{"token": "t", "logprob": -0.1}] * n}  # noqa: E731
+    r = RequestRecord(id=0, status=200)
+    parse_stream(r, _stream({"choices": [{"index": 0, "delta": {"content": "ab"}, "logprobs": lp(2)}]},
+                            {"choices": [{"index": 0, "delta": {"content": "c"}, "logprobs": lp(1)}]},
+                            {"choices": [], "usage": {"completion_tokens": 3}}, "[DONE]"))
+    assert r.token_source == "logprobs" and r.event_tokens == [2, 1, 0, 0]
+    assert not M.token_count_mismatch(r) and M.itl_ms(r) == [2]
+
+
+def test_failures_grouped_by_cause_with_the_servers_numbers():
+    body = ('{"error":{"code":400,"message":"request (1084 tokens) exceeds the available context size '
+            '(1024 tokens), try increasing it","type":"exceed_context_size_error","n_prompt_tokens":1084,"n_ctx":1024}}')
+    recs = [rec([], "", error=f"HTTP 400: {body}", status=400, id=0),
+            rec([], "", error=f"HTTP 400: {body.replace('1084', '1200')}", status=400, id=1),
+            rec([], "", error="read timeout: the server stopped sending", id=2),
+            rec([], "", error="HTTP 503: not json", status=503, id=3),
+            rec([1, 2, 3], "rcd", usage_out=1, id=4)]
+    f = M.failures_by_cause(recs)
+    assert [(x["cause"], x["count"]) for x in f] == [("HTTP 400 exceed_context_size_error", 2),
+                                                       ("HTTP 503 status 503", 1), ("read timeout", 1)]
+    ctx = f[0]
+    assert ctx["n_ctx"] == 1024 and ctx["n_prompt_tokens"] == 1200 and "1084 tokens" in ctx["message"]
+    assert "model.ctx_size" in ctx["fix"]
+    assert "server.log" in f[1]["fix"] and "request_timeout_s" in f[2]["fix"]
+    assert M.compute_metrics(recs, 10 * MS)["failures"] == f
+
+
+def test_cut_at_max_tokens_only_where_no_exact_length_was_asked():
+    r = rec([1, 2, 3, 4], "rcfd", usage_out=1)
+    r.finish_reason = "length"
+    assert M.cut_at_max_tokens(r)
+    r.expected_tokens = 1  # synthetic: length is the point, not a cut
+    assert not M.cut_at_max_tokens(r)
