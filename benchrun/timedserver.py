@@ -58,8 +58,10 @@ def make_app() -> web.Application:
             done, i = done + k, i + 1
             ev = {"choices": [{"index": 0, "delta": {"content": "x" * k}, "finish_reason": None}],
                   "object": "chat.completion.chunk", "model": "timed"}
-            if timings:
-                ev["timings"] = {"predicted_n": done}
+            if timings:  # llama.cpp's full per-chunk object, so the bytes per event are realistic
+                ev["timings"] = {"cache_n": 0, "prompt_n": 8, "prompt_ms": 12.5, "prompt_per_token_ms": 1.5625,
+                                 "prompt_per_second": 640.0, "predicted_n": done, "predicted_ms": done * 10.0,
+                                 "predicted_per_token_ms": 10.0, "predicted_per_second": 100.0}
             data = _event(ev)
             # Stamped just before the write hands the bytes to the kernel: nothing can arrive
             # earlier, so a negative error always means the client mis-stamped.
