@@ -94,15 +94,24 @@ def _trace_config() -> aiohttp.TraceConfig:
     return tc
 
 
+def reuse_for(setting: str, llama_cpp: bool) -> bool:
+    """`load.reuse_connections` -> pool or not. auto: not for llama.cpp, whose server answers
+    keep-alive but closes the connection after every streamed reply (a pooled request would
+    find it closed and have to be resent); yes for other servers, which over a network would
+    otherwise pay a TCP (and TLS) handshake per request."""
+    if setting not in ("auto", "always", "never"):
+        raise ValueError(f"load.reuse_connections must be auto, always or never, got {setting!r}")
+    return setting == "always" or (setting == "auto" and not llama_cpp)
+
+
 def make_session(read_timeout_s: float, headers: dict | None = None,
-                 reuse_connections: bool = True) -> aiohttp.ClientSession:
+                 reuse_connections: bool = False) -> aiohttp.ClientSession:
     """One session for the whole job. No connection limit (aiohttp's default 100 queues
     silently), no total timeout (long generations are legal), a per-read stall timeout.
-    reuse_connections: keep-alive pooling, so a server over a network does not pay a TCP (and
-    TLS) handshake per request. A server that answers `Connection: close` (llama.cpp does after
-    a stream) still gets a fresh connection each time: aiohttp never pools those. A pooled
-    connection the server closed while idle is detected and the request resent once (fetch).
-    False: a fresh connection for every request (force_close)."""
+    reuse_connections: keep-alive pooling (see reuse_for); a server that answers
+    `Connection: close` still gets a fresh connection each time, and a pooled connection the
+    server closed under us is detected and the request resent once (fetch).
+    False: a fresh connection for every request (force_close), safe with any server."""
     connector = aiohttp.TCPConnector(limit=0, force_close=not reuse_connections,
                                      enable_cleanup_closed=True)
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=read_timeout_s)

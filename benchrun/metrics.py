@@ -257,7 +257,7 @@ _FIXES = {
     "read timeout": "the server went silent: raise load.request_timeout_s, or look in server.log",
     "connect timeout": "the server did not accept connections: is it overloaded or gone? see server.log",
     "ServerDisconnectedError": "the server closed the connection mid-request: see server.log (crash, "
-                               "or a proxy that drops idle connections: try load.reuse_connections=false)",
+                               "or a proxy that drops idle connections: try load.reuse_connections=never)",
     NOT_SENT.split(":")[0]: "the run's time (load.duration_s) ended while it waited for a slot",
 }
 

@@ -57,6 +57,36 @@ def test_reuse_off_opens_a_connection_per_request(timed_url):
     assert all(r.ok for r in recs) and [r.connection for r in recs] == ["new"] * 4
 
 
+def test_auto_pools_only_servers_that_are_not_llama_cpp():
+    from benchrun.client import reuse_for
+
+    assert reuse_for("auto", llama_cpp=False) and not reuse_for("auto", llama_cpp=True)
+    assert reuse_for("always", llama_cpp=True) and not reuse_for("never", llama_cpp=False)
+    with pytest.raises(ValueError, match="auto, always or never"):
+        reuse_for("sometimes", llama_cpp=False)
+
+
+def test_llama_cpp_closes_after_a_stream_so_pooling_would_need_resends(tiny_server):
+    """Why `auto` does not pool for llama.cpp: its server answers keep-alive, then closes the
+    connection after the stream. Pooled anyway, no request is lost (each finds its connection
+    closed before any response and is resent once); not pooled, none needs a resend."""
+    convs = lambda: [_c(i) for i in range(4)]  # noqa: E731
+
+    def _c(i):
+        yield RequestSpec(messages=[{"role": "user", "content": f"{i}"}], max_tokens=4,
+                          body={"temperature": 0.0, "cache_prompt": False}, tags={"i": i})
+
+    fresh = _run(tiny_server.url, convs(), reuse=False)
+    assert all(r.ok for r in fresh) and not any(r.retried for r in fresh)
+    assert [r.connection for r in fresh] == ["new"] * 4
+    pooled = _run(tiny_server.url, convs(), reuse=True)
+    assert all(r.ok for r in pooled), [r.error for r in pooled]
+    # Every request after the first tried the kept connection and had to be sent again
+    # (unless the close reached the pool first, in which case it was never picked).
+    assert all(r.connection == "new" for r in pooled)
+    assert sum(r.retried for r in pooled) >= 1
+
+
 class _DropsSecondRequest(asyncio.Protocol):
     """Answers the first request on a connection with keep-alive and a tiny stream, then
     closes the connection when a second request arrives on it, without answering: a server
