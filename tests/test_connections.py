@@ -70,7 +70,7 @@ def test_llama_cpp_closes_after_a_stream_so_pooling_would_need_resends(tiny_serv
     """Why `auto` does not pool for llama.cpp: its server answers keep-alive, then closes the
     connection after the stream. Pooled anyway, no request is lost (each finds its connection
     closed before any response and is resent once); not pooled, none needs a resend."""
-    convs = lambda: [_c(i) for i in range(4)]  # noqa: E731
+    convs = lambda: [_c(i) for i in range(6)]  # noqa: E731
 
     def _c(i):
         yield RequestSpec(messages=[{"role": "user", "content": f"{i}"}], max_tokens=4,
@@ -78,7 +78,7 @@ def test_llama_cpp_closes_after_a_stream_so_pooling_would_need_resends(tiny_serv
 
     fresh = _run(tiny_server.url, convs(), reuse=False)
     assert all(r.ok for r in fresh) and not any(r.retried for r in fresh)
-    assert [r.connection for r in fresh] == ["new"] * 4
+    assert [r.connection for r in fresh] == ["new"] * 6
     pooled = _run(tiny_server.url, convs(), reuse=True)
     assert all(r.ok for r in pooled), [r.error for r in pooled]
     # Every request after the first tried the kept connection and had to be sent again
