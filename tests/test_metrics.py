@@ -279,3 +279,13 @@ def test_cut_at_max_tokens_only_where_no_exact_length_was_asked():
     assert M.cut_at_max_tokens(r)
     r.expected_tokens = 1  # synthetic: length is the point, not a cut
     assert not M.cut_at_max_tokens(r)
+
+
+def test_report_explains_multi_token_events_and_failure_causes():
+    from benchrun.report.findings import cause_line
+
+    f = M.failures_by_cause([rec([], "", status=400, id=0, error='HTTP 400: {"error":{"code":400,"message":"too long",'
+                                                            '"type":"exceed_context_size_error","n_prompt_tokens":300,"n_ctx":256}}')])
+    line = cause_line(f[0])
+    assert line.startswith("1 x HTTP 400 exceed_context_size_error (prompt 300 tokens, slot context 256)")
+    assert '"too long"' in line and "Fix: " in line

@@ -114,11 +114,22 @@ def _request_failures(g: Group) -> list[str]:
                 out.append(f"{lab} at C{c}: {bad} request(s) failed, {trunc} truncated "
                            f"(excluded from latency figures).")
             out += [f"{lab} at C{c}: {cause_line(f)}" for f in m.get("failures") or []]
+            tpe = (m.get("tokens_per_event") or {}).get("mean")
+            if tpe and tpe > 1.05:  # multi-byte text: say why events and tokens differ
+                src = ", ".join(sorted(m.get("token_count_sources") or {})) or "unknown"
+                out.append(f"{lab} at C{c}: SSE events carried {tpe:.1f} tokens on average (multi-byte text; "
+                           f"counts from: {src}); ITL is per token, the gap between events is chunk_gap_ms "
+                           f"({_ms((m.get('chunk_gap_ms') or {}).get('p50'))} p50 vs ITL "
+                           f"{_ms((m.get('itl_ms') or {}).get('p50'))}).")
             cut = m.get("requests_cut_at_max_tokens") or 0
             if cut:
                 out.append(f"{lab} at C{c}: {cut} reply(ies) stopped at max_tokens (finish_reason length); "
                            f"code in them may be incomplete, and checks failing on them say so.")
     return out
+
+
+def _ms(x) -> str:
+    return "?" if x is None else f"{x:.2f} ms"
 
 
 def cause_line(f: dict) -> str:
