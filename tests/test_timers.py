@@ -84,7 +84,7 @@ def test_client_decode_rate_agrees_with_llama_cpp(tiny_server):
     m = M.compute_metrics(records, wall_ns)
     st = M.server_timings(records, m["decode_tok_s"]["mean"])
     assert 0.8 < st["client_server_decode_ratio"] < 1.2
-    # One SSE event per token: the client's event count matches the server's usage.
+    # The per-event counts (timings_per_token) add up to the server's usage.
     assert m["token_count_mismatches"] == 0
 
 
