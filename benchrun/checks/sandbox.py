@@ -185,9 +185,9 @@ def command(mode: str, lim: Limits, staging: str, argv: Sequence[str]) -> list[s
     return [sys.executable, CONFINE, spec, "--", *argv]
 
 
-def _env() -> dict:
-    home = BOX
-    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": home, "TMPDIR": "/tmp", "LANG": "C.UTF-8",
+def _env(home: str, tmp: str) -> dict:
+    """The program's whole environment: nothing of benchrun's (no API key) reaches it."""
+    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": home, "TMPDIR": tmp, "LANG": "C.UTF-8",
             "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
 
 
@@ -201,7 +201,7 @@ def unavailable(mode: str) -> Optional[str]:
         return None
     if mode == "bwrap" and not shutil.which("bwrap"):
         return "bwrap: bubblewrap is not installed"
-    with Sandbox(Limits(wall_s=30), mode, _probe=True) as sb:
+    with Sandbox(Limits(wall_s=30), mode) as sb:
         r = sb.run(["python", "-c", "import os, pytest; print(os.getcwd(), os.getuid())"])
     want = f"{BOX} {run_as() if run_as() is not None else os.getuid()}"
     if r.ok and r.stdout.split() == want.split():
@@ -233,12 +233,13 @@ def isolation(prefer: str = "auto") -> str:
 
 
 class Sandbox:
-    """with Sandbox(limits, mode) as sb: sb.write("x.py", code); sb.run(["python", "x.py"])
-    `mode` is auto or one of MODES ("python" as argv[0] means our interpreter)."""
+    """with Sandbox(limits, isolation()) as sb: sb.write("x.py", code); sb.run(["python", "x.py"])
+    `mode` is one of MODES, as isolation() chose it ("python" as argv[0]: our interpreter)."""
 
-    def __init__(self, limits: Limits | None = None, prefer: str = "auto", _probe: bool = False):
-        self.limits = limits or Limits()
-        self.mode = prefer if _probe else isolation(prefer)
+    def __init__(self, limits: Limits, mode: str):
+        if mode not in MODES:
+            raise ValueError(f"sandbox mode must be one of {', '.join(MODES)}; got {mode!r}")
+        self.limits, self.mode = limits, mode
         self.dir: Path = Path()  # staging: what write() puts here is copied into the scratch dir
 
     def __enter__(self) -> "Sandbox":
@@ -263,7 +264,7 @@ class Sandbox:
         return path
 
     def run(self, argv: Sequence[str], stdin: str | None = None, wall_s: float | None = None) -> RunResult:
-        env = _env() if self.mode != UNCONFINED else {**_env(), "HOME": str(self.dir), "TMPDIR": str(self.dir)}
+        env = _env(BOX, "/tmp") if self.mode != UNCONFINED else _env(str(self.dir), str(self.dir))
         wall = wall_s if wall_s is not None else self.limits.wall_s
         out, err = self._out / "stdout", self._out / "stderr"
         t0 = time.monotonic()
