@@ -102,4 +102,4 @@ def test_turns_cut_at_max_tokens_are_marked_and_checks_say_so(compose, tmp_path)
     assert task["truncated_turns"] == cut
     for c in task["checks"]:
         marked = "was cut at max_tokens=8" in c["reason"]
-        assert marked == (not c["passed"] and c["turn"] in cut), c
+        assert marked == (c["passed"] is False and c["turn"] in cut), c

@@ -54,13 +54,20 @@ def test_measured_ttft_and_itl_match_true_send_times(timed_run):
 
 
 def test_summaries_see_the_known_timing(timed_run):
-    records, wall_ns, _ = timed_run
+    """Summaries against what the server really did in this run (its own send stamps, same
+    clock): on a loaded machine the server's sleeps overrun too, so the intended 30 ms / 8 ms
+    are lower bounds and the server's actual gaps are the reference."""
+    records, wall_ns, truth = timed_run
     m = M.compute_metrics(records, wall_ns)
     assert m["requests_ok"] == 12 and m["token_count_mismatches"] == 0
-    assert TTFT_MS <= m["ttft_ms"]["p50"] < TTFT_MS + 10
-    assert ITL_MS - 0.5 < m["itl_ms"]["p50"] < ITL_MS + 5
+    sent = {r.id: np.array(truth[str(r.tags["rid"])], dtype=np.int64) for r in records}
+    true_ttft = np.median([(sent[r.id][0] - r.start_ns) / 1e6 for r in records])
+    true_itl = np.median(np.concatenate([np.diff(s) / 1e6 for s in sent.values()]))
+    true_tpot = np.median([(s[-1] - s[0]) / 1e6 / (TOKENS - 1) for s in sent.values()])
+    assert TTFT_MS <= true_ttft <= m["ttft_ms"]["p50"] < true_ttft + 10
+    assert ITL_MS <= true_itl and abs(m["itl_ms"]["p50"] - true_itl) < 2
     assert m["itl_ms"]["min"] >= 0
-    assert ITL_MS <= m["tpot_ms"]["p50"] < ITL_MS + 5
+    assert ITL_MS <= m["tpot_ms"]["p50"] and abs(m["tpot_ms"]["p50"] - true_tpot) < 2
     assert m["output_tokens"] == 12 * TOKENS
 
 

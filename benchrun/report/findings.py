@@ -59,7 +59,7 @@ def _trend(job_lo: Job, job_hi: Job, key: str, c_lo: int, c_hi: int, up: str, do
 
 
 def key_findings(g: Group) -> list[str]:
-    return (_preset_comparisons(g) + _scaling(g) + quality_findings(g) + _request_failures(g)
+    return (_preset_comparisons(g) + _scaling(g) + quality_findings(g) + sandbox_findings(g) + _request_failures(g)
             + _disturbed_runs(g))
 
 
@@ -179,6 +179,28 @@ def quality_findings(g: Group) -> list[str]:
     return out
 
 
+# result.json `tasks[].isolation` (checks/sandbox.py); rlimits-only: results before the rename
+CONTAINED, UNCONFINED = ("bwrap", "namespaces"), ("unconfined", "rlimits-only")
+
+
+def sandbox_findings(g: Group) -> list[str]:
+    """Plain words when generated code was not executed, or ran without containment."""
+    tasks = [t for lab in g.labels for j in g.grid[lab].values() for t in (j.result.get("tasks") or [])]
+    checks = [c for t in tasks for c in t.get("checks") or []]
+    not_run = [c for c in checks if c.get("passed") is None]
+    out = []
+    if not_run:
+        why = str(not_run[0].get("reason") or "").removeprefix("not run: ")
+        out.append(f"**Generated code was not executed**: {len(not_run)} check(s) that run code were "
+                   f"not run, so their tasks are not judged. {why}")
+    modes = {t.get("isolation") for t in tasks if t.get("isolation") in UNCONFINED}
+    if modes:
+        out.append("**Generated code ran unconfined** (`workload.sandbox.isolation=unconfined`, an "
+                   "explicit opt-in): it ran as benchrun's own user with network access and that "
+                   "user's access to files; only resource limits and a timeout applied.")
+    return out
+
+
 def _wins(g: Group, axes: list[tuple[str, int]]) -> dict[str, list[tuple[str, int, Verdict]]]:
     wins: dict[str, list] = {lab: [] for lab in g.labels}
     for key, c in axes:
@@ -292,18 +314,22 @@ def task_rows(job: Optional[Job]) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for t in (job.result.get("tasks") or []) if job else []:
         name = " ".join(str(x) for x in (t.get("agent"), t.get("title")) if x)
-        r = out.setdefault(name, {"role": t.get("role"), "lat": [], "passed": [], "checks": []})
+        r = out.setdefault(name, {"role": t.get("role"), "lat": [], "passed": [], "checks": [], "not_run": 0})
         if t.get("latency_ms") is not None:
             r["lat"].append(float(t["latency_ms"]))
         if t.get("passed") is not None:
             r["passed"].append(bool(t["passed"]))
+        elif any(c.get("passed") is None for c in t.get("checks") or []):
+            r["not_run"] += 1
         r["checks"] += t.get("checks") or []
     return out
 
 
-def verdict(passed: list[bool]) -> str:
+def verdict(row: dict) -> str:
+    """PASS / FAIL / k/n PASS over repeats of one task row (task_rows)."""
+    passed = row["passed"]
     if not passed:
-        return "no checks"
+        return "not run" if row.get("not_run") else "no checks"
     k = sum(passed)
     if k == len(passed):
         return "PASS"

@@ -19,7 +19,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from ..checks import DATA_DIR, CheckContext, Limits, isolation, normalize, run_check
+from ..checks import (DATA_DIR, CheckContext, Limits, NoSandbox, isolation, normalize, run_check,
+                      task_verdict)
 from ..checks.extract import extract_code
 from ..client import RequestSpec
 from ..config import plain
@@ -172,8 +173,11 @@ class AgenticWorkload(Workload):
             self.limits = Limits(**sb)
         except TypeError as e:
             raise ValueError(f"workload.sandbox: {e}") from None
-        if self.isolation_pref != "auto":
-            isolation(self.isolation_pref)  # fail now, with one line, if the machine lacks it
+        if self.isolation_pref != "auto":  # fail now, with one line, if the machine lacks it
+            try:
+                isolation(self.isolation_pref)
+            except NoSandbox as e:
+                raise ValueError(f"workload.sandbox.isolation: {e}") from None
 
     def instances(self) -> list[Instance]:
         """Which agents run at this concurrency (see the module docstring)."""
@@ -232,7 +236,10 @@ class AgenticWorkload(Workload):
     def evaluate(self, records: list) -> list[dict]:
         """One `tasks` entry per agent per repeat: latency, tokens, and every check's outcome."""
         ctx = CheckContext(limits=self.limits, isolation=self.isolation_pref)
-        iso = isolation(self.isolation_pref)
+        try:
+            iso = isolation(self.isolation_pref)
+        except NoSandbox:  # each code-running check says why it was not run
+            iso = None
         by: dict[tuple[int, str], list] = {}
         for r in records:
             if not r.warmup and "agent" in r.tags:
@@ -288,7 +295,7 @@ class AgenticWorkload(Workload):
         return {**super().describe(), "pipeline": self.pipeline,
                 "agents_run": [i.label for i in self.instances()]}
 
-    def _task(self, inst: Instance, rep: int, recs: list, ctx: CheckContext, iso: str) -> dict:
+    def _task(self, inst: Instance, rep: int, recs: list, ctx: CheckContext, iso: str | None) -> dict:
         agent = inst.agent
         texts = {r.tags["turn"]: (r.text if r.ok else "") for r in recs}
         # Turns the server stopped at max_tokens: a check that fails on one says so, since the
@@ -315,16 +322,16 @@ class AgenticWorkload(Workload):
             "ttft_ms": None if first_ttft is None else round(first_ttft, 3),
             "output_tokens": int(sum(output_tokens(r) or 0 for r in ok)),
             "last_turn_decode_tok_s": None if not t_last else round(1000.0 / t_last, 3),
-            "passed": all(c["passed"] for c in checks) if checks else None,
+            "passed": task_verdict(checks),
             "checks": checks,
             "isolation": iso,
         }
 
 
 def _note_cut(check: dict, cut: dict) -> dict:
-    """A failed check on a turn cut at max_tokens says so in its reason."""
+    """A failed check (not one that could not run) on a turn cut at max_tokens says so."""
     k = check.get("turn")
-    if not check.get("passed") and k in cut:
+    if check.get("passed") is False and k in cut:
         check["truncated"] = True
         check["reason"] = (f"{check.get('reason') or 'failed'} (turn {k} was cut at max_tokens={cut[k]}: "
                            f"the reply may be incomplete)")
