@@ -57,9 +57,10 @@ def test_per_token_itl_agrees_with_tpot_on_multibyte_text(smollm2_server):
         assert itl == pytest.approx(tpot, rel=0.10), (itl, tpot, r.event_tokens)
         # The gap between events is reported apart, and it is clearly not the per-token gap.
         assert float(np.mean(M.chunk_gap_ms(r))) > 1.3 * itl
-    # And llama.cpp's own per-token time agrees with the client's per-token ITL (same run).
-    server = float(np.median([r.timings["predicted_per_token_ms"] for r in records]))
-    assert m["itl_ms"]["p50"] == pytest.approx(server, rel=0.35)
+    # And llama.cpp's own per-token time agrees with the client's per-token ITL, request by
+    # request (means: on a busy machine the gaps are skewed, so a pooled p50 says less).
+    ratios = [float(np.mean(M.itl_ms(r))) / r.timings["predicted_per_token_ms"] for r in records]
+    assert 0.75 < float(np.median(ratios)) < 1.33, ratios
 
 
 def test_without_counts_the_same_stream_is_not_a_mismatch(smollm2_server):
