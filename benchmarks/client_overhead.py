@@ -8,6 +8,11 @@ minimal aiohttp client (benchmarks/minimal_client.py) in this same invocation, a
 The minimal client is the floor that Python, loopback and the test server impose.
 
   uv run python benchmarks/client_overhead.py [--levels 1,32,256] [--tokens 64] [--rounds 2]
+                                              [--no-token-counts]
+
+By default every request asks for llama.cpp's per-chunk `timings` (timings_per_token, what
+benchrun sends a llama.cpp server), so each event carries the same ~250 extra bytes it does
+from llama-server; --no-token-counts measures the plain stream.
 """
 from __future__ import annotations
 
@@ -38,18 +43,23 @@ def cpu_s() -> float:
     return r.ru_utime + r.ru_stime
 
 
+TOKEN_COUNTS = [True]  # set from --no-token-counts
+
+
 def plan_bodies(c: int, tokens: int, tag: str) -> list[tuple[str, dict]]:
     ttft, itl = TIMING.get(c, (20.0, 10.0))
     n = max(10, 2 * c) if c < 256 else c
     return [(f"{tag}{i}", {"messages": [{"role": "user", "content": "x"}], "max_tokens": tokens,
-                           "stream": True, "ttft_ms": ttft, "itl_ms": itl, "rid": f"{tag}{i}"})
+                           "stream": True, "ttft_ms": ttft, "itl_ms": itl, "rid": f"{tag}{i}",
+                           "timings_per_token": TOKEN_COUNTS[0]})
             for i in range(n)]
 
 
 def run_benchrun(url: str, bodies, c: int) -> dict[str, list[int]]:
     def conv(rid, body):
         yield RequestSpec(messages=body["messages"], max_tokens=body["max_tokens"],
-                          body={k: body[k] for k in ("ttft_ms", "itl_ms", "rid")}, tags={"rid": rid},
+                          body={k: body[k] for k in ("ttft_ms", "itl_ms", "rid", "timings_per_token")},
+                          tags={"rid": rid},
                           reply_needed=False)
 
     async def go():
@@ -114,9 +124,12 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=2, help="alternating rounds per level (median kept)")
     ap.add_argument("--json", help="also write the figures here")
+    ap.add_argument("--no-token-counts", action="store_true", help="plain stream, no per-chunk timings")
     args = ap.parse_args()
+    TOKEN_COUNTS[0] = not args.no_token_counts
     levels = [int(x) for x in args.levels.split(",")]
-    print(f"load average before: {os.getloadavg()[0]:.2f} (cores: {os.cpu_count()})")
+    print(f"load average before: {os.getloadavg()[0]:.2f} (cores: {os.cpu_count()}); "
+          f"per-chunk timings: {'on' if TOKEN_COUNTS[0] else 'off'}")
     rows = []
     with timedserver.running() as url:
         run_minimal(url, plan_bodies(1, 4, "warm-"), 1)  # warm both code paths and the server

@@ -1,7 +1,13 @@
 """One streaming chat request -> one RequestRecord.
 
 The hot loop does nothing but stamp and keep raw chunks (`perf_counter_ns` + list append);
-SSE decoding and JSON parsing happen after the stream has ended."""
+SSE decoding and JSON parsing happen after the stream has ended. Connection setup is timed by
+aiohttp trace callbacks, which fire before the request is written, never per chunk.
+
+Per-chunk token counts: llama.cpp's `timings_per_token: true` puts the cumulative
+`timings.predicted_n` in every chunk, OpenAI-style servers list one `logprobs.content` entry per
+token when asked for logprobs. parse_stream turns either into `event_tokens` (tokens each event
+carried); metrics.py turns those into per-token ITL."""
 from __future__ import annotations
 
 import asyncio
@@ -12,7 +18,7 @@ from typing import Any, Optional
 
 import aiohttp
 
-from .records import (CONTENT, DONE, ERROR, FINISH, OTHER, REASONING, ROLE, USAGE,
+from .records import (CONTENT, DONE, ERROR, FINISH, OTHER, REASONING, ROLE, TOKEN_KINDS, USAGE,
                       RequestRecord)
 from .sse import iter_events
 
@@ -31,12 +37,15 @@ class RequestSpec:
     reply_needed: bool = True
 
 
-def build_body(spec: RequestSpec, model: str | None = None) -> bytes:
+def build_body(spec: RequestSpec, model: str | None = None, extra: dict | None = None) -> bytes:
+    """The JSON body. `extra` (e.g. token_count_body) goes under the spec's own fields, so a
+    workload's explicit setting wins."""
     body: dict[str, Any] = {
         "messages": spec.messages,
         "max_tokens": spec.max_tokens,
         "stream": True,
         "stream_options": {"include_usage": True},
+        **(extra or {}),
         **spec.body,
     }
     if model:
@@ -44,15 +53,70 @@ def build_body(spec: RequestSpec, model: str | None = None) -> bytes:
     return json.dumps(body).encode()
 
 
-def make_session(read_timeout_s: float, headers: dict | None = None) -> aiohttp.ClientSession:
+# Token-count request fields per `load.token_counts` mode (see token_count_body).
+_COUNT_FIELDS = {"timings": {"timings_per_token": True}, "logprobs": {"logprobs": True}, "off": {}}
+
+
+def token_count_body(mode: str, llama_cpp: bool) -> dict:
+    """Request fields that make the server say how many tokens each chunk carries.
+    `auto`: llama.cpp's `timings_per_token` when the server is llama.cpp (benchrun launched it,
+    or an external one reported a build in /props); nothing for other servers, since a strict
+    OpenAI-compatible API may reject unknown fields and logprobs cost the server work."""
+    if mode == "auto":
+        mode = "timings" if llama_cpp else "off"
+    if mode not in _COUNT_FIELDS:
+        raise ValueError(f"load.token_counts must be auto, timings, logprobs or off, got {mode!r}")
+    return dict(_COUNT_FIELDS[mode])
+
+
+def _trace_config() -> aiohttp.TraceConfig:
+    """Stamps connection setup per request. The callbacks run while aiohttp acquires a
+    connection, before the request is written: nothing is added to the per-chunk loop.
+    The record travels as `trace_request_ctx`."""
+    tc = aiohttp.TraceConfig()
+
+    async def create_start(session, ctx, params) -> None:
+        ctx.t0 = perf_counter_ns()
+
+    async def create_end(session, ctx, params) -> None:
+        rec = ctx.trace_request_ctx
+        if rec is not None:
+            rec.connection, rec.connect_ns = "new", perf_counter_ns() - ctx.t0
+
+    async def reuse(session, ctx, params) -> None:
+        rec = ctx.trace_request_ctx
+        if rec is not None:
+            rec.connection, rec.connect_ns = "reused", 0
+
+    tc.on_connection_create_start.append(create_start)
+    tc.on_connection_create_end.append(create_end)
+    tc.on_connection_reuseconn.append(reuse)
+    return tc
+
+
+def reuse_for(setting: str, llama_cpp: bool) -> bool:
+    """`load.reuse_connections` -> pool or not. auto: not for llama.cpp, whose server answers
+    keep-alive but closes the connection after every streamed reply (a pooled request would
+    find it closed and have to be resent); yes for other servers, which over a network would
+    otherwise pay a TCP (and TLS) handshake per request."""
+    if setting not in ("auto", "always", "never"):
+        raise ValueError(f"load.reuse_connections must be auto, always or never, got {setting!r}")
+    return setting == "always" or (setting == "auto" and not llama_cpp)
+
+
+def make_session(read_timeout_s: float, headers: dict | None = None,
+                 reuse_connections: bool = False) -> aiohttp.ClientSession:
     """One session for the whole job. No connection limit (aiohttp's default 100 queues
     silently), no total timeout (long generations are legal), a per-read stall timeout.
-    force_close: llama.cpp's server may close a kept-alive connection after a stream, and a
-    pooled client then loses the next request; a fresh loopback connection costs ~0.1 ms."""
-    connector = aiohttp.TCPConnector(limit=0, force_close=True, enable_cleanup_closed=True)
+    reuse_connections: keep-alive pooling (see reuse_for); a server that answers
+    `Connection: close` still gets a fresh connection each time, and a pooled connection the
+    server closed under us is detected and the request resent once (fetch).
+    False: a fresh connection for every request (force_close), safe with any server."""
+    connector = aiohttp.TCPConnector(limit=0, force_close=not reuse_connections,
+                                     enable_cleanup_closed=True)
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=read_timeout_s)
     return aiohttp.ClientSession(connector=connector, timeout=timeout, headers=headers,
-                                 skip_auto_headers=("User-Agent",))
+                                 skip_auto_headers=("User-Agent",), trace_configs=[_trace_config()])
 
 
 _JSON = {"Content-Type": "application/json"}
@@ -83,25 +147,27 @@ class StallWatch:
 async def fetch(session: aiohttp.ClientSession, url: str, body: bytes, rec: RequestRecord,
                 watch: StallWatch | None = None) -> list[tuple[int, bytes]]:
     """The hot path: send, then stamp and keep each raw chunk; nothing else. Fills the
-    record's status, times and transport errors; returns the body chunks for parse_stream.
-    With a StallWatch, aiohttp's per-read timeout is switched off for this request."""
+    record's status, times, connection and transport errors; returns the body chunks for
+    parse_stream. With a StallWatch, aiohttp's per-read timeout is switched off for this request.
+    A request whose *reused* connection turns out closed before any response arrived (the server
+    dropped an idle keep-alive connection) is sent once more on a new connection; start_ns stays
+    the first attempt's, so the lost time counts in its latency."""
     chunks: list[tuple[int, bytes]] = []
-    append = chunks.append
-    kw = {}
+    kw: dict = {"trace_request_ctx": rec}
     if watch is not None:
         kw["timeout"] = aiohttp.ClientTimeout(total=None, sock_connect=session.timeout.sock_connect)
         key = id(rec)
         watch.live[key] = (rec, chunks, asyncio.current_task())
     rec.start_ns = perf_counter_ns()
     try:
-        async with session.post(url, data=body, headers=_JSON, **kw) as resp:
-            rec.status = resp.status
-            if resp.status != 200:
-                text = (await resp.read())[:500].decode("utf-8", "replace")
-                rec.error = f"HTTP {resp.status}: {text.strip()}"
-            else:
-                async for chunk in resp.content.iter_any():
-                    append((perf_counter_ns(), chunk))
+        for attempt in (0, 1):
+            try:
+                await _stream(session, url, body, rec, chunks, kw)
+                break
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+                if attempt or rec.connection != "reused" or rec.status is not None or chunks:
+                    raise
+                rec.retried = True
     except asyncio.CancelledError:
         if watch is None or key not in watch.stalled:
             raise
@@ -125,6 +191,19 @@ async def fetch(session: aiohttp.ClientSession, url: str, body: bytes, rec: Requ
     return chunks
 
 
+async def _stream(session: aiohttp.ClientSession, url: str, body: bytes, rec: RequestRecord,
+                  chunks: list, kw: dict) -> None:
+    append = chunks.append
+    async with session.post(url, data=body, headers=_JSON, **kw) as resp:
+        rec.status = resp.status
+        if resp.status != 200:
+            text = (await resp.read())[:1000].decode("utf-8", "replace")
+            rec.error = f"HTTP {resp.status}: {text.strip()}"
+        else:
+            async for chunk in resp.content.iter_any():
+                append((perf_counter_ns(), chunk))
+
+
 async def send(session: aiohttp.ClientSession, url: str, body: bytes, rec: RequestRecord,
                watch: StallWatch | None = None) -> RequestRecord:
     """Send one streaming request and fill `rec`. Never raises for network or HTTP trouble:
@@ -134,13 +213,18 @@ async def send(session: aiohttp.ClientSession, url: str, body: bytes, rec: Reque
 
 
 def parse_stream(rec: RequestRecord, chunks: list[tuple[int, bytes]]) -> None:
-    """Decode the stamped chunks into the record's events, text, usage and timings."""
+    """Decode the stamped chunks into the record's events, text, usage, timings and the
+    tokens each event carried (event_tokens, when the server said)."""
     start = rec.start_ns
     kinds: list[str] = []
     text: list[str] = []
     reasoning: list[str] = []
+    by_timings: list[int] = []  # cumulative timings.predicted_n per event (-1: none)
+    by_logprobs: list[int] = []  # logprobs.content entries per event
     for ns, data in iter_events(chunks):
         rec.event_ns.append(ns - start)
+        by_timings.append(-1)
+        by_logprobs.append(0)
         if data == "[DONE]":
             rec.done = True
             kinds.append(DONE)
@@ -159,11 +243,44 @@ def parse_stream(rec: RequestRecord, chunks: list[tuple[int, bytes]]) -> None:
         except (AttributeError, TypeError, IndexError, KeyError):  # valid JSON, wrong shape
             kinds.append(ERROR)
             rec.error = rec.error or f"unexpected SSE event: {data[:120]!r}"
+        _count(ev, by_timings, by_logprobs)
     rec.event_kinds = "".join(kinds)
     rec.text = "".join(text)
     rec.reasoning = "".join(reasoning)
+    rec.event_tokens, rec.token_source = _event_tokens(rec.event_kinds, by_timings, by_logprobs)
     if rec.error is None and rec.status == 200 and not rec.done:
         rec.error = "stream ended without [DONE]" if chunks else "empty response body"
+
+
+def _count(ev: Any, by_timings: list, by_logprobs: list) -> None:
+    """Note what this event says about token counts (see _event_tokens)."""
+    if not isinstance(ev, dict):
+        return
+    t = ev.get("timings")
+    if isinstance(t, dict) and isinstance(t.get("predicted_n"), int) and t["predicted_n"] >= 0:
+        by_timings[-1] = t["predicted_n"]
+    choices = ev.get("choices")
+    lp = choices[0].get("logprobs") if isinstance(choices, list) and choices and isinstance(choices[0], dict) else None
+    if isinstance(lp, dict) and isinstance(lp.get("content"), list):
+        by_logprobs[-1] = len(lp["content"])
+
+
+def _event_tokens(kinds: str, by_timings: list, by_logprobs: list) -> tuple[Optional[list], Optional[str]]:
+    """Tokens each event carried, and the source. llama.cpp's cumulative predicted_n counts
+    only when token events carry it (with timings_per_token off it appears in the final
+    chunk alone, which says nothing per chunk); each event gets the rise since the last count,
+    so the usage chunk's rise is the tokens no content event showed (EOS, a dropped stop
+    string). Logprobs count only when some token event has them."""
+    token_idx = [i for i, k in enumerate(kinds) if k in TOKEN_KINDS]
+    if any(by_timings[i] >= 0 for i in token_idx):
+        out, last = [], 0
+        for n in by_timings:
+            out.append(max(0, n - last) if n >= 0 else 0)
+            last = max(last, n)
+        return out, "timings"
+    if any(by_logprobs[i] for i in token_idx):
+        return list(by_logprobs), "logprobs"
+    return None, None
 
 
 def _classify(ev: Any, rec: RequestRecord, text: list, reasoning: list) -> str:

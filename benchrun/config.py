@@ -93,6 +93,13 @@ class LoadConfig:
     request_timeout_s: float = 600.0  # per-read stall timeout; no total timeout
     metrics_interval_s: float = 0.5  # /metrics scrape period while measuring (0 = start/end only)
     seed: int = 0
+    # Keep-alive connections: auto = never for llama.cpp (its server closes the connection after
+    # every streamed reply, although it answers keep-alive), always for other servers (over a
+    # network each new connection pays a TCP and maybe a TLS handshake) | always | never.
+    reuse_connections: str = "auto"
+    # How the server is asked for per-chunk token counts: auto (llama.cpp: timings_per_token;
+    # other servers: nothing) | timings | logprobs | off. Per-token ITL needs them on CJK/emoji.
+    token_counts: str = "auto"
 
 
 @dataclass
@@ -116,6 +123,7 @@ class BenchConfig:
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     paths: Dict[str, Any] = field(default_factory=dict)
     fit_check: bool = True
+    context_check: bool = True  # refuse a workload whose largest request outgrows one slot (context.py)
     report: bool = True
     resume: Optional[str] = None
     debug: bool = False
@@ -146,6 +154,10 @@ def validate(cfg: Any) -> None:
         raise ValueError(f"model.port must be 0-65535 (or null: a free port), got {cfg.model.port}")
     if cfg.load.rate is not None and cfg.load.rate <= 0:
         raise ValueError(f"load.rate must be > 0 requests/s, got {cfg.load.rate}")
+    if cfg.load.reuse_connections not in ("auto", "always", "never"):
+        raise ValueError(f"load.reuse_connections must be auto, always or never, got {cfg.load.reuse_connections!r}")
+    if cfg.load.token_counts not in ("auto", "timings", "logprobs", "off"):
+        raise ValueError(f"load.token_counts must be auto, timings, logprobs or off, got {cfg.load.token_counts!r}")
     if cfg.load.arrival not in ("poisson", "constant"):
         raise ValueError(f"load.arrival must be poisson or constant, got {cfg.load.arrival!r}")
     kinds = ("synthetic", "agentic", "replay")

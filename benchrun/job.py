@@ -12,8 +12,8 @@ from typing import Any, Optional
 
 from omegaconf import OmegaConf
 
-from . import fit, telemetry
-from .client import make_session
+from . import context, fit, telemetry
+from .client import make_session, reuse_for, token_count_body
 from .engine import Engine, LoadPlan, run_loop
 from .hardware import build_info_of, describe_hardware
 from .metrics import compute_metrics, goodput_of, server_timings
@@ -88,7 +88,8 @@ def served_name(m: Any) -> Optional[str]:
     return m.served_name or (m.name if m.backend == "external" else None)
 
 
-def _run_load(cfg: Any, url: str, headers: dict, workload, writer: RecordWriter, on_measure=None
+def _run_load(cfg: Any, url: str, headers: dict, workload, writer: RecordWriter, on_measure=None,
+              extra_body: dict | None = None, reuse: bool = False
               ) -> tuple[list[list[RequestRecord]], list[int], dict]:
     """Warm-up, then `repeats` measured runs. Returns the records and wall time per repeat,
     and the server's /metrics deltas over the measured runs."""
@@ -101,9 +102,10 @@ def _run_load(cfg: Any, url: str, headers: dict, workload, writer: RecordWriter,
     repeats = [workload.conversations(rep) for rep in range(cfg.repeats)]
 
     async def go():
-        async with make_session(cfg.load.request_timeout_s, headers) as session:
+        async with make_session(cfg.load.request_timeout_s, headers, reuse_connections=reuse) as session:
             engine = Engine(session, url + "/v1/chat/completions", model=served_name(cfg.model),
-                            on_record=writer.write)
+                            on_record=writer.write,
+                            extra_body=extra_body)
             for convs in warmups:
                 await engine.run(convs, LoadPlan(concurrency=1), warmup=True)
             if on_measure:
@@ -177,18 +179,28 @@ def run_job(cfg: Any, job_dir: Path, pool: ServerPool, job_num: int, run_id: str
         estimate = fit.estimate_for(cfg, model_path)  # kept in the result, refused or not
         fit.check(cfg, estimate, result["hardware"])  # refuses what cannot fit, before launching
         workload = make_workload(cfg.workload, cfg.concurrency)  # a bad workload launches nothing
+        need = workload.context_need(context.bytes_per_token_for(m, model_path))
+        result["workload"]["context"] = context.describe(cfg, need)
+        context.check(cfg, need)  # a late turn that cannot fit one slot: refused before launch
         server, reused = pool.get(m, log_path, model_path)
         server.build_info = build_info_of(server)
         if server.log_path and server.log_path.exists():
             log_offset = server.log_path.stat().st_size if reused else 0
         result["server"].update(server.describe(), reused=reused)
         workload.prepare(server.url, server.headers)
-        result["workload"] = {"name": cfg.workload.name, **workload.describe()}
+        result["workload"] = {"name": cfg.workload.name, **workload.describe(),
+                              "context": result["workload"]["context"]}
         sampler = telemetry.start_for_job(cfg, server, job_dir)  # idle memory: before traffic
         try:
+            # An external server counts as llama.cpp when its /props named a build. What the
+            # `auto` settings chose is recorded beside them.
+            llama_cpp = server.backend != "external" or bool(server.build_info)
+            extra = token_count_body(cfg.load.token_counts, llama_cpp)
+            reuse = reuse_for(cfg.load.reuse_connections, llama_cpp)
+            result["load"].update(added_request_fields=extra, connections_pooled=reuse)
             runs, walls, result["server_metrics"] = _run_load(
                 cfg, server.url, server.headers, workload, writer,
-                on_measure=sampler and (lambda: sampler.mark("measure")))
+                on_measure=sampler and (lambda: sampler.mark("measure")), extra_body=extra, reuse=reuse)
         finally:
             if sampler:
                 sampler.stop()  # the telemetry window ends with the load, before checks run

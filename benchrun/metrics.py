@@ -1,7 +1,16 @@
 """Pure metric functions over RequestRecords, and their summaries.
 
 Per-request metrics return None when undefined (a failed request, a one-token reply for ITL);
-summaries only ever see successful, complete requests."""
+summaries only ever see successful, complete requests.
+
+Tokens vs events: one SSE event can carry several tokens (llama.cpp holds back incomplete
+UTF-8, so CJK text and emoji arrive 2-4 tokens at a time) or none (role, finish, usage).
+`itl_ms` is per *token*: an event that brings k new tokens, a gap g after the previous
+token-bearing event, contributes k samples of g/k. `chunk_gap_ms` is the gap between
+consecutive token events, unsplit. The tokens each event carried come from the server
+(`event_tokens`, see client.py), else are assumed one per event; when the server's total
+disagrees with that, the total is spread evenly over the gaps (token_count_source "spread").
+docs/measurement.md states the definitions and compares them with other tools'."""
 from __future__ import annotations
 
 import math
@@ -50,10 +59,78 @@ def ttfa_ms(r: RequestRecord) -> Optional[float]:
     return None
 
 
+def token_count_source(r: RequestRecord) -> Optional[str]:
+    """How the tokens per event are known: "timings" or "logprobs" (the server said, per
+    event), "events" (one per token event; the server's total agrees or is unknown), "spread"
+    (the server's total differs and no per-event counts came: spread evenly), None (no token)."""
+    if not any(k in TOKEN_KINDS for k in r.event_kinds):
+        return None
+    if r.event_tokens is not None and len(r.event_tokens) == len(r.event_kinds):
+        return r.token_source or "timings"
+    n = output_tokens(r)
+    return "events" if n is None or n == token_events(r) else "spread"
+
+
+def _token_steps(r: RequestRecord) -> list[tuple[int, float]]:
+    """(arrival offset ns, new tokens) of every event that brought tokens, from the first token
+    event on (the TTFT event, with every token counted up to it). With per-event counts from
+    the server, a later event with no visible text that still brought tokens is a step too
+    (the usage chunk after an EOS the server counts), and a token event that brought no new
+    token is not. Without them every token event is one token, or, for "spread", every step
+    after the first carries an equal share of the remaining server tokens."""
+    src = token_count_source(r)
+    if src is None:
+        return []
+    if src in ("timings", "logprobs"):
+        steps: list[tuple[int, float]] = []
+        pending = 0
+        for ns, k, n in zip(r.event_ns, r.event_kinds, r.event_tokens):
+            n = int(n or 0)
+            if not steps:
+                pending += n
+                if k in TOKEN_KINDS:
+                    steps.append((ns, pending))
+            elif n > 0:
+                steps.append((ns, n))
+        return steps
+    t = token_offsets_ns(r)
+    steps = [(ns, 1.0) for ns in t]
+    n = output_tokens(r)
+    if src == "spread" and len(t) >= 2 and n is not None and n >= 1:
+        share = (n - 1) / (len(t) - 1)
+        steps = [(t[0], 1.0)] + [(ns, share) for ns in t[1:]]
+    return steps
+
+
 def itl_ms(r: RequestRecord) -> list[float]:
-    """Gaps between consecutive token events."""
+    """Per-token inter-token latency: each step after the first (see _token_steps) brings k
+    tokens a gap g after the step before; it contributes k samples of g/k (k need not be whole
+    for "spread": then one sample of g/k). Tokens in the first token event arrived inside TTFT
+    and have no gap of their own: they give no sample. So a request's mean ITL is
+    (last step - first step) / (tokens after the first event)."""
+    steps = _token_steps(r)
+    out: list[float] = []
+    for (a, _), (b, k) in zip(steps, steps[1:]):
+        if k <= 0:
+            continue
+        g = (b - a) / k / NS_PER_MS
+        reps = int(k) if float(k).is_integer() else 1
+        out.extend([g] * reps)
+    return out
+
+
+def chunk_gap_ms(r: RequestRecord) -> list[float]:
+    """Gaps between consecutive token events (content or reasoning), however many tokens each
+    carried: the stream's rhythm as the client saw it."""
     t = token_offsets_ns(r)
     return [(b - a) / NS_PER_MS for a, b in zip(t, t[1:])]
+
+
+def tokens_per_event(r: RequestRecord) -> Optional[float]:
+    """Server output tokens per token event: 1.0 when every event is one token; about 2-3 on
+    CJK text and emoji, where llama.cpp holds back incomplete UTF-8."""
+    n, m = output_tokens(r), token_events(r)
+    return n / m if n is not None and m else None
 
 
 def e2e_ms(r: RequestRecord) -> float:
@@ -107,9 +184,24 @@ def token_events(r: RequestRecord) -> int:
 
 
 def token_count_mismatch(r: RequestRecord) -> bool:
-    """The client's count of token events disagrees with the server's usage."""
+    """The server's per-event token counts do not add up to its own total (usage). A stream
+    whose events carry several tokens each is not a mismatch: that is what the per-event counts
+    explain. Without per-event counts there is nothing to add up (see token_count_source)."""
+    if token_count_source(r) not in ("timings", "logprobs"):
+        return False
     n = output_tokens(r)
-    return n is not None and n != token_events(r)
+    return n is not None and n != sum(int(x or 0) for x in r.event_tokens)
+
+
+def cut_at_max_tokens(r: RequestRecord) -> bool:
+    """A reply the server stopped at max_tokens (finish_reason "length") where the workload did
+    not ask for an exact length: its text may be cut mid-code. Still a valid measurement."""
+    return r.ok and r.expected_tokens is None and r.finish_reason == "length"
+
+
+def connect_ms(r: RequestRecord) -> Optional[float]:
+    """DNS + TCP (+ TLS) setup of a new connection; None for a reused one or when unknown."""
+    return r.connect_ns / NS_PER_MS if r.connection == "new" and r.connect_ns is not None else None
 
 
 def truncated(r: RequestRecord) -> bool:
@@ -120,6 +212,85 @@ def truncated(r: RequestRecord) -> bool:
 def is_good(r: RequestRecord) -> bool:
     """Counts in latency figures: succeeded, and not truncated."""
     return r.ok and not truncated(r)
+
+
+def _http_error(error: str) -> tuple[Optional[int], dict]:
+    """(status, the server's error object) from an "HTTP 400: {json}" error string."""
+    import json
+
+    head, _, body = error.partition(": ")
+    try:
+        status = int(head.split()[1])
+    except (IndexError, ValueError):
+        return None, {}
+    try:
+        obj = json.loads(body)
+    except ValueError:
+        return status, {"message": body[:300]} if body else {}
+    err = obj.get("error", obj) if isinstance(obj, dict) else {}
+    return status, err if isinstance(err, dict) else {"message": str(err)[:300]}
+
+
+def failure_cause(r: RequestRecord) -> dict:
+    """What made a request fail, as one group key plus what the server said: HTTP status and
+    the server's error type/message (llama.cpp: `{"error": {"code", "message", "type", ...}}`),
+    else the transport's error class ("ServerDisconnectedError", "read timeout", ...)."""
+    err = r.error or (f"HTTP {r.status}" if r.status not in (None, 200) else "unknown")
+    if err.startswith("HTTP "):
+        status, obj = _http_error(err)
+        etype = obj.get("type") or (f"status {status}" if status is not None else None)
+        out = {"cause": f"HTTP {status} {etype}" if status is not None else err[:80], "status": status,
+               "type": obj.get("type"), "message": str(obj.get("message") or err)[:300]}
+        for k in ("n_prompt_tokens", "n_ctx"):  # llama.cpp's context error names both sizes
+            if isinstance(obj.get(k), int):
+                out[k] = obj[k]
+        return out
+    head = err.split(":", 1)[0].strip()
+    return {"cause": head[:80], "status": r.status, "type": None, "message": err[:300]}
+
+
+_FIXES = {
+    "exceed_context_size_error": "the conversation plus max_tokens does not fit one slot's context "
+                                 "(ctx_size / parallel unless kv_unified): raise model.ctx_size, lower "
+                                 "model.parallel or set model.kv_unified=true, or lower max_tokens "
+                                 "(workload.max_tokens_cap)",
+    "read timeout": "the server went silent: raise load.request_timeout_s, or look in server.log",
+    "connect timeout": "the server did not accept connections: is it overloaded or gone? see server.log",
+    "ServerDisconnectedError": "the server closed the connection mid-request: see server.log (crash, "
+                               "or a proxy that drops idle connections: try load.reuse_connections=never)",
+    NOT_SENT.split(":")[0]: "the run's time (load.duration_s) ended while it waited for a slot",
+}
+
+
+def failure_fix(cause: dict) -> str:
+    """What to change, for the causes benchrun recognises; else where to look."""
+    for key in (cause.get("type"), cause.get("cause")):
+        if key in _FIXES:
+            return _FIXES[key]
+    status = cause.get("status")
+    if isinstance(status, int) and status >= 500:
+        return "a server-side error: see server.log for the server's own account"
+    if isinstance(status, int) and status >= 400:
+        return "the server refused the request as sent: check the workload's extra_body and max_tokens"
+    return "see requests.jsonl (error) and server.log"
+
+
+def failures_by_cause(records: list[RequestRecord]) -> list[dict]:
+    """Failed requests grouped by cause, most frequent first: {cause, status, type, count,
+    message (the first one seen), fix, and llama.cpp's n_prompt_tokens / n_ctx when given}."""
+    groups: dict[str, dict] = {}
+    for r in records:
+        if r.ok:
+            continue
+        c = failure_cause(r)
+        g = groups.get(c["cause"])
+        if g is None:
+            groups[c["cause"]] = {**c, "count": 1, "fix": failure_fix(c)}
+        else:
+            g["count"] += 1
+            if isinstance(c.get("n_prompt_tokens"), int):  # keep the largest prompt that failed
+                g["n_prompt_tokens"] = max(g.get("n_prompt_tokens") or 0, c["n_prompt_tokens"])
+    return sorted(groups.values(), key=lambda g: (-g["count"], g["cause"]))
 
 
 def summarize(values: Iterable[Optional[float]]) -> dict:
@@ -160,6 +331,12 @@ def compute_metrics(records: list[RequestRecord], wall_ns: int) -> dict:
     out_tok = sum(output_tokens(r) or 0 for r in good)
     m: dict = {name: summarize(f(r) for r in good) for name, f in PER_REQUEST.items()}
     m["itl_ms"] = summarize(x for r in good for x in itl_ms(r))
+    m["chunk_gap_ms"] = summarize(x for r in good for x in chunk_gap_ms(r))
+    m["tokens_per_event"] = summarize(tokens_per_event(r) for r in good)
+    # Connection setup over every request that went out (failed ones too: a refused connect is
+    # still a connection cost), and how many rode on a kept-alive connection.
+    sent = [r for r in records if r.error != NOT_SENT]
+    m["connect_ms"] = summarize(connect_ms(r) for r in sent)
     if any(r.scheduled_ns is not None for r in records):
         # Lateness is the scheduler's: every request that went out has one, failed or not.
         m["lateness_ms"] = summarize(lateness_ms(r) for r in records if r.error != NOT_SENT)
@@ -169,6 +346,12 @@ def compute_metrics(records: list[RequestRecord], wall_ns: int) -> dict:
         "requests_failed": len(failed),
         "requests_truncated": sum(1 for r in records if r.ok and truncated(r)),
         "token_count_mismatches": sum(1 for r in good if token_count_mismatch(r)),
+        "token_count_sources": _tally(token_count_source(r) or "none" for r in good),
+        "requests_cut_at_max_tokens": sum(1 for r in good if cut_at_max_tokens(r)),
+        "connections": {"new": sum(1 for r in sent if r.connection == "new"),
+                        "reused": sum(1 for r in sent if r.connection == "reused"),
+                        "retried": sum(1 for r in sent if r.retried)},
+        "failures": failures_by_cause(records),
         "output_tokens": out_tok,
         "input_tokens": sum(input_tokens(r) or 0 for r in good),
         "wall_s": wall_s,
@@ -177,6 +360,13 @@ def compute_metrics(records: list[RequestRecord], wall_ns: int) -> dict:
         "cache_n_total": sum(int((r.timings or {}).get("cache_n") or 0) for r in good),
     })
     return m
+
+
+def _tally(keys: Iterable[str]) -> dict:
+    out: dict = {}
+    for k in keys:
+        out[k] = out.get(k, 0) + 1
+    return out
 
 
 def server_timings(records: list[RequestRecord], client_decode_mean: Optional[float]) -> dict:

@@ -37,6 +37,17 @@ class RequestRecord:
     text: str = ""  # content
     reasoning: str = ""  # reasoning_content
     expected_tokens: Optional[int] = None  # when the workload demands an exact length
+    # Tokens the server says each event carried, parallel to event_ns (llama.cpp
+    # `timings_per_token`: deltas of the cumulative `timings.predicted_n`; OpenAI-style servers:
+    # entries of `logprobs.content`). None when the server gave no per-chunk counts (old records,
+    # servers without either): metrics then fall back to the usage total (metrics.token_counts).
+    event_tokens: Optional[list] = None
+    token_source: Optional[str] = None  # "timings" | "logprobs" | None: where event_tokens came from
+    # Connection setup, outside the per-chunk loop (aiohttp TraceConfig): "new" or "reused",
+    # and for a new one how long DNS + TCP (+ TLS) took before the request could be written.
+    connection: Optional[str] = None
+    connect_ns: Optional[int] = None
+    retried: bool = False  # a reused connection the server had closed: sent again on a new one
 
     @property
     def ok(self) -> bool:

@@ -11,10 +11,11 @@ from .report.view import spread
 from .results import atomic_write_text, find_results, load_result
 
 SUMMARY_STATS = ("mean", "p50", "p90", "p99")
-SUMMARY_METRICS = ("ttft_ms", "ttfa_ms", "itl_ms", "tpot_ms", "e2e_ms", "decode_tok_s", "prefill_tok_s")
+SUMMARY_METRICS = ("ttft_ms", "ttfa_ms", "itl_ms", "chunk_gap_ms", "tpot_ms", "e2e_ms", "decode_tok_s",
+                   "prefill_tok_s", "connect_ms")
 CI_KEYS = ("ttft_ms.p50", "decode_tok_s.mean", "output_throughput_tok_s")
 SCALARS = ("output_throughput_tok_s", "request_throughput_rps", "requests_ok", "requests_failed",
-           "requests_truncated", "output_tokens", "input_tokens", "wall_s")
+           "requests_truncated", "requests_cut_at_max_tokens", "output_tokens", "input_tokens", "wall_s")
 
 
 def summary_row(res: dict, job_dir: Path) -> dict:
@@ -51,6 +52,10 @@ def summary_row(res: dict, job_dir: Path) -> dict:
     row["server_metrics_predicted_tok_s"] = sm.get("predicted_tok_s")
     row["server_metrics_requests_deferred_peak"] = (sm.get("peaks") or {}).get("requests_deferred")
     row["token_count_mismatches"] = m.get("token_count_mismatches")
+    conns = m.get("connections") or {}
+    row["connections_new"], row["connections_reused"] = conns.get("new"), conns.get("reused")
+    # "HTTP 400 exceed_context_size_error x2; read timeout x1" (absent in older results)
+    row["failure_causes"] = "; ".join(f"{f.get('cause')} x{f.get('count')}" for f in m.get("failures") or []) or None
     mem = (res.get("server") or {}).get("memory") or {}
     row["memory_kind"], row["memory_peak_mib"], row["memory_idle_mib"] = mem.get("kind"), mem.get("peak_mib"), mem.get("idle_mib")
     en = res.get("energy") or {}

@@ -249,3 +249,25 @@ def test_a_repeated_copy_reads_its_own_replies_not_the_originals():
     second_s2 = s2.send(RequestRecord(id=1, text="from S1#2"))
     assert second_s1.messages[-1]["content"] == "again: from S1"
     assert second_s2.messages[-1]["content"] == "again: from S1#2"
+
+
+def test_without_a_containing_sandbox_code_checks_are_not_run(monkeypatch):
+    from benchrun.checks import sandbox
+
+    monkeypatch.setattr(sandbox, "unavailable", lambda m: None if m == "unconfined" else f"{m}: absent here")
+    w = AgenticWorkload(wl([
+        {"name": "P", "title": "Tests", "turns": [{"prompt": "a", "checks": [
+            "python_parses", {"type": "pytest_passes", "reference": "calculate_discount.py"}]}]},
+        {"name": "S1", "title": "Code", "turns": [{"prompt": "b", "checks": ["python_parses", "runs"]}]},
+    ]), 2)
+    code = "```python\nimport os\nos.system('touch /tmp/pwned')\ndef test_x():\n    pass\n```"
+    tasks = {t["agent"]: t for t in w.evaluate([_rec(1, "P", 1, code), _rec(2, "S1", 1, "```python\nx = (\n```")])}
+    p, s1 = tasks["P"], tasks["S1"]
+    assert p["isolation"] is None and s1["isolation"] is None
+    assert [c["passed"] for c in p["checks"]] == [True, None]
+    assert p["checks"][1]["reason"].startswith("not run: no sandbox that contains generated code works here")
+    assert "isolation=unconfined" in p["checks"][1]["reason"]
+    assert p["passed"] is None  # undecided, not a pass
+    assert s1["passed"] is False  # a check that ran and failed still decides
+    with pytest.raises(ValueError, match="workload.sandbox.isolation: sandbox isolation 'bwrap' is not available"):
+        AgenticWorkload(wl([{"name": "P", "turns": ["a"]}], sandbox={"isolation": "bwrap"}), 1)

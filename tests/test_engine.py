@@ -66,11 +66,50 @@ def test_closed_loop_keeps_exactly_concurrency_in_flight(timed_url):
     assert all(r.scheduled_ns is None for r in recs)
 
 
-def test_no_hidden_client_queue_above_100_connections(timed_url):
-    """aiohttp's default connector queues request 101+; ours must not."""
-    recs, _ = _run(timed_url, [_conv(i, ttft_ms=400, tokens=1) for i in range(130)], LoadPlan(concurrency=130))
-    assert all(r.ok for r in recs)
-    assert max(M.ttft_ms(r) for r in recs) < 790  # queued ones would wait a whole extra TTFT
+def test_no_hidden_client_queue_above_100_connections():
+    """aiohttp's default connector queues request 101+; ours must not. The server holds every
+    request until all 130 are inside it at once (or gives up after 20 s): a condition, no clock."""
+    import asyncio
+    import json
+
+    from aiohttp import web
+
+    from conftest import serve_app
+
+    n, inside, peak, everyone = 130, 0, 0, None
+
+    async def chat(request):
+        nonlocal inside, peak
+        inside += 1
+        peak = max(peak, inside)
+        if inside == n:
+            everyone.set()
+        try:
+            await asyncio.wait_for(everyone.wait(), 20)
+        except asyncio.TimeoutError:
+            pass
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        for ev in ({"choices": [{"delta": {"content": "x"}, "finish_reason": None}]},
+                   {"choices": [{"delta": {}, "finish_reason": "length"}],
+                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}):
+            await resp.write(b"data: " + json.dumps(ev).encode() + b"\n\n")
+        await resp.write(b"data: [DONE]\n\n")
+        inside -= 1
+        return resp
+
+    async def go():
+        nonlocal everyone
+        everyone = asyncio.Event()
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", chat)
+        async with serve_app(app) as url, make_session(60, {}) as session:
+            return await Engine(session, url + "/v1/chat/completions").run(
+                [_conv(i, tokens=1) for i in range(n)], LoadPlan(concurrency=n))
+
+    recs, _ = run_loop(go())
+    assert len(recs) == n and all(r.ok for r in recs)
+    assert peak == n
 
 
 def test_open_loop_records_schedule_and_lateness(timed_url):
@@ -119,8 +158,11 @@ def test_duration_limit_stops_new_requests(timed_url):
                       LoadPlan(concurrency=2, duration_s=0.3))
     assert 2 <= len(recs) < 20
     t0 = min(r.start_ns for r in recs)
-    assert max(r.start_ns for r in recs) - t0 < 0.3e9 + 0.02e9
-    assert wall < 0.6e9
+    # A slot freed before the deadline may start a request; one freed after it may not. (The
+    # first start t0 is no earlier than the engine's clock start, so this never overcounts.)
+    freed_in_time = sum(1 for r in recs if r.end_ns - t0 <= 0.3e9)
+    assert len(recs) <= 2 + freed_in_time
+    assert wall <= max(r.end_ns for r in recs) - t0 + 0.25e9  # then it stops: no wait for the rest
 
 
 def test_multi_turn_conversation_receives_each_record(timed_url):
@@ -145,13 +187,13 @@ def test_a_stalled_stream_is_a_read_timeout_and_the_run_goes_on(timed_url):
         async with make_session(0.4, {}) as session:  # sock_read = the stall limit
             eng = Engine(session, timed_url + "/v1/chat/completions")
             assert eng._watch is not None  # enforced by the watchdog, not per chunk
-            return await eng.run([_conv(0, ttft_ms=3000), _conv(1, ttft_ms=5)], LoadPlan(concurrency=2))
+            return await eng.run([_conv(0, ttft_ms=10_000), _conv(1, ttft_ms=5)], LoadPlan(concurrency=2))
 
     recs, wall = run_loop(go())
     by = {r.tags["rid"]: r for r in recs}
     assert by[0].error == "read timeout: the server stopped sending"
     assert by[1].ok
-    assert 0.4e9 < wall < 2.5e9
+    assert 0.4e9 < wall < 10e9  # cut at the stall limit, not when the server sends after 10 s
 
 
 def test_unread_replies_are_decoded_after_the_run(timed_url):

@@ -61,8 +61,9 @@ def test_start_failures_inside_a_sweep_are_data_and_the_sweep_goes_on(cli, tmp_p
     _preset(extra, "too_slow", "tiny: tiny\nstartup_timeout_s: 0.01")
     _preset(extra, "crashes", "tiny: tiny\nctx_size: 1")  # llama.cpp aborts on its first decode
     try:
+        # context_check=false: `crashes` (ctx_size 1) must reach llama.cpp, not be refused up front.
         proc, _ = cli("-m", "model=missing_file,bad_flag,no_binary,port_taken,too_slow,crashes,tiny",
-                      "workload.requests=2", "load.warmup_requests=0",
+                      "workload.requests=2", "load.warmup_requests=0", "context_check=false",
                       f"hydra.searchpath=[file://{extra}]", env={"BENCHRUN_TEST_MARK": str(tmp_path)})
     finally:
         squatter.close()

@@ -67,7 +67,7 @@ EXPECT = {
     "no_done": "stream ended without [DONE]",
     "stall": "read timeout",
     "empty": "empty response body",
-    "garbage": "",  # any reason, as long as it is recorded
+    "garbage": "stream ended without [DONE]",  # not one SSE event in it
 }
 
 

@@ -60,12 +60,63 @@ def test_one_token_reply():
     assert M.tpot_ms(r) is None and M.decode_tok_s(r) is None
 
 
-def test_token_count_mismatch_is_flagged_not_hidden():
-    # The server says 4 tokens but only 3 token events came: one event carried two tokens.
-    r = rec([1, 2, 3, 4, 5, 6], "rcccud", usage_out=4)
+def test_multi_token_events_without_counts_are_spread_not_flagged():
+    # The server says 4 tokens but only 3 token events came and no per-event counts: one event
+    # carried two tokens. Not a mismatch; the total is spread evenly over the gaps.
+    r = rec([1, 2, 4, 7, 8, 9], "rcccud", usage_out=4)
     assert M.output_tokens(r) == 4 and M.token_events(r) == 3
+    assert M.token_count_source(r) == "spread" and not M.token_count_mismatch(r)
+    assert M.chunk_gap_ms(r) == [2, 3]
+    # 3 tokens after the first arrived over 5 ms: each gap carries 1.5 tokens.
+    assert M.itl_ms(r) == pytest.approx([2 / 1.5, 3 / 1.5])
+    assert M.tokens_per_event(r) == pytest.approx(4 / 3)
+    m = M.compute_metrics([r], 10 * MS)
+    assert m["token_count_mismatches"] == 0 and m["token_count_sources"] == {"spread": 1}
+
+
+def per_event(r, counts, source="timings"):
+    r.event_tokens, r.token_source = counts, source
+    return r
+
+
+def test_multi_token_chunks_give_per_token_itl():
+    # CJK + emoji as llama.cpp streams it (timings_per_token): role, then events carrying
+    # 2, 3, 1, 2 tokens, finish, a usage chunk whose count rises by 1 (the EOS), [DONE].
+    r = per_event(rec([1, 20, 26, 29, 33, 36, 36.5, 37], "rccccfud", usage_out=9),
+                  [0, 2, 3, 1, 2, 0, 1, 0])
+    assert M.ttft_ms(r) == 20  # the first event that carries a token, whatever it carries
+    assert M.chunk_gap_ms(r) == [6, 3, 4]  # between token events, unsplit
+    # 6 ms over 3 tokens, 3 ms over 1, 4 ms over 2, then the EOS 3.5 ms later (usage chunk).
+    # The first event's second token arrived inside TTFT: no gap of its own, no sample.
+    assert M.itl_ms(r) == pytest.approx([2, 2, 2, 3, 2, 2, 3.5])
+    assert M.tpot_ms(r) == pytest.approx((37 - 20) / 8)  # server tokens, not events
+    assert not M.token_count_mismatch(r)
+    assert M.token_count_source(r) == "timings"
+    m = M.compute_metrics([r], 100 * MS)
+    assert m["itl_ms"]["n"] == 7 and m["chunk_gap_ms"]["n"] == 3
+    assert m["itl_ms"]["mean"] == pytest.approx(16.5 / 7)
+    assert m["token_count_mismatches"] == 0
+
+
+def test_per_event_counts_that_do_not_add_up_are_flagged():
+    r = per_event(rec([1, 2, 3, 4, 5], "rccud", usage_out=5), [0, 1, 2, 0, 0])
     assert M.token_count_mismatch(r)
     assert M.compute_metrics([r], 10 * MS)["token_count_mismatches"] == 1
+    r = per_event(rec([1, 2, 3, 4, 5], "rccud", usage_out=3), [0, 1, 2, 0, 0], "logprobs")
+    assert not M.token_count_mismatch(r) and M.token_count_source(r) == "logprobs"
+
+
+def test_a_token_event_with_no_new_token_is_not_a_step():
+    # Text the server held back (a partial stop string) released without a new token: the
+    # event is a chunk but no token arrived with it.
+    r = per_event(rec([5, 10, 14, 15, 16], "ccfud", usage_out=2), [1, 1, 0, 0, 0])
+    assert M.itl_ms(r) == [5] and M.chunk_gap_ms(r) == [5]
+
+
+def test_old_records_without_counts_keep_one_token_per_event():
+    r = rec([5, 20, 30, 45, 46, 47, 50], "rcccfud", usage_out=3)
+    assert M.token_count_source(r) == "events"
+    assert M.itl_ms(r) == M.chunk_gap_ms(r) == [10, 15]
 
 
 def test_output_tokens_falls_back_to_timings_never_to_words():
@@ -157,3 +208,84 @@ def test_open_loop_goodput_counts_from_the_schedule():
     assert ttfa["requests_good"] == 1
     closed = rec([1, 5, 7, 9, 10], "rcccd", usage_out=3, expected=3, start_ns=30 * MS)
     assert M.goodput_of([closed], {"ttft_ms": 10.0}, 1_000 * MS)["requests_good"] == 1
+
+
+def _stream(*events, step_ms=2):
+    """Stamped raw chunks of an SSE stream: one event per chunk, step_ms apart."""
+    import json as _json
+
+    out = []
+    for i, ev in enumerate(events):
+        data = ev if isinstance(ev, str) else _json.dumps(ev)
+        out.append(((i + 1) * step_ms * MS, f"data: {data}\n\n".encode()))
+    return out
+
+
+def _delta(text, **extra):
+    return {"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}], **extra}
+
+
+def test_parse_reads_llama_cpp_per_chunk_counts():
+    from benchrun.client import parse_stream
+
+    r = RequestRecord(id=0, status=200)
+    parse_stream(r, _stream(_delta("こん", timings={"predicted_n": 3}), _delta("に", timings={"predicted_n": 5}),
+                            {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+                            {"choices": [], "usage": {"completion_tokens": 6, "prompt_tokens": 4},
+                             "timings": {"predicted_n": 6}}, "[DONE]"))
+    assert r.ok and r.token_source == "timings" and r.event_tokens == [3, 2, 0, 1, 0]
+    assert M.itl_ms(r) == pytest.approx([1, 1, 4])  # 2 ms over 2 tokens, then the EOS 4 ms later
+    assert not M.token_count_mismatch(r)
+
+
+def test_parse_ignores_final_only_timings_and_reads_logprobs():
+    from benchrun.client import parse_stream
+
+    # Without timings_per_token only the last chunk has timings: that says nothing per chunk.
+    r = RequestRecord(id=0, status=200)
+    parse_stream(r, _stream(_delta("ab"), _delta("c"), {"choices": [], "usage": {"completion_tokens": 3},
+                                                       "timings": {"predicted_n": 3}}, "[DONE]"))
+    assert r.event_tokens is None and M.token_count_source(r) == "spread"
+    lp = lambda n: {"content": [{"token": "t", "logprob": -0.1}] * n}  # noqa: E731
+    r = RequestRecord(id=0, status=200)
+    parse_stream(r, _stream({"choices": [{"index": 0, "delta": {"content": "ab"}, "logprobs": lp(2)}]},
+                            {"choices": [{"index": 0, "delta": {"content": "c"}, "logprobs": lp(1)}]},
+                            {"choices": [], "usage": {"completion_tokens": 3}}, "[DONE]"))
+    assert r.token_source == "logprobs" and r.event_tokens == [2, 1, 0, 0]
+    assert not M.token_count_mismatch(r) and M.itl_ms(r) == [2]
+
+
+def test_failures_grouped_by_cause_with_the_servers_numbers():
+    body = ('{"error":{"code":400,"message":"request (1084 tokens) exceeds the available context size '
+            '(1024 tokens), try increasing it","type":"exceed_context_size_error","n_prompt_tokens":1084,"n_ctx":1024}}')
+    recs = [rec([], "", error=f"HTTP 400: {body}", status=400, id=0),
+            rec([], "", error=f"HTTP 400: {body.replace('1084', '1200')}", status=400, id=1),
+            rec([], "", error="read timeout: the server stopped sending", id=2),
+            rec([], "", error="HTTP 503: not json", status=503, id=3),
+            rec([1, 2, 3], "rcd", usage_out=1, id=4)]
+    f = M.failures_by_cause(recs)
+    assert [(x["cause"], x["count"]) for x in f] == [("HTTP 400 exceed_context_size_error", 2),
+                                                       ("HTTP 503 status 503", 1), ("read timeout", 1)]
+    ctx = f[0]
+    assert ctx["n_ctx"] == 1024 and ctx["n_prompt_tokens"] == 1200 and "1084 tokens" in ctx["message"]
+    assert "model.ctx_size" in ctx["fix"]
+    assert "server.log" in f[1]["fix"] and "request_timeout_s" in f[2]["fix"]
+    assert M.compute_metrics(recs, 10 * MS)["failures"] == f
+
+
+def test_cut_at_max_tokens_only_where_no_exact_length_was_asked():
+    r = rec([1, 2, 3, 4], "rcfd", usage_out=1)
+    r.finish_reason = "length"
+    assert M.cut_at_max_tokens(r)
+    r.expected_tokens = 1  # synthetic: length is the point, not a cut
+    assert not M.cut_at_max_tokens(r)
+
+
+def test_report_explains_multi_token_events_and_failure_causes():
+    from benchrun.report.findings import cause_line
+
+    f = M.failures_by_cause([rec([], "", status=400, id=0, error='HTTP 400: {"error":{"code":400,"message":"too long",'
+                                                            '"type":"exceed_context_size_error","n_prompt_tokens":300,"n_ctx":256}}')])
+    line = cause_line(f[0])
+    assert line.startswith("1 x HTTP 400 exceed_context_size_error (prompt 300 tokens, slot context 256)")
+    assert '"too long"' in line and "Fix: " in line

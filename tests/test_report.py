@@ -52,19 +52,14 @@ def test_report_numbers_come_from_the_results(sweep):
         a, b = jobs[("tiny", c)].value("decode_tok_s.mean"), jobs[("tiny_wide", c)].value("decode_tok_s.mean")
         row = rows[f"Decode speed per request (C{c})"]
         assert row[1] == f"{a:.1f} tok/s" and row[2] == f"{b:.1f} tok/s"  # one repeat: no ± spread
-        # The better value wins by the ratio the numbers give -- unless the gap is within noise
-        # (possible on a busy 2-core machine); the findings must say the same as the table.
-        best, r = ("tiny", a / b) if a >= b else ("tiny_wide", b / a)
-        other = "tiny_wide" if best == "tiny" else "tiny"
-        assert row[3] in (f"{best} ({r:.1f}x)", "Tie (within noise)"), row
-        if row[3] == "Tie (within noise)":
-            assert f"are level on Decode speed per request at C{c}" in md
-        else:
-            assert f"**{best}** decodes {r:.1f}x faster per request than {other} at C{c}" in md
+        # tiny decodes ~10x faster than tiny_wide: far beyond any noise, so the decision is fixed;
+        # the winner's ratio is the one the numbers give, and the findings say the same.
+        assert a > 3 * b, (a, b)
+        assert row[3] == f"tiny ({a / b:.1f}x)", row
+        assert f"**tiny** decodes {a / b:.1f}x faster per request than tiny_wide at C{c}" in md
     t1, t2 = jobs[("tiny", 1)].value("ttft_ms.p50"), jobs[("tiny", 2)].value("ttft_ms.p50")
     assert f"({t1:.1f} ms → {t2:.1f} ms)" in md  # the C1 -> C2 TTFT trend, with its numbers
-    assert "## Recommendation" in md and ("**Pick " in md or "No preset is faster beyond noise" in md
-                                           or "No clear pick on speed" in md)
+    assert "**Pick tiny** for speed" in md.split("## Recommendation", 1)[1]
     detail = {r[0]: r for r in table_after(md, "### Concurrency 2")}
     assert detail["tiny"][1] == "5/0/0"
     assert "uv run benchrun -m model=tiny,tiny_wide concurrency=1,2 workload.requests=5 workload.output_tokens=12" in md

@@ -104,11 +104,11 @@ def _scaled(r: RequestRecord, f: float) -> RequestRecord:
     return r
 
 
-def task(agent, title, role, passed, latency, rep=0, reason="no docstring found"):
+def task(agent, title, role, passed, latency, rep=0, reason="no docstring found", isolation="bwrap"):
     checks = [] if passed is None else [{"name": "has_docstrings", "passed": passed,
                                           "reason": "" if passed else reason, "duration_ms": 3.0}]
     return {"agent": agent, "title": title, "role": role, "repeat": rep, "turns": 1, "latency_ms": latency,
-            "ttft_ms": 50.0, "output_tokens": 100, "passed": passed, "checks": checks, "isolation": "rlimits-only"}
+            "ttft_ms": 50.0, "output_tokens": 100, "passed": passed, "checks": checks, "isolation": isolation}
 
 
 def png_size(p: Path) -> tuple[int, int]:
@@ -342,3 +342,23 @@ def test_summary_written_even_when_the_report_fails(tmp_path, monkeypatch):
         write_report(tmp_path)
     rows = json.loads((tmp_path / "summary.json").read_text())
     assert [r["job"] for r in rows] == ["0_m_c1"] and (tmp_path / "summary.csv").is_file()
+
+
+def test_report_says_plainly_when_generated_code_was_not_run_or_ran_unconfined(tmp_path):
+    why = "no sandbox that contains generated code works here (bwrap: bubblewrap is not installed)"
+    not_run = {**task("S2", "Unit Tests", "side", None, 2000, isolation=None),
+               "checks": [{"name": "pytest_passes", "passed": None, "reason": f"not run: {why}", "duration_ms": 0.1}]}
+    make_job(tmp_path / "a", 0, "m", 1, 100, 10, tasks=[not_run, task("S1", "Docstring", "side", True, 900)])
+    md = write_report(tmp_path / "a").report_md.read_text()
+    findings = md.split("## Key Findings", 1)[1].split("\n## ", 1)[0]
+    assert "**Generated code was not executed**: 1 check(s) that run code were not run" in findings
+    assert why in findings
+    side = {r[0]: r for r in table_after(md, "## Side Tasks")}
+    assert side["S2 Unit Tests"][1].endswith("not run") and side["S1 Docstring"][1].endswith("PASS")
+    assert "ran unconfined" not in md and "ran contained (bwrap)" in md
+
+    make_job(tmp_path / "b", 0, "m", 1, 100, 10, tasks=[task("S1", "Docstring", "side", False, 900,
+                                                              isolation="unconfined")])
+    md = write_report(tmp_path / "b").report_md.read_text()
+    assert "**Generated code ran unconfined**" in md and "network access" in md
+    assert "ran contained" not in md and "was not executed" not in md

@@ -124,3 +124,80 @@ def test_missing_api_key_env_is_a_failed_job_naming_the_variable(cli, tmp_path, 
                       "model.api_key_env=BENCH_TEST_NO_SUCH_KEY", "workload.requests=1")
     assert proc.returncode == 0
     assert "model.api_key_env names BENCH_TEST_NO_SUCH_KEY, but that variable is not set" in proc.stdout
+
+
+class HostileServer(LeakyServer):
+    """Answers every chat turn with the same hostile Python: at import (so also when the pytest
+    check collects it) it signals its parent and everyone, fills the disk, bombs memory and
+    deletes the outputs dir and a canary in the real home."""
+
+    def __init__(self, code: str):
+        super().__init__("unused")
+        self.code = code
+
+    async def chat(self, request):
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        for piece in ["```python\n", self.code, "\n```"]:
+            ev = {"choices": [{"delta": {"content": piece}, "finish_reason": None}]}
+            await resp.write(f"data: {json.dumps(ev)}\n\n".encode())
+        ev = {"choices": [{"delta": {}, "finish_reason": "stop"}],
+              "usage": {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13}}
+        await resp.write(f"data: {json.dumps(ev)}\n\n".encode())
+        await resp.write(b"data: [DONE]\n\n")
+        await resp.write_eof()
+        return resp
+
+
+@pytest.mark.slow
+def test_hostile_generated_code_harms_nothing_and_the_job_still_writes_its_result(cli, tmp_path):
+    from pathlib import Path
+
+    from benchrun.checks.sandbox import CONTAINED, isolation
+
+    iso = isolation()  # raises (fails the test) when nothing here can contain it: never run this unconfined
+    assert iso in CONTAINED
+    canary = Path.home() / f".benchrun-canary-{secrets.token_hex(6)}"
+    canary.write_text("still here")
+    canary.chmod(0o666)
+    outputs = tmp_path / "outputs"
+    code = f"""import os, shutil, signal
+for target in ({str(outputs)!r}, {str(canary)!r}):
+    try:
+        shutil.rmtree(target) if os.path.isdir(target) else os.remove(target)
+    except Exception:
+        pass
+for pid in (os.getppid(), 1, -1):
+    for sig in (signal.SIGSTOP, signal.SIGKILL):
+        try:
+            os.kill(pid, sig)
+        except Exception:
+            pass
+try:
+    with open("fill", "wb") as fh:
+        while True:
+            fh.write(b"x" * (1 << 20))
+except Exception:
+    pass
+hog = []
+try:
+    while True:
+        hog.append(bytearray(64 << 20))
+except MemoryError:
+    pass
+
+def test_fine():
+    assert True"""
+    try:
+        with HostileServer(code) as srv:
+            proc, _ = cli("model=external", f"model.url=http://127.0.0.1:{srv.port}", "workload=agentic_coding",
+                          "concurrency=3", "load.warmup_requests=0", timeout=240)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        res = json.loads(next((tmp_path / output_dir_of(proc.stdout)).glob("*/result.json")).read_text())
+        assert res["status"] == "ok" and res["metrics"]["requests_ok"] == 5
+        s2 = next(t for t in res["tasks"] if t["agent"] == "S2")
+        pytest_check = next(c for c in s2["checks"] if c["name"] == "pytest_passes")
+        assert s2["isolation"] == iso and pytest_check["passed"] is False  # it killed its own pytest
+        assert canary.read_text() == "still here"
+    finally:
+        canary.unlink(missing_ok=True)

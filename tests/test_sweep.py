@@ -93,14 +93,21 @@ def test_tiny_wide_is_measurably_slower(sweep):
     assert slow < fast / 2
 
 
-def test_run_ids_are_unique_even_in_the_same_second():
-    code = "from benchrun.cli import run_id; print(run_id())"
-    env = {k: v for k, v in os.environ.items() if k != "BENCHRUN_RUN_ID"}
-    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
-             for _ in range(4)]
-    ids = [p.communicate()[0].strip() for p in procs]
-    assert len(set(ids)) == 4
-    assert len({i[:19] for i in ids}) <= 2  # same timestamp part, still distinct
+def test_run_ids_are_unique_even_in_the_same_second(monkeypatch):
+    import datetime as real_dt
+    import types
+
+    from benchrun import hydra_setup
+
+    frozen = real_dt.datetime(2026, 12, 1, 12, 0, 0)  # every run starts in this very second
+    monkeypatch.setattr(hydra_setup, "dt", types.SimpleNamespace(
+        datetime=types.SimpleNamespace(now=lambda: frozen)))
+    ids = []
+    for _ in range(200):
+        monkeypatch.delenv(hydra_setup.RUN_ID_ENV, raising=False)
+        ids.append(hydra_setup.run_id())
+    assert {i[:20] for i in ids} == {"2026-12-01_12-00-00_"}
+    assert len(set(ids)) == 200
 
 
 def test_external_mode_launches_nothing(tiny_server, cli):

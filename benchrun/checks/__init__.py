@@ -10,7 +10,8 @@
     - {type: regex, pattern: "status_code\\s*=\\s*201", flags: i}
 
 A check is a function (text, spec, ctx) -> (passed, reason); code that runs goes through
-sandbox.Sandbox. Outcomes land in result.json `tasks[].checks`."""
+sandbox.Sandbox. Outcomes land in result.json `tasks[].checks`: passed true/false, or null
+when a check that executes code was not run because no sandbox could contain it here."""
 from __future__ import annotations
 
 import time
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import execute, static
-from .sandbox import Limits, isolation
+from .sandbox import Limits, NoSandbox, isolation
 
 CHECKS: dict[str, Callable[[str, dict, Any], tuple[bool, str]]] = {
     "python_parses": static.python_parses,
@@ -59,11 +60,23 @@ def run_check(text: str, spec: Any, ctx: CheckContext | None = None) -> dict:
     t0 = time.perf_counter()
     try:
         passed, reason = CHECKS[spec["type"]](text, spec, ctx)
+    except NoSandbox as e:  # never run unconfined by accident: not run, and why
+        passed, reason = None, f"not run: {e}"
     except Exception as e:  # noqa: BLE001 -- a broken check must not lose the job
         passed, reason = False, f"check error: {type(e).__name__}: {e}"
-    out = {"name": spec.get("name", spec["type"]), "passed": bool(passed), "reason": reason,
-           "duration_ms": round((time.perf_counter() - t0) * 1000, 3)}
-    return out
+    return {"name": spec.get("name", spec["type"]), "passed": None if passed is None else bool(passed),
+            "reason": reason, "duration_ms": round((time.perf_counter() - t0) * 1000, 3)}
 
 
-__all__ = ["CHECKS", "CheckContext", "Limits", "isolation", "normalize", "run_check"]
+def task_verdict(checks: list[dict]) -> bool | None:
+    """A task passes when every check passed; one failure fails it; a check not run leaves it
+    undecided (None), as does having no checks."""
+    if any(c["passed"] is False for c in checks):
+        return False
+    if not checks or any(c["passed"] is None for c in checks):
+        return None
+    return True
+
+
+__all__ = ["CHECKS", "CheckContext", "Limits", "NoSandbox", "isolation", "normalize", "run_check",
+           "task_verdict"]

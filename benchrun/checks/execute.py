@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from .extract import extract_code
-from .sandbox import Limits, Sandbox
+from .sandbox import Limits, Sandbox, isolation
 from .static import parse, top_level_names
 
 Outcome = tuple[bool, str]
@@ -60,7 +60,7 @@ def pytest_passes(text: str, spec: dict, ctx) -> Outcome:
         return False, err
     ref_src = ref_path.read_text()
     ref_names = {n for n in top_level_names(ast.parse(ref_src)) if not n.startswith("_")}
-    with Sandbox(_limits(spec, ctx), ctx.isolation) as sb:
+    with Sandbox(_limits(spec, ctx), isolation(ctx.isolation)) as sb:
         sb.write(ref_path.name, ref_src)
         sb.write("test_generated.py", against_reference(tree, ref_path.stem, ref_names))
         r = sb.run(["python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_generated.py"])
@@ -89,7 +89,7 @@ def runs(text: str, spec: dict, ctx) -> Outcome:
         return False, "no code in the reply"
     survive = spec.get("survive_s")
     lim = _limits(spec, ctx)
-    with Sandbox(lim, ctx.isolation) as sb:
+    with Sandbox(lim, isolation(ctx.isolation)) as sb:
         sb.write("main.py", code)
         r = sb.run(["python", "main.py", *map(str, spec.get("args", []))], stdin=spec.get("stdin"),
                    wall_s=float(survive) if survive else lim.wall_s)

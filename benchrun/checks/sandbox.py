@@ -1,21 +1,30 @@
-"""Runs untrusted, model-generated code: its own temporary directory (also its HOME and TMPDIR),
-a scrubbed environment, CPU-time / address-space / process-count / file-size limits, a wall-clock
-timeout after which its whole process group is killed, and, where the machine allows it, no
-network and no writes outside its directory.
+"""Runs untrusted, model-generated code so that it cannot touch anything but its own scratch dir.
 
-Isolation, strongest first (`isolation()` says which one is in force; result.json records it):
-  bwrap         bubblewrap: read-only root, private /tmp, the sandbox dir bound read-write,
-                all namespaces unshared (no network, own PIDs).
-  namespaces    user + network + IPC + mount + PID namespaces entered by _confine.py: no network,
-                tmpfs over /tmp, /var/tmp and /dev/shm, other writes limited by file permissions.
-  rlimits-only  resource limits and the timeout only.
-As root, RLIMIT_NPROC does not bind (the kernel exempts uid 0), so the program runs as the
-unprivileged uid `nobody` (65534); that needs an interpreter `nobody` may execute, found by
-`python_for_sandbox()`. Where none exists, forking cannot be bounded and `nproc_bounded` is False."""
+Contract: in a *containing* mode the program sees a filesystem built from an allowlist -- the
+system's /usr (and /bin, /lib... links), a few harmless /etc files and our Python interpreter
+and site-packages, all read-only -- plus a size-limited tmpfs scratch dir `/sandbox` (its cwd,
+HOME) and a private /tmp. The user's home, the checkout, `outputs/` and every secret are simply
+not there. It has no network (fresh network namespace), its own PID namespace (it cannot see or
+signal benchrun or the server; when its init dies every process in it dies), an emptied
+environment, NO_NEW_PRIVS, an OOM score that makes it the kernel's first victim, and
+RLIMIT_CPU / AS / NPROC / FSIZE plus a wall-clock timeout. As root it runs as `nobody`
+(65534), because the kernel exempts uid 0 from RLIMIT_NPROC: bubblewrap (or _confine.py) does
+the mounts as root, with every capability dropped but the two needed to change uid, and the
+program gets none.
+
+Containing modes, strongest first (result.json records the one used per task):
+  bwrap        bubblewrap builds the layout (Debian: `apt-get install bubblewrap`).
+  namespaces   _confine.py builds the same layout with unshare/mount/pivot_root itself.
+`unconfined` (resource limits and the timeout only: the program has benchrun's user, network
+and file access) is never chosen by `auto`; it is an explicit opt-in and the report names it.
+When no containing mode works, `isolation()` raises NoSandbox with why and how to fix it, and
+the checks that would execute code are recorded as not run."""
 from __future__ import annotations
 
 import functools
+import json
 import os
+import platform
 import shutil
 import signal
 import subprocess
@@ -29,17 +38,32 @@ from typing import Optional, Sequence
 
 NOBODY = 65534
 CONFINE = str(Path(__file__).with_name("_confine.py"))
-MODES = ("bwrap", "namespaces", "rlimits-only")
+CONTAINED = ("bwrap", "namespaces")
+UNCONFINED = "unconfined"
+MODES = (*CONTAINED, UNCONFINED)
+BOX = "/sandbox"  # the scratch dir as the program sees it
+INPUT = "/.sandbox-input"  # the files written with Sandbox.write, read-only, copied into BOX
+CONFINE_IN = "/.sandbox-confine.py"
+FIX = ("install bubblewrap (apt-get install bubblewrap) or allow namespaces; or set "
+       "workload.sandbox.isolation=unconfined to run generated code with no containment")
+_ETC = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime",
+        "/etc/passwd", "/etc/group", "/etc/nsswitch.conf", "/etc/alternatives")
+_SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+
+
+class NoSandbox(Exception):
+    """No containing mode works here (or the one asked for does not); the message says why."""
 
 
 @dataclass
 class Limits:
     cpu_s: int = 10
     memory_mib: int = 1024  # RLIMIT_AS: address space, generous for CPython + pytest
-    nproc: int = 32  # processes beyond those the sandbox user already has
+    nproc: int = 32  # processes it may start, besides itself
     fsize_mib: int = 16  # largest file it may write, stdout and stderr included
     wall_s: float = 15.0
     output_bytes: int = 64 * 1024  # how much of stdout/stderr is read back
+    scratch_mib: int = 64  # size of the scratch dir and of /tmp (tmpfs): a full disk is theirs
 
 
 @dataclass
@@ -56,80 +80,65 @@ class RunResult:
         return self.returncode == 0 and not self.timed_out
 
 
-def _run_as() -> Optional[int]:
-    """The uid the program runs as: nobody when we are root, else our own (None)."""
+def run_as() -> Optional[int]:
+    """The uid the program runs as when it is not ours: nobody when we are root."""
     return NOBODY if os.geteuid() == 0 else None
 
 
-def _probe(argv: list[str], env: dict | None = None, timeout: float = 20) -> bool:
-    uid = _run_as()
-    try:
-        r = subprocess.run(argv, env=env or {"PATH": "/usr/bin:/bin"}, capture_output=True,
-                           timeout=timeout, cwd="/", user=uid, group=uid,
-                           extra_groups=[] if uid is not None else None)
-        return r.returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        return False
+def _ro_paths() -> list[str]:
+    """What the program may read: system dirs, harmless /etc files, our interpreter (its
+    prefix, the venv, site-packages), outermost first, nothing twice."""
+    paths = [p for p in (*_SYSTEM, *_ETC) if os.path.lexists(p)]
+    py = {sys.prefix, sys.base_prefix, sys.exec_prefix, *sysconfig.get_paths().values()}
+    py |= {os.path.realpath(p) for p in py}
+    py.add(os.path.dirname(os.path.realpath(sys.executable)))
+    out: list[str] = []
+    for p in sorted(paths) + sorted(q for q in py if os.path.isdir(q)):
+        if not any(p == o or p.startswith(o.rstrip("/") + "/") for o in out):
+            out.append(p)
+    return out
 
 
-@functools.lru_cache(maxsize=1)
-def python_for_sandbox() -> tuple[Optional[str], dict]:
-    """(interpreter, extra env) with which the sandbox user can run Python and import pytest.
-    Our own interpreter first; as root it may live in an unreadable home (e.g. /root/.pyenv),
-    then a system python3 of the same version with our site-packages on PYTHONPATH."""
-    site = sysconfig.get_paths()["purelib"]
-    cands = [sys.executable, os.path.realpath(sys.executable), shutil.which("python3") or "",
-             f"/usr/bin/python{sys.version_info[0]}.{sys.version_info[1]}", "/usr/bin/python3"]
-    want = f"{sys.version_info[0]}.{sys.version_info[1]}"
-    for exe in dict.fromkeys(c for c in cands if c):
-        for env in ({}, {"PYTHONPATH": site}):
-            probe = f"import sys, pytest; assert '%d.%d' % sys.version_info[:2] == {want!r}"
-            if _probe([exe, "-c", probe], {"PATH": "/usr/bin:/bin", **env}):
-                return exe, env
-    return None, {}
+def layout(lim: Limits, staging: str) -> list[list[str]]:
+    """The sandbox's filesystem, in mount order: ["dir", dest] | ["ro", src, dest] |
+    ["link", target, dest] | ["tmpfs", dest, size_bytes] | ["dev"] | ["proc"]. bwrap and
+    _confine.py both build it. The dirs leading to a bind are made 0755 (bwrap would copy a
+    private home's 0700, which locks the sandbox user out of the interpreter)."""
+    size = str(lim.scratch_mib << 20)
+    out: list[list[str]] = [["tmpfs", "/tmp", size]]
+    made = {"/", "/tmp"}
+    for p in _ro_paths():
+        parents = [str(d) for d in reversed(Path(p).parents) if str(d) not in made]
+        made.update(parents)
+        out += [["dir", d] for d in parents]
+        out.append(["link", os.readlink(p), p] if os.path.islink(p) and p in _SYSTEM else ["ro", p, p])
+    out += [["tmpfs", BOX, size], ["ro", staging, INPUT], ["ro", CONFINE, CONFINE_IN], ["dev"], ["proc"]]
+    return out
 
 
-@functools.lru_cache(maxsize=None)
-def available(mode: str) -> bool:
-    """Whether `mode` works on this machine (probed once, by really running `true` in it)."""
-    py, env = python_for_sandbox()
-    if mode == "rlimits-only":
-        return True
-    if py is None:
-        return False
-    if mode == "bwrap":
-        bw = shutil.which("bwrap")
-        return bool(bw) and _probe([py, CONFINE, "bwrap", *_limit_args(Limits(), "/"), "--",
-                                    *_bwrap_argv(bw, "/tmp", ["true"])], {"PATH": "/usr/bin:/bin", **env})
-    if mode == "namespaces":
-        box = tempfile.mkdtemp(prefix="benchrun-probe-")
-        try:
-            if _run_as() is not None:
-                os.chown(box, NOBODY, NOBODY)
-            return _probe([py, CONFINE, "namespaces", *_limit_args(Limits(), box), "--", "true"],
-                          {"PATH": "/usr/bin:/bin", **env})
-        finally:
-            shutil.rmtree(box, ignore_errors=True)
-    raise ValueError(f"isolation must be one of {', '.join(MODES)} or auto, got {mode!r}")
-
-
-def isolation(prefer: str = "auto") -> str:
-    """The strongest isolation this machine allows (or `prefer`, if it is available)."""
-    if prefer != "auto":
-        if not available(prefer):
-            raise ValueError(f"sandbox isolation {prefer!r} is not available on this machine")
-        return prefer
-    return next(m for m in MODES if available(m))
-
-
-def drops_privileges() -> bool:
-    """True when we are root and the program runs as `nobody` instead."""
-    return _run_as() is not None and python_for_sandbox()[0] is not None
-
-
-def nproc_bounded() -> bool:
-    """RLIMIT_NPROC only binds a non-root user."""
-    return os.geteuid() != 0 or drops_privileges()
+def _bwrap_args(lay: list[list[str]]) -> list[str]:
+    bw = shutil.which("bwrap") or "bwrap"
+    if run_as() is not None:  # root: no user namespace needed (nor, in a container, available)
+        ns = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
+              "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    else:
+        ns = ["--unshare-all", "--unshare-user", "--disable-userns", "--cap-drop", "ALL"]
+    args = [bw, *ns, "--die-with-parent", "--new-session"]
+    for item in lay:
+        kind = item[0]
+        if kind == "dir":
+            args += ["--perms", "0755", "--dir", item[1]]
+        elif kind == "ro":
+            args += ["--ro-bind", item[1], item[2]]
+        elif kind == "link":
+            args += ["--symlink", item[1], item[2]]
+        elif kind == "tmpfs":
+            args += ["--perms", "1777", "--size", item[2], "--tmpfs", item[1]]
+        elif kind == "dev":
+            args += ["--dev", "/dev"]
+        elif kind == "proc":
+            args += ["--proc", "/proc"]
+    return args + ["--remount-ro", "/", "--chdir", "/", "--"]
 
 
 def _user_procs(uid: int) -> int:
@@ -144,100 +153,157 @@ def _user_procs(uid: int) -> int:
     return n
 
 
-def _limit_args(lim: Limits, box: str) -> list[str]:
-    uid = _run_as() if _run_as() is not None else os.getuid()
-    # RLIMIT_NPROC counts every process of the user, so allow what it already runs plus ours.
-    nproc = _user_procs(uid) + lim.nproc
-    dirs = os.pathsep.join([box, *_python_dirs_under_tmp()])  # bound back over a private /tmp
-    return [str(lim.cpu_s), str(lim.memory_mib << 20), str(nproc), str(lim.fsize_mib << 20), dirs]
+def _nproc(mode: str, lim: Limits) -> int:
+    """RLIMIT_NPROC for the program. It counts the processes of the program's uid: as root that
+    is nobody's on the whole machine, so allow those plus ours. A user namespace (a normal user's
+    contained modes) has counted its own processes apart since Linux 5.14: its init, the
+    program, and ours; before that, every process of the user counts."""
+    if mode != UNCONFINED and run_as() is not None:
+        return _user_procs(NOBODY) + lim.nproc
+    if mode != UNCONFINED and tuple(map(int, platform.release().split(".")[:2])) >= (5, 14):
+        return 2 + lim.nproc
+    return _user_procs(os.getuid()) + lim.nproc
 
 
-def _python_dirs_under_tmp() -> list[str]:
-    """Our interpreter's prefix and site-packages when they live under /tmp or /var/tmp (a
-    checkout there): the sandbox's private /tmp would hide them, so they are bound back read-only."""
-    dirs = {os.path.realpath(sys.prefix), os.path.realpath(sysconfig.get_paths()["purelib"])}
-    return sorted(d for d in dirs if d.startswith(("/tmp/", "/var/tmp/")) and os.path.isdir(d))
+def _spec(mode: str, lim: Limits, staging: str) -> dict:
+    """What _confine.py needs: limits, the uid to drop to, and the layout to build."""
+    uid = run_as()
+    contained = mode != UNCONFINED
+    return {"mode": mode, "staging": staging, "drop_to": uid if contained else None,
+            "cpu_s": lim.cpu_s, "as_bytes": lim.memory_mib << 20, "fsize": lim.fsize_mib << 20,
+            "nproc": _nproc(mode, lim),
+            "box": BOX if contained else staging, "input": INPUT if contained else None,
+            "layout": layout(lim, staging) if mode == "namespaces" else None}
 
 
-def _bwrap_argv(bw: str, box: str, argv: Sequence[str]) -> list[str]:
-    rebind = [a for d in _python_dirs_under_tmp() for a in ("--ro-bind", d, d)]
-    return [bw, "--unshare-all", "--die-with-parent", "--new-session", "--ro-bind", "/", "/",
-            "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/var/tmp",
-            *rebind, "--bind", box, box, "--chdir", box, "--", *argv]
+def command(mode: str, lim: Limits, staging: str, argv: Sequence[str]) -> list[str]:
+    """The full command line that runs argv in `mode` ("python" as argv[0] is our interpreter)."""
+    argv = [sys.executable if a == "python" and i == 0 else a for i, a in enumerate(argv)]
+    spec = json.dumps(_spec(mode, lim, staging))
+    if mode == "bwrap":
+        return [*_bwrap_args(layout(lim, staging)), sys.executable, CONFINE_IN, spec, "--", *argv]
+    return [sys.executable, CONFINE, spec, "--", *argv]
+
+
+def _env(home: str, tmp: str) -> dict:
+    """The program's whole environment: nothing of benchrun's (no API key) reaches it."""
+    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": home, "TMPDIR": tmp, "LANG": "C.UTF-8",
+            "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+
+
+@functools.lru_cache(maxsize=None)
+def unavailable(mode: str) -> Optional[str]:
+    """None when `mode` works here, else why not. Probed once, by running our interpreter in it
+    and importing pytest as the sandbox user: exactly what checks will do."""
+    if mode not in MODES:
+        raise ValueError(f"isolation must be one of auto, {', '.join(MODES)}; got {mode!r}")
+    if mode == UNCONFINED:
+        return None
+    if mode == "bwrap" and not shutil.which("bwrap"):
+        return "bwrap: bubblewrap is not installed"
+    with Sandbox(Limits(wall_s=30), mode) as sb:
+        r = sb.run(["python", "-c", "import os, pytest; print(os.getcwd(), os.getuid())"])
+    want = f"{BOX} {run_as() if run_as() is not None else os.getuid()}"
+    if r.ok and r.stdout.split() == want.split():
+        return None
+    err = " ".join((r.stderr or r.stdout).split())[-200:] or f"exit {r.returncode}"
+    return f"{mode}: {'timed out' if r.timed_out else err}"
+
+
+def available(mode: str) -> bool:
+    return unavailable(mode) is None
+
+
+def isolation(prefer: str = "auto") -> str:
+    """The mode checks run in: `prefer` if it works, for `auto` the strongest containing mode.
+    Raises NoSandbox (why, and the fix) when that is not possible; never falls back to
+    `unconfined` by itself."""
+    if prefer != "auto":
+        why = unavailable(prefer)
+        if why:
+            raise NoSandbox(f"sandbox isolation {prefer!r} is not available on this machine ({why})")
+        return prefer
+    whys = []
+    for m in CONTAINED:
+        why = unavailable(m)
+        if why is None:
+            return m
+        whys.append(why)
+    raise NoSandbox(f"no sandbox that contains generated code works here ({'; '.join(whys)}); {FIX}")
 
 
 class Sandbox:
-    """with Sandbox() as sb: sb.write("x.py", code); sb.run(["python", "x.py"])
-    "python" as argv[0] means the interpreter the sandbox user can run."""
+    """with Sandbox(limits, isolation()) as sb: sb.write("x.py", code); sb.run(["python", "x.py"])
+    `mode` is one of MODES, as isolation() chose it ("python" as argv[0]: our interpreter)."""
 
-    def __init__(self, limits: Limits | None = None, prefer: str = "auto"):
-        self.limits = limits or Limits()
-        self.mode = isolation(prefer)
-        self.dir: Path = Path()
-        self._out: Path = Path()
+    def __init__(self, limits: Limits, mode: str):
+        if mode not in MODES:
+            raise ValueError(f"sandbox mode must be one of {', '.join(MODES)}; got {mode!r}")
+        self.limits, self.mode = limits, mode
+        self.dir: Path = Path()  # staging: what write() puts here is copied into the scratch dir
 
     def __enter__(self) -> "Sandbox":
         self.dir = Path(tempfile.mkdtemp(prefix="benchrun-sbx-"))
-        self._out = Path(tempfile.mkdtemp(prefix="benchrun-sbx-out-"))  # outside the sandbox
-        uid = _run_as()
-        if uid is not None:
-            os.chown(self.dir, uid, uid)
-            os.chown(self._out, uid, uid)
+        self._out = Path(tempfile.mkdtemp(prefix="benchrun-sbx-out-"))  # never visible inside
+        self._chown(self.dir)
         return self
 
     def __exit__(self, *exc) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
         shutil.rmtree(self._out, ignore_errors=True)
 
+    def _chown(self, path: Path) -> None:
+        uid = run_as()
+        if uid is not None:  # the sandbox user reads its input and writes its output
+            os.chown(path, uid, uid)
+
     def write(self, name: str, text: str) -> Path:
         path = self.dir / name
         path.write_text(text)
-        uid = _run_as()
-        if uid is not None:
-            os.chown(path, uid, uid)
+        self._chown(path)
         return path
 
     def run(self, argv: Sequence[str], stdin: str | None = None, wall_s: float | None = None) -> RunResult:
-        py, pyenv = python_for_sandbox()
-        argv = list(argv)
-        if argv and argv[0] == "python":  # no interpreter for `nobody`: ours, as ourselves
-            argv[0] = py or sys.executable
-        box = str(self.dir)
-        env = {"PATH": "/usr/bin:/bin", "HOME": box, "TMPDIR": box, "LANG": "C.UTF-8",
-               "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0",
-               "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "BENCHRUN_SANDBOX": box, **pyenv}
-        launcher = [py or sys.executable, CONFINE, self.mode, *_limit_args(self.limits, box), "--"]
-        if self.mode == "bwrap":
-            argv = _bwrap_argv(shutil.which("bwrap") or "bwrap", box, argv)
-        uid = _run_as() if py else None
+        env = _env(BOX, "/tmp") if self.mode != UNCONFINED else _env(str(self.dir), str(self.dir))
         wall = wall_s if wall_s is not None else self.limits.wall_s
         out, err = self._out / "stdout", self._out / "stderr"
         t0 = time.monotonic()
         with open(out, "wb") as fo, open(err, "wb") as fe:
-            if uid is not None:
-                os.chown(out, uid, uid)
-                os.chown(err, uid, uid)
-            proc = subprocess.Popen(launcher + argv, cwd=box, env=env, stdout=fo, stderr=fe,
-                                    stdin=subprocess.PIPE, start_new_session=True, user=uid,
-                                    group=uid, extra_groups=[] if uid is not None else None)
+            self._chown(out)
+            self._chown(err)
+            proc = subprocess.Popen(command(self.mode, self.limits, str(self.dir), argv), cwd="/",
+                                    env=env, stdout=fo, stderr=fe, stdin=subprocess.PIPE,
+                                    start_new_session=True)
             timed_out = False
             try:
                 proc.communicate((stdin or "").encode(), timeout=wall)
             except subprocess.TimeoutExpired:
                 timed_out = True
             finally:
-                _kill_group(proc, box)
+                _kill_all(proc)
         return RunResult(returncode=None if timed_out else proc.returncode,
                          stdout=_head(out, self.limits.output_bytes),
                          stderr=_head(err, self.limits.output_bytes),
                          timed_out=timed_out, wall_s=time.monotonic() - t0, isolation=self.mode)
 
 
-def _kill_group(proc: subprocess.Popen, marker: str) -> None:
-    """SIGKILL the whole process group (the program and anything it forked) until it is gone,
-    then anything that left the group (setsid) but still carries this run's env marker."""
+def _pid_ns(pid: int) -> Optional[str]:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:  # gone, a zombie, or not ours to see
+        return None
+
+
+def _kill_all(proc: subprocess.Popen) -> None:
+    """SIGKILL the launcher's process group and every descendant (setsid or not), then wait until
+    the PID namespaces they ran in are empty: nothing the program started outlives run()."""
     import psutil
 
+    try:
+        kids = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.Error:
+        kids = []
+    spaces = {_pid_ns(p.pid) for p in kids} - {_pid_ns(os.getpid()), None}
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         try:
@@ -246,16 +312,22 @@ def _kill_group(proc: subprocess.Popen, marker: str) -> None:
             break
         proc.poll()
         time.sleep(0.01)
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:  # pragma: no cover -- SIGKILL cannot be ignored
-        pass
-    for p in psutil.process_iter():
+    for p in kids:
         try:
-            if p.pid != os.getpid() and p.environ().get("BENCHRUN_SANDBOX") == marker:
-                p.kill()
+            p.kill()
         except psutil.Error:
             pass
+    proc.wait()
+    while spaces and time.monotonic() < deadline:
+        left = [pid for pid in psutil.pids() if _pid_ns(pid) in spaces]
+        if not left:
+            break
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.01)
 
 
 def _head(path: Path, n: int) -> str:

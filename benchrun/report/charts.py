@@ -230,7 +230,7 @@ def side_tasks(g: Group, path: Path) -> Optional[Path]:
         bars = ax.bar(x - 0.4 + width * (i + 0.5), ys, width, yerr=_yerr(ys, es), capsize=3,
                       color=_color(i), label=lab)
         for b, n in zip(bars, names):
-            v = verdict(rows[n]["passed"]) if n in rows else "—"
+            v = verdict(rows[n]) if n in rows else "—"
             col = {"PASS": "green", "FAIL": "red"}.get(v, "black")
             ax.annotate(v, (b.get_x() + b.get_width() / 2, b.get_height()), ha="center", va="bottom",
                         fontsize=8, fontweight="bold", color=col, xytext=(0, 3), textcoords="offset points")

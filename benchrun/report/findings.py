@@ -59,7 +59,7 @@ def _trend(job_lo: Job, job_hi: Job, key: str, c_lo: int, c_hi: int, up: str, do
 
 
 def key_findings(g: Group) -> list[str]:
-    return (_preset_comparisons(g) + _scaling(g) + quality_findings(g) + _request_failures(g)
+    return (_preset_comparisons(g) + _scaling(g) + quality_findings(g) + sandbox_findings(g) + _request_failures(g)
             + _disturbed_runs(g))
 
 
@@ -113,7 +113,31 @@ def _request_failures(g: Group) -> list[str]:
             elif bad or trunc:
                 out.append(f"{lab} at C{c}: {bad} request(s) failed, {trunc} truncated "
                            f"(excluded from latency figures).")
+            out += [f"{lab} at C{c}: {cause_line(f)}" for f in m.get("failures") or []]
+            tpe = (m.get("tokens_per_event") or {}).get("mean")
+            if tpe and tpe > 1.05:  # multi-byte text: say why events and tokens differ
+                src = ", ".join(sorted(m.get("token_count_sources") or {})) or "unknown"
+                out.append(f"{lab} at C{c}: SSE events carried {tpe:.1f} tokens on average (multi-byte text; "
+                           f"counts from: {src}); ITL is per token, the gap between events is chunk_gap_ms "
+                           f"({_ms((m.get('chunk_gap_ms') or {}).get('p50'))} p50 vs ITL "
+                           f"{_ms((m.get('itl_ms') or {}).get('p50'))}).")
+            cut = m.get("requests_cut_at_max_tokens") or 0
+            if cut:
+                out.append(f"{lab} at C{c}: {cut} reply(ies) stopped at max_tokens (finish_reason length); "
+                           f"code in them may be incomplete, and checks failing on them say so.")
     return out
+
+
+def _ms(x) -> str:
+    return "?" if x is None else f"{x:.2f} ms"
+
+
+def cause_line(f: dict) -> str:
+    """One failure cause from result.json metrics.failures, with what the server said and the fix."""
+    sizes = (f" (prompt {f['n_prompt_tokens']} tokens, slot context {f['n_ctx']})"
+             if f.get("n_prompt_tokens") is not None and f.get("n_ctx") is not None else "")
+    msg = str(f.get("message") or "").splitlines()[0][:160] if f.get("message") else ""
+    return (f"{f.get('count')} x {f.get('cause')}{sizes}: \"{msg}\". Fix: {f.get('fix')}.")
 
 
 CLIENT_BUSY_PCT = 90.0  # benchrun's event loop is one thread: near a full core it may be the bottleneck
@@ -152,6 +176,28 @@ def quality_findings(g: Group) -> list[str]:
             if rw:
                 s += " (Random-weight test model: any pass is luck, not quality.)"
         out.append(s)
+    return out
+
+
+# result.json `tasks[].isolation` (checks/sandbox.py); rlimits-only: results before the rename
+CONTAINED, UNCONFINED = ("bwrap", "namespaces"), ("unconfined", "rlimits-only")
+
+
+def sandbox_findings(g: Group) -> list[str]:
+    """Plain words when generated code was not executed, or ran without containment."""
+    tasks = [t for lab in g.labels for j in g.grid[lab].values() for t in (j.result.get("tasks") or [])]
+    checks = [c for t in tasks for c in t.get("checks") or []]
+    not_run = [c for c in checks if c.get("passed") is None]
+    out = []
+    if not_run:
+        why = str(not_run[0].get("reason") or "").removeprefix("not run: ")
+        out.append(f"**Generated code was not executed**: {len(not_run)} check(s) that run code were "
+                   f"not run, so their tasks are not judged. {why}")
+    modes = {t.get("isolation") for t in tasks if t.get("isolation") in UNCONFINED}
+    if modes:
+        out.append("**Generated code ran unconfined** (`workload.sandbox.isolation=unconfined`, an "
+                   "explicit opt-in): it ran as benchrun's own user with network access and that "
+                   "user's access to files; only resource limits and a timeout applied.")
     return out
 
 
@@ -268,18 +314,22 @@ def task_rows(job: Optional[Job]) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for t in (job.result.get("tasks") or []) if job else []:
         name = " ".join(str(x) for x in (t.get("agent"), t.get("title")) if x)
-        r = out.setdefault(name, {"role": t.get("role"), "lat": [], "passed": [], "checks": []})
+        r = out.setdefault(name, {"role": t.get("role"), "lat": [], "passed": [], "checks": [], "not_run": 0})
         if t.get("latency_ms") is not None:
             r["lat"].append(float(t["latency_ms"]))
         if t.get("passed") is not None:
             r["passed"].append(bool(t["passed"]))
+        elif any(c.get("passed") is None for c in t.get("checks") or []):
+            r["not_run"] += 1
         r["checks"] += t.get("checks") or []
     return out
 
 
-def verdict(passed: list[bool]) -> str:
+def verdict(row: dict) -> str:
+    """PASS / FAIL / k/n PASS over repeats of one task row (task_rows)."""
+    passed = row["passed"]
     if not passed:
-        return "no checks"
+        return "not run" if row.get("not_run") else "no checks"
     k = sum(passed)
     if k == len(passed):
         return "PASS"

@@ -7,7 +7,7 @@ from pathlib import Path
 from ..results import UNREADABLE
 from .blocks import Block, Bullets, Code, Heading, Image, Para, Table
 from .data import BY_KEY, Job, is_random_weights
-from .findings import key_findings, recommendation, task_rows, verdict
+from .findings import CONTAINED, key_findings, recommendation, sandbox_findings, task_rows, verdict
 from .view import Group, overrides_of, rank, show, winner_cell
 
 M = BY_KEY
@@ -180,7 +180,7 @@ def side_tasks_section(g: Group) -> list[Block]:
                 cells.append("—")
                 continue
             lat = f"{sum(r['lat']) / len(r['lat']):.0f}ms" if r["lat"] else "—"
-            cells.append(f"{lat} {verdict(r['passed'])}")
+            cells.append(f"{lat} {verdict(r)}")
         rows.append(cells)
     out: list[Block] = [Table(["Task"] + g.labels, rows)]
     fails = []
@@ -195,10 +195,12 @@ def side_tasks_section(g: Group) -> list[Block]:
         more = len(shown) - 12
         out.append(Para("Failed checks (first reason each):"))
         out.append(Bullets(shown[:12] + ([f"… and {more} more"] if more > 0 else [])))
-    isol = {t.get("isolation") for lab in g.labels for t in (g.job(lab, g.cmax).result.get("tasks") or [])
-            if t.get("isolation")}
-    if isol:
-        out.append(Para("Generated code ran in a sandbox with isolation: " + ", ".join(sorted(isol)) + "."))
+    isol = {t.get("isolation") for lab in g.labels for t in (g.job(lab, g.cmax).result.get("tasks") or [])}
+    contained = sorted(m for m in isol if m in CONTAINED)
+    if contained:
+        out.append(Para(f"Generated code ran contained ({', '.join(contained)}): read-only system "
+                        "files only, no home, checkout or outputs, no network, its own process namespace."))
+    out += [Para(s) for s in sandbox_findings(g)]
     return out
 
 

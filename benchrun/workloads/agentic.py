@@ -19,12 +19,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from ..checks import DATA_DIR, CheckContext, Limits, isolation, normalize, run_check
+from ..checks import (DATA_DIR, CheckContext, Limits, NoSandbox, isolation, normalize, run_check,
+                      task_verdict)
 from ..checks.extract import extract_code
 from ..client import RequestSpec
 from ..config import plain
 from ..engine import Conversation
-from ..metrics import e2e_ms, output_tokens, tpot_ms, ttft_ms
+from ..metrics import cut_at_max_tokens, e2e_ms, output_tokens, tpot_ms, ttft_ms
 from .base import Workload
 
 _REF = re.compile(r"\{\{\s*(?:data:\s*([\w./-]+)|([A-Za-z_][\w-]*)\.(last|code|turn\d+))\s*\}\}")
@@ -172,8 +173,11 @@ class AgenticWorkload(Workload):
             self.limits = Limits(**sb)
         except TypeError as e:
             raise ValueError(f"workload.sandbox: {e}") from None
-        if self.isolation_pref != "auto":
-            isolation(self.isolation_pref)  # fail now, with one line, if the machine lacks it
+        if self.isolation_pref != "auto":  # fail now, with one line, if the machine lacks it
+            try:
+                isolation(self.isolation_pref)
+            except NoSandbox as e:
+                raise ValueError(f"workload.sandbox.isolation: {e}") from None
 
     def instances(self) -> list[Instance]:
         """Which agents run at this concurrency (see the module docstring)."""
@@ -232,7 +236,10 @@ class AgenticWorkload(Workload):
     def evaluate(self, records: list) -> list[dict]:
         """One `tasks` entry per agent per repeat: latency, tokens, and every check's outcome."""
         ctx = CheckContext(limits=self.limits, isolation=self.isolation_pref)
-        iso = isolation(self.isolation_pref)
+        try:
+            iso = isolation(self.isolation_pref)
+        except NoSandbox:  # each code-running check says why it was not run
+            iso = None
         by: dict[tuple[int, str], list] = {}
         for r in records:
             if not r.warmup and "agent" in r.tags:
@@ -244,20 +251,64 @@ class AgenticWorkload(Workload):
                 tasks.append(self._task(inst, rep, recs, ctx, iso))
         return tasks
 
+    def context_need(self, bytes_per_token: float = 3.0):
+        """The largest turn of any agent that runs at this concurrency, worst case: system +
+        every user prompt so far + every earlier reply at its max_tokens + this turn's
+        max_tokens. A reference to another agent's reply counts as that reply's max_tokens
+        (`.last`, `.code`: its last turn's; `.turnK`: turn K's). Text is estimated."""
+        from ..context import TEMPLATE_TOKENS_PER_MESSAGE as PER_MSG, ContextNeed, estimate_tokens
+
+        def est(text: str) -> int:
+            return estimate_tokens(text, bytes_per_token)
+
+        by_name = {a.name: a for a in self.agents}
+
+        def prompt_tokens(template: str) -> int:
+            refs = 0
+            for m in _REF.finditer(template):
+                if m.group(1):
+                    refs += est((DATA_DIR / m.group(1)).read_text())
+                else:
+                    turns = by_name[m.group(2)].turns
+                    k = int(m.group(3)[4:]) if m.group(3).startswith("turn") else len(turns)
+                    refs += turns[min(max(k, 1), len(turns)) - 1].max_tokens
+            return est(_REF.sub("", template)) + refs + PER_MSG
+
+        best, worst_each = None, []
+        for inst in self.instances():
+            a = inst.agent
+            n = est(a.system) + PER_MSG if a.system else 0
+            mine = 0
+            for k, t in enumerate(a.turns, start=1):
+                n += prompt_tokens(t.prompt)
+                mine = max(mine, n + t.max_tokens)
+                if best is None or n + t.max_tokens > best.tokens:
+                    best = ContextNeed(n + t.max_tokens, f"agent {inst.label}, turn {k}: system + "
+                                       f"{k} prompt(s) + {k} x max_tokens", True)
+                n += t.max_tokens + PER_MSG  # the reply joins the history, at its worst
+            worst_each.append(mine)
+        if best is not None:  # concurrent agents all run at once; a pipeline `concurrency` at a time
+            best.concurrent_tokens = sum(sorted(worst_each, reverse=True)[:self.concurrency])
+        return best
+
     def describe(self) -> dict:
         return {**super().describe(), "pipeline": self.pipeline,
                 "agents_run": [i.label for i in self.instances()]}
 
-    def _task(self, inst: Instance, rep: int, recs: list, ctx: CheckContext, iso: str) -> dict:
+    def _task(self, inst: Instance, rep: int, recs: list, ctx: CheckContext, iso: str | None) -> dict:
         agent = inst.agent
         texts = {r.tags["turn"]: (r.text if r.ok else "") for r in recs}
+        # Turns the server stopped at max_tokens: a check that fails on one says so, since the
+        # code may simply be cut short rather than wrong.
+        cut = {r.tags["turn"]: agent.turns[r.tags["turn"] - 1].max_tokens
+               for r in recs if cut_at_max_tokens(r)}
         checks = []
         for k, turn in enumerate(agent.turns, start=1):
             for spec in turn.checks:
-                checks.append({**run_check(texts.get(k, ""), spec, ctx), "turn": k})
+                checks.append(_note_cut({**run_check(texts.get(k, ""), spec, ctx), "turn": k}, cut))
         for spec in agent.checks:
-            checks.append({**run_check(texts.get(len(agent.turns), ""), spec, ctx),
-                           "turn": len(agent.turns)})
+            checks.append(_note_cut({**run_check(texts.get(len(agent.turns), ""), spec, ctx),
+                                     "turn": len(agent.turns)}, cut))
         ok = [r for r in recs if r.ok]
         last = recs[-1] if recs else None
         t_last = tpot_ms(last) if last is not None and last.ok else None
@@ -266,11 +317,22 @@ class AgenticWorkload(Workload):
             "agent": inst.label, "title": agent.title, "role": agent.role, "repeat": rep,
             "turns": len(recs), "turns_planned": len(agent.turns),
             "requests_failed": len(recs) - len(ok) + (len(agent.turns) - len(recs)),
+            "truncated_turns": sorted(cut),
             "latency_ms": round(sum(e2e_ms(r) for r in recs), 3),
             "ttft_ms": None if first_ttft is None else round(first_ttft, 3),
             "output_tokens": int(sum(output_tokens(r) or 0 for r in ok)),
             "last_turn_decode_tok_s": None if not t_last else round(1000.0 / t_last, 3),
-            "passed": all(c["passed"] for c in checks) if checks else None,
+            "passed": task_verdict(checks),
             "checks": checks,
             "isolation": iso,
         }
+
+
+def _note_cut(check: dict, cut: dict) -> dict:
+    """A failed check (not one that could not run) on a turn cut at max_tokens says so."""
+    k = check.get("turn")
+    if check.get("passed") is False and k in cut:
+        check["truncated"] = True
+        check["reason"] = (f"{check.get('reason') or 'failed'} (turn {k} was cut at max_tokens={cut[k]}: "
+                           f"the reply may be incomplete)")
+    return check

@@ -1,4 +1,5 @@
-"""The workload interface."""
+"""The workload interface: conversations to send, a warm-up, the settings to record, per-task
+outcomes, and the worst-case context one request can need (checked before launch)."""
 from __future__ import annotations
 
 from typing import Any, Iterable
@@ -30,6 +31,12 @@ class Workload:
     def warmup(self) -> list[Conversation]:
         """Conversations sent before measuring; their records are kept but excluded."""
         return self.conversations(repeat=-1)[:1]
+
+    def context_need(self, bytes_per_token: float = 3.0):
+        """The largest prompt + max_tokens of any request at this concurrency, as a
+        context.ContextNeed, or None when unknown. Text the workload cannot tokenize yet is
+        estimated at `bytes_per_token` (context.bytes_per_token_for)."""
+        return None
 
     def describe(self) -> dict:
         """Settings that go into result.json's `workload`."""

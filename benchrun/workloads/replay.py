@@ -82,6 +82,20 @@ class ReplayWorkload(Workload):
     def conversations(self, repeat: int) -> list[Conversation]:
         return [fixed(self._specs(i, line)) for i, line in enumerate(self.lines)]
 
+    def context_need(self, bytes_per_token: float = 3.0):
+        """The trace's largest turn: its messages up to the user message, estimated, + max_tokens."""
+        from ..context import ContextNeed, estimate_messages
+
+        best = None
+        for i, line in enumerate(self.lines):
+            for spec in self._specs(i, line):
+                n = estimate_messages(spec.messages, bytes_per_token) + spec.max_tokens
+                if best is None or n > best.tokens:
+                    best = ContextNeed(n, f"conversation {i + 1}, turn {spec.tags['turn']}", True)
+        if best is not None:  # at worst, `concurrency` conversations at their largest turn at once
+            best.concurrent_tokens = best.tokens * min(self.concurrency, len(self.lines))
+        return best
+
     def describe(self) -> dict:
         return {**super().describe(), "path": str(self.path), "conversations": len(self.lines),
                 "turns": sum(sum(m["role"] == "user" for m in l["messages"]) for l in self.lines)}

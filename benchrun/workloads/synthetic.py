@@ -148,6 +148,15 @@ class SyntheticWorkload(Workload):
     def warmup(self) -> list[Conversation]:
         return [fixed([self.spec(0, -1)])]  # fit one prompt, not a whole repeat's
 
+    def context_need(self, bytes_per_token: float = 3.0):
+        from ..context import ContextNeed
+
+        # Prompts are fitted to exactly input_tokens with the server's tokenizer; replies are
+        # exactly output_tokens (ignore_eos).
+        n = int(self.cfg.input_tokens) + int(self.cfg.output_tokens)
+        return ContextNeed(n, f"{self.cfg.input_tokens} prompt + {self.cfg.output_tokens} output tokens",
+                           False, concurrent_tokens=n * self.concurrency)
+
     def describe(self) -> dict:
         d = super().describe()
         d["prompt_tokens_method"] = self.prompt_method  # tokenize (exact) | estimate
