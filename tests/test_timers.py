@@ -1,6 +1,9 @@
 """Timer accuracy against a local streaming server whose send times are known exactly."""
 from __future__ import annotations
 
+import asyncio
+import time
+
 import numpy as np
 import pytest
 
@@ -20,19 +23,34 @@ def _conv(rid: int):
 
 @pytest.fixture(scope="module")
 def timed_run():
+    """The run, plus the event loop's own wake-up lag measured beside it: on a loaded machine
+    no client can stamp a chunk earlier than the scheduler lets its loop run, so that lag is
+    the same-run baseline the client's error is judged against."""
+    lags: list[float] = []
+
+    async def probe():
+        while True:
+            t = time.perf_counter_ns()
+            await asyncio.sleep(0.002)
+            lags.append((time.perf_counter_ns() - t) / 1e6 - 2.0)
+
     with timedserver.running() as url:
         async def go():
-            async with make_session(30, {}) as session:
-                engine = Engine(session, url + "/v1/chat/completions")
-                return await engine.run([_conv(i) for i in range(12)], LoadPlan(concurrency=4))
+            lag = asyncio.ensure_future(probe())
+            try:
+                async with make_session(30, {}) as session:
+                    engine = Engine(session, url + "/v1/chat/completions")
+                    return await engine.run([_conv(i) for i in range(12)], LoadPlan(concurrency=4))
+            finally:
+                lag.cancel()
 
         records, wall_ns = run_loop(go())
         truth = timedserver.fetch_log(url)
-    return records, wall_ns, truth
+    return records, wall_ns, truth, np.array(lags)
 
 
 def test_measured_ttft_and_itl_match_true_send_times(timed_run):
-    records, wall_ns, truth = timed_run
+    records, wall_ns, truth, lags = timed_run
     assert len(records) == 12 and all(M.is_good(r) for r in records)
     ttft_err, itl_err = [], []
     for r in records:
@@ -48,16 +66,17 @@ def test_measured_ttft_and_itl_match_true_send_times(timed_run):
     ttft_err, itl_err = np.array(ttft_err), np.array(itl_err)
     # A token cannot arrive before it was sent (small slack: the server stamps after write()).
     assert ttft_err.min() > -1.0 and (np.array(itl_err) + 1e-9).min() > -20.0
-    assert np.median(ttft_err) < 2.0, ttft_err
-    assert np.median(np.abs(itl_err)) < 1.0, itl_err
-    assert np.percentile(ttft_err, 90) < 20.0  # generous: the machine is shared
+    lag50, lag90 = np.median(lags), np.percentile(lags, 90)
+    assert np.median(ttft_err) < 2.0 + lag50, (ttft_err, lag50)
+    assert np.median(np.abs(itl_err)) < 1.0 + lag50, (itl_err, lag50)
+    assert np.percentile(ttft_err, 90) < 20.0 + lag90, (ttft_err, lag90)
 
 
 def test_summaries_see_the_known_timing(timed_run):
     """Summaries against what the server really did in this run (its own send stamps, same
     clock): on a loaded machine the server's sleeps overrun too, so the intended 30 ms / 8 ms
     are lower bounds and the server's actual gaps are the reference."""
-    records, wall_ns, truth = timed_run
+    records, wall_ns, truth, _ = timed_run
     m = M.compute_metrics(records, wall_ns)
     assert m["requests_ok"] == 12 and m["token_count_mismatches"] == 0
     sent = {r.id: np.array(truth[str(r.tags["rid"])], dtype=np.int64) for r in records}
