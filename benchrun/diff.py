@@ -209,6 +209,8 @@ def _noise_text(x: Delta) -> str:
         return f"calibrated floor ±{x.floor * 100:.0f}%{boot}{p}"
     if base == "floor":
         return f"assumed floor ±{x.floor * 100:.0f}%{boot}{p}"
+    if base == "disturbed":
+        return "busy machine: one run cannot tell"
     return "none"
 
 

@@ -78,6 +78,16 @@ def welch_samples(a: Sequence[float], b: Sequence[float]) -> Test:
     return welch(float(A.mean()), float(A.var(ddof=1)), len(A), float(B.mean()), float(B.var(ddof=1)), len(B))
 
 
+def welch_log(a: Sequence[float], b: Sequence[float]) -> Test:
+    """Welch's test on the logs of positive per-repeat values: timings move by factors between
+    runs (a busy core slows everything by some %), so the ratio is tested; the interval is of
+    cand - base, scaled from the geometric mean of the base side."""
+    la, lb = np.log(np.asarray(a, float)), np.log(np.asarray(b, float))
+    t = welch_samples(la, lb)
+    g = math.exp(float(la.mean()))
+    return Test(float(np.mean(b) - np.mean(a)), g * (math.exp(t.low) - 1), g * (math.exp(t.high) - 1), t.p)
+
+
 def one_vs_repeats(reps: Sequence[float], single: float, reps_are_base: bool = True) -> Test:
     """One run against >= 2 repeats of the other side: is `single` one more draw from the
     repeats' distribution? t = (single - mean) / (sd * sqrt(1 + 1/n)), df = n - 1.

@@ -4,12 +4,15 @@ bootstrap is seeded, so reruns agree. The tests themselves are in benchrun/noise
 
 `compare` picks the method from what the files hold, best first (Delta.method says which):
   repeats      >= 2 repeats each side (repeat_metrics, else stored repeats_ci95): Welch t on
-               repeat-level values -- the repeat is the unit, never the request
+               repeat-level values (their logs when positive: timings move by factors) -- the
+               repeat is the unit, never the request
   repeats-1    repeats on one side, one run on the other: t prediction test
   calibrated   one run each, a calibration for this machine and workload (`benchrun calibrate`):
                log ratio against the measured run-to-run spread (t, calibration df)
   floor        one run each, no calibration: log ratio against an assumed spread
                (noise.DEFAULT_RUN_SD); below its floor the answer is "cannot tell" (None)
+  disturbed    one run each, and other processes took >= half a core during either run
+               (telemetry): cannot tell -- such runs move far more than any floor
   none         no positive values to compare (a zero, a missing figure): cannot tell
 For one run each, a per-request metric must also pass the seeded request bootstrap (`+boot`):
 a change inside one run's own request-to-request spread is within noise whatever the floor.
@@ -168,7 +171,8 @@ def compare(base: Job, cand: Job, m: Metric, seed: int = 0, calibration=None) ->
         ra, rb = repeat_values(base.result, m.key), repeat_values(cand.result, m.key)
         test = None
         if len(ra) >= 2 and len(rb) >= 2:
-            method, test = "repeats", noise.welch_samples(ra, rb)
+            positive = min(ra) > 0 and min(rb) > 0
+            method, test = "repeats", noise.welch_log(ra, rb) if positive else noise.welch_samples(ra, rb)
         elif (t := _stored_welch(base, cand, m.key)) is not None:
             method, test = "repeats", t
         elif len(ra) >= 2 or len(rb) >= 2:
@@ -176,6 +180,8 @@ def compare(base: Job, cand: Job, m: Metric, seed: int = 0, calibration=None) ->
             test = noise.one_vs_repeats(ra, b, True) if len(ra) >= 2 else noise.one_vs_repeats(rb, a, False)
         if test is not None:
             within_ok = True
+        elif disturbed(base) or disturbed(cand):
+            method = "disturbed"  # a busy machine moves single runs by far more than any floor
         elif a > 0 and b > 0:
             cal = (calibration or {}).get(m.key)
             if cal:
@@ -199,6 +205,16 @@ def compare(base: Job, cand: Job, m: Metric, seed: int = 0, calibration=None) ->
         change = "better" if (absd > 0) == (m.better == "higher") else "worse"
     return Delta(m.key, m.label, m.unit, m.better, a, b, absd, rel, lo, hi, method, beyond, change,
                  p, floor, within_ok)
+
+
+def disturbed(job: Job) -> bool:
+    """Other processes took half a core or more while this job was measured (telemetry.cpu):
+    on the shared 2-core VM identical jobs then differed by up to 3x, so one such run cannot be
+    judged against a run-to-run floor measured or assumed for a quiet machine."""
+    from ..telemetry import BUSY_PCT
+
+    cpu = (job.result.get("telemetry") or {}).get("cpu") or {}
+    return (cpu.get("other_pct") or 0) >= BUSY_PCT
 
 
 def _bootstrap_p(base: Job, cand: Job, m: Metric, seed: int) -> Optional[float]:

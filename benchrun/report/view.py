@@ -241,6 +241,8 @@ def winner_cell(v: Verdict) -> str:
     if v.delta and v.delta.change == "same":
         return "Tie"
     if v.cannot_tell:
+        if v.delta.method == "disturbed":
+            return "Tie? (busy machine: one run each cannot tell; use repeats)"
         return "Tie? (one run each: not separable from noise; use repeats)"
     if not v.decided:
         return "Tie (within noise)"
