@@ -180,7 +180,7 @@ def compare(base: Job, cand: Job, m: Metric, seed: int = 0, calibration=None) ->
             test = noise.one_vs_repeats(ra, b, True) if len(ra) >= 2 else noise.one_vs_repeats(rb, a, False)
         if test is not None:
             within_ok = True
-        elif disturbed(base) or disturbed(cand):
+        elif m.key not in NOT_TIMINGS and (disturbed(base) or disturbed(cand)):
             method = "disturbed"  # a busy machine moves single runs by far more than any floor
         elif a > 0 and b > 0:
             cal = (calibration or {}).get(m.key)
@@ -205,6 +205,9 @@ def compare(base: Job, cand: Job, m: Metric, seed: int = 0, calibration=None) ->
         change = "better" if (absd > 0) == (m.better == "higher") else "worse"
     return Delta(m.key, m.label, m.unit, m.better, a, b, absd, rel, lo, hi, method, beyond, change,
                  p, floor, within_ok)
+
+
+NOT_TIMINGS = ("memory.peak_mib", "tasks.pass_rate")  # a busy CPU does not move these
 
 
 def disturbed(job: Job) -> bool:
