@@ -11,7 +11,8 @@ Contract:
     $BENCHRUN_NOISE_DIR, else ~/.cache/benchrun/noise); the key is derived from the hardware
     that result.json records, so `diff` and `report` find the calibration of the machine the
     runs were *measured* on, wherever they are read.
-  - `lookup(hardware, workload, repeats)` gives {metric key: (run_sd, df)} or None. A
+  - `lookup(hardware, workload, repeats)` gives {metric key: (run_sd, df)} or None (plus
+    BUSY_KEY: the most CPU other processes took during a calibration run, % of a core). A
     calibration applies only to runs of the same workload name and repeats count as the runs it
     was measured on (noise shrinks with more requests or repeats; an agentic run is not a
     synthetic one).
@@ -96,7 +97,12 @@ def calibrate(dirs: list[Path]) -> dict:
                 continue
             entry[mk] = {"run_sd": sd, "df": df, "floor_pct": noise.floor_pct(sd, df), "jobs": len(wkeys)}
         reps = runs[0][wkeys[0]].repeats
-        workloads[wl] = {"repeats": reps, "runs": len(runs), "metrics": entry}
+        busy = [((r[k].result.get("telemetry") or {}).get("cpu") or {}).get("other_pct") for r in runs for k in wkeys]
+        busy = [b for b in busy if isinstance(b, (int, float))]
+        # How busy the box was while the calibration runs were measured: runs at most this busy
+        # are judged by it (compare.py); busier ones were not represented, so cannot be told.
+        workloads[wl] = {"repeats": reps, "runs": len(runs), "other_cpu_pct_max": max(busy) if busy else None,
+                         "metrics": entry}
     return {"version": VERSION, "machine": machine, "hardware": first.result.get("hardware"),
             "created": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
             "runs": [str(d) for d in dirs], "alpha": noise.ALPHA, "workloads": workloads}
@@ -135,8 +141,13 @@ def lookup(hardware: Optional[dict], workload: str, repeats: int, path: Optional
     w = (cal.get("workloads") or {}).get(workload)
     if not w or int(w.get("repeats") or 1) != int(repeats or 1):
         return None
-    return {k: (float(v["run_sd"]), float(v["df"])) for k, v in (w.get("metrics") or {}).items()
-            if isinstance(v.get("run_sd"), (int, float)) and v.get("df") and math.isfinite(v["run_sd"])}
+    out = {k: (float(v["run_sd"]), float(v["df"])) for k, v in (w.get("metrics") or {}).items()
+           if isinstance(v.get("run_sd"), (int, float)) and v.get("df") and math.isfinite(v["run_sd"])}
+    out[BUSY_KEY] = w.get("other_cpu_pct_max")
+    return out
+
+
+BUSY_KEY = "_other_cpu_pct_max"  # in a lookup() result: how busy the calibration runs' machine was
 
 
 def describe(cal: dict) -> str:

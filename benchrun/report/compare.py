@@ -180,10 +180,10 @@ def compare(base: Job, cand: Job, m: Metric, seed: int = 0, calibration=None) ->
             test = noise.one_vs_repeats(ra, b, True) if len(ra) >= 2 else noise.one_vs_repeats(rb, a, False)
         if test is not None:
             within_ok = True
-        elif m.key not in NOT_TIMINGS and (disturbed(base) or disturbed(cand)):
+        elif m.key not in NOT_TIMINGS and (disturbed(base, calibration) or disturbed(cand, calibration)):
             method = "disturbed"  # a busy machine moves single runs by far more than any floor
         elif a > 0 and b > 0:
-            cal = (calibration or {}).get(m.key)
+            cal = (calibration or {}).get(m.key) if m.key in (calibration or {}) else None
             if cal:
                 method, (sd, df), within_ok = "calibrated", cal, True
             else:
@@ -210,14 +210,17 @@ def compare(base: Job, cand: Job, m: Metric, seed: int = 0, calibration=None) ->
 NOT_TIMINGS = ("memory.peak_mib", "tasks.pass_rate")  # a busy CPU does not move these
 
 
-def disturbed(job: Job) -> bool:
-    """Other processes took half a core or more while this job was measured (telemetry.cpu):
-    on the shared 2-core VM identical jobs then differed by up to 3x, so one such run cannot be
-    judged against a run-to-run floor measured or assumed for a quiet machine."""
+def disturbed(job: Job, calibration: Optional[dict] = None) -> bool:
+    """Other processes took half a core or more while this job was measured (telemetry.cpu),
+    more than during any run of the calibration (if one applies): on the shared 2-core VM
+    identical jobs then differed by up to 3x, so one such run cannot be judged against a
+    run-to-run floor measured or assumed for a quieter machine."""
+    from ..calibration import BUSY_KEY
     from ..telemetry import BUSY_PCT
 
     cpu = (job.result.get("telemetry") or {}).get("cpu") or {}
-    return (cpu.get("other_pct") or 0) >= BUSY_PCT
+    limit = max(BUSY_PCT, float((calibration or {}).get(BUSY_KEY) or 0) * 1.1)  # 10%: sampling slack
+    return (cpu.get("other_pct") or 0) >= limit
 
 
 def _bootstrap_p(base: Job, cand: Job, m: Metric, seed: int) -> Optional[float]:
