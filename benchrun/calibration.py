@@ -96,13 +96,24 @@ def calibrate(dirs: list[Path]) -> dict:
             if sd is None:
                 continue
             entry[mk] = {"run_sd": sd, "df": df, "floor_pct": noise.floor_pct(sd, df), "jobs": len(wkeys)}
+        # Per job as well: jobs differ in how noisy they are (here the CV of ITL p50 ranged
+        # 32-173% across the six quickstart jobs), and a pooled SD then under-states the noisy
+        # ones; a diff of the same job uses its own, with its own (smaller) df.
+        per_job = {}
+        for k in wkeys:
+            e = {}
+            for mk in metric_keys():
+                sd, df = noise.pooled_log_sd([[r[k].value(mk) for r in runs]])
+                if sd is not None:
+                    e[mk] = {"run_sd": sd, "df": df}
+            per_job[job_id(k[0], k[2])] = e
         reps = runs[0][wkeys[0]].repeats
         busy = [((r[k].result.get("telemetry") or {}).get("cpu") or {}).get("other_pct") for r in runs for k in wkeys]
         busy = [b for b in busy if isinstance(b, (int, float))]
         # How busy the box was while the calibration runs were measured: runs at most this busy
         # are judged by it (compare.py); busier ones were not represented, so cannot be told.
         workloads[wl] = {"repeats": reps, "runs": len(runs), "other_cpu_pct_max": max(busy) if busy else None,
-                         "metrics": entry}
+                         "metrics": entry, "jobs": per_job}
     return {"version": VERSION, "machine": machine, "hardware": first.result.get("hardware"),
             "created": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
             "runs": [str(d) for d in dirs], "alpha": noise.ALPHA, "workloads": workloads}
@@ -131,18 +142,28 @@ def load_file(path: Path) -> Optional[dict]:
     return cal
 
 
-def lookup(hardware: Optional[dict], workload: str, repeats: int, path: Optional[Path] = None
-           ) -> Optional[dict]:
+def job_id(model: str, concurrency: int) -> str:
+    return f"{model}/c{concurrency}"
+
+
+def lookup(hardware: Optional[dict], workload: str, repeats: int, path: Optional[Path] = None,
+           job: Optional[str] = None) -> Optional[dict]:
     """{metric key: (run_sd, df)} for runs of `workload` with `repeats` measured on `hardware`,
-    from `path` or the machine's file; None when there is none that applies."""
+    from `path` or the machine's file; None when there is none that applies. job (job_id):
+    that job's own spread where the calibration has it, else the pooled one."""
     cal = load_file(Path(path) if path else noise_dir() / f"{machine_key(hardware)}.json")
     if not cal:
         return None
     w = (cal.get("workloads") or {}).get(workload)
     if not w or int(w.get("repeats") or 1) != int(repeats or 1):
         return None
-    out = {k: (float(v["run_sd"]), float(v["df"])) for k, v in (w.get("metrics") or {}).items()
-           if isinstance(v.get("run_sd"), (int, float)) and v.get("df") and math.isfinite(v["run_sd"])}
+    def pick(d: dict) -> dict:
+        return {k: (float(v["run_sd"]), float(v["df"])) for k, v in (d or {}).items()
+                if isinstance(v.get("run_sd"), (int, float)) and v.get("df") and math.isfinite(v["run_sd"])}
+
+    out = pick(w.get("metrics"))
+    if job and job in (w.get("jobs") or {}):
+        out.update(pick(w["jobs"][job]))
     out[BUSY_KEY] = w.get("other_cpu_pct_max")
     return out
 

@@ -102,14 +102,15 @@ def comparability(a: dict, b: dict) -> list[str]:
 def _calibration_for(ja: Job, jb: Job, noise_file, notes: list[str]) -> Optional[dict]:
     """The run-to-run calibration that applies to this pair: both measured on one machine, with
     the same workload and repeats as the calibration runs. noise_file False: none."""
-    from .calibration import lookup, machine_key
+    from .calibration import job_id, lookup, machine_key
 
     if noise_file is False:
         return None
     ha, hb = ja.result.get("hardware"), jb.result.get("hardware")
     if machine_key(ha) != machine_key(hb):
         return None
-    cal = lookup(ha, ja.workload, ja.repeats, noise_file)
+    same_job = ja.model == jb.model and ja.concurrency == jb.concurrency
+    cal = lookup(ha, ja.workload, ja.repeats, noise_file, job_id(ja.model, ja.concurrency) if same_job else None)
     if cal is None and noise_file:
         note = f"noise calibration {noise_file} does not cover workload {ja.workload} with repeats={ja.repeats}"
         if note not in notes:

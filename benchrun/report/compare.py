@@ -219,7 +219,7 @@ def disturbed(job: Job, calibration: Optional[dict] = None) -> bool:
     from ..telemetry import BUSY_PCT
 
     cpu = (job.result.get("telemetry") or {}).get("cpu") or {}
-    limit = max(BUSY_PCT, float((calibration or {}).get(BUSY_KEY) or 0) * 1.1)  # 10%: sampling slack
+    limit = max(BUSY_PCT, float((calibration or {}).get(BUSY_KEY) or 0))
     return (cpu.get("other_pct") or 0) >= limit
 
 
