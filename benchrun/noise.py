@@ -30,10 +30,12 @@ from scipy import stats as st
 ALPHA = 0.05  # nominal false-positive rate per comparison (two-sided)
 
 # Assumed run-to-run spread of one run's headline value, as a log-scale SD (~relative SD), for
-# single runs on a machine without a calibration. Measured on this project's shared 2-core VM
-# (5 identical quickstart sweeps, docs/reports.md): 4-25% by metric, median 11%; 0.15 covers most
-# of it. Under it the floor below which one run cannot separate a change is
-# exp(1.96 * sqrt(2) * 0.15) - 1 = 52%: deliberately coarse -- calibrate or use repeats.
+# single runs on a machine without a calibration: the top of the +-10-15% that identical runs
+# differed by on this project's 2-core VM when it was quiet (issue 15). Under it the floor below
+# which one run cannot separate a change is exp(1.96 * sqrt(2) * 0.15) - 1 = 52%: deliberately
+# coarse -- calibrate or use repeats. A busy machine is not covered by it (identical quickstart
+# sweeps with 1.3-1.6 cores of other work: CV 25-33% with one server thread, 58-98% with two);
+# such runs are caught by compare.disturbed and cannot be told.
 DEFAULT_RUN_SD = 0.15
 # Figures that are not timings move much less between identical runs: peak memory is weights +
 # KV cache + buffers, fixed by the preset (identical quickstart runs here: within 1-2%).
