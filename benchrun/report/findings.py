@@ -33,10 +33,12 @@ def _comparison(g: Group, key: str, c: int, phrase: str) -> Optional[str]:
         return None
     best, other = cands[v.best], cands[v.runner_up]
     vals = f"{show(best, m)} vs {show(other, m)}"
+    if v.cannot_tell:
+        busy = " on a busy machine" if v.delta.method == "disturbed" else ""
+        return (f"{v.best} leads {v.runner_up} on {m.label} at C{c} ({vals}), but one run each{busy} cannot "
+                f"tell this gap from run-to-run noise: no winner (use repeats=N).")
     if not v.decided:
-        why = ("one run each cannot separate this gap from run-to-run noise; use repeats=N"
-               if v.cannot_tell else "within noise")
-        return f"{v.best} and {v.runner_up} are level on {m.label} at C{c} ({vals}; {why})."
+        return f"{v.best} and {v.runner_up} are level on {m.label} at C{c} ({vals}; within noise)."
     extra = _single_run_note(v.delta)
     others = [lab for lab in cands if lab not in (v.best, v.runner_up)]
     tail = ""
@@ -66,9 +68,10 @@ def _trend(job_lo: Job, job_hi: Job, key: str, c_lo: int, c_hi: int, up: str, do
         return ""
     d = compare(job_lo, job_hi, m, calibration=calibration)
     vals = f"({m.show(a)} → {m.show(b)})"
+    if d.beyond_noise is None and a != b:
+        return f"{m.label} from C{c_lo} to C{c_hi} {vals[:-1]}; one run each: not separable from noise)"
     if d.beyond_noise is not True or a == b:
-        how = "" if d.beyond_noise is False or a == b else ", one run each: not separable from noise"
-        return f"{m.label} stays level from C{c_lo} to C{c_hi} {vals[:-1]}{how})"
+        return f"{m.label} stays level from C{c_lo} to C{c_hi} {vals}"
     word = up if b > a else down
     note = _single_run_note(d).replace(" (", ", ").rstrip(")")
     return f"{m.label} {word} {ratio_text(a, b)} from C{c_lo} to C{c_hi} {vals[:-1]}{note})"

@@ -286,7 +286,7 @@ def verdict_note(g: Group) -> str:
     if len(g.labels) < 2:
         return decode
     methods = {g.verdict(k, c).delta.method.split("+")[0] for k, c, _ in family_axes(g)
-               if g.verdict(k, c).delta is not None and g.verdict(k, c).delta.p is not None}
+               if g.verdict(k, c).delta is not None and g.verdict(k, c).delta.change != "same"}
     how = []
     if "repeats" in methods:
         how.append("repeats: Welch's t test on the per-repeat values (the repeat is the unit, not the request)")
@@ -296,11 +296,14 @@ def verdict_note(g: Group) -> str:
         how.append("single runs: the log ratio against this machine's run-to-run spread, measured by "
                    "`benchrun calibrate` (identical runs), and the request bootstrap must agree")
     if "floor" in methods:
-        floor = next(g.verdict(k, c).delta.floor for k, c, _ in family_axes(g)
-                     if g.verdict(k, c).delta is not None and g.verdict(k, c).delta.method.startswith("floor"))
         how.append(f"single runs without a calibration: only a gap past an assumed run-to-run floor of "
-                   f"±{floor:.0%} can win (and the request bootstrap must agree); below it the row says "
-                   "one run cannot tell (`Tie?`): run with repeats=N or `benchrun calibrate`")
+                   f"±{noise.floor_pct(noise.DEFAULT_RUN_SD):.0%} (peak memory "
+                   f"±{noise.floor_pct(noise.default_run_sd('memory.peak_mib')):.0%}) can win, and the request "
+                   "bootstrap must agree; below it the row says one run cannot tell (`Tie?`): run with "
+                   "repeats=N or `benchrun calibrate`")
+    if "disturbed" in methods:
+        how.append("single runs measured while other processes took half a core or more: not judged "
+                   "(`Tie?`), since identical runs on a busy machine differ by far more than any floor")
     return ("Winner: best value on the row, called only when the gap is beyond noise; otherwise a tie. "
             "Noise -- " + "; ".join(how or ["nothing to test"]) + ". The rows are one family: Holm's "
             f"procedure keeps the chance that identical presets get *any* winner at {noise.ALPHA:.0%} "
