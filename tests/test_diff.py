@@ -70,8 +70,8 @@ def test_one_run_each_without_calibration_cannot_tell_20_percent(dirs):
     t = by_key(slow, 1)["ttft_ms.p50"]
     assert t.method == "floor+boot" and t.beyond_noise is None and t.change == "worse"
     assert t.floor > 0.3  # the assumed floor, stated on the Delta
-    # A change past the floor is beyond noise even so: TTFT x2.
     from benchrun.diff import _noise_text
+
     assert "assumed floor" in _noise_text(t)
 
 
