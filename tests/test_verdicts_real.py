@@ -119,28 +119,26 @@ def busy_loops():
 
 
 def test_a_b_with_busy_loops_is_worse(one_thread_server, compose, tmp_path):
-    """Baseline and candidate alternate (6 rounds); the candidate runs while busy loops compete
-    for the cores: TTFT is WORSE, beyond noise, at every level, and no speed gets BETTER.
+    """Baseline and candidate alternate (8 rounds) at C1; the candidate runs while busy loops
+    compete for the cores: decode speed, TTFT and aggregate throughput are WORSE, beyond noise
+    (Welch on the rounds), and the baseline's rounds, measured in between, are the reference.
 
-    Decode speed is only required not to improve: in this sandbox (gVisor-like: nice and CPU
-    affinity are ignored, load 8-12 from other work on 2 cores) busy loops slowed a one-thread
-    server's decode by 0-40%, inconsistently from round to round (p 0.08-0.7 over 4-5 rounds),
-    while they always delayed the first token; an all-core server is stalled by the background
-    load alone (950 ms per token), so it cannot show the difference either. On a quiet box one
-    busy loop slows the all-core server 100x (docs/hardware.md)."""
+    C1 only: in this sandbox (nice and CPU affinity are ignored; load 8-12 from other work on 2
+    cores while this was written) 6 rounds at C1 gave TTFT +29% (p 0.01) and decode -23% (p 0.014),
+    while at C2 the busy loops moved nothing separably (p 0.36-0.62): with 4 slots batching, a
+    starved server's slowdown is spread over waits the background load already dominates. An
+    all-core server is stalled by the background alone (950 ms per token here), so it cannot
+    show the difference either; on a quiet box one busy loop slows it 100x (docs/hardware.md)."""
     from benchrun.diff import diff_dirs
 
     long = ("workload.requests=6", "workload.output_tokens=128")  # decode spans many scheduler slices
     _interleaved(compose, one_thread_server.url, {"base": contextlib.nullcontext, "hog": busy_loops},
-                 (1, 2), 6, tmp_path, *long)
+                 (1,), 8, tmp_path, *long)
     d = diff_dirs(tmp_path / "base", tmp_path / "hog", noise_file=False)
-    assert [jd.key[2] for jd in d.jobs] == [1, 2]
-    for jd in d.jobs:
-        x = {x.key: x for x in jd.deltas}
-        t = x["ttft_ms.p50"]
-        assert t.change == "worse" and t.beyond_noise is True and t.method == "repeats", (jd.key, t)
-        for key in ("decode_tok_s.hmean", "output_throughput_tok_s"):
-            assert not (x[key].change == "better" and x[key].beyond_noise), (jd.key, x[key])
+    assert [jd.key[2] for jd in d.jobs] == [1]
+    x = {x.key: x for x in d.jobs[0].deltas}
+    for key in ("decode_tok_s.hmean", "ttft_ms.p50", "output_throughput_tok_s"):
+        assert x[key].change == "worse" and x[key].beyond_noise is True and x[key].method == "repeats", x[key]
 
 
 def test_twin_presets_with_repeats_tie_everywhere(cli):
