@@ -56,6 +56,7 @@ def _judged(d) -> list:
     return [x for jd in d.jobs for x in jd.deltas if x.p is not None]
 
 
+@pytest.mark.timeout(1500)
 def test_a_a_same_job_twice_is_not_beyond_noise(tiny_server, compose, tmp_path):
     """The same job on one real server, as sides a and b (3 interleaved repeats each): no more
     'beyond noise' verdicts than the nominal 5% allows. The bound is the 99.9th percentile of
@@ -118,6 +119,7 @@ def busy_loops():
             h.wait()
 
 
+@pytest.mark.timeout(1500)
 def test_a_b_with_busy_loops_is_worse(one_thread_server, compose, tmp_path):
     """Baseline and candidate alternate (8 rounds) at C1; the candidate runs while busy loops
     compete for the cores: decode speed, TTFT and aggregate throughput are WORSE, beyond noise
@@ -141,6 +143,7 @@ def test_a_b_with_busy_loops_is_worse(one_thread_server, compose, tmp_path):
         assert x[key].change == "worse" and x[key].beyond_noise is True and x[key].method == "repeats", x[key]
 
 
+@pytest.mark.timeout(1800)
 def test_twin_presets_with_repeats_tie_everywhere(cli):
     """Two presets on the same model file (same binary, same flags), 3 interleaved repeats each:
     every Summary row is a tie, the Recommendation picks neither for speed, and no decode speed
