@@ -19,7 +19,7 @@ from pathlib import Path
 
 from . import interrupts
 from .config import validate
-from .hydra_setup import ConfigError, conf_dir, precheck, register_configs, run_id
+from .hydra_setup import ConfigError, conf_dir, interleave_rounds, precheck, register_configs, run_id
 from .resume import job_overrides, kept_on_resume, resume_dir
 from .servers import ServerPool
 
@@ -113,8 +113,9 @@ def status_line(name: str, res: dict) -> str:
     if res["status"] != "ok":
         return f"{line}: {res['error']}"
     m = res["metrics"]
+    tpot = (m.get("tpot_ms") or {}).get("mean")  # decode as the report shows it: 1000 / mean TPOT
     return (f"{line}: {m['requests_ok']} requests, ttft p50 {num((m.get('ttft_ms') or {}).get('p50'), 'ms')}, "
-            f"decode {num((m.get('decode_tok_s') or {}).get('mean'), 'tok/s')}, "
+            f"decode {num(1000 / tpot if tpot else None, 'tok/s')}, "
             f"{num(m.get('output_throughput_tok_s'), 'tok/s')} total")
 
 
@@ -140,6 +141,23 @@ def _debug(argv: list[str]) -> bool:
 
 
 # --- entry ------------------------------------------------------------------------------------
+
+def _order_sweeper(mode: str, seed: int) -> None:
+    """Hydra's basic sweeper runs the grid in product order; benchrun reorders the expanded job
+    list (order.py) before it runs. The sweeper is Hydra's, only its list is ours."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    from .order import order_jobs
+
+    split = _STATE.setdefault("split_arguments", BasicSweeper.split_arguments)
+
+    def ordered(overrides, max_batch_size):
+        jobs = order_jobs([j for batch in split(overrides, None) for j in batch], mode, seed)
+        n = max_batch_size or len(jobs) or 1
+        return [jobs[i:i + n] for i in range(0, len(jobs), n)]
+
+    BasicSweeper.split_arguments = staticmethod(ordered)
+
 
 def _run_hydra(argv: list[str]) -> int:
     import hydra
@@ -174,7 +192,7 @@ def _interrupted() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("report", "diff", "presets", "serve", "build-server"):
+    if argv and argv[0] in ("report", "diff", "presets", "serve", "build-server", "calibrate"):
         import importlib
 
         run_id()
@@ -186,7 +204,12 @@ def main(argv: list[str] | None = None) -> int:
         run_id()
         split = _split_argv(argv)
         if split is not None:
-            precheck(split[1], multirun=split[0])
+            jobs = precheck(split[1], multirun=split[0])
+            if split[0]:
+                order, seed, repeats = interleave_rounds(split[1], jobs)
+                if order != "grouped":  # each repeat its own job, in rounds (order.py)
+                    argv = argv + ["round=" + ",".join(str(r) for r in range(repeats))]
+                    _order_sweeper(order, seed)
     except ConfigError as e:
         if _debug(argv):
             import traceback

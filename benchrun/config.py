@@ -118,6 +118,10 @@ class BenchConfig:
     workload: WorkloadConfig = MISSING
     concurrency: int = 1
     repeats: int = 1
+    # How a sweep with repeats orders its jobs (benchrun/order.py): interleaved | random | grouped.
+    order: str = "interleaved"
+    order_seed: int = 0
+    round: Optional[int] = None  # set by benchrun itself: the one repeat an interleaved job runs
     load: LoadConfig = field(default_factory=LoadConfig)
     slo: SloConfig = field(default_factory=SloConfig)
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
@@ -141,6 +145,12 @@ def validate(cfg: Any) -> None:
     """Checks a schema cannot express. Raises ValueError with one line naming the key."""
     if cfg.concurrency < 1:
         raise ValueError(f"concurrency must be a positive integer, got {cfg.concurrency}")
+    from .order import ORDERS
+
+    if cfg.order not in ORDERS:
+        raise ValueError(f"order must be one of {', '.join(ORDERS)}, got {cfg.order!r}")
+    if cfg.round is not None and not 0 <= cfg.round < cfg.repeats:
+        raise ValueError(f"round must be in 0..repeats-1 (repeats={cfg.repeats}), got {cfg.round}")
     if cfg.repeats < 1:
         raise ValueError(f"repeats must be a positive integer, got {cfg.repeats}")
     backends = ("embedded", "llama_server", "external")

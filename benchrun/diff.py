@@ -1,6 +1,8 @@
 """Compare two run or sweep dirs job by job: matched on (model, workload, concurrency), every
 headline metric with baseline, candidate, absolute and relative change, and whether the change
-is beyond noise (see report/compare.py). Reads files only."""
+is beyond noise (see report/compare.py for the method of each verdict, noise.py for the tests).
+Each verdict is its own test at a nominal 5% false-positive rate. Reads files only (the
+machine's noise calibration included, when there is one)."""
 from __future__ import annotations
 
 import json
@@ -11,6 +13,7 @@ from typing import Optional
 
 from .report.compare import Delta, compare
 from .report.data import HEADLINE, Job, Metric, ReportError, load_jobs, metric
+from . import noise
 
 # Settings that make two jobs incomparable when they differ.
 _HW_KEYS = ("name", "gpu", "gpu_memory_mib", "cpu", "memory_mib")
@@ -96,10 +99,30 @@ def comparability(a: dict, b: dict) -> list[str]:
     return w
 
 
+def _calibration_for(ja: Job, jb: Job, noise_file, notes: list[str]) -> Optional[dict]:
+    """The run-to-run calibration that applies to this pair: both measured on one machine, with
+    the same workload and repeats as the calibration runs. noise_file False: none."""
+    from .calibration import job_id, lookup, machine_key
+
+    if noise_file is False:
+        return None
+    ha, hb = ja.result.get("hardware"), jb.result.get("hardware")
+    if machine_key(ha) != machine_key(hb):
+        return None
+    same_job = ja.model == jb.model and ja.concurrency == jb.concurrency
+    cal = lookup(ha, ja.workload, ja.repeats, noise_file, job_id(ja.model, ja.concurrency) if same_job else None)
+    if cal is None and noise_file:
+        note = f"noise calibration {noise_file} does not cover workload {ja.workload} with repeats={ja.repeats}"
+        if note not in notes:
+            notes.append(note)
+    return cal
+
+
 def diff_dirs(base: Path, cand: Path, metrics: tuple[Metric, ...] = HEADLINE, seed: int = 0,
-              models: Optional[tuple[str, str]] = None) -> Diff:
+              models: Optional[tuple[str, str]] = None, noise_file=None) -> Diff:
     """models=(A, B): compare preset A's jobs in `base` with preset B's jobs in `cand` (which
-    may be the same dir), matched on workload and concurrency."""
+    may be the same dir), matched on workload and concurrency. noise_file: a calibration file
+    (benchrun calibrate --out), None = the measuring machine's own, False = none."""
     notes: list[str] = []
     if models:
         a = _index(load_jobs(base), "baseline", notes, only=models[0])
@@ -113,7 +136,8 @@ def diff_dirs(base: Path, cand: Path, metrics: tuple[Metric, ...] = HEADLINE, se
     jobs = []
     for key in sorted(set(a) & set(b), key=lambda k: (k[0], k[1], k[2])):
         ja, jb = a[key], b[key]
-        deltas = [d for d in (compare(ja, jb, m, seed=seed) for m in metrics)
+        cal = _calibration_for(ja, jb, noise_file, notes)
+        deltas = [d for d in (compare(ja, jb, m, seed=seed, calibration=cal) for m in metrics)
                   if d.base is not None or d.cand is not None]
         jobs.append(JobDiff(key, str(ja.dir), str(jb.dir), deltas, comparability(ja.result, jb.result)))
     only_a = [_fmt_key(k) for k in sorted(set(a) - set(b))]
@@ -146,20 +170,49 @@ def parse_fail_on(spec: str) -> tuple[Metric, float]:
 
 
 def regressions(d: Diff, rules: list[tuple[Metric, float]]) -> list[str]:
-    """One line per (job, rule) where the metric got worse by more than the threshold and the
-    change is not within noise (a change with no noise estimate counts)."""
+    """One line per (job, rule) where the metric got worse by more than the threshold AND the
+    change is beyond noise: what makes --fail-on exit 1."""
+    return [line for line, sure in _past_threshold(d, rules) if sure]
+
+
+def undecided(d: Diff, rules: list[tuple[Metric, float]]) -> list[str]:
+    """Worse by more than the threshold, but the method cannot tell it from noise (one run each,
+    no calibration, under the assumed floor; or nothing to test): reported, never fatal."""
+    return [line for line, sure in _past_threshold(d, rules) if not sure]
+
+
+def _past_threshold(d: Diff, rules: list[tuple[Metric, float]]) -> list[tuple[str, bool]]:
     out = []
     for jd in d.jobs:
         by_key = {x.key: x for x in jd.deltas}
         for m, pct in rules:
             x = by_key.get(m.key)
-            if x is None or x.rel is None or not x.regression:
+            if x is None or x.rel is None or x.change != "worse" or x.beyond_noise is False:
                 continue
             if abs(x.rel) * 100 > pct:
-                noise = "beyond noise" if x.beyond_noise else "no noise estimate"
-                out.append(f"{_fmt_key(jd.key)}: {_name(m.key)} {x.change} by {abs(x.rel) * 100:.1f}% "
-                           f"(> {pct:g}%, {noise}): {m.show(x.base)} -> {m.show(x.cand)}")
+                why = (f"beyond noise: {_noise_text(x)}" if x.beyond_noise else
+                       f"cannot tell it from noise: {_noise_text(x)}; rerun with repeats=N or calibrate")
+                out.append((f"{_fmt_key(jd.key)}: {_name(m.key)} {x.change} by {abs(x.rel) * 100:.1f}% "
+                            f"(> {pct:g}%, {why}): {m.show(x.base)} -> {m.show(x.cand)}", x.beyond_noise is True))
     return out
+
+
+def _noise_text(x: Delta) -> str:
+    """The method that decided, as printed in the noise column."""
+    base = x.method.split("+")[0]
+    boot = " + request bootstrap" if x.method.endswith("+boot") else ""
+    p = "" if x.p is None else f", p={x.p:.3f}" if x.p >= 0.001 else ", p<0.001"
+    if base == "repeats":
+        return f"repeats (Welch){p}"
+    if base == "repeats-1":
+        return f"repeats vs 1 run (t){p}"
+    if base == "calibrated":
+        return f"calibrated floor ±{x.floor * 100:.0f}%{boot}{p}"
+    if base == "floor":
+        return f"assumed floor ±{x.floor * 100:.0f}%{boot}{p}"
+    if base == "disturbed":
+        return "busy machine: one run cannot tell"
+    return "none"
 
 
 # --- output ----------------------------------------------------------------------------------
@@ -176,7 +229,7 @@ def _flag(x: Delta) -> str:
     if x.beyond_noise is False:
         return "~ noise"
     arrow = "BETTER" if x.change == "better" else "WORSE"
-    return arrow if x.beyond_noise else f"{arrow.lower()}?"
+    return arrow if x.beyond_noise else f"{arrow.lower()}?"  # ?: one run cannot tell
 
 
 def rows(jd: JobDiff) -> list[list[str]]:
@@ -186,7 +239,7 @@ def rows(jd: JobDiff) -> list[list[str]]:
         rel = "—" if x.rel is None else ("∞" if math.isinf(x.rel) else f"{x.rel * 100:+.1f}%")
         absd = "—" if x.abs is None else (f"+{_num(x.abs, m)}" if x.abs > 0 else _num(x.abs, m))
         out.append([_name(x.key) + (f" ({x.unit})" if x.unit else ""), _num(x.base, m), _num(x.cand, m), absd,
-                    rel, _flag(x), x.method])
+                    rel, _flag(x), _noise_text(x)])
     return out
 
 
@@ -224,8 +277,10 @@ def _tail(d: Diff) -> list[str]:
     if d.only_cand:
         out.append("only in candidate: " + "; ".join(d.only_cand))
     out += [f"note: {n}" for n in d.warnings]
-    out.append("verdict: BETTER/WORSE = beyond noise (95% CI of the change excludes 0); "
-               "~ noise = within noise; better?/worse? = no noise estimate (single run).")
+    out.append(f"verdict: BETTER/WORSE = beyond noise (each at a nominal {noise.ALPHA:.0%} false-positive "
+               "rate: repeats by Welch's t on repeat values; single runs against the run-to-run floor, "
+               "calibrated for this machine or assumed); ~ noise = within noise; better?/worse? = one run "
+               "each cannot separate it from noise (use repeats=N, or benchrun calibrate).")
     return out
 
 

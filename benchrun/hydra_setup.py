@@ -151,6 +151,25 @@ def precheck(overrides: list[str], multirun: bool, max_jobs: int = 256) -> list[
     return jobs
 
 
+def interleave_rounds(overrides: list[str], jobs: list[list[str]]) -> tuple[str, int, int]:
+    """(order, order_seed, repeats) of a sweep whose repeats should run as interleaved rounds
+    (benchrun/order.py), else ("grouped", seed, repeats). Every job must agree on repeats and
+    order; a command line that sets round= itself is left alone."""
+    if any(o.lstrip("+~").startswith("round=") for o in overrides):
+        return "grouped", 0, 1
+    try:
+        with hydra_conf():
+            cfgs = [compose(j) for j in jobs]
+    except Exception as e:  # noqa: BLE001 -- precheck composed these already; one line anyway
+        raise ConfigError(explain(e)) from e
+    settings = {(int(c.repeats), str(c.order), int(c.order_seed)) for c in cfgs}
+    if len(settings) != 1:
+        raise ConfigError("repeats, order and order_seed must be the same for every job of a sweep "
+                          "(run sweeps over them as separate commands)")
+    repeats, order, seed = settings.pop()
+    return (order if repeats > 1 else "grouped"), seed, repeats
+
+
 def _keys_at(parent: str) -> list[str]:
     """The keys a config node has (for 'unknown key' messages)."""
     node = compose()

@@ -99,7 +99,10 @@ def _run_load(cfg: Any, url: str, headers: dict, workload, writer: RecordWriter,
     # Every conversation is built (synthetic prompts fitted over blocking HTTP) before the
     # loop starts: no fitting inside the measured window, none blocking the event loop.
     warmups = [workload.warmup() for _ in range(cfg.load.warmup_requests)]
-    repeats = [workload.conversations(rep) for rep in range(cfg.repeats)]
+    # An interleaved sweep (order.py) runs one repeat per job: its round, with that repeat's
+    # own prompts, so the rounds together measure what back-to-back repeats would.
+    rep_ids = [cfg.round] if cfg.get("round") is not None else list(range(cfg.repeats))
+    repeats = [(rep, workload.conversations(rep)) for rep in rep_ids]
 
     async def go():
         async with make_session(cfg.load.request_timeout_s, headers, reuse_connections=reuse) as session:
@@ -114,7 +117,7 @@ def _run_load(cfg: Any, url: str, headers: dict, workload, writer: RecordWriter,
             scraper = Scraper(session, url, cfg.load.metrics_interval_s, headers)
             await scraper.start()
             runs, walls = [], []
-            for rep, convs in enumerate(repeats):
+            for rep, convs in repeats:
                 recs, wall = await engine.run(convs, plan, repeat=rep)
                 runs.append(recs)
                 walls.append(wall)
@@ -137,6 +140,10 @@ def new_result(cfg: Any, job_dir: Path, job_num: int, run_id: str, overrides: li
         "server": {"backend": m.backend, "command": [], "pid": None, "build_info": None,
                    "startup_s": None, "reused": False, "url": m.url},
         "concurrency": cfg.concurrency, "repeats": cfg.repeats,
+        # How the sweep ordered its jobs (order.py); round/rounds: this job is one repeat of an
+        # interleaved sweep, and the report merges the rounds back into one job.
+        "order": {"mode": cfg.get("order", "grouped"), "seed": cfg.get("order_seed", 0),
+                  "round": cfg.get("round"), "rounds": cfg.repeats if cfg.get("round") is not None else 1},
         "workload": {"name": cfg.workload.name},
         "hardware": describe_hardware(cfg.hardware),
         "load": OmegaConf.to_container(cfg.load, resolve=True),

@@ -10,7 +10,7 @@ from .hydra_setup import RUN_ID_ENV, ConfigError
 from .results import RESULT_FILE, find_results, read_result
 
 # How benchrun is invoked, not what a job measures: never part of a job's identity.
-INVOCATION_KEYS = ("resume", "report", "debug")
+INVOCATION_KEYS = ("resume", "report", "debug", "order", "order_seed")
 JOB_FILES = (RESULT_FILE, "requests.jsonl", "server.log", "telemetry.jsonl", "error.log")
 
 

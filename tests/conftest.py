@@ -14,6 +14,13 @@ ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "conf"
 
 
+@pytest.fixture(autouse=True)
+def _no_machine_calibration(tmp_path_factory, monkeypatch):
+    """The user's own noise calibration (~/.cache/benchrun/noise, `benchrun calibrate`) must
+    not change what a test's diff or report says: each test gets an empty noise dir."""
+    monkeypatch.setenv("BENCHRUN_NOISE_DIR", str(tmp_path_factory.mktemp("noise")))
+
+
 @pytest.fixture(scope="session")
 def tiny_model_path() -> Path:
     from benchrun.tinymodel import ensure_tiny_model

@@ -1,5 +1,6 @@
-"""benchrun diff on hand-made dirs: a planted 20% TTFT regression is flagged (bootstrap over
-requests, and CIs from repeats), noise is not; comparability warnings; --fail-on; formats."""
+"""benchrun diff on hand-made dirs: a planted 20% TTFT regression is flagged (against a run-to-run
+calibration, or by repeats), noise is not, and one run each without a calibration says it cannot
+tell; comparability warnings; --fail-on; formats."""
 from __future__ import annotations
 
 import json
@@ -33,8 +34,14 @@ def _own_run_id(monkeypatch):
 
 @pytest.fixture
 def dirs(tmp_path):
-    return {"base": sweep(tmp_path / "base"), "noise": sweep(tmp_path / "noise", jitter_seed=1),
-            "slow": sweep(tmp_path / "slow", ttft_scale=1.2, jitter_seed=2)}
+    """base, noise, slow (+20% TTFT), and a calibration file from 4 identical runs of this setup."""
+    from benchrun.calibration import calibrate, save
+
+    d = {"base": sweep(tmp_path / "base"), "noise": sweep(tmp_path / "noise", jitter_seed=1),
+         "slow": sweep(tmp_path / "slow", ttft_scale=1.2, jitter_seed=2)}
+    aa = [d["base"], d["noise"]] + [sweep(tmp_path / f"aa{i}", jitter_seed=10 + i) for i in range(2)]
+    d["cal"] = save(calibrate(aa), tmp_path / "noise.json")
+    return d
 
 
 def by_key(d, c):
@@ -43,30 +50,49 @@ def by_key(d, c):
 
 
 def test_planted_regression_is_flagged_and_noise_is_not(dirs):
-    noisy = diff_dirs(dirs["base"], dirs["noise"])
+    noisy = diff_dirs(dirs["base"], dirs["noise"], noise_file=dirs["cal"])
     for jd in noisy.jobs:
         for x in jd.deltas:
             assert x.beyond_noise is not True, (jd.key, x)
-    slow = diff_dirs(dirs["base"], dirs["slow"])
+    slow = diff_dirs(dirs["base"], dirs["slow"], noise_file=dirs["cal"])
     for c in (1, 2):
         t = by_key(slow, c)["ttft_ms.p50"]
-        assert t.method == "bootstrap" and t.beyond_noise is True and t.change == "worse"
+        assert t.method == "calibrated+boot" and t.beyond_noise is True and t.change == "worse"
         assert 0.12 < t.rel < 0.30  # about +20%, read from the files
-        assert t.diff_low > 0
+        assert t.diff_low > 0 and t.p < 0.05
         assert by_key(slow, c)["itl_ms.p50"].beyond_noise is not True  # token gaps untouched
+
+
+def test_one_run_each_without_calibration_cannot_tell_20_percent(dirs):
+    """The request bootstrap alone sees +20% as certain; but one run per side, with no measured
+    run-to-run spread, cannot separate it from what a rerun moves: 'cannot tell' (None)."""
+    slow = diff_dirs(dirs["base"], dirs["slow"], noise_file=False)
+    t = by_key(slow, 1)["ttft_ms.p50"]
+    assert t.method == "floor+boot" and t.beyond_noise is None and t.change == "worse"
+    assert t.floor > 0.3  # the assumed floor, stated on the Delta
+    from benchrun.diff import _noise_text
+
+    assert "assumed floor" in _noise_text(t)
 
 
 def test_cli_fail_on_exit_codes(dirs, cli, capsys):
     from benchrun.cli import main
 
-    base, noise, slow = (str(dirs[k]) for k in ("base", "noise", "slow"))
-    proc, _ = cli("diff", base, slow, "--fail-on", "ttft_ms.p50:10")  # the real command, as CI runs it
+    base, noise, slow, cal = (str(dirs[k]) for k in ("base", "noise", "slow", "cal"))
+    # the real command, as CI runs it
+    proc, _ = cli("diff", base, slow, "--fail-on", "ttft_ms.p50:10", "--noise", cal)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "REGRESSION m / agentic / C1: ttft_ms.p50 worse by" in proc.stderr
+    assert "beyond noise: calibrated floor" in proc.stderr
     assert any(line.startswith("   ttft_ms.p50") and "WORSE" in line for line in proc.stdout.splitlines())
-    assert main(["diff", base, slow, "--fail-on", "ttft_ms.p50:30"]) == 0  # 20% under a 30% bar
+    assert main(["diff", base, slow, "--fail-on", "ttft_ms.p50:30", "--noise", cal]) == 0  # 20% under a 30% bar
     capsys.readouterr()
-    assert main(["diff", base, noise, "--fail-on", "ttft_ms.p50:5", "--fail-on", "decode_tok_s.mean:5"]) == 0
+    # Past the threshold, but one run each and no calibration: not fatal, and it says so.
+    assert main(["diff", base, slow, "--fail-on", "ttft_ms.p50:10", "--no-calibration"]) == 0
+    err = capsys.readouterr().err
+    assert "CANNOT TELL m / agentic / C1: ttft_ms.p50 worse by" in err and "REGRESSION" not in err
+    assert main(["diff", base, noise, "--fail-on", "ttft_ms.p50:5", "--fail-on", "decode_tok_s.mean:5",
+                 "--noise", cal]) == 0
     out = capsys.readouterr().out
     table = [line for line in out.splitlines() if line.startswith("   ")]
     assert table and not [line for line in table if "WORSE" in line or "BETTER" in line]
@@ -77,7 +103,7 @@ def test_fail_on_a_metric_outside_the_headline_set_still_fires(dirs, capsys):
     from benchrun.cli import main
 
     base, slow = str(dirs["base"]), str(dirs["slow"])
-    assert main(["diff", base, slow, "--fail-on", "ttft_ms.p99:5"]) == 1
+    assert main(["diff", base, slow, "--fail-on", "ttft_ms.p99:5", "--noise", str(dirs["cal"])]) == 1
     err = capsys.readouterr().err
     assert "REGRESSION m / agentic / C1: ttft_ms.p99 worse by" in err, err
     assert main(["diff", base, base, "--fail-on", "e2e_ms.p90:1"]) == 0  # computed, and unchanged
@@ -113,7 +139,7 @@ def test_formats_and_warnings(tmp_path, cli, capsys):
     assert [j["concurrency"] for j in data["jobs"]] == [1, 2]
     assert any("model file differs" in w for w in data["jobs"][0]["warnings"])
     keys = [m["key"] for m in data["jobs"][0]["metrics"]]
-    assert {"ttft_ms.p50", "decode_tok_s.mean", "output_throughput_tok_s", "wall_s"} <= set(keys)
+    assert {"ttft_ms.p50", "decode_tok_s.hmean", "output_throughput_tok_s", "wall_s"} <= set(keys)
     m = data["jobs"][0]["metrics"][keys.index("ttft_ms.p50")]
     assert m["abs"] == pytest.approx(m["cand"] - m["base"])
     from benchrun.cli import main
@@ -170,10 +196,11 @@ def test_bad_input_subprocess(cli):
 
 
 def test_compare_two_presets_within_one_sweep(tmp_path):
-    """--models A:B: preset b against preset a in the same dir; b's TTFT is planted 20% higher."""
+    """--models A:B: preset b against preset a in the same dir; b's TTFT is planted 2x higher
+    (past the assumed single-run floor, so no calibration is needed)."""
     make_job(tmp_path, 0, "a", 1, 100, 10, n=40, seed=5)
-    make_job(tmp_path, 1, "b", 1, 100, 10, n=40, seed=5, scale={"ttft": 1.2}, sha="cd" * 32)
-    d = diff_dirs(tmp_path, tmp_path, models=("a", "b"))
+    make_job(tmp_path, 1, "b", 1, 100, 10, n=40, seed=5, scale={"ttft": 2.0}, sha="cd" * 32)
+    d = diff_dirs(tmp_path, tmp_path, models=("a", "b"), noise_file=False)
     t = by_key(d, 1)["ttft_ms.p50"]
     assert t.beyond_noise is True and t.change == "worse"
     assert by_key(d, 1)["itl_ms.p50"].beyond_noise is not True

@@ -166,9 +166,9 @@ def test_report_from_handmade_sweep(two_models):
     rows = {r[0]: r for r in table_after(md, "## Summary")}
     assert rows["Metric"] == ["Metric", "fast", "slow", "Winner"]
     fast3, slow3 = jobs["1_fast_c3"], jobs["3_slow_c3"]
-    dec = rows["Decode speed per request (C3)"]
-    assert dec[1].startswith(f"{fast3.value('decode_tok_s.mean'):.1f} ± ")
-    ratio = fast3.value("decode_tok_s.mean") / slow3.value("decode_tok_s.mean")
+    dec = rows["Decode speed per request, harmonic mean (C3)"]
+    assert dec[1].startswith(f"{fast3.value('decode_tok_s.hmean'):.1f} ± ")
+    ratio = fast3.value("decode_tok_s.hmean") / slow3.value("decode_tok_s.hmean")
     assert dec[3] == f"fast ({ratio:.1f}x)"
     assert rows["TTFT p50 (C1)"][3].startswith("slow (")  # lower is better: slow wins at C1
     assert rows["TTFT p50 (C3)"][3].startswith("fast (")
@@ -220,9 +220,9 @@ def test_within_noise_is_a_tie(tmp_path):
     md = write_report(tmp_path, html=False).report_md.read_text()
     rows = {r[0]: r for r in table_after(md, "## Summary")}
     assert rows["TTFT p50 (C2)"][3] == "Tie (within noise)"
-    assert rows["Decode speed per request (C2)"][3] == "Tie (within noise)"
+    assert rows["Decode speed per request, harmonic mean (C2)"][3] == "Tie (within noise)"
     assert "faster per request" not in md
-    assert "are level on Decode speed per request at C2" in md
+    assert "are level on Decode speed per request (harmonic mean) at C2" in md
     assert "No preset is faster beyond noise" in md
 
 

@@ -1,12 +1,22 @@
-"""Is a difference between two jobs beyond noise? Shared by the report's Winner column and
-`benchrun diff`. Pure functions over loaded jobs; the bootstrap is seeded, so reruns agree.
+"""Is a difference between two jobs beyond noise? Shared by the report's Winner column, Key
+Findings, Recommendation, and `benchrun diff` / `--fail-on`. Pure functions over loaded jobs; the
+bootstrap is seeded, so reruns agree. The tests themselves are in benchrun/noise.py.
 
-Noise, best source first:
-  repeats    per-repeat values (repeat_metrics, n >= 2 each): Welch t-interval of the difference
-  ci95       stored repeats_ci95 intervals that do not overlap
-  bootstrap  per-request samples from requests.jsonl, resampled by request (seeded); this sees
-             request-to-request spread only, not run-to-run drift, so repeats are better
-  none       a scalar measured once: no spread estimate, the change is reported as is
+`compare` picks the method from what the files hold, best first (Delta.method says which):
+  repeats      >= 2 repeats each side (repeat_metrics, else stored repeats_ci95): Welch t on
+               repeat-level values (their logs when positive: timings move by factors) -- the
+               repeat is the unit, never the request
+  repeats-1    repeats on one side, one run on the other: t prediction test
+  calibrated   one run each, a calibration for this machine and workload (`benchrun calibrate`):
+               log ratio against the measured run-to-run spread (t, calibration df)
+  floor        one run each, no calibration: log ratio against an assumed spread
+               (noise.DEFAULT_RUN_SD); below its floor the answer is "cannot tell" (None)
+  disturbed    one run each, and other processes took >= half a core during either run
+               (telemetry): cannot tell -- such runs move far more than any floor
+  none         no positive values to compare (a zero, a missing figure): cannot tell
+For one run each, a per-request metric must also pass the seeded request bootstrap (`+boot`):
+a change inside one run's own request-to-request spread is within noise whatever the floor.
+Every tested Delta carries a two-sided p-value; beyond noise = p < noise.ALPHA (5%).
 """
 from __future__ import annotations
 
@@ -17,6 +27,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from .. import noise
 from ..stats import t975
 from .data import PER_REQUEST_NAMES, Job, Metric, ci_of, repeat_values
 
@@ -24,21 +35,9 @@ N_BOOT = 1000
 MIN_SAMPLES = 5  # fewer per-request samples than this: no bootstrap
 
 
-def welch_diff_ci(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
-    """95% CI of mean(b) - mean(a), unequal variances (Welch-Satterthwaite df)."""
-    na, nb = len(a), len(b)
-    ma, mb = float(np.mean(a)), float(np.mean(b))
-    va, vb = float(np.var(a, ddof=1)), float(np.var(b, ddof=1))
-    se2 = va / na + vb / nb
-    d = mb - ma
-    if se2 == 0:
-        return d, d
-    df = se2 ** 2 / ((va / na) ** 2 / (na - 1) + (vb / nb) ** 2 / (nb - 1))
-    half = t975(max(1, math.floor(df))) * math.sqrt(se2)  # df rounded down: conservative
-    return d - half, d + half
-
-
 def _stat(x: np.ndarray, stat: str, axis: int = -1) -> np.ndarray:
+    if stat == "hmean":  # of a rate: 1 / mean(1 / rate) -- one near-zero interval cannot swing it
+        return 1.0 / (1.0 / x).mean(axis=axis)
     if stat == "mean":
         return x.mean(axis=axis)
     if stat.startswith("p"):
@@ -59,6 +58,14 @@ def bootstrap_diff_ci(a: list, b: list, stat: str, seed: int = 0, n_boot: int = 
                       clustered: bool = False) -> tuple[float, float]:
     """95% percentile-bootstrap CI of stat(b) - stat(a). `clustered`: a and b are lists of
     per-request lists (ITL gaps); requests are resampled whole."""
+    d = bootstrap_diffs(a, b, stat, seed, n_boot, clustered)
+    lo, hi = np.percentile(d, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def bootstrap_diffs(a: list, b: list, stat: str, seed: int = 0, n_boot: int = N_BOOT,
+                    clustered: bool = False) -> np.ndarray:
+    """The bootstrap replicates of stat(b) - stat(a) (see bootstrap_diff_ci)."""
     if not clustered:
         A, B = np.asarray(a, float), np.asarray(b, float)
         ia = _rng(seed, A).integers(0, len(A), (n_boot, len(A)))
@@ -70,8 +77,7 @@ def bootstrap_diff_ci(a: list, b: list, stat: str, seed: int = 0, n_boot: int = 
         n_vals = max(sum(len(g) for g in a), sum(len(g) for g in b), 1)
         n_boot = max(100, min(n_boot, int(2e7 // n_vals)))
         d = _cluster_stat(b, stat, seed, n_boot) - _cluster_stat(a, stat, seed, n_boot)
-    lo, hi = np.percentile(d, [2.5, 97.5])
-    return float(lo), float(hi)
+    return d
 
 
 def _cluster_stat(groups: list, stat: str, seed: int, n_boot: int) -> np.ndarray:
@@ -107,15 +113,26 @@ class Delta:
     cand: Optional[float]
     abs: Optional[float]  # cand - base
     rel: Optional[float]  # (cand - base) / |base|
-    diff_low: Optional[float]  # 95% CI of cand - base
+    diff_low: Optional[float]  # 95% interval of the true cand - base (None: not tested)
     diff_high: Optional[float]
-    method: str  # repeats | ci95 | bootstrap | none
-    beyond_noise: Optional[bool]  # None: no noise estimate
+    method: str  # repeats | repeats-1 | calibrated | floor (each +boot when the bootstrap joined) | none
+    beyond_noise: Optional[bool]  # True beyond, False within noise, None: cannot tell
     change: str  # better | worse | same
+    p: Optional[float] = None  # two-sided p-value of "no difference"; None: not tested
+    floor: Optional[float] = None  # one run each: the relative change the method needs (fraction)
+    can_be_within: bool = False  # a p >= alpha means "within noise" (measured), not "cannot tell"
+    family: bool = False  # beyond_noise was decided within a Holm family (the report's Summary)
 
     @property
     def regression(self) -> bool:
-        return self.change == "worse" and self.beyond_noise is not False
+        """Worse, and beyond noise: what --fail-on may fire on."""
+        return self.change == "worse" and self.beyond_noise is True
+
+    def decided_at(self, significant: bool) -> Optional[bool]:
+        """beyond_noise for a given significance call (the report calls it over a family)."""
+        if significant:
+            return True
+        return False if self.can_be_within else None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -125,35 +142,98 @@ def _n_samples(samples: list, clustered: bool) -> int:
     return sum(1 for x in samples if len(x)) if clustered else len(samples)
 
 
-def compare(base: Job, cand: Job, m: Metric, seed: int = 0) -> Delta:
-    """cand against base on metric m, with the best noise estimate the files allow."""
+def _stored_welch(base: Job, cand: Job, key: str) -> Optional[noise.Test]:
+    """Welch's test from stored repeats_ci95 (mean, 95% t half-width, n) when the per-repeat
+    values are gone: the half-width gives back the repeats' SD."""
+    ca, cb = (base.result.get("repeats_ci95") or {}).get(key), (cand.result.get("repeats_ci95") or {}).get(key)
+    if not (ca and cb and ci_of(base.result, key) and ci_of(cand.result, key)):
+        return None
+
+    def mv(c):
+        n = int(c["n"])
+        sd = (c["high"] - c["low"]) / 2 / t975(n - 1) * math.sqrt(n)
+        return float(c["mean"]), sd * sd, n
+
+    (ma, va, na), (mb, vb, nb) = mv(ca), mv(cb)
+    return noise.welch(ma, va, na, mb, vb, nb)
+
+
+def compare(base: Job, cand: Job, m: Metric, seed: int = 0, calibration=None) -> Delta:
+    """cand against base on metric m, with the best noise estimate the files allow.
+    calibration: {metric key: (run_sd, df)} measured on the machine and workload of these
+    runs (benchrun/calibration.py); None = none."""
     a, b = base.value(m.key), cand.value(m.key)
-    absd = rel = lo = hi = None
-    method, beyond = "none", None
+    absd = rel = lo = hi = p = floor = None
+    method, beyond, within_ok = "none", None, False
     if a is not None and b is not None:
         absd = b - a
         rel = absd / abs(a) if a else (0.0 if b == a else math.inf)
         ra, rb = repeat_values(base.result, m.key), repeat_values(cand.result, m.key)
-        ca, cb = ci_of(base.result, m.key), ci_of(cand.result, m.key)
+        test = None
         if len(ra) >= 2 and len(rb) >= 2:
-            method = "repeats"
-            lo, hi = welch_diff_ci(ra, rb)
-            beyond = not (lo <= 0 <= hi)
-        elif ca and cb:
-            method = "ci95"
-            beyond = ca[1] < cb[0] or cb[1] < ca[0]
-        elif m.name in PER_REQUEST_NAMES and m.stat in ("mean", "p50", "p90", "p99"):
-            clustered = m.name == "itl_ms"
-            sa, sb = base.samples(m.name), cand.samples(m.name)
-            if _n_samples(sa, clustered) >= MIN_SAMPLES and _n_samples(sb, clustered) >= MIN_SAMPLES:
-                method = "bootstrap"
-                lo, hi = bootstrap_diff_ci(sa, sb, m.stat, seed=seed, clustered=clustered)
-                beyond = not (lo <= 0 <= hi)
+            positive = min(ra) > 0 and min(rb) > 0
+            method, test = "repeats", noise.welch_log(ra, rb) if positive else noise.welch_samples(ra, rb)
+        elif (t := _stored_welch(base, cand, m.key)) is not None:
+            method, test = "repeats", t
+        elif len(ra) >= 2 or len(rb) >= 2:
+            method = "repeats-1"
+            test = noise.one_vs_repeats(ra, b, True) if len(ra) >= 2 else noise.one_vs_repeats(rb, a, False)
+        if test is not None:
+            within_ok = True
+        elif m.key not in NOT_TIMINGS and (disturbed(base, calibration) or disturbed(cand, calibration)):
+            method = "disturbed"  # a busy machine moves single runs by far more than any floor
+        elif a > 0 and b > 0:
+            cal = (calibration or {}).get(m.key) if m.key in (calibration or {}) else None
+            if cal:
+                method, (sd, df), within_ok = "calibrated", cal, True
+            else:
+                method, sd, df = "floor", noise.default_run_sd(m.key), math.inf
+            test = noise.log_ratio_test(a, b, sd, df)
+            floor = noise.floor_pct(sd, df)
+            p_boot = _bootstrap_p(base, cand, m, seed)
+            if p_boot is not None:
+                method += "+boot"
+                if p_boot >= noise.ALPHA:
+                    within_ok = True  # inside one run's own request spread: within noise
+                test = noise.Test(test.diff, test.low, test.high, max(test.p, p_boot))
+        if test is not None:
+            lo, hi, p = test.low, test.high, test.p
+            beyond = True if p < noise.ALPHA else (False if within_ok else None)
     if absd is None or absd == 0:
         change = "same"
     else:
         change = "better" if (absd > 0) == (m.better == "higher") else "worse"
-    return Delta(m.key, m.label, m.unit, m.better, a, b, absd, rel, lo, hi, method, beyond, change)
+    return Delta(m.key, m.label, m.unit, m.better, a, b, absd, rel, lo, hi, method, beyond, change,
+                 p, floor, within_ok)
+
+
+NOT_TIMINGS = ("memory.peak_mib", "tasks.pass_rate")  # a busy CPU does not move these
+
+
+def disturbed(job: Job, calibration: Optional[dict] = None) -> bool:
+    """Other processes took half a core or more while this job was measured (telemetry.cpu),
+    more than during any run of the calibration (if one applies): on the shared 2-core VM
+    identical jobs then differed by up to 3x, so one such run cannot be judged against a
+    run-to-run floor measured or assumed for a quieter machine."""
+    from ..calibration import BUSY_KEY
+    from ..telemetry import BUSY_PCT
+
+    cpu = (job.result.get("telemetry") or {}).get("cpu") or {}
+    limit = max(BUSY_PCT, float((calibration or {}).get(BUSY_KEY) or 0))
+    return (cpu.get("other_pct") or 0) >= limit
+
+
+def _bootstrap_p(base: Job, cand: Job, m: Metric, seed: int) -> Optional[float]:
+    """p-value of the seeded request bootstrap for a per-request metric; None without samples."""
+    if m.name not in PER_REQUEST_NAMES or m.stat not in ("mean", "p50", "p90", "p99", "hmean"):
+        return None
+    clustered = m.name == "itl_ms"
+    sa, sb = base.samples(m.name), cand.samples(m.name)
+    if _n_samples(sa, clustered) < MIN_SAMPLES or _n_samples(sb, clustered) < MIN_SAMPLES:
+        return None
+    if m.stat == "hmean" and (min(sa) <= 0 or min(sb) <= 0):
+        return None
+    return noise.bootstrap_p(bootstrap_diffs(sa, sb, m.stat, seed=seed, clustered=clustered))
 
 
 def ratio_text(x: float, y: float) -> str:

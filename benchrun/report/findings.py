@@ -1,6 +1,7 @@
 """Key Findings and the Recommendation, written from the numbers only. A difference is called a
-win only when it is beyond noise (or, measured once, at least 5%); otherwise it is said to be
-within noise."""
+win only when it is beyond noise (Group.verdict: the same Holm-adjusted verdicts as the
+Summary's Winner column); otherwise it is said to be within noise, or -- one run each, no
+calibration, a gap under the assumed floor -- that one run cannot tell."""
 from __future__ import annotations
 
 from typing import Optional
@@ -8,13 +9,13 @@ from typing import Optional
 from ..telemetry import BUSY_PCT
 from .compare import compare, ratio_text
 from .data import BY_KEY, Job, is_random_weights
-from .view import Group, Verdict, rank, show
+from .view import Group, Verdict, show
 
 M = BY_KEY
 
 # Preset-vs-preset findings, in order: (metric, also at the lowest level?, the winner's phrase).
 FINDING_AXES = (
-    ("decode_tok_s.mean", True, "decodes {r} faster per request"),
+    ("decode_tok_s.hmean", True, "decodes {r} faster per request"),
     ("output_throughput_tok_s", False, "delivers {r} more aggregate throughput"),
     ("wall_s", False, "finishes the load {r} faster"),
     ("ttft_ms.p50", True, "has {r} lower TTFT p50"),
@@ -26,16 +27,19 @@ FINDING_AXES = (
 def _comparison(g: Group, key: str, c: int, phrase: str) -> Optional[str]:
     """One sentence comparing the presets on one metric at level c."""
     m = M[key]
-    cands = {lab: g.job(lab, c) for lab in g.labels if g.job(lab, c) is not None}
-    v = rank(cands, m)
+    cands = g.cands(c)
+    v = g.verdict(key, c)
     if v.runner_up is None:
         return None
     best, other = cands[v.best], cands[v.runner_up]
     vals = f"{show(best, m)} vs {show(other, m)}"
+    if v.cannot_tell:
+        busy = " on a busy machine" if v.delta.method == "disturbed" else ""
+        return (f"{v.best} leads {v.runner_up} on {m.label} at C{c} ({vals}), but one run each{busy} cannot "
+                f"tell this gap from run-to-run noise: no winner (use repeats=N).")
     if not v.decided:
-        why = "within noise" if v.delta.beyond_noise is False else "less than 5% apart, single run"
-        return f"{v.best} and {v.runner_up} are level on {m.label} at C{c} ({vals}; {why})."
-    extra = "" if v.delta.beyond_noise else " (single run, no spread estimate)"
+        return f"{v.best} and {v.runner_up} are level on {m.label} at C{c} ({vals}; within noise)."
+    extra = _single_run_note(v.delta)
     others = [lab for lab in cands if lab not in (v.best, v.runner_up)]
     tail = ""
     if others:
@@ -43,18 +47,33 @@ def _comparison(g: Group, key: str, c: int, phrase: str) -> Optional[str]:
     return f"**{v.best}** {phrase.format(r=v.times)} than {v.runner_up} at C{c}: {vals}{extra}{tail}."
 
 
-def _trend(job_lo: Job, job_hi: Job, key: str, c_lo: int, c_hi: int, up: str, down: str) -> str:
+def _single_run_note(d) -> str:
+    """How a single-run win was decided, in words ('' for repeats)."""
+    method = d.method.split("+")[0]
+    if method == "calibrated":
+        return f" (single run; past this machine's calibrated run-to-run floor of {d.floor:.0%})"
+    if method == "floor":
+        return f" (single run; past the assumed run-to-run floor of {d.floor:.0%})"
+    if method == "repeats-1":
+        return " (one side measured once)"
+    return ""
+
+
+def _trend(job_lo: Job, job_hi: Job, key: str, c_lo: int, c_hi: int, up: str, down: str,
+           calibration: Optional[dict] = None) -> str:
     """'degrades 3.6x from C1 to C3 (102 -> 369 ms)', or 'stays within noise ...'."""
     m = M[key]
     a, b = job_lo.value(key), job_hi.value(key)
     if a is None or b is None:
         return ""
-    d = compare(job_lo, job_hi, m)
+    d = compare(job_lo, job_hi, m, calibration=calibration)
     vals = f"({m.show(a)} → {m.show(b)})"
-    if d.beyond_noise is False or (d.beyond_noise is None and abs(d.rel or 0) < 0.05) or a == b:
+    if d.beyond_noise is None and a != b:
+        return f"{m.label} from C{c_lo} to C{c_hi} {vals[:-1]}; one run each: not separable from noise)"
+    if d.beyond_noise is not True or a == b:
         return f"{m.label} stays level from C{c_lo} to C{c_hi} {vals}"
     word = up if b > a else down
-    note = "" if d.beyond_noise else ", single run, no spread estimate"
+    note = _single_run_note(d).replace(" (", ", ").rstrip(")")
     return f"{m.label} {word} {ratio_text(a, b)} from C{c_lo} to C{c_hi} {vals[:-1]}{note})"
 
 
@@ -85,9 +104,10 @@ def _scaling(g: Group) -> list[str]:
             continue
         lo_c, hi_c = levels[0], levels[-1]
         jl, jh = g.grid[lab][lo_c], g.grid[lab][hi_c]
-        parts = [_trend(jl, jh, "ttft_ms.p50", lo_c, hi_c, "degrades", "improves"),
-                 _trend(jl, jh, "decode_tok_s.mean", lo_c, hi_c, "rises", "drops"),
-                 _trend(jl, jh, "output_throughput_tok_s", lo_c, hi_c, "scales up", "falls")]
+        cal = g.calibration
+        parts = [_trend(jl, jh, "ttft_ms.p50", lo_c, hi_c, "degrades", "improves", cal),
+                 _trend(jl, jh, "decode_tok_s.hmean", lo_c, hi_c, "rises", "drops", cal),
+                 _trend(jl, jh, "output_throughput_tok_s", lo_c, hi_c, "scales up", "falls", cal)]
         parts = [p for p in parts if p]
         if not parts:
             continue
@@ -204,8 +224,7 @@ def sandbox_findings(g: Group) -> list[str]:
 def _wins(g: Group, axes: list[tuple[str, int]]) -> dict[str, list[tuple[str, int, Verdict]]]:
     wins: dict[str, list] = {lab: [] for lab in g.labels}
     for key, c in axes:
-        cands = {lab: g.job(lab, c) for lab in g.labels if g.job(lab, c) is not None}
-        v = rank(cands, M[key])
+        v = g.verdict(key, c)
         if v.decided and v.best:
             wins[v.best].append((key, c, v))
     return wins
@@ -227,9 +246,9 @@ def recommendation(g: Group) -> list[str]:
     """Paragraphs: which preset to pick and by how much; when another is still the better pick."""
     if len(g.labels) < 2:
         return [_single_preset(g)]
-    speed_axes = [("decode_tok_s.mean", g.cmax), ("output_throughput_tok_s", g.cmax),
+    speed_axes = [("decode_tok_s.hmean", g.cmax), ("output_throughput_tok_s", g.cmax),
                   ("wall_s", g.cmax), ("ttft_ms.p50", g.cmax)]
-    other_axes = [("ttft_ms.p50", g.cmin), ("decode_tok_s.mean", g.cmin), ("memory.peak_mib", g.cmax),
+    other_axes = [("ttft_ms.p50", g.cmin), ("decode_tok_s.hmean", g.cmin), ("memory.peak_mib", g.cmax),
                   ("energy.tokens_per_joule", g.cmax)]
     speed = _wins(g, speed_axes)
     other = _wins(g, [a for a in other_axes if a not in speed_axes])

@@ -8,7 +8,8 @@ from ..results import UNREADABLE
 from .blocks import Block, Bullets, Code, Heading, Image, Para, Table
 from .data import BY_KEY, Job, is_random_weights
 from .findings import CONTAINED, key_findings, recommendation, sandbox_findings, task_rows, verdict
-from .view import Group, overrides_of, rank, show, winner_cell
+from .. import noise
+from .view import Group, family_axes, overrides_of, show, winner_cell
 
 M = BY_KEY
 CHART_TITLES = {"radar": "Radar: model comparison", "degradation": "Degradation: performance vs concurrency",
@@ -82,35 +83,19 @@ def models_under_test(groups: list[Group]) -> list[Block]:
 
 
 def summary_table(g: Group) -> Block:
-    cmin, cmax = g.cmin, g.cmax
-    spec = [("memory.peak_mib", cmax, "Peak memory"),
-            ("decode_tok_s.mean", cmin, f"Decode speed per request (C{cmin})"),
-            ("decode_tok_s.mean", cmax, f"Decode speed per request (C{cmax})"),
-            ("ttft_ms.p50", cmin, f"TTFT p50 (C{cmin})"),
-            ("ttft_ms.p50", cmax, f"TTFT p50 (C{cmax})"),
-            ("itl_ms.p50", cmax, f"ITL p50 (C{cmax})"),
-            ("e2e_ms.p50", cmax, f"E2E latency p50 (C{cmax})"),
-            ("wall_s", cmax, f"Total time per repeat (C{cmax})"),
-            ("output_throughput_tok_s", cmax, f"Aggregate throughput (C{cmax})"),
-            ("goodput.share", cmax, f"Goodput (C{cmax})"),
-            ("energy.tokens_per_joule", cmax, f"Tokens per joule (C{cmax})")]
-    seen, rows = set(), []
+    rows = []
     many = len(g.labels) >= 2
-    for key, c, label in spec:
-        if (key, c) in seen:
-            continue
-        seen.add((key, c))
+    for key, c, label in family_axes(g):
         cands = {lab: g.job(lab, c) for lab in g.labels}
         if all(j is None or j.value(key) is None for j in cands.values()):
             continue
         row = [label] + [show(j, M[key]) for j in cands.values()]
         if many:
-            present = {k: j for k, j in cands.items() if j is not None}
-            row.append(winner_cell(rank(present, M[key])))
+            row.append(winner_cell(g.verdict(key, c)))
         rows.append(row)
     tallies = {lab: g.tally(lab) for lab in g.labels}
     if any(t[1] for t in tallies.values()):
-        row = [f"Quality checks (C{cmax})"] + [f"{p}/{n} PASS" if n else "—" for p, n in tallies.values()]
+        row = [f"Quality checks (C{g.cmax})"] + [f"{p}/{n} PASS" if n else "—" for p, n in tallies.values()]
         if many:
             rates = {lab: p / n for lab, (p, n) in tallies.items() if n}
             best = sorted(rates.values(), reverse=True)
@@ -137,12 +122,12 @@ def detailed(g: Group) -> list[Block]:
             m = j.result.get("metrics") or {}
             rows.append([lab, f"{m.get('requests_ok', 0)}/{m.get('requests_failed', 0)}/{m.get('requests_truncated', 0)}",
                          show(j, M["ttft_ms.p50"], False), show(j, M["ttft_ms.p90"], False),
-                         show(j, M["itl_ms.p50"], False), show(j, M["decode_tok_s.mean"], False),
+                         show(j, M["itl_ms.p50"], False), show(j, M["decode_tok_s.hmean"], False),
                          show(j, M["e2e_ms.p50"], False), show(j, M["output_throughput_tok_s"], False),
                          show(j, M["wall_s"], False)] + [show(j, M[k], False) for k in extra]
                         + ([_fmt(_primary_last_turn(j))] if last_turn else []))
         out.append(Table(["Model", "ok/failed/truncated", "TTFT p50 (ms)", "TTFT p90 (ms)", "ITL p50 (ms)",
-                          "Decode (tok/s)", "E2E p50 (ms)", "Aggregate (tok/s)", "Total time per repeat (s)"]
+                          "Decode, harmonic mean (tok/s)", "E2E p50 (ms)", "Aggregate (tok/s)", "Total time per repeat (s)"]
                          + [f"{M[k].label} ({M[k].unit})" if M[k].unit else M[k].label for k in extra]
                          + (["Primary last turn (tok/s)"] if last_turn else []), rows))
     reps = {j.repeats for row in g.grid.values() for j in row.values()}
@@ -297,6 +282,60 @@ def reproducing(jobs: list[Job], root: Path) -> list[Block]:
     return out
 
 
+def verdict_note(g: Group) -> str:
+    """How the Winner column (and the findings and recommendation built on it) was decided."""
+    decode = ("Decode speed per request is the harmonic mean over requests (1000 / mean TPOT): a reply "
+              "whose tokens arrive in one read cannot inflate it, as it would a plain mean of per-request rates.")
+    if len(g.labels) < 2:
+        return decode
+    methods = {g.verdict(k, c).delta.method.split("+")[0] for k, c, _ in family_axes(g)
+               if g.verdict(k, c).delta is not None and g.verdict(k, c).delta.change != "same"}
+    how = []
+    if "repeats" in methods:
+        how.append("repeats: Welch's t test on the per-repeat values (the repeat is the unit, not the request)")
+    if "repeats-1" in methods:
+        how.append("repeats against a single run: a t prediction test")
+    if "calibrated" in methods:
+        how.append("single runs: the log ratio against this machine's run-to-run spread, measured by "
+                   "`benchrun calibrate` (identical runs), and the request bootstrap must agree")
+    if "floor" in methods:
+        how.append(f"single runs without a calibration: only a gap past an assumed run-to-run floor of "
+                   f"±{noise.floor_pct(noise.DEFAULT_RUN_SD):.0%} (peak memory "
+                   f"±{noise.floor_pct(noise.default_run_sd('memory.peak_mib')):.0%}) can win, and the request "
+                   "bootstrap must agree; below it the row says one run cannot tell (`Tie?`): run with "
+                   "repeats=N or `benchrun calibrate`")
+    if "disturbed" in methods:
+        how.append("single runs measured while other processes took half a core or more: not judged "
+                   "(`Tie?`), since identical runs on a busy machine differ by far more than any floor")
+    return ("Winner: best value on the row, called only when the gap is beyond noise; otherwise a tie. "
+            "Noise -- " + "; ".join(how or ["nothing to test"]) + ". The rows are one family: Holm's "
+            f"procedure keeps the chance that identical presets get *any* winner at {noise.ALPHA:.0%} "
+            "(nominal). " + decode)
+
+
+def order_note(g: Group) -> str:
+    """How the sweep ordered its jobs, when it matters (repeats, or several presets)."""
+    jobs = [j for row in g.grid.values() for j in row.values()]
+    reps = max((j.repeats for j in jobs), default=1)
+    modes = {(j.result.get("order") or {}).get("mode") for j in jobs}
+    merged = [j for j in jobs if (j.result.get("order") or {}).get("merged_rounds")]
+    if merged and modes <= {"interleaved", "random"}:
+        mode = "random" if "random" in modes else "interleaved"
+        seed = (merged[0].result.get("order") or {}).get("seed")
+        how = ("a seeded random order of the presets and levels within each round "
+               f"(order=random, order_seed={seed})" if mode == "random" else
+               "the sweep's own order within each round (order=interleaved)")
+        return (f"**Order:** each of the {reps} repeats ran as its own job, round by round over every preset "
+                f"and level ({how}), so drift during the sweep is spread over all presets instead of "
+                "landing on one; each preset's server started once per round.")
+    if reps > 1 and len(g.labels) > 1:
+        why = "order=grouped" if "grouped" in modes else "not recorded: an older benchrun, which always did so"
+        return (f"**Order:** each job's {reps} repeats ran back to back, preset after preset ({why}): drift "
+                "during the sweep lands on whichever preset ran then, which the repeats' spread does not "
+                "see. Prefer order=interleaved (the default) for comparisons.")
+    return ""
+
+
 def build_blocks(jobs: list[Job], groups: list[Group], charts: dict[str, dict[str, Path]], root: Path,
                  ) -> list[Block]:
     title = _title(groups)
@@ -318,10 +357,10 @@ def build_blocks(jobs: list[Job], groups: list[Group], charts: dict[str, dict[st
             for name, p in gcharts.items():
                 blocks += [Heading(3, CHART_TITLES[name]), Image(str(p.relative_to(root)), CHART_TITLES[name])]
         blocks += [Heading(2, "Summary" + suffix), summary_table(g)]
-        if len(g.labels) >= 2:
-            blocks.append(Para("Winner: best value on that row; a gap within noise (95% CI of the difference, "
-                               "from repeats or a seeded bootstrap over requests) is a tie, and so is a gap under "
-                               "5% measured once."))
+        blocks.append(Para(verdict_note(g)))
+        on = order_note(g)
+        if on:
+            blocks.append(Para(on))
         blocks += [Heading(2, "Key Findings" + suffix), Bullets(key_findings(g) or ["Nothing to compare."])]
         blocks += [Heading(2, "Recommendation" + suffix)] + [Para(p) for p in recommendation(g)]
         blocks += [Heading(2, "Detailed Results" + suffix)] + detailed(g)

@@ -1,15 +1,21 @@
 """The report's view of a sweep: ok jobs grouped by workload, then by preset label and
-concurrency; values with their spread across repeats."""
+concurrency; values with their spread across repeats; and the verdicts (who wins a metric, and
+whether it is beyond noise) that the Summary's Winner column, Key Findings and the
+Recommendation all read from one place (Group.verdict), so they never disagree.
+
+The preset comparisons of one workload are one family (FAMILY_AXES, the Summary's rows): their
+p-values go through Holm's procedure, so with identical presets the chance that *any* row names
+a winner is at most 5% -- a report makes one decision from all its rows, and nine rows each
+tested at 5% would name a false winner about a third of the time."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
+from .. import noise
 from ..stats import ci95
 from .compare import Delta, compare, ratio_text
-from .data import Job, Metric, ci_of, repeat_values, task_tally
-
-SINGLE_RUN_TIE = 0.05  # no noise estimate: gaps under 5% are not called a win
+from .data import BY_KEY, Job, Metric, ci_of, repeat_values, task_tally
 
 
 def overrides_of(job: Job) -> list[str]:
@@ -25,7 +31,7 @@ def overrides_of(job: Job) -> list[str]:
             ov = yaml.safe_load(p.read_text()) if p.is_file() else []
         except Exception:  # noqa: BLE001 -- a broken file only costs the Reproducing section
             ov = []
-    return [str(x) for x in ov or [] if _split(str(x))[0] != "resume"]
+    return [str(x) for x in ov or [] if _split(str(x))[0] not in ("resume", "round")]
 
 
 def _split(o: str) -> tuple[str, str]:
@@ -56,6 +62,19 @@ class Group:
     labels: list[str]
     levels: list[int]
     grid: dict[str, dict[int, Job]] = field(default_factory=dict)
+    calibration: Optional[dict] = None  # {metric key: (run_sd, df)} for this machine + workload
+    _verdicts: dict = field(default_factory=dict, repr=False)
+
+    def verdict(self, key: str, c: int) -> "Verdict":
+        """Who wins metric `key` at level c among the presets, Holm-adjusted over FAMILY_AXES."""
+        if not self._verdicts:
+            self._verdicts = family_verdicts(self)
+        if (key, c) not in self._verdicts:  # outside the family: its own 5% test
+            self._verdicts[(key, c)] = rank(self.cands(c), BY_KEY[key], self.calibration)
+        return self._verdicts[(key, c)]
+
+    def cands(self, c: int) -> dict[str, Job]:
+        return {lab: self.job(lab, c) for lab in self.labels if self.job(lab, c) is not None}
 
     def job(self, label: str, c: int) -> Optional[Job]:
         return self.grid.get(label, {}).get(c)
@@ -94,7 +113,22 @@ def build_groups(jobs: list[Job]) -> list[Group]:
             g.levels.append(j.concurrency)
     for g in groups.values():
         g.levels.sort()
+        g.calibration = _calibration(g)
     return list(groups.values())
+
+
+def _calibration(g: Group) -> Optional[dict]:
+    """The machine's run-to-run calibration for this group, when every job was measured on one
+    machine with one repeats count (benchrun calibrate); an unreadable file counts as none."""
+    from ..calibration import lookup, machine_key
+
+    jobs = [j for row in g.grid.values() for j in row.values()]
+    if not jobs or len({machine_key(j.result.get("hardware")) for j in jobs}) != 1 or len({j.repeats for j in jobs}) != 1:
+        return None
+    try:
+        return lookup(jobs[0].result.get("hardware"), g.workload, jobs[0].repeats)
+    except Exception:  # noqa: BLE001 -- a broken calibration file must not cost the report
+        return None
 
 
 def spread(job: Job, m: Metric) -> Optional[tuple[float, float]]:
@@ -139,22 +173,66 @@ class Verdict:
 
     @property
     def decided(self) -> bool:
-        """A real win: beyond noise, or (no noise estimate) a gap of at least 5%."""
+        """A real win: beyond noise by the method in delta.method (never by the size of a gap
+        alone). Equal values are a tie whatever an interval says."""
         if self.delta is None or self.best is None or self.delta.change == "same":
-            return False  # equal values are a tie whatever an interval says (as the Winner column)
-        if self.delta.beyond_noise is None:
-            return self.delta.rel is not None and abs(self.delta.rel) >= SINGLE_RUN_TIE
-        return bool(self.delta.beyond_noise)
+            return False
+        return self.delta.beyond_noise is True
+
+    @property
+    def cannot_tell(self) -> bool:
+        """One run per preset, no calibration, a gap under the assumed floor: undecidable."""
+        return self.delta is not None and self.delta.change != "same" and self.delta.beyond_noise is None
 
 
-def rank(cands: dict[str, Job], m: Metric) -> Verdict:
+def rank(cands: dict[str, Job], m: Metric, calibration: Optional[dict] = None) -> Verdict:
     vals = {k: j.value(m.key) for k, j in cands.items() if j is not None}
     vals = {k: v for k, v in vals.items() if v is not None}
     if len(vals) < 2:
         return Verdict(next(iter(vals), None), None, None)
     order = sorted(vals, key=lambda k: vals[k], reverse=(m.better == "higher"))
     best, second = order[0], order[1]
-    return Verdict(best, second, compare(cands[second], cands[best], m))
+    return Verdict(best, second, compare(cands[second], cands[best], m, calibration=calibration))
+
+
+# The Summary's rows, in order: (metric key, "min" | "max" level, row label). Key Findings and
+# the Recommendation only use these axes, so the Holm family covers every claim they make.
+FAMILY_AXES = (
+    ("memory.peak_mib", "max", "Peak memory"),
+    ("decode_tok_s.hmean", "min", "Decode speed per request, harmonic mean (C{c})"),
+    ("decode_tok_s.hmean", "max", "Decode speed per request, harmonic mean (C{c})"),
+    ("ttft_ms.p50", "min", "TTFT p50 (C{c})"),
+    ("ttft_ms.p50", "max", "TTFT p50 (C{c})"),
+    ("itl_ms.p50", "max", "ITL p50 (C{c})"),
+    ("e2e_ms.p50", "max", "E2E latency p50 (C{c})"),
+    ("wall_s", "max", "Total time per repeat (C{c})"),
+    ("output_throughput_tok_s", "max", "Aggregate throughput (C{c})"),
+    ("goodput.share", "max", "Goodput (C{c})"),
+    ("energy.tokens_per_joule", "max", "Tokens per joule (C{c})"),
+)
+
+
+def family_axes(g: "Group") -> list[tuple[str, int, str]]:
+    """FAMILY_AXES at this group's levels, duplicates (cmin == cmax) dropped."""
+    out, seen = [], set()
+    for key, end, label in FAMILY_AXES:
+        c = g.cmin if end == "min" else g.cmax
+        if (key, c) not in seen:
+            seen.add((key, c))
+            out.append((key, c, label.format(c=c)))
+    return out
+
+
+def family_verdicts(g: "Group") -> dict[tuple[str, int], Verdict]:
+    """Every family axis ranked, then Holm over their p-values (best vs runner-up)."""
+    ranked = {(key, c): rank(g.cands(c), BY_KEY[key], g.calibration) for key, c, _ in family_axes(g)}
+    items = [(k, v) for k, v in ranked.items() if v.delta is not None and v.delta.p is not None
+             and v.delta.change != "same"]
+    sig = noise.holm([v.delta.p for _, v in items])
+    for (k, v), s in zip(items, sig):
+        d = v.delta
+        ranked[k] = Verdict(v.best, v.runner_up, replace(d, beyond_noise=d.decided_at(bool(s)), family=True))
+    return ranked
 
 
 def winner_cell(v: Verdict) -> str:
@@ -162,7 +240,13 @@ def winner_cell(v: Verdict) -> str:
         return "—"
     if v.delta and v.delta.change == "same":
         return "Tie"
+    if v.cannot_tell:
+        if v.delta.method == "disturbed":
+            return "Tie? (busy machine: one run each cannot tell; use repeats)"
+        return "Tie? (one run each: not separable from noise; use repeats)"
     if not v.decided:
-        return "Tie (within noise)" if v.delta and v.delta.beyond_noise is False else "Tie (<5%, single run)"
-    tag = " (single run)" if v.delta and v.delta.beyond_noise is None else ""
+        return "Tie (within noise)"
+    method = (v.delta.method if v.delta else "").split("+")[0]
+    tag = {"calibrated": " (single run, calibrated)", "floor": " (single run, past the floor)",
+           "repeats-1": " (one side single run)"}.get(method, "")
     return f"{v.best} ({v.times}){tag}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import os
 import shutil
 import sys
 import time
@@ -99,11 +100,24 @@ def llama_server_command(m: ModelConfig, model_path: Path, port: int) -> list[st
     return cmd + [str(a) for a in m.extra_args]
 
 
+def default_threads() -> int:
+    """Server threads when the preset sets none: every core this process may use but one.
+    llama.cpp's threads meet at a barrier on every layer, so with one thread per core any other
+    work -- benchrun's own client first of all -- stalls them all: on the 2-core VM, with other
+    work on the box, tiny's TPOT was 3.9 ms with 2 threads and 0.44 ms with 1, and identical runs
+    varied far less (docs/hardware.md)."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    return max(1, n - 1)
+
+
 def embedded_command(m: ModelConfig, model_path: Path, port: int) -> list[str]:
     params = {"model_path": str(model_path), "host": m.host, "port": port, "ctx_size": m.ctx_size,
               "parallel": m.parallel, "n_gpu_layers": m.n_gpu_layers, "kv_unified": m.kv_unified,
               "metrics_endpoint": m.metrics_endpoint, "flash_attn": m.flash_attn,
-              "threads": m.threads, "cache_type_k": m.cache_type_k, "cache_type_v": m.cache_type_v}
+              "threads": m.threads or default_threads(), "cache_type_k": m.cache_type_k, "cache_type_v": m.cache_type_v}
     return [sys.executable, "-m", "benchrun.servers.embedded_child", json.dumps(params)]
 
 
