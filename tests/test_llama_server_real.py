@@ -37,13 +37,6 @@ def llama_server_bin() -> str:
     return str(found)
 
 
-@pytest.fixture(scope="session")
-def smollm2_path() -> Path:
-    from benchrun.packaged import ensure_packaged_model
-
-    return ensure_packaged_model("smollm2")
-
-
 def _qwen_preset_on_smollm2(binary: str, model: Path) -> list[str]:
     """The seed study's qwen3coder preset (--jinja --cont-batching, -c, -np 3, -fa auto,
     --metrics, -ngl) with the real small model, on CPU."""
