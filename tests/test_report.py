@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from conftest import output_dir_of, run_cli  # noqa: E402
 from test_report_handmade import png_size, table_after  # noqa: E402
 
+from benchrun.report.compare import disturbed
 from benchrun.report.data import load_jobs  # noqa: E402
 
 SWEEP = ["-m", "model=tiny,tiny_wide", "concurrency=1,2", "workload.requests=5", "workload.output_tokens=12"]
@@ -48,18 +49,25 @@ def test_report_numbers_come_from_the_results(sweep):
     jobs = {(j.model, j.concurrency): j for j in load_jobs(out)}
     rows = {r[0]: r for r in table_after(md, "## Summary")}
     assert rows["Metric"] == ["Metric", "tiny", "tiny_wide", "Winner"]
+    rec = md.split("## Recommendation", 1)[1]
     for c in (1, 2):
-        a, b = jobs[("tiny", c)].value("decode_tok_s.mean"), jobs[("tiny_wide", c)].value("decode_tok_s.mean")
-        row = rows[f"Decode speed per request (C{c})"]
+        ja, jb = jobs[("tiny", c)], jobs[("tiny_wide", c)]
+        a, b = ja.value("decode_tok_s.hmean"), jb.value("decode_tok_s.hmean")
+        row = rows[f"Decode speed per request, harmonic mean (C{c})"]
         assert row[1] == f"{a:.1f} tok/s" and row[2] == f"{b:.1f} tok/s"  # one repeat: no ± spread
-        # tiny decodes ~10x faster than tiny_wide: far beyond any noise, so the decision is fixed;
-        # the winner's ratio is the one the numbers give, and the findings say the same.
-        assert a > 3 * b, (a, b)
-        assert row[3] == f"tiny ({a / b:.1f}x)", row
-        assert f"**tiny** decodes {a / b:.1f}x faster per request than tiny_wide at C{c}" in md
+        assert a > 3 * b, (a, b)  # tiny decodes ~10x faster: past the assumed run-to-run floor
+        # The decision is fixed by what the runs recorded: measured on a busy machine (other
+        # processes took half a core or more, per telemetry) one run each cannot tell; otherwise
+        # tiny wins by the ratio the numbers give, and the findings say the same.
+        if disturbed(ja) or disturbed(jb):
+            assert row[3] == "Tie? (busy machine: one run each cannot tell; use repeats)", row
+            assert "**Pick tiny**" not in rec
+        else:
+            assert row[3] == f"tiny ({a / b:.1f}x)", row
+            assert f"**tiny** decodes {a / b:.1f}x faster per request than tiny_wide at C{c}" in md
+            assert "**Pick tiny** for speed" in rec
     t1, t2 = jobs[("tiny", 1)].value("ttft_ms.p50"), jobs[("tiny", 2)].value("ttft_ms.p50")
-    assert f"({t1:.1f} ms → {t2:.1f} ms)" in md  # the C1 -> C2 TTFT trend, with its numbers
-    assert "**Pick tiny** for speed" in md.split("## Recommendation", 1)[1]
+    assert f"({t1:.1f} ms → {t2:.1f} ms" in md  # the C1 -> C2 TTFT trend, with its numbers
     detail = {r[0]: r for r in table_after(md, "### Concurrency 2")}
     assert detail["tiny"][1] == "5/0/0"
     assert "uv run benchrun -m model=tiny,tiny_wide concurrency=1,2 workload.requests=5 workload.output_tokens=12" in md
