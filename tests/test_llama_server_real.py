@@ -49,10 +49,11 @@ def _jobs(cwd: Path, stdout: str) -> dict[str, dict]:
     return {p.parent.name: json.loads(p.read_text()) for p in sorted(out.glob("*/result.json"))}
 
 
+@pytest.mark.timeout(900)
 def test_a_sweep_runs_on_one_reused_real_server_with_the_qwen_presets_flags(cli, llama_server_bin, smollm2_path):
     proc, cwd = cli("-m", *_qwen_preset_on_smollm2(llama_server_bin, smollm2_path), "concurrency=1,2",
                     "workload.requests=4", "workload.output_tokens=48", "workload.input_tokens=64",
-                    "report=false", timeout=280)
+                    "report=false", timeout=600)  # a ceiling, for a loaded box
     assert proc.returncode == 0, proc.stdout + proc.stderr
     jobs = _jobs(cwd, proc.stdout)
     assert list(jobs) == ["0_qwen3coder_c1", "1_qwen3coder_c2"]
@@ -136,6 +137,7 @@ THINKING_TEMPLATE = """{%- for message in messages -%}
 THINK_GRAMMAR = 'root ::= "<think>\\n" [a-z]+ (" " [a-z]+){6,10} "\\n</think>\\n\\n" [A-Z] [a-z]+ (" " [a-z]+){4,8} "."'
 
 
+@pytest.mark.timeout(900)
 def test_ttfa_follows_the_reasoning_llama_cpp_itself_parsed(cli, llama_server_bin, smollm2_path, tmp_path):
     template = tmp_path / "thinking.jinja"
     template.write_text(THINKING_TEMPLATE)
@@ -145,7 +147,7 @@ def test_ttfa_follows_the_reasoning_llama_cpp_itself_parsed(cli, llama_server_bi
     proc, cwd = cli("model=smollm2", "model.backend=llama_server", f"paths.llama_server={llama_server_bin}",
                     f"model.extra_args=[--jinja,--chat-template-file,{template},--reasoning-format,deepseek]",
                     "workload=replay", f"workload.path={trace}", "load.warmup_requests=0", "report=false",
-                    f"+workload.extra_body.grammar='{THINK_GRAMMAR}'", timeout=180)
+                    f"+workload.extra_body.grammar='{THINK_GRAMMAR}'", timeout=600)  # a ceiling, for a loaded box
     assert proc.returncode == 0, proc.stdout + proc.stderr
     job = next((cwd / output_dir_of(proc.stdout)).glob("0_*"))
     res = json.loads((job / "result.json").read_text())
