@@ -15,8 +15,11 @@ from benchrun.servers.base import http_json
 
 
 def test_serve_prints_url_and_stops_on_ctrl_c(tmp_path):
+    # SIGINT at its default: a harness that started us in the background (nohup, `&`) would
+    # otherwise hand down "ignore SIGINT", and Ctrl-C would never reach benchrun.
     proc = subprocess.Popen([sys.executable, "-m", "benchrun", "serve", "model=tiny", "model.parallel=2"],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     server_pid = None
     try:
         lines = []

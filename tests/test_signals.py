@@ -35,10 +35,13 @@ def test_signal_mid_sweep_writes_interrupted_stops_servers_exits_130(tmp_path, s
     rid = f"sig-{name}"
     mark = f"{tmp_path}-{name}"
     env = {**os.environ, "BENCHRUN_RUN_ID": rid, "BENCHRUN_TEST_MARK": mark}
+    # SIGINT at its default: a harness that started us in the background (nohup, `&`) would
+    # otherwise hand down "ignore SIGINT", and Ctrl-C would never reach benchrun.
     proc = subprocess.Popen([sys.executable, "-m", "benchrun", "-m", "model=tiny", "concurrency=2,3",
                              "workload.requests=40", "workload.output_tokens=128",
                              "load.warmup_requests=0"],
-                            cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     job = tmp_path / "outputs" / rid / "0_tiny_c2"
     try:
         # Mid-run for real: the server has finished a few of our requests.
