@@ -123,9 +123,9 @@ def busy_loops():
 def test_a_b_with_busy_loops_is_worse(one_thread_server, compose, tmp_path):
     """Baseline and candidate alternate (8 rounds) at C1; the candidate runs while busy loops
     compete for the cores: TTFT is WORSE beyond noise (Welch on the rounds; the baseline's
-    rounds, measured in between, are the reference), and decode speed is worse.
+    rounds, measured in between, are the reference), and decode speed is never judged better.
 
-    Decode speed is required to be worse, not beyond noise: in this sandbox (nice and CPU
+    Decode speed is not required to be worse beyond noise: in this sandbox (nice and CPU
     affinity are ignored; load 5-12 from other work on 2 cores while this was written) the busy
     loops cost a one-thread server 17-23% of its decode speed, with p 0.014, 0.08 and 0.10 in three
     runs of 6-8 rounds, while TTFT rose 29-50% (p <= 0.01) every time. At C2 nothing moved
@@ -143,7 +143,9 @@ def test_a_b_with_busy_loops_is_worse(one_thread_server, compose, tmp_path):
     t = x["ttft_ms.p50"]
     assert t.change == "worse" and t.beyond_noise is True and t.method == "repeats", t
     for key in ("decode_tok_s.hmean", "output_throughput_tok_s"):
-        assert x[key].change == "worse" and x[key].method == "repeats", x[key]
+        # Never a verdict that the busy loops made it faster; "worse" is what they usually do,
+        # but the direction alone is not reliable here (one CI run: +, p 0.21 -- within noise).
+        assert x[key].method == "repeats" and not (x[key].change == "better" and x[key].beyond_noise), x[key]
 
 
 @pytest.mark.timeout(1800)
