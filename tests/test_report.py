@@ -63,7 +63,8 @@ def test_report_numbers_come_from_the_results(sweep):
             assert row[3] == "Tie? (busy machine: one run each cannot tell; use repeats)", row
             assert "**Pick tiny**" not in rec
         else:
-            assert row[3] == f"tiny ({a / b:.1f}x)", row
+            # No calibration (the tests' noise dir is empty): the gap is judged against the assumed floor.
+            assert row[3] == f"tiny ({a / b:.1f}x) (single run, past the floor)", row
             assert f"**tiny** decodes {a / b:.1f}x faster per request than tiny_wide at C{c}" in md
             assert "**Pick tiny** for speed" in rec
     t1, t2 = jobs[("tiny", 1)].value("ttft_ms.p50"), jobs[("tiny", 2)].value("ttft_ms.p50")

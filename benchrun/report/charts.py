@@ -157,7 +157,11 @@ def _line(ax, g: Group, key: str) -> None:
     _log_if_wide(ax, vals)
     if ax.get_yscale() == "linear":
         ax.set_ylim(bottom=0)
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    else:  # every job failed: say so rather than draw an empty frame
+        ax.text(0.5, 0.5, "no successful requests", ha="center", va="center", transform=ax.transAxes,
+                color="grey")
 
 
 def degradation(g: Group, path: Path) -> Path:

@@ -70,8 +70,10 @@ def _trend(job_lo: Job, job_hi: Job, key: str, c_lo: int, c_hi: int, up: str, do
     vals = f"({m.show(a)} → {m.show(b)})"
     if d.beyond_noise is None and a != b:
         return f"{m.label} from C{c_lo} to C{c_hi} {vals[:-1]}; one run each: not separable from noise)"
-    if d.beyond_noise is not True or a == b:
+    if a == b:
         return f"{m.label} stays level from C{c_lo} to C{c_hi} {vals}"
+    if d.beyond_noise is not True:  # a gap the requests' own spread does not support: not "level"
+        return f"{m.label} from C{c_lo} to C{c_hi} {vals[:-1]}; within noise)"
     word = up if b > a else down
     note = _single_run_note(d).replace(" (", ", ").rstrip(")")
     return f"{m.label} {word} {ratio_text(a, b)} from C{c_lo} to C{c_hi} {vals[:-1]}{note})"
