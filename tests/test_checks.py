@@ -52,6 +52,8 @@ def test_extract_code_prefers_python_block_and_survives_a_cut_fence():
     assert extract_code(text) == "x = 1\n"
     assert extract_code("intro\n```python\ny = 2\nz = 3") == "y = 2\nz = 3"  # cut at max_tokens
     assert extract_code("no fences at all") == "no fences at all"
+    # Backticks inside the code do not close the block: only a fence at the start of a line does.
+    assert extract_code('```python\nDOC = """```x```"""\n  ```\nafter') == 'DOC = """```x```"""\n'
 
 
 def test_extract_json_from_block_or_prose():

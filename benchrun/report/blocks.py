@@ -68,7 +68,9 @@ def to_markdown(blocks: list[Block]) -> str:
             out += ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in b.rows]
             out.append("")
         elif isinstance(b, Code):
-            out += [f"```{b.lang}", b.text.rstrip("\n"), "```", ""]
+            # A fence longer than any backtick run inside, so generated text cannot close it early.
+            fence = "`" * max(3, 1 + max((len(m) for m in re.findall(r"`+", b.text)), default=0))
+            out += [f"{fence}{b.lang}", b.text.rstrip("\n"), fence, ""]
         elif isinstance(b, Image):
             out += [f"![{b.alt}]({b.path})", ""]
     return "\n".join(out).rstrip() + "\n"

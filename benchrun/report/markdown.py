@@ -8,6 +8,7 @@ from ..results import UNREADABLE
 from .blocks import Block, Bullets, Code, Heading, Image, Para, Table
 from .data import BY_KEY, Job, is_random_weights
 from .findings import CONTAINED, key_findings, recommendation, sandbox_findings, task_rows, verdict
+from .generated import generated_code
 from .. import noise
 from .view import Group, family_axes, overrides_of, show, winner_cell
 
@@ -365,6 +366,9 @@ def build_blocks(jobs: list[Job], groups: list[Group], charts: dict[str, dict[st
         blocks += [Heading(2, "Recommendation" + suffix)] + [Para(p) for p in recommendation(g)]
         blocks += [Heading(2, "Detailed Results" + suffix)] + detailed(g)
         blocks += [Heading(2, f"Side Tasks at C{g.cmax}" + suffix)] + side_tasks_section(g)
+        code = generated_code(g)
+        if code:
+            blocks += [Heading(2, f"Generated Code at C{g.cmax}" + suffix)] + code
     if not groups:
         blocks.append(Para("**No job finished successfully**: there are no measurements to report."))
     blocks += failed_jobs(jobs)
