@@ -138,9 +138,11 @@ def e2e_ms(r: RequestRecord) -> float:
 
 
 def tpot_ms(r: RequestRecord) -> Optional[float]:
-    """(e2e - ttft) / (tokens - 1): mean time per output token after the first."""
+    """(e2e - ttft) / (tokens - 1): mean time per output token after the first. None when every
+    token came in one read: the client then saw no decoding at all, only the tail of the stream,
+    and (e2e - ttft) over many tokens would be an impossible rate."""
     n, first = output_tokens(r), ttft_ms(r)
-    if n is None or n < 2 or first is None:
+    if n is None or n < 2 or first is None or token_events(r) < 2:
         return None
     return (e2e_ms(r) - first) / (n - 1)
 

@@ -53,6 +53,17 @@ def test_zero_token_reply():
     assert m["requests_ok"] == 1 and m["ttft_ms"]["n"] == 0 and m["output_tokens"] == 0
 
 
+def test_a_reply_in_one_read_has_no_decode_rate():
+    """Twelve tokens in one event (a buffering proxy, or a fast server's bytes coalesced): the
+    client saw no decoding, so TPOT and decode speed are unknown, not 12 tokens over the 0.2 ms
+    until [DONE] (55,000 tok/s)."""
+    r = per_event(rec([1, 20, 20.1, 20.2], "rcud", usage_out=12), [0, 12, 0, 0])
+    assert M.ttft_ms(r) == 20 and M.e2e_ms(r) == pytest.approx(20.2)
+    assert M.tpot_ms(r) is None and M.decode_tok_s(r) is None
+    m = M.compute_metrics([r], 100 * MS)
+    assert m["requests_ok"] == 1 and m["output_tokens"] == 12 and m["tpot_ms"]["n"] == 0
+
+
 def test_one_token_reply():
     r = rec([3, 8, 9, 9, 10], "rcfud", usage_out=1)
     assert M.ttft_ms(r) == 8
