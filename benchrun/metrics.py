@@ -138,13 +138,18 @@ def e2e_ms(r: RequestRecord) -> float:
 
 
 def tpot_ms(r: RequestRecord) -> Optional[float]:
-    """(e2e - ttft) / (tokens - 1): mean time per output token after the first. None when every
-    token came in one read: the client then saw no decoding at all, only the tail of the stream,
-    and (e2e - ttft) over many tokens would be an impossible rate."""
+    """(e2e - ttft) / (tokens after the first token event): mean time per output token once the
+    first arrived. That event may carry k1 > 1 tokens (the server's per-event counts say; else
+    k1 = 1, vLLM's (n - 1)): their decoding happened inside TTFT, and dividing the rest of the
+    stream by n - 1 would credit it with k1 - 1 tokens it never carried -- on a fast model read
+    by a busy client, a decode rate several times what the server did. None when no token came
+    after the first event: the client saw no decoding at all."""
     n, first = output_tokens(r), ttft_ms(r)
-    if n is None or n < 2 or first is None or token_events(r) < 2:
+    if n is None or first is None or token_events(r) < 2:
         return None
-    return (e2e_ms(r) - first) / (n - 1)
+    steps = _token_steps(r)
+    after = n - (steps[0][1] if steps else 1)
+    return (e2e_ms(r) - first) / after if after >= 1 else None
 
 
 def decode_tok_s(r: RequestRecord) -> Optional[float]:
