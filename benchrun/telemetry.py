@@ -271,15 +271,26 @@ BUSY_PCT = 50.0  # other processes' mean CPU (% of one core) from which a run co
 def cpu_use(samples: list[dict]) -> Optional[dict]:
     """Mean CPU (% of one core) over the measured window: the machine, the server, benchrun
     itself and, by difference, everything else. None without host readings."""
-    window = [s for s in samples if s.get("phase") == "measure" and "host_cpu_pct" in s]
-    if not window:
+    # Each reading covers the time since the one before (cpu_percent(None)), so readings are
+    # weighted by that interval: on a busy box the sampler itself waits longest exactly while
+    # others hold the CPU, and a plain mean of readings would under-count them.
+    weights, prev = [], None
+    for s in samples:
+        t = s.get("t")
+        if s.get("phase") == "measure" and "host_cpu_pct" in s:
+            weights.append((s, t - prev if t is not None and prev is not None and t > prev else None))
+        prev = t
+    if not weights:
         return None
+    if any(w is None for _, w in weights):  # no times: every reading counts the same
+        weights = [(s, 1.0) for s, _ in weights]
+    total = sum(w for _, w in weights)
 
     def mean(key: str) -> float:
-        return round(sum(s.get(key, 0.0) for s in window) / len(window), 1)
+        return round(sum(s.get(key, 0.0) * w for s, w in weights) / total, 1)
 
     out = {"host_pct": mean("host_cpu_pct"), "client_pct": mean("client_cpu_pct")}
-    if all("cpu_pct" in s for s in window):  # the server is a process we can see
+    if all("cpu_pct" in s for s, _ in weights):  # the server is a process we can see
         out["server_pct"] = mean("cpu_pct")
         out["other_pct"] = round(max(0.0, out["host_pct"] - out["server_pct"] - out["client_pct"]), 1)
     return out

@@ -136,6 +136,10 @@ def test_cpu_use_splits_the_machine_into_server_client_and_others():
     # No server process (external backend): no split, and no claim about other processes.
     ext = [{k: v for k, v in s.items() if k != "cpu_pct"} for s in samples]
     assert "other_pct" not in telemetry.cpu_use(ext) and telemetry.cpu_use(samples[:1]) is None
+    # With times, each reading weighs the interval it covers: 0.1 s at 200%, then 0.3 s at 100%.
+    timed = [{**s, "t": t} for s, t in zip(samples, (0.0, 0.1, 0.4))]
+    timed[2]["host_cpu_pct"] = 100
+    assert telemetry.cpu_use(timed)["host_pct"] == 125.0
 
 
 def test_sampler_sees_another_process_taking_a_core(tiny_server, tmp_path):
