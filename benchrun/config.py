@@ -15,7 +15,7 @@ class ModelConfig:
     """A llama.cpp preset: which model file, served how."""
 
     name: str = MISSING
-    backend: str = "embedded"  # embedded | llama_server | external
+    backend: str = "embedded"  # embedded | llama_server | external | command (servers/registry.py)
     path: Optional[str] = None  # GGUF file; not needed when `tiny`/`package` is set or backend is external
     tiny: Optional[str] = None  # built-in tiny model benchrun writes itself (tiny | tiny_wide)
     package: Optional[str] = None  # real model fetched from the package index (benchrun/packaged.py)
@@ -24,6 +24,10 @@ class ModelConfig:
     quantization: Optional[str] = None
     binary: str = "llama-server"  # llama_server backend only
     url: Optional[str] = None  # external backend only
+    # command backend only: the server's argv, {model} {host} {port} {ctx_size} {parallel}
+    # {threads} filled in; and the GET path that answers 200 once it is ready.
+    command: List[str] = field(default_factory=list)
+    health_path: str = "/health"
     api_key_env: Optional[str] = None  # name of the env var holding an API key (never the key)
     served_name: Optional[str] = None  # `model` field of requests; external: defaults to `name`
     host: str = "127.0.0.1"
@@ -153,11 +157,9 @@ def validate(cfg: Any) -> None:
         raise ValueError(f"round must be in 0..repeats-1 (repeats={cfg.repeats}), got {cfg.round}")
     if cfg.repeats < 1:
         raise ValueError(f"repeats must be a positive integer, got {cfg.repeats}")
-    backends = ("embedded", "llama_server", "external")
-    if cfg.model.backend not in backends:
-        raise ValueError(f"model.backend must be one of {', '.join(backends)}, got {cfg.model.backend!r}")
-    if cfg.model.backend == "external" and not cfg.model.url:
-        raise ValueError("model.url is required for model=external (e.g. model.url=http://127.0.0.1:8000)")
+    from .servers.registry import backend_for
+
+    backend_for(cfg.model.backend).validate(cfg.model)  # an unknown name is a ValueError too
     if cfg.model.url and not str(cfg.model.url).startswith(("http://", "https://")):
         raise ValueError(f"model.url must start with http:// or https://, got {cfg.model.url!r}")
     if cfg.model.port is not None and not 0 <= cfg.model.port <= 65535:
@@ -198,7 +200,3 @@ def validate(cfg: Any) -> None:
 
         if cfg.model.package not in PACKAGED:
             raise ValueError(f"model.package must be one of {', '.join(PACKAGED)}, got {cfg.model.package!r}")
-    if cfg.model.extra_args and cfg.model.backend != "llama_server":
-        # Silently dropping a user's flags would measure a different server than they asked for.
-        raise ValueError(f"model.extra_args are llama-server flags; backend {cfg.model.backend} cannot "
-                         f"take them (use the matching model.* setting, or model.backend=llama_server)")

@@ -70,9 +70,11 @@ class ContextNeed:
 
 
 def per_slot(m: Any) -> Optional[int]:
-    """Tokens one request may use on preset m, or None when unknown (external server, ctx 0 =
-    the model's own length)."""
-    if m.backend == "external" or not m.ctx_size:
+    """Tokens one request may use on preset m, or None when unknown (a server whose context the
+    preset does not set, ctx 0 = the model's own length)."""
+    from .servers.registry import backend_for
+
+    if not m.ctx_size or not backend_for(m.backend).sets_context(m):
         return None
     return int(m.ctx_size) if m.kv_unified else int(m.ctx_size) // max(1, int(m.parallel))
 

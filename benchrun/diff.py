@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from .report.compare import Delta, compare
+from .report.compare import Delta, compare, method_text
 from .report.data import HEADLINE, Job, Metric, ReportError, load_jobs, metric
 from . import noise
 
@@ -74,11 +74,10 @@ def comparability(a: dict, b: dict) -> list[str]:
     sa, sb = a["model"].get("sha256"), b["model"].get("sha256")
     if sa and sb and sa != sb:
         w.append(f"model file differs (sha256 {sa[:12]} vs {sb[:12]})")
-    ba, bb = a["server"].get("build_info"), b["server"].get("build_info")
-    if ba != bb and (ba or bb):
-        w.append(f"server build differs ({ba} vs {bb})")
-    if a["server"].get("backend") != b["server"].get("backend"):
-        w.append(f"server backend differs ({a['server'].get('backend')} vs {b['server'].get('backend')})")
+    for key, what in (("build_info", "server build"), ("backend", "server backend")):
+        va, vb = a["server"].get(key), b["server"].get(key)
+        if va != vb and (va or vb):
+            w.append(f"{what} differs ({va} vs {vb})")
     ha, hb = a.get("hardware") or {}, b.get("hardware") or {}
     hw = [k for k in _HW_KEYS if ha.get(k) != hb.get(k) and (ha.get(k) or hb.get(k))]
     if hw:
@@ -190,29 +189,11 @@ def _past_threshold(d: Diff, rules: list[tuple[Metric, float]]) -> list[tuple[st
             if x is None or x.rel is None or x.change != "worse" or x.beyond_noise is False:
                 continue
             if abs(x.rel) * 100 > pct:
-                why = (f"beyond noise: {_noise_text(x)}" if x.beyond_noise else
-                       f"cannot tell it from noise: {_noise_text(x)}; rerun with repeats=N or calibrate")
+                why = (f"beyond noise: {method_text(x)}" if x.beyond_noise else
+                       f"cannot tell it from noise: {method_text(x)}; rerun with repeats=N or calibrate")
                 out.append((f"{_fmt_key(jd.key)}: {_name(m.key)} {x.change} by {abs(x.rel) * 100:.1f}% "
                             f"(> {pct:g}%, {why}): {m.show(x.base)} -> {m.show(x.cand)}", x.beyond_noise is True))
     return out
-
-
-def _noise_text(x: Delta) -> str:
-    """The method that decided, as printed in the noise column."""
-    base = x.method.split("+")[0]
-    boot = " + request bootstrap" if x.method.endswith("+boot") else ""
-    p = "" if x.p is None else f", p={x.p:.3f}" if x.p >= 0.001 else ", p<0.001"
-    if base == "repeats":
-        return f"repeats (Welch){p}"
-    if base == "repeats-1":
-        return f"repeats vs 1 run (t){p}"
-    if base == "calibrated":
-        return f"calibrated floor ±{x.floor * 100:.0f}%{boot}{p}"
-    if base == "floor":
-        return f"assumed floor ±{x.floor * 100:.0f}%{boot}{p}"
-    if base == "disturbed":
-        return "busy machine: one run cannot tell"
-    return "none"
 
 
 # --- output ----------------------------------------------------------------------------------
@@ -239,7 +220,7 @@ def rows(jd: JobDiff) -> list[list[str]]:
         rel = "—" if x.rel is None else ("∞" if math.isinf(x.rel) else f"{x.rel * 100:+.1f}%")
         absd = "—" if x.abs is None else (f"+{_num(x.abs, m)}" if x.abs > 0 else _num(x.abs, m))
         out.append([_name(x.key) + (f" ({x.unit})" if x.unit else ""), _num(x.base, m), _num(x.cand, m), absd,
-                    rel, _flag(x), _noise_text(x)])
+                    rel, _flag(x), method_text(x)])
     return out
 
 

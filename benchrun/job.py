@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from . import context, fit, telemetry
 from .client import make_session, reuse_for, token_count_body
 from .engine import Engine, LoadPlan, run_loop
-from .hardware import build_info_of, describe_hardware
+from .hardware import describe_hardware
 from .metrics import compute_metrics, goodput_of, server_timings
 from .modelfile import describe_model
 from .promscrape import Scraper
@@ -25,6 +25,7 @@ from .results import SCHEMA_VERSION, write_result
 from .servers import ServerError, ServerPool
 from .servers.base import log_cause, reachable
 from .servers.pool import resolve_model_path
+from .servers.registry import backend_for
 from .stats import repeats_ci95
 from .workloads import make_workload
 
@@ -76,7 +77,7 @@ def _check_server(server, read_timeout_s: float) -> None:
         raise ServerError(f"server process died during the run (exit code {code})"
                           + (f"; server.log: {cause}" if cause else ""))
     wait = max(1.0, min(5.0, read_timeout_s))
-    ok, status = reachable(server.url, server.headers, wait, external=server.backend == "external")
+    ok, status = server.probe(wait)
     if not ok:
         raise ServerError(f"server stopped responding during the run (GET /health -> "
                           f"{status or f'no answer in {wait:g} s'})")
@@ -85,7 +86,7 @@ def _check_server(server, read_timeout_s: float) -> None:
 def served_name(m: Any) -> Optional[str]:
     """The `model` field of each request: llama.cpp ignores it, OpenAI-compatible servers
     require it (model.served_name, else the preset name for an external server)."""
-    return m.served_name or (m.name if m.backend == "external" else None)
+    return backend_for(m.backend).served_name(m)
 
 
 def _run_load(cfg: Any, url: str, headers: dict, workload, writer: RecordWriter, on_measure=None,
@@ -165,8 +166,7 @@ def _package_of(m: Any) -> Optional[str]:
 
 def _broken(server) -> bool:
     """After an unrelated failure: is the server still fit for the next job?"""
-    return not server.alive() or not reachable(server.url, server.headers,
-                                               external=server.backend == "external")[0]
+    return not server.alive() or not server.probe()[0]
 
 
 def run_job(cfg: Any, job_dir: Path, pool: ServerPool, job_num: int, run_id: str,
@@ -190,7 +190,7 @@ def run_job(cfg: Any, job_dir: Path, pool: ServerPool, job_num: int, run_id: str
         result["workload"]["context"] = context.describe(cfg, need)
         context.check(cfg, need)  # a late turn that cannot fit one slot: refused before launch
         server, reused = pool.get(m, log_path, model_path)
-        server.build_info = build_info_of(server)
+        server.build_info = backend_for(server.backend).build_info(server)
         if server.log_path and server.log_path.exists():
             log_offset = server.log_path.stat().st_size if reused else 0
         result["server"].update(server.describe(), reused=reused)
@@ -199,9 +199,8 @@ def run_job(cfg: Any, job_dir: Path, pool: ServerPool, job_num: int, run_id: str
                               "context": result["workload"]["context"]}
         sampler = telemetry.start_for_job(cfg, server, job_dir)  # idle memory: before traffic
         try:
-            # An external server counts as llama.cpp when its /props named a build. What the
-            # `auto` settings chose is recorded beside them.
-            llama_cpp = server.backend != "external" or bool(server.build_info)
+            # What the `auto` settings chose for this server is recorded beside them.
+            llama_cpp = server.llama_cpp
             extra = token_count_body(cfg.load.token_counts, llama_cpp)
             reuse = reuse_for(cfg.load.reuse_connections, llama_cpp)
             result["load"].update(added_request_fields=extra, connections_pooled=reuse)

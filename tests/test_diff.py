@@ -70,9 +70,9 @@ def test_one_run_each_without_calibration_cannot_tell_20_percent(dirs):
     t = by_key(slow, 1)["ttft_ms.p50"]
     assert t.method == "floor+boot" and t.beyond_noise is None and t.change == "worse"
     assert t.floor > 0.3  # the assumed floor, stated on the Delta
-    from benchrun.diff import _noise_text
+    from benchrun.report.compare import method_text
 
-    assert "assumed floor" in _noise_text(t)
+    assert "assumed floor" in method_text(t)
 
 
 def test_cli_fail_on_exit_codes(dirs, cli, capsys):

@@ -13,7 +13,7 @@ import pytest
 from benchrun.config import ModelConfig
 from benchrun.servers import ServerError, build_server
 from benchrun.servers.flags import Flag, check_flags, help_text, parse_help
-from benchrun.servers.pool import llama_server_flags
+from benchrun.servers.llama_server import llama_server_flags
 
 
 def option(names: list[str], hint: str | None, text: str) -> str:

@@ -12,6 +12,8 @@ from omegaconf import OmegaConf
 
 from benchrun import hardware
 from benchrun.servers.base import ServerHandle
+from benchrun.servers.llama_server import server_version
+from benchrun.servers.registry import backend_for
 
 MIB = 1 << 20
 
@@ -70,11 +72,11 @@ def test_build_info_falls_back_to_version(tmp_path: Path):
                       "echo 'version: 6543 (deadbee)' >&2\necho 'built with cc for x86_64' >&2\n")
     binary.chmod(binary.stat().st_mode | stat.S_IEXEC)
     h = ServerHandle(backend="llama_server", url="http://x", command=[str(binary), "--port", "1"])
-    assert hardware.build_info_of(h) == "version: 6543 (deadbee)"
+    assert backend_for(h.backend).build_info(h) == "version: 6543 (deadbee)"
     h.build_info = "b6543-deadbee"  # /props answered: that wins
-    assert hardware.build_info_of(h) == "b6543-deadbee"
+    assert backend_for(h.backend).build_info(h) == "b6543-deadbee"
     e = ServerHandle(backend="embedded", url="http://x", build_info="b0-unknown")
     import xllamacpp
 
-    assert hardware.build_info_of(e) == f"b0-unknown (xllamacpp {xllamacpp.__version__})"
-    assert hardware.server_version(str(tmp_path / "nope")) is None
+    assert backend_for(e.backend).build_info(e) == f"b0-unknown (xllamacpp {xllamacpp.__version__})"
+    assert server_version(str(tmp_path / "nope")) is None

@@ -18,7 +18,7 @@ import pytest
 from benchrun.config import ModelConfig
 from benchrun.llamabuild import DEFAULT_BUILD, cached_llama_server
 from benchrun.servers.flags import build_line, check_flags, help_text, parse_help
-from benchrun.servers.pool import llama_server_flags
+from benchrun.servers.llama_server import llama_server_flags
 from conftest import output_dir_of
 
 pytestmark = pytest.mark.slow

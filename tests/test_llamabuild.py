@@ -80,7 +80,7 @@ def test_builds_only_llama_server_into_the_cache_once(index, tmp_path):
 
 def test_the_llama_server_backend_finds_the_cached_build(index, tmp_path, monkeypatch):
     from benchrun.config import ModelConfig
-    from benchrun.servers.pool import find_llama_server
+    from benchrun.servers.llama_server import find_llama_server
 
     index.sdist = fake_sdist(tmp_path, 9)
     monkeypatch.setenv("PATH", "/usr/bin:/bin")  # no llama-server on PATH

@@ -29,15 +29,13 @@ def command_line(m: Any, shown_port: Optional[int]) -> tuple[list[str], list[str
     """(argv the preset would run, problems). Built by the same code a run uses; a missing
     model file or binary is listed (every one, not only the first), and the line is rendered
     anyway from the configured path and binary."""
-    from omegaconf import OmegaConf
-
     from ..servers import ServerError
-    from ..servers.flags import check_flags
-    from ..servers.pool import (embedded_command, find_llama_server, llama_server_command, llama_server_flags,
-                                resolve_model_path)
+    from ..servers.pool import resolve_model_path
+    from ..servers.registry import backend_for
 
     port = shown_port or 0  # 0 stands for "a free port is taken at launch"
-    if m.backend == "external":
+    backend = backend_for(m.backend)
+    if not backend.launches:
         return [], []
     problems = []
     try:
@@ -50,22 +48,8 @@ def command_line(m: Any, shown_port: Optional[int]) -> tuple[list[str], list[str
         else:
             problems.append(str(e))
             path = Path(m.path).expanduser() if m.path else Path("<model.path>")
-    if m.backend != "llama_server":
-        return embedded_command(m, path, port), problems
-    try:
-        binary = find_llama_server(m)
-    except ServerError as e:
-        problems.append(str(e))
-        binary = m.binary
-    # Rendered with a stand-in binary that exists, then the real (or configured) one put back.
-    cmd = llama_server_command(OmegaConf.merge(m, {"binary": sys.executable}), path, port)
-    cmd[0] = binary
-    if not problems:
-        try:  # the same check a launch makes: a flag this build does not take is listed
-            check_flags(binary, llama_server_flags(m, path, port))
-        except ServerError as e:
-            problems.append(str(e))
-    return cmd, problems
+    cmd, more = backend.show_command(m, path, port)
+    return cmd, problems + more
 
 
 def _shown(cmd: list[str], port_given: bool) -> str:
@@ -87,13 +71,14 @@ def describe_preset(cfg: Any, hw: dict) -> dict:
     from .. import fit
     from ..servers import ServerError
     from ..servers.pool import resolve_model_path
+    from ..servers.registry import backend_for
 
     m = cfg.model
     d: dict = {"name": m.name, "backend": m.backend, "quantization": m.quantization,
                "ctx_size": m.ctx_size, "parallel": m.parallel, "n_gpu_layers": m.n_gpu_layers,
                "model_file": None, "file_status": None, "estimate_mib": None, "fits": None,
                "estimate": None, "command": None, "problems": []}
-    if m.backend == "external":
+    if not backend_for(m.backend).launches:
         url = m.get("url") if not OmegaConf.is_missing(m, "url") else None
         d.update(file_status="external",
                  command=f"(none: benchrun connects to {url or 'the running server at model.url=...'})")
@@ -101,7 +86,7 @@ def describe_preset(cfg: Any, hw: dict) -> dict:
     path = None
     try:
         path = resolve_model_path(m, provision=False)  # listing presets never downloads
-        d["file_status"] = "built-in" if m.tiny else "present"
+        d["file_status"] = "built-in" if m.tiny else ("present" if path else "none needed")
     except ServerError as e:
         if m.package:  # not a problem: a run fetches it
             from ..packaged import cached_path, spec_of

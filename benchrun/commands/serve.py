@@ -33,12 +33,13 @@ def main(argv: list[str]) -> int:
     from ..servers import ServerError, build_server
     from ..servers.base import stop_process
     from ..servers.pool import resolve_model_path
+    from ..servers.registry import backend_for
 
     try:
         cfg = compose(argv)
         validate(cfg)
         m = cfg.model
-        if m.backend == "external":
+        if not backend_for(m.backend).launches:
             raise ValueError("model=external is a server that already runs; serve starts a preset")
         path = resolve_model_path(m)
         fit.preflight(cfg, path, describe_hardware(OmegaConf.to_container(cfg.hardware, resolve=True)))

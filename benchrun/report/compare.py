@@ -240,3 +240,21 @@ def ratio_text(x: float, y: float) -> str:
     """'1.7x' for the larger over the smaller of two positive numbers."""
     lo, hi = sorted((abs(x), abs(y)))
     return f"{hi / lo:.1f}x" if lo > 0 else "∞x"
+
+
+def method_text(x: Delta) -> str:
+    """The method that decided a Delta, in a few words (diff's noise column, the findings)."""
+    base = x.method.split("+")[0]
+    boot = " + request bootstrap" if x.method.endswith("+boot") else ""
+    p = "" if x.p is None else f", p={x.p:.3f}" if x.p >= 0.001 else ", p<0.001"
+    if base == "repeats":
+        return f"repeats (Welch){p}"
+    if base == "repeats-1":
+        return f"repeats vs 1 run (t){p}"
+    if base == "calibrated":
+        return f"calibrated floor ±{x.floor * 100:.0f}%{boot}{p}"
+    if base == "floor":
+        return f"assumed floor ±{x.floor * 100:.0f}%{boot}{p}"
+    if base == "disturbed":
+        return "busy machine: one run cannot tell"
+    return "none"

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Optional
 
 from ..telemetry import BUSY_PCT
-from .compare import compare, ratio_text
+from .compare import compare, method_text, ratio_text
 from .data import BY_KEY, Job, is_random_weights
 from .view import Group, Verdict, show
 
@@ -50,10 +50,8 @@ def _comparison(g: Group, key: str, c: int, phrase: str) -> Optional[str]:
 def _single_run_note(d) -> str:
     """How a single-run win was decided, in words ('' for repeats)."""
     method = d.method.split("+")[0]
-    if method == "calibrated":
-        return f" (single run; past this machine's calibrated run-to-run floor of {d.floor:.0%})"
-    if method == "floor":
-        return f" (single run; past the assumed run-to-run floor of {d.floor:.0%})"
+    if method in ("calibrated", "floor"):
+        return f" (single run; past the {method_text(d)})"
     if method == "repeats-1":
         return " (one side measured once)"
     return ""

