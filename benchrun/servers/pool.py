@@ -52,12 +52,6 @@ def resolve_model_path(m: ModelConfig, provision: bool = True) -> Optional[Path]
     return path
 
 
-def server_command(m: ModelConfig, port: int, path: Optional[Path] = None) -> list[str]:
-    """The exact command line a preset runs (`benchrun presets` shows it too); `path` is
-    the resolved model file when the caller has it already."""
-    return backend_for(m.backend).command(m, path or resolve_model_path(m), port)
-
-
 def fingerprint(m: ModelConfig) -> str:
     """Two jobs may share a server only when every preset field is the same."""
     return json.dumps(plain(m), sort_keys=True, default=str)
