@@ -125,7 +125,7 @@ def precheck(overrides: list[str], multirun: bool, max_jobs: int = 256) -> list[
     try:
         with hydra_conf():
             jobs = sweep_jobs(overrides, multirun)
-            packages = []
+            packages, presets, missing = [], set(), []
             for job in jobs[:max_jobs]:
                 cfg = compose(job)
                 validate(cfg)
@@ -135,6 +135,12 @@ def precheck(overrides: list[str], multirun: bool, max_jobs: int = 256) -> list[
                 if (cfg.model.package and backend_for(cfg.model.backend).needs_model_file(cfg.model)
                         and cfg.model.package not in packages):
                     packages.append(cfg.model.package)
+                preset = OmegaConf.to_yaml(cfg.model)
+                if preset not in presets:
+                    presets.add(preset)
+                    missing += [p for p in prerequisites_missing(cfg.model) if p not in missing]
+            if missing:  # every preset's, at once: not one failed job after another
+                raise ConfigError(f"{len(missing)} missing prerequisite(s), nothing was run: " + "; ".join(missing))
             # Real models from the package index are fetched now, once: a package that cannot
             # be had stops the command here (exit 2), not in every job after an hour.
             for key in packages:
@@ -151,6 +157,22 @@ def precheck(overrides: list[str], multirun: bool, max_jobs: int = 256) -> list[
     except OSError as e:
         raise ConfigError(f"{out_key}: cannot create {out_dir} ({e.strerror or e})") from e
     return jobs
+
+
+def prerequisites_missing(m: Any) -> list[str]:
+    """A preset's model file (a packaged one is fetched by precheck itself) and its backend's
+    binary, when this machine lacks them; one line each."""
+    from .servers import ServerError
+    from .servers.pool import resolve_model_path
+    from .servers.registry import backend_for
+
+    out = []
+    if not m.package:
+        try:
+            resolve_model_path(m, provision=False)
+        except ServerError as e:
+            out.append(str(e))
+    return out + backend_for(m.backend).missing(m)
 
 
 def interleave_rounds(overrides: list[str], jobs: list[list[str]]) -> tuple[str, int, int]:

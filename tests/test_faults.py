@@ -43,6 +43,25 @@ def _preset(d: Path, name: str, body: str) -> None:
     (d / "model" / f"{name}.yaml").write_text(f"defaults:\n  - base_model\nname: {name}\n{body}\n")
 
 
+def test_missing_files_and_binaries_of_every_preset_stop_the_sweep_before_anything_runs(cli, tmp_path):
+    """A sweep over presets whose model file or binary this machine lacks: one line naming every
+    one of them, exit 2, no job run, no output dir."""
+    extra = tmp_path / "extra_conf"
+    _preset(extra, "missing_file", "path: /nonexistent/dir/model.gguf")
+    _preset(extra, "no_binary", "tiny: tiny\nbackend: llama_server\nbinary: /nonexistent/bin/llama-server")
+    _preset(extra, "no_command", "tiny: tiny\nbackend: command\ncommand: [/nonexistent/vllm, '{port}']")
+    proc, cwd = cli("-m", "model=missing_file,no_binary,no_command,tiny", "concurrency=1,2",
+                    f"hydra.searchpath=[file://{extra}]")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    err = proc.stderr.strip()
+    assert len(err.splitlines()) == 1 and "3 missing prerequisite(s), nothing was run" in err, err
+    for cause in ("model file not found for preset 'missing_file': /nonexistent/dir/model.gguf",
+                  "llama-server binary not found: '/nonexistent/bin/llama-server'",
+                  "model.command[0] not found: '/nonexistent/vllm'"):
+        assert err.count(cause) == 1, (cause, err)  # once, though each preset has two jobs
+    assert not (cwd / "outputs").exists()
+
+
 @pytest.mark.slow
 def test_start_failures_inside_a_sweep_are_data_and_the_sweep_goes_on(cli, tmp_path):
     extra = tmp_path / "extra_conf"
@@ -50,19 +69,17 @@ def test_start_failures_inside_a_sweep_are_data_and_the_sweep_goes_on(cli, tmp_p
     squatter.bind(("127.0.0.1", 0))
     squatter.listen()
     busy_port = squatter.getsockname()[1]
-    _preset(extra, "missing_file", "path: /nonexistent/dir/model.gguf")
     # A flag only the server can judge: a llama-server that rejects it as the real one does.
     fake = tmp_path / "llama-server"
     fake.write_text('#!/bin/sh\necho "error: invalid argument: --sideways" >&2\nexit 2\n')
     fake.chmod(0o755)
     _preset(extra, "bad_flag", f"tiny: tiny\nbackend: llama_server\nbinary: {fake}\nextra_args: [--sideways]")
-    _preset(extra, "no_binary", "tiny: tiny\nbackend: llama_server\nbinary: /nonexistent/bin/llama-server")
     _preset(extra, "port_taken", f"tiny: tiny\nport: {busy_port}")
     _preset(extra, "too_slow", "tiny: tiny\nstartup_timeout_s: 0.01")
     _preset(extra, "crashes", "tiny: tiny\nctx_size: 1")  # llama.cpp aborts on its first decode
     try:
         # context_check=false: `crashes` (ctx_size 1) must reach llama.cpp, not be refused up front.
-        proc, _ = cli("-m", "model=missing_file,bad_flag,no_binary,port_taken,too_slow,crashes,tiny",
+        proc, _ = cli("-m", "model=bad_flag,port_taken,too_slow,crashes,tiny",
                       "workload.requests=2", "load.warmup_requests=0", "context_check=false",
                       f"hydra.searchpath=[file://{extra}]", env={"BENCHRUN_TEST_MARK": str(tmp_path)})
     finally:
@@ -71,9 +88,7 @@ def test_start_failures_inside_a_sweep_are_data_and_the_sweep_goes_on(cli, tmp_p
     out = tmp_path / output_dir_of(proc.stdout)
     res = {p.parent.name.split("_", 1)[1]: read_result(p) for p in out.glob("*/result.json")}
     expect = {
-        "missing_file_c1": "model file not found for preset 'missing_file'",
         "bad_flag_c1": "error: invalid argument: --sideways",  # from the server.log tail
-        "no_binary_c1": "llama-server binary not found",
         "too_slow_c1": "not healthy after 0.01s",
     }
     for job, cause in expect.items():
@@ -93,7 +108,7 @@ def test_start_failures_inside_a_sweep_are_data_and_the_sweep_goes_on(cli, tmp_p
     port_job = next(out.glob("*_port_taken_c1"))
     assert f"model.port={busy_port} is busy" in (port_job / "server.log").read_text()
     summary = json.loads((out / "summary.json").read_text())
-    assert sorted(r["status"] for r in summary) == ["failed"] * 5 + ["ok"] * 2
+    assert sorted(r["status"] for r in summary) == ["failed"] * 3 + ["ok"] * 2
     report = (out / "report.md").read_text()
     assert all(job in report for job in expect)  # the report lists the failed jobs
     # Every server started for the sweep (the timed-out one included) is stopped.

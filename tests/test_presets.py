@@ -42,7 +42,7 @@ def test_presets_lists_every_preset(cli, tmp_path):
 
     q35 = by["qwen35"]
     assert q35["file_status"] == "missing" and q35["estimate_mib"] is None
-    assert "huggingface-cli download unsloth/Qwen3.5-35B-A3B-GGUF" in q35["problems"][0]
+    assert "hf download unsloth/Qwen3.5-35B-A3B-GGUF" in q35["problems"][0]
     assert f"--model {models}/Qwen3.5-35B-A3B-UD-Q3_K_XL.gguf" in q35["command"]
     assert by["external"]["file_status"] == "external"
 

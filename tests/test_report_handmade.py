@@ -188,7 +188,7 @@ def test_report_from_handmade_sweep(two_models):
     side = {r[0]: r for r in table_after(md, "## Side Tasks at C3")}
     assert side["S1 Docstring"][1] == "1750ms PASS" and side["S1 Docstring"][2] == "2100ms FAIL"
     assert "server exited with code 1 (out of memory)" in md and "4_broken_c1" in md
-    assert "huggingface-cli download org/fast-GGUF fast.gguf" in md
+    assert "hf download org/fast-GGUF fast.gguf" in md
     assert "written by benchrun itself" in md  # the random-weight file needs no download
     # Charts: every one, valid PNGs of a readable size; the HTML is self-contained.
     names = sorted(p.name for p in w.charts)
@@ -403,3 +403,17 @@ def test_report_shows_the_code_each_verdict_judged(tmp_path):
     (d / "requests.jsonl").unlink()
     md = write_report(tmp_path).report_md.read_text()
     assert "`0_m_c1/requests.jsonl` is missing, so the code behind the verdicts cannot be shown" in md
+
+
+def test_a_move_noise_cannot_separate_is_stated_with_its_size_never_as_level(tmp_path):
+    """8 requests a level with a wide spread: TTFT p50 rises ~1.9x from C1 to C2 but the
+    requests' spread cannot separate it. The finding gives the size and says it cannot be told
+    from noise; it does not call it level."""
+    make_job(tmp_path, 0, "m", 1, 600, 10, n=8, jitter=0.9, seed=1)
+    make_job(tmp_path, 1, "m", 2, 1100, 10, n=8, jitter=0.9, seed=11)
+    md = write_report(tmp_path).report_md.read_text()
+    a, b = (j.value("ttft_ms.p50") for j in load_jobs(tmp_path))
+    assert b > 1.5 * a
+    assert (f"TTFT p50 {b / a:.1f}x higher from C1 to C2 ({a:.1f} ms → {b:.1f} ms; not separable from "
+            "noise with n=8 requests: use repeats)") in md
+    assert "stays level" not in md

@@ -59,19 +59,25 @@ def _single_run_note(d) -> str:
 
 def _trend(job_lo: Job, job_hi: Job, key: str, c_lo: int, c_hi: int, up: str, down: str,
            calibration: Optional[dict] = None) -> str:
-    """'degrades 3.6x from C1 to C3 (102 -> 369 ms)', or 'stays within noise ...'."""
+    """'degrades 3.6x from C1 to C3 (102 -> 369 ms)', or '1.9x higher ... not separable from
+    noise with n=8 requests: use repeats'."""
     m = M[key]
     a, b = job_lo.value(key), job_hi.value(key)
     if a is None or b is None:
         return ""
     d = compare(job_lo, job_hi, m, calibration=calibration)
     vals = f"({m.show(a)} → {m.show(b)})"
-    if d.beyond_noise is None and a != b:
-        return f"{m.label} from C{c_lo} to C{c_hi} {vals[:-1]}; one run each: not separable from noise)"
     if a == b:
         return f"{m.label} stays level from C{c_lo} to C{c_hi} {vals}"
-    if d.beyond_noise is not True:  # a gap the requests' own spread does not support: not "level"
-        return f"{m.label} from C{c_lo} to C{c_hi} {vals[:-1]}; within noise)"
+    if d.beyond_noise is not True:
+        # Say what is known -- the size of the move -- and that it cannot be told from noise;
+        # never "level", which would claim no change.
+        n = min(int((j.result.get("metrics") or {}).get("requests_ok") or 0) for j in (job_lo, job_hi))
+        why = "one run each" if d.beyond_noise is None else f"n={n} requests"
+        r = max(abs(a), abs(b)) / max(min(abs(a), abs(b)), 1e-12)
+        size = f"{r - 1:.0%}" if r < 1.1 else ratio_text(a, b)
+        return (f"{m.label} {size} {'higher' if b > a else 'lower'} from C{c_lo} to C{c_hi} "
+                f"{vals[:-1]}; not separable from noise with {why}: use repeats)")
     word = up if b > a else down
     note = _single_run_note(d).replace(" (", ", ").rstrip(")")
     return f"{m.label} {word} {ratio_text(a, b)} from C{c_lo} to C{c_hi} {vals[:-1]}{note})"

@@ -225,7 +225,7 @@ def prerequisites(jobs: list[Job]) -> list[Block]:
         elif m.get("hub_repo") and m.get("hub_file"):
             items.append(f"**{m['name']}**: {path}{sha}, from Hugging Face `{m['hub_repo']}`.")
             dest = str(Path(m["path"]).parent) if m.get("path") else "~/models"
-            cmds.append(f"huggingface-cli download {m['hub_repo']} {m['hub_file']} --local-dir {shlex.quote(dest)}")
+            cmds.append(f"hf download {m['hub_repo']} {m['hub_file']} --local-dir {shlex.quote(dest)}")
         else:
             items.append(f"**{m['name']}**: {path}{sha} (no hub source recorded in the preset).")
         extra = backend.prerequisite(m, s) if backend else None

@@ -28,6 +28,11 @@ class Backend:
         """The exact command line that serves preset m on `port`."""
         raise NotImplementedError(f"backend {self.name} launches nothing")
 
+    def missing(self, m: Any) -> list[str]:
+        """What this backend needs on the machine and cannot find (a binary), one line each;
+        checked for every preset of a sweep before anything runs."""
+        return []
+
     def show_command(self, m: Any, model_path: Optional[Path], port: int) -> tuple[list[str], list[str]]:
         """(argv, problems) for `benchrun presets`: rendered even when a part of it is missing."""
         return (self.command(m, model_path, port), []) if self.launches else ([], [])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
 from pathlib import Path
 from typing import Any, Optional
 
@@ -42,6 +43,12 @@ class Command(Backend):
         values = {"model": str(model_path), "host": m.host, "port": str(port), "ctx_size": str(m.ctx_size),
                   "parallel": str(m.parallel), "threads": str(m.threads or "")}
         return [_FIELD.sub(lambda x: values[x.group(1)], str(a)) for a in m.command]
+
+    def missing(self, m: Any) -> list[str]:
+        exe = str(m.command[0]) if m.command else ""
+        if exe and not shutil.which(exe) and not Path(exe).is_file():
+            return [f"model.command[0] not found: {exe!r} (install the server, or give its full path)"]
+        return []
 
     def health(self, m: Any) -> tuple[str, bool]:
         return m.health_path, True

@@ -75,6 +75,13 @@ class LlamaServer(Backend):
             cmd += [f.name] if f.value is None else [f.name, f.value]
         return cmd + [str(a) for a in m.extra_args]
 
+    def missing(self, m: Any) -> list[str]:
+        try:
+            find_llama_server(m)
+            return []
+        except ServerError as e:
+            return [str(e)]
+
     def show_command(self, m: Any, model_path: Optional[Path], port: int) -> tuple[list[str], list[str]]:
         try:
             binary = find_llama_server(m)

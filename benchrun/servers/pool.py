@@ -46,7 +46,7 @@ def resolve_model_path(m: ModelConfig, provision: bool = True) -> Optional[Path]
     if not path.is_file():
         how = ""
         if m.hub_repo and m.hub_file:
-            how = (f"; get it with: huggingface-cli download {m.hub_repo} {m.hub_file} "
+            how = (f"; get it with: hf download {m.hub_repo} {m.hub_file} "
                    f"--local-dir {path.parent}  (or set paths.models_dir / BENCHRUN_MODELS_DIR)")
         raise ServerError(f"model file not found for preset {m.name!r}: {path}{how}")
     return path
