@@ -41,6 +41,7 @@ def test_each_job_dir_has_config_log_records_and_valid_result(sweep):
         cfg = yaml.safe_load((job / ".hydra" / "config.yaml").read_text())
         assert cfg["model"]["name"] in job.name
         assert (job / "server.log").stat().st_size > 0
+        assert not (job / "cli.log").exists()  # no empty Hydra log beside what benchrun writes
         res = json.loads((job / "result.json").read_text())
         validate_result(res)
         assert res["status"] == "ok", res["error"]
