@@ -73,6 +73,13 @@ def _field(reader: Any, key: str, default: Any = None) -> Any:
 
 
 def read_gguf_facts(path: Path) -> GgufFacts:
+    """The header facts of a GGUF file, read once per file version (modelfile.file_cached)."""
+    from .modelfile import file_cached
+
+    return GgufFacts(**file_cached(path, "gguf_facts", lambda p: asdict(_read_gguf_facts(p))))
+
+
+def _read_gguf_facts(path: Path) -> GgufFacts:
     """Read the header of a GGUF file (memory-mapped; tensor data is not read)."""
     import logging
 

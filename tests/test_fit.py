@@ -129,3 +129,25 @@ def test_fit_check_false_overrides(compose):
     cfg = compose(["model=tiny", "hardware.memory_mib=10", "fit_check=false"])
     est = fit.preflight(cfg, ensure_tiny_model("tiny"), {"name": "auto", "memory_mib": 10})
     assert est is not None and est.total_mib > 10
+
+
+def test_gguf_header_is_read_once_per_file_version(tmp_path, monkeypatch):
+    """The header facts are cached by path, size and mtime: a second read does not open the
+    file's header again; a changed file is read afresh."""
+    import os
+
+    model = tmp_path / "m.gguf"
+    model.write_bytes(ensure_tiny_model("tiny").read_bytes())
+    monkeypatch.setenv("BENCHRUN_CACHE", str(tmp_path / "cache"))
+    first = fit.read_gguf_facts(model)
+    assert first.arch == "llama" and first.n_layer > 0
+
+    def refuse(*a, **k):
+        raise AssertionError("the header was read again")
+
+    monkeypatch.setattr(gguf, "GGUFReader", refuse)
+    assert fit.read_gguf_facts(model) == first  # from the cache
+    st = model.stat()
+    os.utime(model, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    with pytest.raises(AssertionError, match="read again"):
+        fit.read_gguf_facts(model)  # a new version of the file: read afresh
