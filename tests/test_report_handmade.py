@@ -417,3 +417,82 @@ def test_a_move_noise_cannot_separate_is_stated_with_its_size_never_as_level(tmp
     assert (f"TTFT p50 {b / a:.1f}x higher from C1 to C2 ({a:.1f} ms → {b:.1f} ms; not separable from "
             "noise with n=8 requests: use repeats)") in md
     assert "stays level" not in md
+
+
+def _series(ax) -> dict:
+    """What an axis plots: {legend label: [y values]} from its bar or errorbar containers."""
+    out = {}
+    for cont in ax.containers:
+        label = cont.get_label()
+        if hasattr(cont, "patches"):  # bars
+            out[label] = [p.get_height() for p in cont.patches]
+        elif hasattr(cont, "lines") and cont.lines[0] is not None:  # errorbar's data line (not a bar's)
+            out[label] = list(cont.lines[0].get_ydata())
+    return out
+
+
+def test_each_chart_plots_what_the_result_files_say(two_models):
+    """Read back from each chart's Figure: the series, their order and values equal result.json
+    (through Job.value), the radar's normalisation included; a metric whose presets differ
+    more than 10x is points on a log axis, not bars; no label in scientific notation."""
+    from benchrun.report.charts import CHARTS, normalise, radar_axes
+    from benchrun.report.view import build_groups
+
+    jobs = load_jobs(two_models)
+    (g,) = build_groups(jobs)
+    val = {(j.model, j.concurrency): j for j in jobs if j.ok}
+
+    def expect(key):
+        return {lab: [val[(lab, c)].value(key) for c in (1, 3)] for lab in ("fast", "slow")}
+
+    def same(got: dict, want: dict) -> bool:
+        return list(got) == list(want) and all(got[k] == pytest.approx(want[k]) for k in want)
+
+    a1, a2 = CHARTS["degradation"](g).axes
+    for ax, key in ((a1, "ttft_ms.p50"), (a2, "wall_s")):
+        assert same(_series(ax), expect(key)), key
+    a1, a2 = CHARTS["throughput"](g).axes
+    for ax, key in ((a1, "decode_tok_s.hmean"), (a2, "output_throughput_tok_s")):
+        want = expect(key)
+        assert same(_series(ax), want), key
+        flat = [v for vs in want.values() for v in vs]
+        wide = max(flat) / min(flat) > 10
+        assert (ax.get_yscale() == "log") == wide and (not wide) == any(hasattr(c, "patches") for c in ax.containers)
+        labels = [t.get_text() for t in ax.texts]
+        assert len(labels) == 4 and not any("e+" in t or "e-" in t for t in labels), labels
+    # Radar: one closed line per preset; each point the preset's value over the best on that axis.
+    axes = radar_axes(g)
+    assert [a[0] for a in axes][:2] == ["Decode speed C1", "Decode speed C3"]
+    dec = {lab: val[(lab, 1)].value("decode_tok_s.hmean") for lab in ("fast", "slow")}
+    assert axes[0][1] == pytest.approx(dec)
+    ax = CHARTS["radar"](g).axes[0]
+    lines = {ln.get_label(): list(ln.get_ydata()) for ln in ax.lines}
+    for lab in ("fast", "slow"):
+        ys = lines[lab]
+        assert ys[0] == ys[-1]  # closed
+        assert ys[:-1] == pytest.approx([normalise(v, b)[lab] for _, v, b in axes])
+        assert ys[0] == pytest.approx(dec[lab] / max(dec.values()))  # by hand, on the first axis
+    side = CHARTS["side_tasks"](g).axes[0]
+    assert [t.get_text() for t in side.texts] == ["PASS", "PASS", "FAIL", "FAIL"]
+
+
+def test_value_labels_are_plain_numbers():
+    from benchrun.report.charts import value_text
+
+    assert [value_text(v) for v in (1810.4, 45.27, 0.0625, 0.00004)] == ["1,810", "45.3", "0.062", "4.0e-05"]
+
+
+def test_a_metric_presets_differ_on_by_more_than_10x_is_points_on_a_log_axis(tmp_path):
+    from benchrun.report.charts import CHARTS, value_text
+    from benchrun.report.view import build_groups
+
+    make_job(tmp_path, 0, "quick", 1, 50, 1, seed=1)
+    make_job(tmp_path, 1, "crawl", 1, 50, 40, seed=2)
+    jobs = load_jobs(tmp_path)
+    (g,) = build_groups(jobs)
+    ax = CHARTS["throughput"](g).axes[0]  # decode speed: 40x apart
+    assert ax.get_yscale() == "log" and not any(hasattr(c, "patches") for c in ax.containers)
+    want = {j.model: [j.value("decode_tok_s.hmean")] for j in jobs}
+    got = _series(ax)
+    assert set(got) == set(want) and all(got[k] == pytest.approx(want[k]) for k in want)
+    assert sorted(t.get_text() for t in ax.texts) == sorted(value_text(v[0]) for v in want.values())

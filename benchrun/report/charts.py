@@ -1,6 +1,9 @@
 """Charts from measured data only (matplotlib, Agg canvas: no display, no pyplot global state).
 Every chart has a title, axis units and a legend; error bars are 95% CIs across repeats when
-the run has repeats."""
+the run has repeats. Each chart is built as a Figure (`CHARTS`), so tests read back what it
+plots; `all_charts` saves them. Values are printed plainly (1,810, not 1.81e+03), and a metric
+whose presets differ more than 10x is drawn as points on a log axis, never as bars (a bar's
+length means nothing on a log scale)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,6 +28,16 @@ def _fig(w: float, h: float, **kw) -> Figure:
     return fig
 
 
+def value_text(v: float) -> str:
+    """A bar or point label: 1,810 / 45.3 / 0.062 -- never scientific notation."""
+    a = abs(v)
+    if a >= 100:
+        return f"{v:,.0f}"
+    if a >= 1:
+        return f"{v:.1f}"
+    return f"{v:.2g}" if a >= 1e-3 else f"{v:.1e}"
+
+
 def _save(fig: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, bbox_inches="tight")
@@ -47,10 +60,14 @@ def _yerr(ys: list, es: list):
     return [[min(e, y or 0.0) for y, e in zip(ys, es)], list(es)]
 
 
+def _wide(values: list) -> bool:
+    v = [x for x in values if x and x > 0]
+    return bool(v) and max(v) / min(v) > 10
+
+
 def _log_if_wide(ax, values: list) -> None:
     """A log axis when values differ by more than 10x: the small one stays readable."""
-    v = [x for x in values if x and x > 0]
-    if v and max(v) / min(v) > 10:
+    if _wide(values):
         ax.set_yscale("log", nonpositive="clip")
         plain = FuncFormatter(lambda x, _: f"{x:g}")  # 20000, not 2x10^4
         ax.yaxis.set_major_formatter(plain)
@@ -114,7 +131,7 @@ def normalise(vals: dict[str, float], better: str) -> dict[str, float]:
     return {k: (low / v if v > 0 else 1.0) for k, v in vals.items()}
 
 
-def radar(g: Group, path: Path) -> Optional[Path]:
+def radar(g: Group) -> Optional[Figure]:
     axes = radar_axes(g)
     if len(axes) < 3 or len(g.labels) < 2:  # one preset normalised against itself says nothing
         return None
@@ -136,12 +153,13 @@ def radar(g: Group, path: Path) -> Optional[Path]:
     ax.set_title(f"Model comparison — {g.workload}\n(1 = best measured preset on each axis; "
                  "quality = share of checks passed)", fontsize=10, pad=24)
     ax.legend(loc="upper right", bbox_to_anchor=(1.28, 1.12), fontsize=9)
-    return _save(fig, path)
+    return fig
 
 
 # --- degradation / throughput ----------------------------------------------------------------
 
-def _line(ax, g: Group, key: str) -> None:
+def _line(ax, g: Group, key: str, labels: bool = False) -> None:
+    """One line per preset over the levels (points labelled with their values if asked)."""
     for i, lab in enumerate(g.labels):
         cs = sorted(c for c in g.grid[lab] if g.grid[lab][c].value(key) is not None)
         if not cs:
@@ -149,6 +167,9 @@ def _line(ax, g: Group, key: str) -> None:
         ys = [g.grid[lab][c].value(key) for c in cs]
         es = [_err(g.grid[lab][c], key) for c in cs]
         ax.errorbar(cs, ys, yerr=_yerr(ys, es), marker="o", capsize=4, color=_color(i), label=lab)
+        for c, y in zip(cs, ys) if labels else ():
+            ax.annotate(value_text(y), (c, y), ha="center", va="bottom", fontsize=7, xytext=(0, 4),
+                        textcoords="offset points", color=_color(i))
     ax.set_xticks(g.levels)
     ax.set_xticklabels([f"C{c}" for c in g.levels])
     ax.set_xlabel("concurrency")
@@ -164,7 +185,7 @@ def _line(ax, g: Group, key: str) -> None:
                 color="grey")
 
 
-def degradation(g: Group, path: Path) -> Path:
+def degradation(g: Group) -> Figure:
     fig = _fig(11, 4.2)
     a1, a2 = fig.subplots(1, 2)
     a1.set_ylabel("time to first token, p50 (ms)")
@@ -174,10 +195,15 @@ def degradation(g: Group, path: Path) -> Path:
     _line(a2, g, "wall_s")
     a2.set_title("Total time per repeat vs concurrency")
     fig.suptitle(f"Degradation under load — {g.workload}{_subtitle(g)}", fontsize=11)
-    return _save(fig, path)
+    return fig
 
 
-def _bars(ax, g: Group, key: str, fmt: str) -> None:
+def _bars(ax, g: Group, key: str) -> None:
+    """Bars per level and preset on a linear axis; when the presets differ more than 10x, points
+    on a log axis instead (_line), each labelled with its value."""
+    if _wide([j.value(key) for row in g.grid.values() for j in row.values()]):
+        _line(ax, g, key, labels=True)
+        return
     n = len(g.labels)
     width = 0.8 / max(1, n)
     x = np.arange(len(g.levels))
@@ -189,32 +215,31 @@ def _bars(ax, g: Group, key: str, fmt: str) -> None:
         bars = ax.bar(pos, h, width, yerr=_yerr(h, es), capsize=3, color=_color(i), label=lab)
         for b, y in zip(bars, ys):
             if y is not None:
-                ax.annotate(fmt.format(y), (b.get_x() + b.get_width() / 2, b.get_height()),
+                ax.annotate(value_text(y), (b.get_x() + b.get_width() / 2, b.get_height()),
                             ha="center", va="bottom", fontsize=7, xytext=(0, 2), textcoords="offset points")
     ax.set_xticks(x)
     ax.set_xticklabels([f"C{c}" for c in g.levels])
     ax.set_xlabel("concurrency")
     ax.grid(axis="y", alpha=0.3)
-    _log_if_wide(ax, [j.value(key) for row in g.grid.values() for j in row.values()])
     ax.legend(fontsize=8)
 
 
-def throughput(g: Group, path: Path) -> Path:
+def throughput(g: Group) -> Figure:
     fig = _fig(11, 4.2)
     a1, a2 = fig.subplots(1, 2)
     a1.set_ylabel("tokens/s per request")
-    _bars(a1, g, "decode_tok_s.hmean", "{:.3g}")
-    a1.set_title("Per-request decode speed (mean)")
+    _bars(a1, g, "decode_tok_s.hmean")
+    a1.set_title("Per-request decode speed (harmonic mean)")
     a2.set_ylabel("output tokens/s, all requests")
-    _bars(a2, g, "output_throughput_tok_s", "{:.3g}")
+    _bars(a2, g, "output_throughput_tok_s")
     a2.set_title("Aggregate output throughput")
     fig.suptitle(f"Throughput by concurrency — {g.workload}{_subtitle(g)}", fontsize=11)
-    return _save(fig, path)
+    return fig
 
 
 # --- side tasks ------------------------------------------------------------------------------
 
-def side_tasks(g: Group, path: Path) -> Optional[Path]:
+def side_tasks(g: Group) -> Optional[Figure]:
     per = {lab: task_rows(g.job(lab, g.cmax)) for lab in g.labels}
     names: list[str] = []
     for rows in per.values():
@@ -246,7 +271,7 @@ def side_tasks(g: Group, path: Path) -> Optional[Path]:
     ax.margins(y=0.15)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return fig
 
 
 # --- latency CDFs ----------------------------------------------------------------------------
@@ -257,7 +282,7 @@ def _ecdf(ax, xs, **kw) -> None:
         ax.step(v, np.arange(1, v.size + 1) / v.size, where="post", **kw)
 
 
-def latency_cdf(g: Group, path: Path) -> Optional[Path]:
+def latency_cdf(g: Group) -> Optional[Figure]:
     levels = sorted({g.cmin, g.cmax})
     styles = {levels[0]: "-", levels[-1]: "--"} if len(levels) > 1 else {levels[0]: "-"}
     fig = _fig(11, 4.2)
@@ -291,15 +316,18 @@ def latency_cdf(g: Group, path: Path) -> Optional[Path]:
         a.grid(alpha=0.3)
         a.legend(fontsize=7, loc="lower right")
     fig.suptitle(f"Latency CDFs — {g.workload} (all measured requests, every repeat)", fontsize=11)
-    return _save(fig, path)
+    return fig
+
+
+CHARTS = {"radar": radar, "degradation": degradation, "throughput": throughput, "side_tasks": side_tasks,
+          "latency_cdf": latency_cdf}
 
 
 def all_charts(g: Group, charts_dir: Path, suffix: str = "") -> dict[str, Path]:
     out = {}
-    for name, fn in (("radar", radar), ("degradation", degradation), ("throughput", throughput),
-                     ("side_tasks", side_tasks), ("latency_cdf", latency_cdf)):
-        p = fn(g, charts_dir / f"{name}{suffix}.png")
-        if p is not None:
-            out[name] = p
+    for name, build in CHARTS.items():
+        fig = build(g)
+        if fig is not None:
+            out[name] = _save(fig, charts_dir / f"{name}{suffix}.png")
     return out
 
