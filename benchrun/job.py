@@ -6,6 +6,7 @@ result.json. Failures are data: a job never raises (except on Ctrl-C), it writes
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
 import traceback
 from pathlib import Path
 from typing import Any, Optional
@@ -78,6 +79,14 @@ def _check_server(server, read_timeout_s: float) -> None:
                           + (f"; server.log: {cause}" if cause else ""))
     wait = max(1.0, min(5.0, read_timeout_s))
     ok, status = server.probe(wait)
+    if not ok and server.process is not None:
+        # A killed server may take a moment to exit on a loaded box: if it is dying, say so.
+        try:
+            server.process.wait(2.0)
+        except subprocess.TimeoutExpired:
+            pass
+    if not ok and not server.alive():
+        return _check_server(server, read_timeout_s)
     if not ok:
         raise ServerError(f"server stopped responding during the run (GET /health -> "
                           f"{status or f'no answer in {wait:g} s'})")

@@ -77,7 +77,23 @@ def _token_steps(r: RequestRecord) -> list[tuple[int, float]]:
     the server, a later event with no visible text that still brought tokens is a step too
     (the usage chunk after an EOS the server counts), and a token event that brought no new
     token is not. Without them every token event is one token, or, for "spread", every step
-    after the first carries an equal share of the remaining server tokens."""
+    after the first carries an equal share of the remaining server tokens. Events the client
+    received in one network read (the same stamp) are one step: it cannot tell when each of
+    them arrived, and a busy client reading a fast server gets many at once."""
+    return _merge_reads(_event_steps(r))
+
+
+def _merge_reads(steps: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    out: list[tuple[int, float]] = []
+    for ns, k in steps:
+        if out and out[-1][0] == ns:
+            out[-1] = (ns, out[-1][1] + k)
+        else:
+            out.append((ns, k))
+    return out
+
+
+def _event_steps(r: RequestRecord) -> list[tuple[int, float]]:
     src = token_count_source(r)
     if src is None:
         return []
@@ -107,7 +123,7 @@ def itl_ms(r: RequestRecord) -> list[float]:
     tokens a gap g after the step before; it contributes k samples of g/k (k need not be whole
     for "spread": then one sample of g/k). Tokens in the first token event arrived inside TTFT
     and have no gap of their own: they give no sample. So a request's mean ITL is
-    (last step - first step) / (tokens after the first event)."""
+    (last step - first step) / (tokens after the first read)."""
     steps = _token_steps(r)
     out: list[float] = []
     for (a, _), (b, k) in zip(steps, steps[1:]):
@@ -138,17 +154,18 @@ def e2e_ms(r: RequestRecord) -> float:
 
 
 def tpot_ms(r: RequestRecord) -> Optional[float]:
-    """(e2e - ttft) / (tokens after the first token event): mean time per output token once the
-    first arrived. That event may carry k1 > 1 tokens (the server's per-event counts say; else
-    k1 = 1, vLLM's (n - 1)): their decoding happened inside TTFT, and dividing the rest of the
-    stream by n - 1 would credit it with k1 - 1 tokens it never carried -- on a fast model read
-    by a busy client, a decode rate several times what the server did. None when no token came
-    after the first event: the client saw no decoding at all."""
+    """(e2e - ttft) / (tokens after the first read): mean time per output token once the first
+    arrived. The read that brought the first token may bring k1 > 1 tokens (several tokens per
+    event, by the server's per-event counts, or several events in one read); their decoding
+    happened inside TTFT, and dividing the rest of the stream by n - 1 (vLLM's TPOT, which this
+    is when k1 = 1) would credit it with k1 - 1 tokens it never carried -- on a fast model read
+    by a busy client, a decode rate several times what the server did. None when nothing came
+    after the first read: the client saw no decoding at all."""
     n, first = output_tokens(r), ttft_ms(r)
-    if n is None or first is None or token_events(r) < 2:
-        return None
     steps = _token_steps(r)
-    after = n - (steps[0][1] if steps else 1)
+    if n is None or first is None or len(steps) < 2:
+        return None
+    after = n - steps[0][1]
     return (e2e_ms(r) - first) / after if after >= 1 else None
 
 

@@ -301,3 +301,18 @@ def test_report_explains_multi_token_events_and_failure_causes():
     line = cause_line(f[0])
     assert line.startswith("1 x HTTP 400 exceed_context_size_error (prompt 300 tokens, slot context 256)")
     assert '"too long"' in line and "Fix: " in line
+
+
+def test_events_in_one_read_are_one_step():
+    """A busy client reads a fast server's events in batches: events stamped in one read carry
+    no timing of their own. The 5 tokens read together with the first count in TTFT (not as
+    decoded after it), and the rest of the stream is divided over the tokens that came later."""
+    # first read: 6 token events at 20 ms; then one per read at 30, 40, 50, 60; [DONE] at 60.
+    r = rec([1, 20, 20, 20, 20, 20, 20, 30, 40, 50, 60, 60], "rccccccccccd", usage_out=10)
+    assert M.ttft_ms(r) == 20
+    assert M.tpot_ms(r) == pytest.approx((60 - 20) / 4)  # not / 9
+    assert M.itl_ms(r) == [10, 10, 10, 10]  # no zero gaps for events that came together
+    assert M.chunk_gap_ms(r)[:5] == [0, 0, 0, 0, 0]  # the event rhythm itself stays as seen
+    # Everything in one read (events or not): no decoding seen, no rate.
+    one = rec([1, 20, 20, 20, 20], "rcccd", usage_out=3)
+    assert M.tpot_ms(one) is None and M.itl_ms(one) == []
