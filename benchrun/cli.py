@@ -97,7 +97,7 @@ def _job(cfg) -> None:
         return
     validate(cfg)
     res = run_job(cfg, job_dir, _POOL, job_num=hc.job.get("num", 0) or 0, run_id=run_id(),
-                  overrides=job_overrides(overrides))
+                  overrides=job_overrides(overrides), jobs_total=_STATE.get("jobs_total"))
     from .redact import redact
 
     print(redact(status_line(job_dir.name, res)), flush=True)
@@ -212,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         split = _split_argv(argv)
         if split is not None:
             jobs = precheck(split[1], multirun=split[0])
+            _STATE["jobs_total"] = len(jobs)
             if split[0]:
                 order, seed, repeats = interleave_rounds(split[1], jobs)
                 if order != "grouped":  # each repeat its own job, in rounds (order.py)

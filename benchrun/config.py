@@ -116,6 +116,14 @@ class TelemetryConfig:
 
 
 @dataclass
+class ProgressConfig:
+    """Live progress while a job runs (benchrun/progress.py)."""
+
+    mode: str = "auto"  # auto (a bar on a terminal, else lines) | bar | lines | off
+    every_s: float = 10.0  # lines mode: at most one line this often
+
+
+@dataclass
 class BenchConfig:
     model: ModelConfig = MISSING
     hardware: HardwareConfig = MISSING
@@ -129,6 +137,7 @@ class BenchConfig:
     load: LoadConfig = field(default_factory=LoadConfig)
     slo: SloConfig = field(default_factory=SloConfig)
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    progress: ProgressConfig = field(default_factory=ProgressConfig)
     paths: Dict[str, Any] = field(default_factory=dict)
     fit_check: bool = True
     context_check: bool = True  # refuse a workload whose largest request outgrows one slot (context.py)
@@ -157,6 +166,12 @@ def validate(cfg: Any) -> None:
         raise ValueError(f"round must be in 0..repeats-1 (repeats={cfg.repeats}), got {cfg.round}")
     if cfg.repeats < 1:
         raise ValueError(f"repeats must be a positive integer, got {cfg.repeats}")
+    from .progress import MODES
+
+    if cfg.progress.mode not in MODES:
+        raise ValueError(f"progress.mode must be one of {', '.join(MODES)}, got {cfg.progress.mode!r}")
+    if cfg.progress.every_s <= 0:
+        raise ValueError(f"progress.every_s must be > 0 seconds, got {cfg.progress.every_s}")
     from .servers.registry import backend_for
 
     backend_for(cfg.model.backend).validate(cfg.model)  # an unknown name is a ValueError too

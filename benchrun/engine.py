@@ -62,12 +62,14 @@ def arrival_offsets_ns(n: int, rate: float, arrival: str, seed: int) -> list[int
 class Engine:
     def __init__(self, session: aiohttp.ClientSession, url: str, model: str | None = None,
                  on_record: Callable[[RequestRecord], None] | None = None,
-                 extra_body: dict | None = None):
+                 extra_body: dict | None = None,
+                 on_done: Callable[[RequestRecord], None] | None = None):
         self.session = session
         self.url = url
         self.model = model
         self.extra_body = extra_body or {}  # request fields for every request (client.token_count_body)
         self.on_record = on_record
+        self.on_done = on_done  # each request as its exchange ends (a deferred reply not decoded yet)
         self.stop = asyncio.Event()  # set -> no new request starts
         self._next_id = 0
         self._deadline_ns: int | None = None
@@ -110,6 +112,8 @@ class Engine:
                 self._finish(rec)
             else:  # decoded after the run, while no stream is live
                 self._deferred.append((rec, await fetch(self.session, self.url, body, rec, self._watch)))
+            if self.on_done:
+                self.on_done(rec)
             out.append(rec)
             scheduled_ns = None  # later turns follow the reply at once: no schedule to miss
             try:

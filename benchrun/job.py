@@ -17,7 +17,8 @@ from . import context, fit, telemetry
 from .client import make_session, reuse_for, token_count_body
 from .engine import Engine, LoadPlan, run_loop
 from .hardware import describe_hardware
-from .metrics import compute_metrics, goodput_of, server_timings
+from .metrics import compute_metrics, goodput_of, output_tokens, server_timings
+from .progress import Progress
 from .modelfile import describe_model
 from .promscrape import Scraper
 from .records import RecordWriter, RequestRecord
@@ -99,7 +100,7 @@ def served_name(m: Any) -> Optional[str]:
 
 
 def _run_load(cfg: Any, url: str, headers: dict, workload, writer: RecordWriter, on_measure=None,
-              extra_body: dict | None = None, reuse: bool = False
+              extra_body: dict | None = None, reuse: bool = False, progress: Optional[Progress] = None
               ) -> tuple[list[list[RequestRecord]], list[int], dict]:
     """Warm-up, then `repeats` measured runs. Returns the records and wall time per repeat,
     and the server's /metrics deltas over the measured runs."""
@@ -116,9 +117,12 @@ def _run_load(cfg: Any, url: str, headers: dict, workload, writer: RecordWriter,
 
     async def go():
         async with make_session(cfg.load.request_timeout_s, headers, reuse_connections=reuse) as session:
+            def done(rec: RequestRecord) -> None:
+                if progress is not None and not rec.warmup:
+                    progress.request_done(rec.error is None and rec.status == 200, output_tokens(rec))
+
             engine = Engine(session, url + "/v1/chat/completions", model=served_name(cfg.model),
-                            on_record=writer.write,
-                            extra_body=extra_body)
+                            on_record=writer.write, extra_body=extra_body, on_done=done)
             for convs in warmups:
                 await engine.run(convs, LoadPlan(concurrency=1), warmup=True)
             if on_measure:
@@ -179,7 +183,7 @@ def _broken(server) -> bool:
 
 
 def run_job(cfg: Any, job_dir: Path, pool: ServerPool, job_num: int, run_id: str,
-            overrides: list[str] | None = None) -> dict:
+            overrides: list[str] | None = None, jobs_total: Optional[int] = None) -> dict:
     job_dir.mkdir(parents=True, exist_ok=True)
     m = cfg.model
     result = new_result(cfg, job_dir, job_num, run_id, overrides)
@@ -188,7 +192,7 @@ def run_job(cfg: Any, job_dir: Path, pool: ServerPool, job_num: int, run_id: str
     server = None
     server_failed = False  # a ServerError or Ctrl-C: the next job gets a fresh server
     log_offset = 0
-    sampler = estimate = None
+    sampler = estimate = progress = None
     try:
         model_path = resolve_model_path(m)
         result["model"].update(describe_model(m.name, model_path))
@@ -213,10 +217,18 @@ def run_job(cfg: Any, job_dir: Path, pool: ServerPool, job_num: int, run_id: str
             extra = token_count_body(cfg.load.token_counts, llama_cpp)
             reuse = reuse_for(cfg.load.reuse_connections, llama_cpp)
             result["load"].update(added_request_fields=extra, connections_pooled=reuse)
+            planned = workload.planned_requests()
+            reps = 1 if cfg.get("round") is not None else cfg.repeats
+            progress = None if cfg.progress.mode == "off" else Progress(
+                job_dir.name, planned * reps if planned else None, job_num + 1, jobs_total,
+                cfg.progress.mode, cfg.progress.every_s)
             runs, walls, result["server_metrics"] = _run_load(
                 cfg, server.url, server.headers, workload, writer,
-                on_measure=sampler and (lambda: sampler.mark("measure")), extra_body=extra, reuse=reuse)
+                on_measure=sampler and (lambda: sampler.mark("measure")), extra_body=extra, reuse=reuse,
+                progress=progress)
         finally:
+            if progress is not None:
+                progress.close()
             if sampler:
                 sampler.stop()  # the telemetry window ends with the load, before checks run
         records = [r for run in runs for r in run]

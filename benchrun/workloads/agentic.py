@@ -179,6 +179,9 @@ class AgenticWorkload(Workload):
             except NoSandbox as e:
                 raise ValueError(f"workload.sandbox.isolation: {e}") from None
 
+    def planned_requests(self) -> int:
+        return sum(len(inst.agent.turns) for inst in self.instances())
+
     def instances(self) -> list[Instance]:
         """Which agents run at this concurrency (see the module docstring)."""
         if self.pipeline:

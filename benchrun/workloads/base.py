@@ -28,6 +28,10 @@ class Workload:
     def conversations(self, repeat: int) -> list[Conversation]:
         raise NotImplementedError
 
+    def planned_requests(self) -> int | None:
+        """Requests one measured repeat sends (for progress), or None when not known up front."""
+        return None
+
     def warmup(self) -> list[Conversation]:
         """Conversations sent before measuring; their records are kept but excluded."""
         return self.conversations(repeat=-1)[:1]

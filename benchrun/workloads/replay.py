@@ -82,6 +82,9 @@ class ReplayWorkload(Workload):
     def conversations(self, repeat: int) -> list[Conversation]:
         return [fixed(self._specs(i, line)) for i, line in enumerate(self.lines)]
 
+    def planned_requests(self) -> int:
+        return sum(len(list(self._specs(i, line))) for i, line in enumerate(self.lines))
+
     def context_need(self, bytes_per_token: float = 3.0):
         """The trace's largest turn: its messages up to the user message, estimated, + max_tokens."""
         from ..context import ContextNeed, estimate_messages

@@ -145,6 +145,9 @@ class SyntheticWorkload(Workload):
     def conversations(self, repeat: int) -> list[Conversation]:
         return [fixed([self.spec(i, repeat)]) for i in range(self.cfg.requests)]
 
+    def planned_requests(self) -> int:
+        return int(self.cfg.requests)
+
     def warmup(self) -> list[Conversation]:
         return [fixed([self.spec(0, -1)])]  # fit one prompt, not a whole repeat's
 
