@@ -37,12 +37,49 @@ OmegaConf.register_new_resolver("sweep_root", sweep_root, replace=True)
 
 
 def conf_dir() -> Path:
-    """conf/ of the checkout (or BENCHRUN_CONF), found from the package, not the cwd."""
+    """The configs benchrun ships: $BENCHRUN_CONF, else conf/ of the checkout this package runs
+    from, else the copy inside the installed package (benchrun/conf, mapped there by the wheel
+    build). Never the cwd: that is the user's own layer (user_search_path)."""
     env = os.environ.get("BENCHRUN_CONF")
     if env:
         return Path(env).resolve()
-    here = Path(__file__).resolve().parent.parent / "conf"
-    return here if here.is_dir() else (Path.cwd() / "conf").resolve()
+    here = Path(__file__).resolve().parent
+    checkout = here.parent / "conf"
+    return checkout if (checkout / "config.yaml").is_file() else here / "conf"
+
+
+def user_search_path() -> list[Path]:
+    """The user's own config dirs, searched before the shipped ones (hydra_plugins/
+    benchrun_user_conf): ./conf (its groups: model/, workload/, hardware/, experiment/) and
+    ./experiments (the `experiment` group), in $BENCHRUN_USER_DIR or the current directory."""
+    base = Path(os.environ.get("BENCHRUN_USER_DIR") or Path.cwd()).resolve()
+    shipped = conf_dir().resolve()
+    out = []
+    conf = base / "conf"
+    if conf.is_dir() and conf.resolve() != shipped:
+        out.append(conf)
+    exps = base / "experiments"
+    if exps.is_dir() and exps.resolve() != (shipped / "experiment").resolve():
+        out.append(_experiments_root(exps))
+    return out
+
+
+def _experiments_root(exps: Path) -> Path:
+    """A dir whose `experiment` entry is the user's experiments/ (Hydra finds a group by its
+    dir name), made once per experiments dir in the cache."""
+    import hashlib
+
+    from .tinymodel import default_cache_dir
+
+    root = default_cache_dir().parent / "user-experiments" / hashlib.sha256(str(exps).encode()).hexdigest()[:16]
+    link = root / "experiment"
+    if not link.is_symlink() or link.resolve() != exps:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = root / f".experiment.{os.getpid()}"
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(exps, target_is_directory=True)
+        tmp.replace(link)
+    return root
 
 
 def register_configs() -> None:
