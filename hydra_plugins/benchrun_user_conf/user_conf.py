@@ -13,7 +13,11 @@ from hydra.plugins.search_path_plugin import SearchPathPlugin
 
 class BenchrunUserConf(SearchPathPlugin):
     def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
-        from benchrun.hydra_setup import user_search_path
+        from benchrun.hydra_setup import conf_dir, user_search_path
 
+        # Every Hydra app in this environment loads the plugin: act for benchrun's alone.
+        ours = f"file://{conf_dir()}"
+        if not any(e.path in (ours, str(conf_dir())) for e in search_path.get_path()):
+            return
         for path in reversed(user_search_path()):  # prepend: the first listed ends up first
             search_path.prepend(provider="benchrun-user", path=f"file://{path}")
