@@ -217,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
                 order, seed, repeats = interleave_rounds(split[1], jobs)
                 if order != "grouped":  # each repeat its own job, in rounds (order.py)
                     argv = argv + ["round=" + ",".join(str(r) for r in range(repeats))]
+                    _STATE["jobs_total"] = len(jobs) * repeats
                     _order_sweeper(order, seed)
     except ConfigError as e:
         if _debug(argv):

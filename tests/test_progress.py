@@ -39,6 +39,10 @@ def test_a_sweep_without_a_terminal_prints_plain_lines(cli):
         seen = [ln for ln in proc.stderr.splitlines() if ln.startswith(job + " ")]
         assert [ln.split(" requests")[0].rsplit(" ", 1)[1] for ln in seen] == [f"{i}/{n}" for i in range(1, n + 1)]
     assert "\r" not in proc.stderr and "%|" not in proc.stderr  # no bar drawing into a pipe
+    # Interleaved repeats are jobs of their own: the count says so.
+    reps, _ = cli("-m", "model=tiny", "repeats=2", "workload.requests=2", "workload.output_tokens=8",
+                  "report=false", "progress.every_s=0.000001")
+    assert reps.returncode == 0 and "[2/2] 1_tiny_c1 2/2 requests" in reps.stderr, reps.stderr
     off, _ = cli("model=tiny", "workload.requests=3", "report=false", "progress.mode=off",
                  "progress.every_s=0.000001")
     assert off.returncode == 0 and "requests, 0 failed" not in off.stderr
