@@ -161,15 +161,17 @@ def test_twin_presets_with_repeats_tie_everywhere(cli):
     summary = md.split("## Summary", 1)[1].split("## Key Findings", 1)[0]
     rows = [ln.split("|")[1:-1] for ln in summary.splitlines() if ln.startswith("|") and not ln.startswith("|--")]
     assert rows[0][-1].strip() == "Winner" and len(rows) >= 8
-    for r in rows[1:]:
-        assert r[-1].strip().startswith("Tie"), r
+    for r in rows[1:]:  # never a winner; "—" where a side has no figure (see the rates below)
+        assert r[-1].strip().startswith("Tie") or r[-1].strip() == "—", r
     rec = md.split("## Recommendation", 1)[1].split("## Detailed", 1)[0]
     assert "Pick" not in rec and "No preset is faster beyond noise" in rec, rec
     assert "**Order:** each of the 3 repeats ran as its own job" in md
+    # No rate faster than llama.cpp's own. A job whose every reply a starved client read in one
+    # go saw no decoding and claims no rate at all (None; seen once beside a busy loop).
     for r in res:
         served = r["server_timings"]["predicted_per_second"]["max"]
         tpot = r["metrics"]["tpot_ms"]["mean"]
-        assert 1000 / tpot <= 1.5 * served, (r["job"]["name"], 1000 / tpot, served)
+        assert tpot is None or 1000 / tpot <= 1.5 * served, (r["job"]["name"], 1000 / tpot, served)
     rows = json.loads((out / "summary.json").read_text())
-    assert all(x["decode_tok_s_hmean"] <= 1.5 * json.loads((out / x["job"] / "result.json").read_text())
-               ["server_timings"]["predicted_per_second"]["max"] for x in rows)
+    assert all(x["decode_tok_s_hmean"] is None or x["decode_tok_s_hmean"] <= 1.5 * json.loads(
+        (out / x["job"] / "result.json").read_text())["server_timings"]["predicted_per_second"]["max"] for x in rows)
