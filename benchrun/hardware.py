@@ -4,7 +4,6 @@ reports and the fit check, with anything it leaves null filled in from detection
 from __future__ import annotations
 
 import platform
-import subprocess
 from typing import Any, Optional
 
 MIB = 1 << 20

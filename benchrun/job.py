@@ -25,7 +25,7 @@ from .records import RecordWriter, RequestRecord
 from .redact import redact
 from .results import SCHEMA_VERSION, write_result
 from .servers import ServerError, ServerPool
-from .servers.base import log_cause, reachable
+from .servers.base import log_cause
 from .servers.pool import resolve_model_path
 from .servers.registry import backend_for
 from .stats import repeats_ci95
