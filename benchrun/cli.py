@@ -19,7 +19,8 @@ from pathlib import Path
 
 from . import interrupts
 from .config import validate
-from .hydra_setup import ConfigError, conf_dir, interleave_rounds, precheck, register_configs, run_id
+from .hydra_setup import (ConfigError, conf_dir, interleave_rounds, precheck, register_configs, run_id,
+                          to_config)
 from .resume import job_overrides, kept_on_resume, resume_dir
 from .servers import ServerPool
 
@@ -82,7 +83,7 @@ def _write_summary(root: Path) -> None:
         write_summary(root)
 
 
-def _job(cfg) -> None:
+def _job(composed) -> None:
     from hydra.core.hydra_config import HydraConfig
 
     from .job import run_job
@@ -91,6 +92,7 @@ def _job(cfg) -> None:
     hc = HydraConfig.get()
     job_dir = Path(hc.runtime.output_dir)
     overrides = list(hc.overrides.task)
+    cfg = to_config(composed)
     if cfg.resume and kept_on_resume(job_dir, overrides):
         print(f"[{job_dir.name}] ok: kept from the earlier run (resume)", flush=True)
         _write_summary(job_dir.parent)
@@ -141,23 +143,6 @@ def _debug(argv: list[str]) -> bool:
 
 
 # --- entry ------------------------------------------------------------------------------------
-
-def _order_sweeper(mode: str, seed: int) -> None:
-    """Hydra's basic sweeper runs the grid in product order; benchrun reorders the expanded job
-    list (order.py) before it runs. The sweeper is Hydra's, only its list is ours."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-
-    from .order import order_jobs
-
-    split = _STATE.setdefault("split_arguments", BasicSweeper.split_arguments)
-
-    def ordered(overrides, max_batch_size):
-        jobs = order_jobs([j for batch in split(overrides, None) for j in batch], mode, seed)
-        n = max_batch_size or len(jobs) or 1
-        return [jobs[i:i + n] for i in range(0, len(jobs), n)]
-
-    BasicSweeper.split_arguments = staticmethod(ordered)
-
 
 def _run_hydra(argv: list[str]) -> int:
     import hydra
@@ -216,9 +201,9 @@ def main(argv: list[str] | None = None) -> int:
             if split[0]:
                 order, seed, repeats = interleave_rounds(split[1], jobs)
                 if order != "grouped":  # each repeat its own job, in rounds (order.py)
-                    argv = argv + ["round=" + ",".join(str(r) for r in range(repeats))]
+                    argv = argv + ["round=" + ",".join(str(r) for r in range(repeats)),
+                                   f"hydra.sweeper.order={order}", f"hydra.sweeper.order_seed={seed}"]
                     _STATE["jobs_total"] = len(jobs) * repeats
-                    _order_sweeper(order, seed)
     except ConfigError as e:
         if _debug(argv):
             import traceback

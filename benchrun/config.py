@@ -1,13 +1,25 @@
-"""Typed config schemas. Hydra validates every composed config against these dataclasses, so a
-typo in a key or a wrong type is an error that names the key. Only the CLI layer imports Hydra
-(cli.py, hydra_setup.py, commands/); the rest of benchrun receives these objects (or OmegaConf
-nodes typed by them)."""
+"""Typed config: the dataclasses a run is described by.
+
+Hydra validates every composed config against them (hydra_setup.register_configs), so a typo in
+a key or a wrong type is an error that names the key; the CLI then turns the composed config into
+these objects once (hydra_setup.to_config). Everything below the CLI receives plain dataclasses:
+this module, like all of them, imports neither Hydra nor OmegaConf. `validate` checks what a
+schema cannot express."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, is_dataclass
 from typing import Any, Dict, List, Optional
 
-from omegaconf import MISSING, OmegaConf
+
+# OmegaConf's marker for "required, no default" (omegaconf.MISSING is this string).
+MISSING: Any = "???"
+
+# The closed sets of string settings, each named once (validate() and the docs read them).
+FLASH_ATTN = ("on", "off", "auto")
+ARRIVALS = ("poisson", "constant")
+REUSE_CONNECTIONS = ("auto", "always", "never")
+TOKEN_COUNTS = ("auto", "timings", "logprobs", "off")
+WORKLOAD_KINDS = ("synthetic", "agentic", "replay")
 
 
 @dataclass
@@ -147,29 +159,30 @@ class BenchConfig:
 
 
 def plain(x: Any) -> Any:
-    """A config node (or config dataclass) as plain dicts and lists, interpolations resolved;
-    anything else as it is."""
-    if OmegaConf.is_config(x):
-        return OmegaConf.to_container(x, resolve=True)
+    """A config dataclass as plain dicts and lists (for result.json and hashing); anything else
+    as it is."""
     return asdict(x) if is_dataclass(x) and not isinstance(x, type) else x
 
 
-def validate(cfg: Any) -> None:
+def _one_of(key: str, value: str, options: tuple[str, ...]) -> None:
+    if value not in options:
+        raise ValueError(f"{key} must be one of {', '.join(options)}, got {value!r}")
+
+
+def validate(cfg: BenchConfig) -> None:
     """Checks a schema cannot express. Raises ValueError with one line naming the key."""
     if cfg.concurrency < 1:
         raise ValueError(f"concurrency must be a positive integer, got {cfg.concurrency}")
     from .order import ORDERS
 
-    if cfg.order not in ORDERS:
-        raise ValueError(f"order must be one of {', '.join(ORDERS)}, got {cfg.order!r}")
+    _one_of("order", cfg.order, ORDERS)
     if cfg.round is not None and not 0 <= cfg.round < cfg.repeats:
         raise ValueError(f"round must be in 0..repeats-1 (repeats={cfg.repeats}), got {cfg.round}")
     if cfg.repeats < 1:
         raise ValueError(f"repeats must be a positive integer, got {cfg.repeats}")
     from .progress import MODES
 
-    if cfg.progress.mode not in MODES:
-        raise ValueError(f"progress.mode must be one of {', '.join(MODES)}, got {cfg.progress.mode!r}")
+    _one_of("progress.mode", cfg.progress.mode, MODES)
     if cfg.progress.every_s <= 0:
         raise ValueError(f"progress.every_s must be > 0 seconds, got {cfg.progress.every_s}")
     from .servers.registry import backend_for
@@ -181,15 +194,10 @@ def validate(cfg: Any) -> None:
         raise ValueError(f"model.port must be 0-65535 (or null: a free port), got {cfg.model.port}")
     if cfg.load.rate is not None and cfg.load.rate <= 0:
         raise ValueError(f"load.rate must be > 0 requests/s, got {cfg.load.rate}")
-    if cfg.load.reuse_connections not in ("auto", "always", "never"):
-        raise ValueError(f"load.reuse_connections must be auto, always or never, got {cfg.load.reuse_connections!r}")
-    if cfg.load.token_counts not in ("auto", "timings", "logprobs", "off"):
-        raise ValueError(f"load.token_counts must be auto, timings, logprobs or off, got {cfg.load.token_counts!r}")
-    if cfg.load.arrival not in ("poisson", "constant"):
-        raise ValueError(f"load.arrival must be poisson or constant, got {cfg.load.arrival!r}")
-    kinds = ("synthetic", "agentic", "replay")
-    if cfg.workload.kind not in kinds:
-        raise ValueError(f"workload.kind must be one of {', '.join(kinds)}, got {cfg.workload.kind!r}")
+    _one_of("load.reuse_connections", cfg.load.reuse_connections, REUSE_CONNECTIONS)
+    _one_of("load.token_counts", cfg.load.token_counts, TOKEN_COUNTS)
+    _one_of("load.arrival", cfg.load.arrival, ARRIVALS)
+    _one_of("workload.kind", cfg.workload.kind, WORKLOAD_KINDS)
     if cfg.telemetry.interval_s <= 0:
         raise ValueError(f"telemetry.interval_s must be > 0 seconds, got {cfg.telemetry.interval_s}")
     if cfg.load.request_timeout_s <= 0:
@@ -199,13 +207,12 @@ def validate(cfg: Any) -> None:
     if cfg.load.duration_s is not None and cfg.load.duration_s <= 0:
         raise ValueError(f"load.duration_s must be > 0 seconds, got {cfg.load.duration_s}")
     for key in ("requests", "input_tokens", "output_tokens"):
-        if cfg.workload[key] < 1:
-            raise ValueError(f"workload.{key} must be a positive integer, got {cfg.workload[key]}")
-    for key, limit in cfg.slo.items():
+        if getattr(cfg.workload, key) < 1:
+            raise ValueError(f"workload.{key} must be a positive integer, got {getattr(cfg.workload, key)}")
+    for key, limit in asdict(cfg.slo).items():
         if limit is not None and limit <= 0:
             raise ValueError(f"slo.{key} must be > 0 ms (or null: no limit), got {limit}")
-    if cfg.model.flash_attn not in ("on", "off", "auto"):
-        raise ValueError(f"model.flash_attn must be on, off or auto, got {cfg.model.flash_attn!r}")
+    _one_of("model.flash_attn", cfg.model.flash_attn, FLASH_ATTN)
     if cfg.model.parallel < 1:
         raise ValueError(f"model.parallel must be a positive integer, got {cfg.model.parallel}")
     if cfg.model.ctx_size < 0:
@@ -213,5 +220,4 @@ def validate(cfg: Any) -> None:
     if cfg.model.package:
         from .packaged import PACKAGED
 
-        if cfg.model.package not in PACKAGED:
-            raise ValueError(f"model.package must be one of {', '.join(PACKAGED)}, got {cfg.model.package!r}")
+        _one_of("model.package", cfg.model.package, tuple(PACKAGED))

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from .config import BenchConfig
+
 BYTES_PER_TOKEN = 3.0
 TEMPLATE_TOKENS_PER_MESSAGE = 8  # role markers and separators of a chat template, BOS included once
 
@@ -85,7 +87,7 @@ def _fits(m: Any, need: ContextNeed, unified: bool) -> bool:
     return need.tokens <= int(m.ctx_size) // max(1, int(m.parallel))
 
 
-def describe(cfg: Any, need: Optional[ContextNeed]) -> Optional[dict]:
+def describe(cfg: BenchConfig, need: Optional[ContextNeed]) -> Optional[dict]:
     """What result.json's workload.context records: need, per-slot context and the verdict."""
     if need is None:
         return None
@@ -94,7 +96,7 @@ def describe(cfg: Any, need: Optional[ContextNeed]) -> Optional[dict]:
             "fits": None if slot is None else _fits(cfg.model, need, bool(cfg.model.kv_unified))}
 
 
-def check(cfg: Any, need: Optional[ContextNeed]) -> None:
+def check(cfg: BenchConfig, need: Optional[ContextNeed]) -> None:
     """Raise ValueError (one line) when the workload's worst case outgrows its context."""
     m = cfg.model
     if need is None or per_slot(m) is None or not cfg.context_check or _fits(m, need, bool(m.kv_unified)):

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from .config import BenchConfig
 from .hardware import MIB
 
 
@@ -163,7 +164,7 @@ def check_fit(m: Any, est: MemoryEstimate, hw: dict, n_layer: int) -> None:
                        f"or set fit_check=false to run anyway")
 
 
-def estimate_for(cfg: Any, path: Optional[Path]) -> Optional[MemoryEstimate]:
+def estimate_for(cfg: BenchConfig, path: Optional[Path]) -> Optional[MemoryEstimate]:
     """The estimate for cfg.model, or None for external servers (no file) and, when the user
     turned the fit check off, for a header that cannot be read."""
     if path is None:
@@ -176,14 +177,14 @@ def estimate_for(cfg: Any, path: Optional[Path]) -> Optional[MemoryEstimate]:
         return None
 
 
-def check(cfg: Any, est: Optional[MemoryEstimate], hw: dict) -> None:
+def check(cfg: BenchConfig, est: Optional[MemoryEstimate], hw: dict) -> None:
     """FitError when est cannot fit hw (skipped when cfg.fit_check is false)."""
     if est is None or not cfg.fit_check:
         return
     check_fit(cfg.model, est, hw, est.n_layer)
 
 
-def preflight(cfg: Any, path: Optional[Path], hw: dict) -> Optional[MemoryEstimate]:
+def preflight(cfg: BenchConfig, path: Optional[Path], hw: dict) -> Optional[MemoryEstimate]:
     """estimate_for + check: before launching, the estimate, or FitError if it cannot fit."""
     est = estimate_for(cfg, path)
     check(cfg, est, hw)

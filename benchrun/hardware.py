@@ -6,6 +6,8 @@ from __future__ import annotations
 import platform
 from typing import Any, Optional
 
+from .config import plain
+
 MIB = 1 << 20
 
 
@@ -77,12 +79,9 @@ def detect() -> dict:
 
 
 def describe_hardware(hw: Any, detected: Optional[dict] = None) -> dict:
-    """The `hardware` block of result.json. `hw` is the hardware config node (name + fields).
+    """The `hardware` block of result.json. `hw` is the HardwareConfig (or the same as a dict).
     auto -> detection; a profile -> its fields, nulls filled from detection."""
-    if hasattr(hw, "keys"):  # DictConfig or dict
-        fields = {k: hw[k] for k in hw.keys()}
-    else:
-        fields = dict(vars(hw))
+    fields = dict(plain(hw))
     detected = detected if detected is not None else detect()
     if fields.get("name", "auto") == "auto":
         return {**detected, **{k: v for k, v in fields.items() if v is not None}}

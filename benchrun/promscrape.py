@@ -10,6 +10,7 @@ import asyncio
 from typing import Optional
 
 import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
 
 PREFIX = "llamacpp:"
 COUNTERS = ("prompt_tokens_total", "prompt_seconds_total", "tokens_predicted_total",
@@ -18,21 +19,17 @@ PEAK_GAUGES = ("requests_processing", "requests_deferred")
 
 
 def parse_prometheus(text: str) -> dict[str, float]:
-    """Unlabelled samples of the text exposition format -> {name without prefix: value}."""
+    """Samples of the text exposition format -> {key: value}, parsed by prometheus_client. The
+    key is the sample name without llama.cpp's prefix, and a labelled sample (other servers
+    label theirs: vLLM's model_name, SGLang's ...) carries its labels, sorted: name{a="x",b="y"}.
+    A page that is not Prometheus text raises ValueError."""
     out: dict[str, float] = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        parts = line.split()
-        if len(parts) < 2 or "{" in parts[0]:
-            continue  # llama.cpp exports no labels; skip anything that has them
-        try:
-            value = float(parts[1])
-        except ValueError:
-            continue
-        name = parts[0]
-        out[name[len(PREFIX):] if name.startswith(PREFIX) else name] = value
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            name = sample.name[len(PREFIX):] if sample.name.startswith(PREFIX) else sample.name
+            if sample.labels:
+                name += "{" + ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items())) + "}"
+            out[name] = float(sample.value)
     return out
 
 
@@ -84,9 +81,14 @@ class Scraper:
                 if resp.status != 200:
                     self.reason = f"GET /metrics answered HTTP {resp.status} (start llama-server with --metrics)"
                     return None
-                sample = parse_prometheus(await resp.text())
+                text = await resp.text()
         except (aiohttp.ClientError, asyncio.TimeoutError) as e:
             self.reason = f"GET /metrics failed: {type(e).__name__}"
+            return None
+        try:
+            sample = parse_prometheus(text)
+        except ValueError as e:
+            self.reason = f"/metrics is not Prometheus text ({e})"
             return None
         if not any(k in sample for k in COUNTERS):
             self.reason = "/metrics has no llama.cpp counters"

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
+from .config import BenchConfig
 from .hardware import MIB, open_nvml
 
 
@@ -329,7 +330,7 @@ def disabled_summary(reason: str) -> dict:
             "telemetry": {"enabled": False, "samples": 0, "notes": [reason]}}
 
 
-def start_for_job(cfg: Any, server: Any, job_dir: Path) -> Optional[Sampler]:
+def start_for_job(cfg: BenchConfig, server: Any, job_dir: Path) -> Optional[Sampler]:
     """Start the sampler on a healthy server (idle sample first). None when disabled or broken."""
     if not cfg.telemetry.enabled:
         return None

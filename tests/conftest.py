@@ -53,21 +53,23 @@ def tiny_server(tmp_path_factory):
 
 @pytest.fixture
 def compose():
-    """compose(["model=tiny", ...]) -> the config benchrun would run, via Hydra's compose API."""
+    """compose(["model=tiny", ...]) -> the typed config (BenchConfig) benchrun would run, via
+    Hydra's compose API; with return_hydra_config=True, Hydra's own node (hydra.* included)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     import benchrun.cli  # noqa: F401 -- registers the run_id resolver
-    from benchrun.hydra_setup import register_configs
+    from benchrun.hydra_setup import register_configs, to_config
 
     register_configs()
 
     def _compose(overrides=(), return_hydra_config=False):
         GlobalHydra.instance().clear()
         with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            return hydra_compose("config", overrides=list(overrides),
-                                 return_hydra_config=return_hydra_config)
+            cfg = hydra_compose("config", overrides=list(overrides),
+                                return_hydra_config=return_hydra_config)
+        return cfg if return_hydra_config else to_config(cfg)
 
     return _compose
 

@@ -5,7 +5,6 @@ import asyncio
 import json
 
 import pytest
-from omegaconf import OmegaConf
 
 from benchrun.checks.sandbox import isolation
 from benchrun.client import RequestSpec, make_session
@@ -22,7 +21,7 @@ EXACT = {"ignore_eos": True}  # every reply exactly max_tokens long, so timings 
 
 
 def wl(agents, **kw):
-    return OmegaConf.structured(WorkloadConfig(name="t", kind="agentic", agents=agents, **kw))
+    return WorkloadConfig(name="t", kind="agentic", agents=agents, **kw)
 
 
 def spy(conv, log: list):

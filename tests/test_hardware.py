@@ -8,7 +8,6 @@ import types
 from pathlib import Path
 
 import psutil
-from omegaconf import OmegaConf
 
 from benchrun import hardware
 from benchrun.servers.base import ServerHandle
@@ -53,7 +52,7 @@ def test_auto_without_nvml_is_the_cpu(monkeypatch):
 
 def test_auto_with_overrides_and_profiles(compose):
     detected = {"name": "auto", "cpu": "Test CPU", "memory_mib": 64000, "gpu": None, "gpu_memory_mib": None}
-    as_dict = lambda cfg: OmegaConf.to_container(cfg.hardware, resolve=True)  # noqa: E731
+    as_dict = lambda cfg: cfg.hardware  # noqa: E731 -- the typed HardwareConfig the job passes
     d = hardware.describe_hardware(as_dict(compose(["hardware.memory_mib=10"])), detected)
     assert d["memory_mib"] == 10 and d["cpu"] == "Test CPU"  # an override beats detection
     p = hardware.describe_hardware(as_dict(compose(["hardware=rtx4090"])), detected)

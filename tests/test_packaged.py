@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from benchrun import packaged
 from benchrun.packaged import PACKAGED, PackagedModel, ensure_packaged_model, is_cached
 from benchrun.pipfetch import FetchError
 

@@ -33,6 +33,20 @@ def test_parse_prometheus():
     assert s["prompt_tokens_total"] == 30 and s["prompt_seconds_total"] == 0.5
     assert s["requests_processing"] == 2
     assert "other" not in s and not any(k.startswith("#") for k in s)
+    assert s['other{label="x"}'] == 5  # a labelled sample keeps its labels
+
+
+def test_parse_prometheus_labels_as_other_servers_write_them():
+    text = ('# TYPE vllm:num_requests_running gauge\n'
+            'vllm:num_requests_running{model_name="qwen",engine="0"} 3.0\n'
+            'vllm:num_requests_running{model_name="gemma",engine="0"} 1\n'
+            'vllm:e2e_request_latency_seconds_bucket{le="0.5",model_name="qwen"} 7\n')
+    s = parse_prometheus(text)
+    assert s['vllm:num_requests_running{engine="0",model_name="qwen"}'] == 3.0
+    assert s['vllm:num_requests_running{engine="0",model_name="gemma"}'] == 1.0
+    assert s['vllm:e2e_request_latency_seconds_bucket{le="0.5",model_name="qwen"}'] == 7.0
+    with pytest.raises(ValueError):
+        parse_prometheus("<html>not metrics</html>\n")
 
 
 def test_deltas_and_peaks():

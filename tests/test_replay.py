@@ -5,7 +5,6 @@ import asyncio
 import json
 
 import pytest
-from omegaconf import OmegaConf
 
 from benchrun.client import make_session
 from benchrun.config import WorkloadConfig
@@ -17,7 +16,7 @@ from test_agentic import spy
 
 
 def cfg(path, **kw):
-    return OmegaConf.structured(WorkloadConfig(name="r", kind="replay", path=str(path), **kw))
+    return WorkloadConfig(name="r", kind="replay", path=str(path), **kw)
 
 
 def test_replay_sends_each_user_turn_with_the_recorded_history(tiny_server, tmp_path):
@@ -61,4 +60,4 @@ def test_shipped_sample_and_bad_files(tmp_path):
     with pytest.raises(ValueError, match="no such file 'missing.jsonl'"):
         resolve_path("missing.jsonl")
     with pytest.raises(ValueError, match="workload.path is required"):
-        make_workload(OmegaConf.structured(WorkloadConfig(name="r", kind="replay")), 1)
+        make_workload(WorkloadConfig(name="r", kind="replay"), 1)

@@ -1,9 +1,6 @@
 """End to end: a real 2-preset x 2-concurrency sweep on the embedded llama.cpp server."""
 import csv
 import json
-import os
-import subprocess
-import sys
 
 import psutil
 import pytest

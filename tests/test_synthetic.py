@@ -4,7 +4,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from omegaconf import OmegaConf
 
 from benchrun import timedserver
 from benchrun.client import build_body, make_session, send
@@ -14,7 +13,7 @@ from benchrun.workloads import make_workload
 
 
 def workload(**kw):
-    cfg = OmegaConf.structured(WorkloadConfig(name="synthetic", **{"requests": 3, "output_tokens": 2, **kw}))
+    cfg = WorkloadConfig(name="synthetic", **{"requests": 3, "output_tokens": 2, **kw})
     return make_workload(cfg, 1)
 
 

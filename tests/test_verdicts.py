@@ -137,27 +137,41 @@ def test_calibrate_command_writes_the_machine_file_that_diff_uses(tmp_path, monk
     assert main(["diff", runs[0], runs[1], "--noise", str(tmp_path / "missing.json")]) == 2
 
 
-def test_sweep_with_repeats_is_interleaved(monkeypatch):
-    """The command line a sweep with repeats runs: one job per round, rounds outermost."""
-    from benchrun import cli
+def test_sweep_with_repeats_is_interleaved(monkeypatch, tmp_path):
+    """The command line a sweep with repeats runs: one job per round, rounds outermost, in the
+    order benchrun's sweeper plugin hands the launcher."""
+    from omegaconf import OmegaConf
+
     from benchrun.hydra_setup import interleave_rounds, precheck
+    from hydra_plugins.benchrun_sweeper.ordered_sweeper import OrderedSweeper
 
     ov = ["model=tiny,tiny_wide", "concurrency=1,2", "repeats=2", "report=false"]
     jobs = precheck(ov, multirun=True)
-    # Imported after Hydra's plugin scan (precheck), which may load the sweeper's module anew:
-    # the class patched must be the class Hydra runs.
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     assert interleave_rounds(ov, jobs) == ("interleaved", 0, 2)
     assert interleave_rounds(ov[:-2], precheck(ov[:-2], multirun=True))[0] == "grouped"  # no repeats
-    monkeypatch.setattr(BasicSweeper, "split_arguments", BasicSweeper.split_arguments)
-    monkeypatch.setitem(cli._STATE, "split_arguments", BasicSweeper.split_arguments)
-    cli._order_sweeper("interleaved", 0)
-    parsed = OverridesParser.create().parse_overrides(ov + ["round=0,1"])
+
+    launched: list = []
+
+    class Launcher:
+        def launch(self, batch, initial_job_idx):
+            launched.extend(batch)
+            return []
+
+    sweeper = OrderedSweeper(order="interleaved", order_seed=0)
+    sweeper.config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}})
+    sweeper.launcher = Launcher()
+    monkeypatch.setattr(sweeper, "validate_batch_is_legal", lambda batch: None)
+    sweeper.sweep(ov + ["round=0,1"])
     order = [[o.split("=")[1] for o in j if o.split("=")[0] in ("model", "concurrency", "round")]
-             for j in BasicSweeper.split_arguments(parsed, None)[0]]
+             for j in launched]
     assert [j[-1] for j in order] == ["0"] * 4 + ["1"] * 4
     assert [j[0] for j in order][:4] == ["tiny", "tiny", "tiny_wide", "tiny_wide"]
+    assert (tmp_path / "multirun.yaml").is_file()
+    grouped = OrderedSweeper(params={"model": "tiny,tiny_wide"})  # an experiment's declared sweep
+    grouped.config, grouped.launcher = sweeper.config, Launcher()
+    monkeypatch.setattr(grouped, "validate_batch_is_legal", lambda batch: None)
+    launched.clear()
+    grouped.sweep(["concurrency=1,2", "model=tiny_wide"])  # the command line wins, in its place
+    assert launched == [["model=tiny_wide", "concurrency=1"], ["model=tiny_wide", "concurrency=2"]]
     with pytest.raises(Exception, match="order must be one of"):
         precheck(["order=sideways"], multirun=False)

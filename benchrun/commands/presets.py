@@ -15,14 +15,14 @@ PORT_SHOWN = "<free port>"
 
 def compose_presets(names: list[str], overrides: list[str]) -> tuple[list[Any], list[str]]:
     """([composed config per preset], all preset names). Unknown names raise ValueError."""
-    from ..hydra_setup import compose, group_options, hydra_conf
+    from ..hydra_setup import compose, group_options, hydra_conf, to_config
 
     with hydra_conf():
         known = group_options("model")
         unknown = [n for n in names if n not in known]
         if unknown:
             raise ValueError(f"unknown preset {unknown[0]!r}; presets: {', '.join(known)}")
-        return [compose([f"model={n}", *overrides]) for n in (names or known)], known
+        return [to_config(compose([f"model={n}", *overrides])) for n in (names or known)], known
 
 
 def command_line(m: Any, shown_port: Optional[int]) -> tuple[list[str], list[str]]:
@@ -66,8 +66,6 @@ def _shown(cmd: list[str], port_given: bool) -> str:
 
 
 def describe_preset(cfg: Any, hw: dict) -> dict:
-    from omegaconf import OmegaConf
-
     from .. import fit
     from ..servers import ServerError
     from ..servers.pool import resolve_model_path
@@ -79,9 +77,8 @@ def describe_preset(cfg: Any, hw: dict) -> dict:
                "model_file": None, "file_status": None, "estimate_mib": None, "fits": None,
                "estimate": None, "command": None, "problems": []}
     if not backend_for(m.backend).launches:
-        url = m.get("url") if not OmegaConf.is_missing(m, "url") else None
         d.update(file_status="external",
-                 command=f"(none: benchrun connects to {url or 'the running server at model.url=...'})")
+                 command=f"(none: benchrun connects to {m.url or 'the running server at model.url=...'})")
         return d
     path = None
     try:
@@ -150,10 +147,8 @@ def main(argv: list[str]) -> int:
     overrides = [a for a in args if "=" in a]
     try:
         from ..hardware import describe_hardware
-        from omegaconf import OmegaConf
-
         cfgs, _ = compose_presets(names, overrides)
-        hw = describe_hardware(OmegaConf.to_container(cfgs[0].hardware, resolve=True)) if cfgs else {}
+        hw = describe_hardware(cfgs[0].hardware) if cfgs else {}
         presets = [describe_preset(c, hw) for c in cfgs]
     except Exception as e:  # noqa: BLE001 -- bad overrides etc.: one line, no traceback
         from ..hydra_setup import explain

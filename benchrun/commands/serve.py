@@ -24,25 +24,23 @@ def main(argv: list[str]) -> int:
     if bad:
         print(f"benchrun serve: expected key=value overrides, got {bad[0]!r}\n{USAGE}", file=sys.stderr)
         return 2
-    from omegaconf import OmegaConf
-
     from .. import fit
     from ..config import validate
     from ..hardware import describe_hardware
-    from ..hydra_setup import compose, explain, run_id
+    from ..hydra_setup import compose, explain, run_id, to_config
     from ..servers import ServerError, build_server
     from ..servers.base import stop_process
     from ..servers.pool import resolve_model_path
     from ..servers.registry import backend_for
 
     try:
-        cfg = compose(argv)
+        cfg = to_config(compose(argv))
         validate(cfg)
         m = cfg.model
         if not backend_for(m.backend).launches:
             raise ValueError("model=external is a server that already runs; serve starts a preset")
         path = resolve_model_path(m)
-        fit.preflight(cfg, path, describe_hardware(OmegaConf.to_container(cfg.hardware, resolve=True)))
+        fit.preflight(cfg, path, describe_hardware(cfg.hardware))
     except Exception as e:  # noqa: BLE001 -- bad input: one line, no traceback
         print(f"benchrun serve: {explain(e)}", file=sys.stderr)
         return 2

@@ -17,13 +17,13 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Optional
 
 from ..checks import (DATA_DIR, CheckContext, Limits, NoSandbox, isolation, normalize, run_check,
                       task_verdict)
 from ..checks.extract import extract_code
 from ..client import RequestSpec
-from ..config import plain
+from ..config import WorkloadConfig
 from ..engine import Conversation
 from ..metrics import cut_at_max_tokens, e2e_ms, output_tokens, tpot_ms, ttft_ms
 from .base import Workload
@@ -64,13 +64,13 @@ class Instance:
     agent: Agent
 
 
-def parse_agents(cfg: Any) -> list[Agent]:
+def parse_agents(cfg: WorkloadConfig) -> list[Agent]:
     """The YAML `agents` list -> Agents, with workload-level defaults filled in.
     Raises ValueError (one line, naming the agent) on anything malformed."""
-    raw = plain(cfg.agents) or []
+    raw = list(cfg.agents)
     if not raw:
         raise ValueError(f"workload {cfg.name!r}: kind agentic needs a non-empty `agents` list")
-    base_extra = dict(plain(cfg.extra_body) or {})
+    base_extra = dict(cfg.extra_body)
     agents: list[Agent] = []
     pipeline = any(a.get("needs") for a in raw if isinstance(a, dict))
     for i, a in enumerate(raw):
@@ -162,12 +162,12 @@ class _Board:
 
 
 class AgenticWorkload(Workload):
-    def __init__(self, cfg: Any, concurrency: int):
+    def __init__(self, cfg: WorkloadConfig, concurrency: int):
         super().__init__(cfg, concurrency)
         self.agents = parse_agents(cfg)
         self.pipeline = any(a.needs for a in self.agents)
         self._needed = {n for a in self.agents for n in a.needs}
-        sb = dict(plain(cfg.sandbox) or {})
+        sb = dict(cfg.sandbox)
         self.isolation_pref = str(sb.pop("isolation", "auto"))
         try:
             self.limits = Limits(**sb)

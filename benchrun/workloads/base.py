@@ -2,10 +2,10 @@
 outcomes, and the worst-case context one request can need (checked before launch)."""
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Iterable
 
 from ..client import RequestSpec
-from ..config import plain
+from ..config import WorkloadConfig, plain
 from ..engine import Conversation
 
 
@@ -18,7 +18,7 @@ def fixed(specs: Iterable[RequestSpec]) -> Conversation:
 class Workload:
     """Builds the conversations one measured repeat sends, plus a warm-up request."""
 
-    def __init__(self, cfg: Any, concurrency: int):
+    def __init__(self, cfg: WorkloadConfig, concurrency: int):
         self.cfg = cfg
         self.concurrency = concurrency
 

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 from ..client import RequestSpec
-from ..config import plain
+from ..config import WorkloadConfig
 from ..engine import Conversation
 from .base import Workload, fixed
 
@@ -56,11 +55,11 @@ def load_jsonl(path: Path) -> list[dict]:
 
 
 class ReplayWorkload(Workload):
-    def __init__(self, cfg: Any, concurrency: int):
+    def __init__(self, cfg: WorkloadConfig, concurrency: int):
         super().__init__(cfg, concurrency)
         self.path = resolve_path(cfg.path)
         self.lines = load_jsonl(self.path)
-        self.extra = dict(plain(cfg.extra_body) or {})
+        self.extra = dict(cfg.extra_body)
 
     def _specs(self, i: int, line: dict) -> list[RequestSpec]:
         c = self.cfg

@@ -14,7 +14,7 @@ from typing import Optional
 import numpy as np
 
 from ..client import RequestSpec
-from ..config import plain
+from ..config import WorkloadConfig
 from ..engine import Conversation
 from .base import Workload, fixed
 
@@ -63,7 +63,7 @@ class ServerTokenizer:
 
 
 class SyntheticWorkload(Workload):
-    def __init__(self, cfg, concurrency: int):
+    def __init__(self, cfg: WorkloadConfig, concurrency: int):
         super().__init__(cfg, concurrency)
         self.tokenizer: Optional[ServerTokenizer] = None
         self.prompt_method = "estimate"
@@ -136,7 +136,7 @@ class SyntheticWorkload(Workload):
     def spec(self, index: int, repeat: int) -> RequestSpec:
         c = self.cfg
         body = {"temperature": c.temperature, "seed": c.seed + index, "ignore_eos": True,
-                "cache_prompt": c.cache_prompt, **(plain(c.extra_body) or {})}
+                "cache_prompt": c.cache_prompt, **c.extra_body}
         return RequestSpec(messages=self._messages(self.prompt(index, repeat)),
                            max_tokens=c.output_tokens, body=body,
                            tags={"index": index}, expected_tokens=c.output_tokens,

@@ -1,0 +1,56 @@
+"""The package's layering, read from its source: what may import what.
+
+Only the command line (cli.py, hydra_setup.py, commands/) knows Hydra and OmegaConf; below it
+everything receives the typed config (config.py). Only servers/ knows which backend it has."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import benchrun
+
+PKG = Path(benchrun.__file__).parent
+CLI = {"cli.py", "hydra_setup.py"}
+
+
+def _modules():
+    for path in sorted(PKG.rglob("*.py")):
+        rel = path.relative_to(PKG)
+        yield rel, ast.parse(path.read_text(), str(path))
+
+
+def _imported(tree: ast.AST) -> set[str]:
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            out.add(node.module.split(".")[0])
+    return out
+
+
+def test_nothing_below_the_cli_imports_hydra_or_omegaconf():
+    below = {str(rel): sorted(_imported(tree) & {"hydra", "omegaconf"}) for rel, tree in _modules()
+             if str(rel) not in CLI and rel.parts[0] != "commands"}
+    assert len(below) > 40  # the walk saw the package
+    assert {k: v for k, v in below.items() if v} == {}
+
+
+def test_only_servers_asks_which_backend_it_has():
+    asks = []
+    for rel, tree in _modules():
+        if rel.parts[0] == "servers":
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Compare) and any(isinstance(op, (ast.Eq, ast.NotEq, ast.In)) for op in node.ops):
+                names = [n.attr if isinstance(n, ast.Attribute) else getattr(n, "id", None)
+                         for n in [node.left, *node.comparators]]
+                if "backend" in names:
+                    asks.append(f"{rel}:{node.lineno}")
+    assert asks == []
+
+
+def test_no_hydra_private_api():
+    private = [str(rel) for rel, tree in _modules() for node in ast.walk(tree)
+               if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("hydra._internal")]
+    assert private == []
