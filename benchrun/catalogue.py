@@ -148,6 +148,10 @@ CATALOGUE: tuple[MetricDef, ...] = (
               fmt="{:.2f}"),
     MetricDef("connect_ms", "Connection setup", _MS, "lower", Kind.REQUEST, M.connect_ms, over="sent",
               flags=Flag.CSV, doc="setup of new connections (DNS + TCP + TLS)"),
+    MetricDef("queue_ms", "Wait before prefill", _MS, "lower", Kind.REQUEST, M.queue_ms,
+              flags=Flag.CSV | Flag.DIFF,
+              doc="TTFT less the server's prompt_ms: slot queueing (concurrency above model.parallel), "
+                  "network and tokenizing"),
     MetricDef("lateness_ms", "Lateness against the schedule", _MS, "lower", Kind.REQUEST, M.lateness_ms,
               over="sent", flags=Flag.OPEN_LOOP),
     MetricDef("ttft_from_schedule_ms", "TTFT from the schedule", _MS, "lower", Kind.REQUEST,

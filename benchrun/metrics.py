@@ -182,6 +182,19 @@ def prefill_tok_s(r: RequestRecord) -> Optional[float]:
     return n / (first / 1000.0)
 
 
+def queue_ms(r: RequestRecord) -> Optional[float]:
+    """TTFT less llama.cpp's own prompt processing time (timings.prompt_ms): the part of the
+    wait for the first token that was not prefill -- mostly waiting for a free slot when more
+    requests are in flight than model.parallel, plus network, HTTP and tokenizing. None when the
+    server reports no prompt_ms (not llama.cpp) or no token came. Not clamped at 0: the server's
+    and the client's clocks time different spans, so a tiny negative value means "no wait"."""
+    first = ttft_ms(r)
+    prompt = (r.timings or {}).get("prompt_ms")
+    if first is None or not isinstance(prompt, (int, float)):
+        return None
+    return first - float(prompt)
+
+
 def lateness_ms(r: RequestRecord) -> Optional[float]:
     """Open loop: how late the request was sent against its schedule."""
     return None if r.scheduled_ns is None else (r.start_ns - r.scheduled_ns) / NS_PER_MS

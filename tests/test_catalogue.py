@@ -4,13 +4,19 @@ follow it. Pure: hand-built records, no server."""
 from __future__ import annotations
 
 import dataclasses
+import sys
+from pathlib import Path
 
 import pytest
 
-from benchrun import catalogue as C
-from benchrun.metrics import compute_metrics
-from benchrun.records import RequestRecord
-from benchrun.results import result_schema, validate_result
+sys.path.insert(0, str(Path(__file__).parent))
+from test_report_handmade import make_job  # noqa: E402
+
+from benchrun import catalogue as C  # noqa: E402
+from benchrun.metrics import compute_metrics  # noqa: E402
+from benchrun.records import RequestRecord  # noqa: E402
+from benchrun.results import result_schema, validate_result  # noqa: E402
+from benchrun.stats import repeats_ci95  # noqa: E402
 
 
 def _records(scheduled: bool) -> list[RequestRecord]:
@@ -97,3 +103,67 @@ def test_summary_csv_and_ci_lists_come_from_the_catalogue():
     assert summary.SCALARS == tuple(d.key for d in csv if not d.summarised)
     assert stats.CI_SCALARS == tuple(d.key for d in C.with_flag(C.Flag.CI))
     assert "decode_tok_s.hmean" in summary.CI_KEYS
+
+
+# --- queue_ms: the metric added by one catalogue entry (and its function in metrics.py) -------
+
+def test_queue_ms_is_ttft_outside_prefill():
+    from benchrun.metrics import queue_ms
+
+    ok, bad = _records(False)
+    assert queue_ms(ok) == pytest.approx(5.0 - 3.0)  # first token at 5 ms, llama.cpp prefill 3 ms
+    assert queue_ms(bad) is None
+    assert queue_ms(dataclasses.replace(ok, timings=None)) is None  # a server without timings
+
+
+def _job_with_prefill(root, num: int, c: int, ttft_ms: float, prompt_ms: float = 20.0):
+    """A hand-made job (test_report_handmade.make_job) whose records carry llama.cpp's
+    timings.prompt_ms, its result.json recomputed from them."""
+    import json
+
+    from benchrun.records import read_records
+    from benchrun.results import write_result
+
+    d = make_job(root, num, "m", c, ttft_ms, 10, repeats=3, n=30, seed=200 + num)
+    recs = read_records(d / "requests.jsonl")
+    for r in recs:
+        r.timings = {**(r.timings or {}), "prompt_ms": prompt_ms}
+    (d / "requests.jsonl").write_text("".join(r.to_json() + "\n" for r in recs))
+    res = json.loads((d / "result.json").read_text())
+    walls = [int(rm["wall_s"] * 1e9) for rm in res["repeat_metrics"]]
+    runs = [[r for r in recs if r.repeat == k] for k in range(len(walls))]
+    res["repeat_metrics"] = [compute_metrics(run, w) for run, w in zip(runs, walls)]
+    res["metrics"] = compute_metrics(recs, sum(walls))
+    write_result(d, res)
+    assert json.loads((d / "result.json").read_text())["status"] == "ok"  # schema-valid
+    return d
+
+
+def test_queue_ms_reaches_result_summary_csv_and_diff_fail_on(tmp_path, capsys, monkeypatch):
+    import csv
+    import json
+
+    from benchrun.cli import main
+    from benchrun.summary import write_summary
+
+    monkeypatch.setenv("BENCHRUN_RUN_ID", "test-catalogue-in-process")  # main() sets it in-process
+    base, slow = tmp_path / "base", tmp_path / "slow"
+    for num, c in enumerate((1, 2)):
+        _job_with_prefill(base, num, c, 100.0 * c)
+        _job_with_prefill(slow, num, c, 100.0 * c + 40.0)  # same prefill, 40 ms more waiting
+    # result.json
+    res = json.loads(next(base.rglob("result.json")).read_text())
+    q = res["metrics"]["queue_ms"]
+    assert q["n"] == 90 and q["p50"] == pytest.approx(80.0, rel=0.1)
+    assert "queue_ms.p50" in repeats_ci95(res["repeat_metrics"])
+    # summary.csv
+    write_summary(base)
+    rows = list(csv.DictReader((base / "summary.csv").open()))
+    for stat in ("mean", "p50", "p90", "p99"):
+        assert float(rows[0][f"queue_ms_{stat}"]) > 0
+    # benchrun diff --fail-on (not a headline metric: compared because a rule names it)
+    assert main(["diff", str(base), str(slow), "--fail-on", "queue_ms.p50:10"]) == 1
+    cap = capsys.readouterr()
+    assert "REGRESSION m / agentic / C1: queue_ms.p50 worse by" in cap.err, cap.err
+    assert any(line.startswith("   queue_ms.p50 (ms)") and "WORSE" in line for line in cap.out.splitlines())
+    assert main(["diff", str(base), str(base), "--fail-on", "queue_ms.p90:1"]) == 0
