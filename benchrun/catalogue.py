@@ -4,16 +4,18 @@ Contract. Each `MetricDef` says what the metric is (key in result.json `metrics`
 which way is better, display format), how it is computed (`kind` and `fn`: a pure per-request
 function from metrics.py, or a run-level one over the run's records), and where it goes
 (`flags`, `headline`). Everything else reads this table and keeps no list of its own:
-compute_metrics (metrics.py), repeats_ci95 (stats.py), summary.csv (summary.py), the report's
-headline and lookups (report/data.py, and through it findings, markdown, charts, compare),
-`benchrun diff` / --fail-on and calibration, the CLI status line, and the `metrics` part of
-the result.json schema (metrics_schema, merged in by results.py). So a new metric is added by
-adding one entry here (plus its pure function in metrics.py when it needs a new one).
+compute_metrics (metrics.py), repeats_ci95 (stats.py), summary.csv (summary.py), the report
+(report/data.py, view, compare, findings, markdown, charts), `benchrun diff` / --fail-on and
+calibration, the CLI status line, and the `metrics` part of the result.json schema
+(metrics_schema, merged in by results.py). So a new metric is added by adding one entry here
+(plus its pure function in metrics.py when it needs a new one). A report section still picks
+which of these numbers it shows, and in what words; what each number is comes from here.
 
-The table's order is the order of summary.csv's columns and of the headline (report and diff
-rows). Reading a result dict (`value`) is defined here too, so a key means the same number
-everywhere: in the report, the diff, summary.csv and the status line.
-Style after NVIDIA AIPerf's metrics package: each metric declares tag, header, unit and flags."""
+The table's order is the order of result.json `metrics`, of summary.csv's columns and of the
+headline (report and diff rows). Reading a result dict (`value`) is defined here too, so a key
+means the same number everywhere: in the report, the diff, summary.csv and the status line.
+The style follows NVIDIA AIPerf's metrics package (each metric declares its tag, header, unit
+and flags; per-record vs aggregate metrics), as a plain table rather than one class per metric."""
 from __future__ import annotations
 
 import enum
