@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Optional
 
 from . import noise
-from .report.data import HEADLINE, PER_REQUEST_NAMES, RECIPROCAL, ReportError, load_jobs
+from .catalogue import HEADLINE, PER_REQUEST_NAMES, RECIPROCAL
+from .report.data import ReportError, load_jobs
 from .results import atomic_write_text
 
 VERSION = 1

@@ -114,11 +114,10 @@ def status_line(name: str, res: dict) -> str:
     line = f"[{name}] {res['status']}"
     if res["status"] != "ok":
         return f"{line}: {res['error']}"
-    m = res["metrics"]
-    tpot = (m.get("tpot_ms") or {}).get("mean")  # decode as the report shows it: 1000 / mean TPOT
-    return (f"{line}: {m['requests_ok']} requests, ttft p50 {num((m.get('ttft_ms') or {}).get('p50'), 'ms')}, "
-            f"decode {num(1000 / tpot if tpot else None, 'tok/s')}, "
-            f"{num(m.get('output_throughput_tok_s'), 'tok/s')} total")
+    from .catalogue import STATUS_LINE, value  # its metrics, read as the report reads them
+
+    parts = [tmpl.format(num(value(res, m.key), m.unit)) for tmpl, m in STATUS_LINE]
+    return f"{line}: {res['metrics']['requests_ok']} requests, " + ", ".join(parts)
 
 
 # --- the command line -----------------------------------------------------------------------

@@ -182,6 +182,19 @@ def prefill_tok_s(r: RequestRecord) -> Optional[float]:
     return n / (first / 1000.0)
 
 
+def queue_ms(r: RequestRecord) -> Optional[float]:
+    """TTFT less llama.cpp's own prompt processing time (timings.prompt_ms): the part of the
+    wait for the first token that was not prefill -- mostly waiting for a free slot when more
+    requests are in flight than model.parallel, plus network, HTTP and tokenizing. None when the
+    server reports no prompt_ms (not llama.cpp) or no token came. Not clamped at 0: the server's
+    and the client's clocks time different spans, so a tiny negative value means "no wait"."""
+    first = ttft_ms(r)
+    prompt = (r.timings or {}).get("prompt_ms")
+    if first is None or not isinstance(prompt, (int, float)):
+        return None
+    return first - float(prompt)
+
+
 def lateness_ms(r: RequestRecord) -> Optional[float]:
     """Open loop: how late the request was sent against its schedule."""
     return None if r.scheduled_ns is None else (r.start_ns - r.scheduled_ns) / NS_PER_MS
@@ -329,18 +342,6 @@ def summarize(values: Iterable[Optional[float]]) -> dict:
             "stdev": float(v.std(ddof=1)) if v.size > 1 else 0.0}
 
 
-PER_REQUEST: dict[str, Callable[[RequestRecord], Optional[float]]] = {
-    "ttft_ms": ttft_ms,
-    "ttfa_ms": ttfa_ms,
-    "tpot_ms": tpot_ms,
-    "e2e_ms": e2e_ms,
-    "decode_tok_s": decode_tok_s,
-    "prefill_tok_s": prefill_tok_s,
-}
-OPEN_LOOP: dict[str, Callable[[RequestRecord], Optional[float]]] = {  # over good requests
-    "ttft_from_schedule_ms": ttft_from_schedule_ms,
-    "e2e_from_schedule_ms": e2e_from_schedule_ms,
-}
 _FROM_SCHEDULE = {"ttft_ms": ttft_from_schedule_ms, "ttfa_ms": ttfa_from_schedule_ms,
                   "e2e_ms": e2e_from_schedule_ms}
 SERVER_TIMINGS = ("prompt_per_second", "predicted_per_second", "prompt_ms", "predicted_ms",
@@ -348,49 +349,18 @@ SERVER_TIMINGS = ("prompt_per_second", "predicted_per_second", "prompt_ms", "pre
 
 
 def compute_metrics(records: list[RequestRecord], wall_ns: int) -> dict:
-    """All headline metrics for one measured run (warm-up records excluded by the caller)."""
-    good = [r for r in records if is_good(r)]
-    failed = [r for r in records if not r.ok]
-    wall_s = wall_ns / 1e9
-    out_tok = sum(output_tokens(r) or 0 for r in good)
-    m: dict = {name: summarize(f(r) for r in good) for name, f in PER_REQUEST.items()}
-    m["itl_ms"] = summarize(x for r in good for x in itl_ms(r))
-    m["chunk_gap_ms"] = summarize(x for r in good for x in chunk_gap_ms(r))
-    m["tokens_per_event"] = summarize(tokens_per_event(r) for r in good)
-    # Connection setup over every request that went out (failed ones too: a refused connect is
-    # still a connection cost), and how many rode on a kept-alive connection.
-    sent = [r for r in records if r.error != NOT_SENT]
-    m["connect_ms"] = summarize(connect_ms(r) for r in sent)
-    if any(r.scheduled_ns is not None for r in records):
-        # Lateness is the scheduler's: every request that went out has one, failed or not.
-        m["lateness_ms"] = summarize(lateness_ms(r) for r in records if r.error != NOT_SENT)
-        m.update({name: summarize(f(r) for r in good) for name, f in OPEN_LOOP.items()})
-    m.update({
-        "requests_ok": len(good),
-        "requests_failed": len(failed),
-        "requests_truncated": sum(1 for r in records if r.ok and truncated(r)),
-        "token_count_mismatches": sum(1 for r in good if token_count_mismatch(r)),
-        "token_count_sources": _tally(token_count_source(r) or "none" for r in good),
-        "requests_cut_at_max_tokens": sum(1 for r in good if cut_at_max_tokens(r)),
-        "connections": {"new": sum(1 for r in sent if r.connection == "new"),
-                        "reused": sum(1 for r in sent if r.connection == "reused"),
-                        "retried": sum(1 for r in sent if r.retried)},
-        "failures": failures_by_cause(records),
-        "output_tokens": out_tok,
-        "input_tokens": sum(input_tokens(r) or 0 for r in good),
-        "wall_s": wall_s,
-        "output_throughput_tok_s": out_tok / wall_s if wall_s > 0 else None,
-        "request_throughput_rps": len(good) / wall_s if wall_s > 0 else None,
-        "cache_n_total": sum(int((r.timings or {}).get("cache_n") or 0) for r in good),
-    })
-    return m
+    """All metrics of the catalogue for one measured run (warm-up records excluded by the
+    caller): catalogue.compute, which reads the per-request functions above."""
+    from .catalogue import compute  # the catalogue imports this module for its functions
+
+    return compute(records, wall_ns)
 
 
-def _tally(keys: Iterable[str]) -> dict:
-    out: dict = {}
-    for k in keys:
-        out[k] = out.get(k, 0) + 1
-    return out
+def per_request() -> dict[str, Callable[[RequestRecord], Optional[float]]]:
+    """Every one-value-per-request metric of the catalogue, by key."""
+    from .catalogue import CATALOGUE, Kind
+
+    return {d.key: d.fn for d in CATALOGUE if d.kind is Kind.REQUEST}
 
 
 def server_timings(records: list[RequestRecord], client_decode_mean: Optional[float]) -> dict:
@@ -418,11 +388,12 @@ def goodput_of(records: list[RequestRecord], slo: dict, wall_ns: int) -> Optiona
     is latency the user saw, and must not be hidden (coordinated omission)."""
     from .stats import goodput
 
-    per_request = []
+    fns = per_request()
+    per_request_values = []
     for r in records:
-        f = {**PER_REQUEST, **_FROM_SCHEDULE} if r.scheduled_ns is not None else PER_REQUEST
+        f = {**fns, **_FROM_SCHEDULE} if r.scheduled_ns is not None else fns
         v = {name: f[name](r) for name, lim in slo.items() if lim is not None}
         v["_ok"] = is_good(r)
         v["_one_token"] = output_tokens(r) == 1
-        per_request.append(v)
-    return goodput(per_request, slo, wall_ns / 1e9)
+        per_request_values.append(v)
+    return goodput(per_request_values, slo, wall_ns / 1e9)

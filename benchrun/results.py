@@ -1,4 +1,5 @@
-"""result.json: validated against the shipped JSON Schema, written atomically."""
+"""result.json: validated against the shipped JSON Schema (its `metrics` part generated from the
+metric catalogue), written atomically."""
 from __future__ import annotations
 
 import json
@@ -16,12 +17,21 @@ SCHEMA_VERSION = 1
 RESULT_FILE = "result.json"
 
 
+def result_schema() -> dict:
+    """The shipped schema, its `metrics` part generated from the metric catalogue (so a metric
+    is declared in one place, benchrun/catalogue.py)."""
+    from .catalogue import metrics_schema
+
+    schema = json.loads(resources.files("benchrun").joinpath("schemas/result.schema.json").read_text())
+    schema["properties"]["metrics"] = metrics_schema()
+    return schema
+
+
 @lru_cache(maxsize=1)
 def _validator():
     import jsonschema
 
-    schema = json.loads(resources.files("benchrun").joinpath("schemas/result.schema.json").read_text())
-    return jsonschema.Draft202012Validator(schema)
+    return jsonschema.Draft202012Validator(result_schema())
 
 
 def validate_result(result: dict) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import math
 from typing import Iterable, Optional
 
+from .catalogue import CI_STATS, Flag, with_flag
+
 # Two-sided 95% Student-t critical values t(0.975, df) for df = 1..30 (standard tables);
 # beyond 30 the normal quantile with a 1/df correction is accurate to < 0.1%.
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
@@ -37,8 +39,7 @@ def ci95(values: Iterable[Optional[float]]) -> dict:
     return {"mean": mean, "low": mean - half, "high": mean + half, "n": n}
 
 
-CI_STATS = ("mean", "p50", "p90", "p99")
-CI_SCALARS = ("output_throughput_tok_s", "request_throughput_rps", "wall_s")
+CI_SCALARS = tuple(d.key for d in with_flag(Flag.CI))  # run values with a CI (the catalogue's)
 
 
 def repeats_ci95(repeat_metrics: list[dict]) -> dict:

@@ -6,16 +6,17 @@ import io
 import json
 from pathlib import Path
 
+from .catalogue import SUMMARY_STATS, Flag, with_flag
 from .report.data import Job, metric, task_tally, value_of
 from .report.view import spread
 from .results import atomic_write_text, find_results, load_result
 
-SUMMARY_STATS = ("mean", "p50", "p90", "p99")
-SUMMARY_METRICS = ("ttft_ms", "ttfa_ms", "itl_ms", "chunk_gap_ms", "tpot_ms", "e2e_ms", "decode_tok_s",
-                   "prefill_tok_s", "connect_ms")
-CI_KEYS = ("ttft_ms.p50", "decode_tok_s.hmean", "output_throughput_tok_s")
-SCALARS = ("output_throughput_tok_s", "request_throughput_rps", "requests_ok", "requests_failed",
-           "requests_truncated", "requests_cut_at_max_tokens", "output_tokens", "input_tokens", "wall_s")
+# The catalogue's Flag.CSV entries, in its order: summaries give <key>_<stat> columns, run values
+# one <key> column; csv_ci names the keys that get CI columns.
+SUMMARY_METRICS = tuple(d.key for d in with_flag(Flag.CSV) if d.summarised)
+HMEAN_METRICS = tuple(d.key for d in with_flag(Flag.CSV) if d.summarised and d.reciprocal_of)
+CI_KEYS = tuple(f"{d.key}.{s}" if s else d.key for d in with_flag(Flag.CSV) for s in d.csv_ci)
+SCALARS = tuple(d.key for d in with_flag(Flag.CSV) if not d.summarised)
 
 
 def summary_row(res: dict, job_dir: Path) -> dict:
@@ -33,7 +34,8 @@ def summary_row(res: dict, job_dir: Path) -> dict:
             row[f"{name}_{stat}"] = (m.get(name) or {}).get(stat)
     # The decode speed the report shows: harmonic mean over requests (1000 / mean TPOT), which one
     # burst-delivered reply cannot blow up; decode_tok_s_mean above is kept for old readers.
-    row["decode_tok_s_hmean"] = value_of(res, "decode_tok_s.hmean")
+    for name in HMEAN_METRICS:
+        row[f"{name}_hmean"] = value_of(res, f"{name}.hmean")
     for name in SCALARS:
         row[name] = m.get(name)
     st = res.get("server_timings", {})

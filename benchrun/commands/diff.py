@@ -35,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     from ..diff import diff_dirs, format_json, format_md, format_table, parse_fail_on, regressions, undecided
-    from ..report.data import HEADLINE
+    from ..catalogue import HEADLINE
 
     try:
         rules = [parse_fail_on(s) for s in args.fail_on]

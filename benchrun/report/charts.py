@@ -14,7 +14,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from .data import BY_KEY, Job
+from ..catalogue import BY_KEY
+from .data import Job
 from .findings import task_rows, verdict
 from .view import Group, half_width
 

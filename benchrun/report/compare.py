@@ -29,7 +29,8 @@ import numpy as np
 
 from .. import noise
 from ..stats import t975
-from .data import PER_REQUEST_NAMES, Job, Metric, ci_of, repeat_values
+from ..catalogue import BY_NAME, PER_REQUEST_NAMES, Kind, Metric
+from .data import Job, ci_of, repeat_values
 
 N_BOOT = 1000
 MIN_SAMPLES = 5  # fewer per-request samples than this: no bootstrap
@@ -227,7 +228,7 @@ def _bootstrap_p(base: Job, cand: Job, m: Metric, seed: int) -> Optional[float]:
     """p-value of the seeded request bootstrap for a per-request metric; None without samples."""
     if m.name not in PER_REQUEST_NAMES or m.stat not in ("mean", "p50", "p90", "p99", "hmean"):
         return None
-    clustered = m.name == "itl_ms"
+    clustered = BY_NAME[m.name].kind is Kind.TOKENS  # a list of gaps per request: resample requests
     sa, sb = base.samples(m.name), cand.samples(m.name)
     if _n_samples(sa, clustered) < MIN_SAMPLES or _n_samples(sb, clustered) < MIN_SAMPLES:
         return None

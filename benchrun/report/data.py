@@ -1,5 +1,6 @@
-"""Loading a run or sweep dir (files only), and the catalogue of headline metrics: what each
-one is called, its unit, which way is better, and how to read it from a result.json."""
+"""Loading a run or sweep dir (files only), and looking metrics up: the headline metrics and
+how to read each from a result.json come from benchrun/catalogue.py (re-exported here for the
+report's modules); this module keeps no metric list of its own."""
 from __future__ import annotations
 
 import re
@@ -9,77 +10,14 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from .. import metrics as M
+from ..catalogue import (BY_KEY, BY_NAME, HEADLINE, PER_REQUEST_NAMES, RECIPROCAL, STATS, Kind,  # noqa: F401
+                         Metric, summary_stat, task_tally, value)  # (re-exported for the report's modules)
 from ..records import read_records
 from ..results import find_results, load_result
 
 
 class ReportError(Exception):
     """Bad input (missing dir, no results): printed as one line, exit 2."""
-
-
-@dataclass(frozen=True)
-class Metric:
-    key: str  # "ttft_ms.p50", "output_throughput_tok_s", "memory.peak_mib"
-    label: str
-    unit: str
-    better: str  # "lower" | "higher"
-    fmt: str = "{:.1f}"
-
-    @property
-    def name(self) -> str:
-        return self.key.split(".", 1)[0]
-
-    @property
-    def stat(self) -> Optional[str]:
-        return self.key.split(".", 1)[1] if "." in self.key else None
-
-    def show(self, v: Optional[float], unit: bool = True) -> str:
-        if v is None:
-            return "—"
-        s = self.fmt.format(v)
-        return f"{s} {self.unit}" if unit and self.unit else s
-
-
-# Headline metrics, in table order. Per-request metrics carry a stat; scalars do not.
-HEADLINE = (
-    Metric("ttft_ms.p50", "TTFT p50", "ms", "lower"),
-    Metric("ttft_ms.p90", "TTFT p90", "ms", "lower"),
-    Metric("ttfa_ms.p50", "TTFA p50 (first answer token)", "ms", "lower"),
-    Metric("itl_ms.p50", "ITL p50", "ms", "lower", "{:.2f}"),
-    Metric("itl_ms.p99", "ITL p99", "ms", "lower", "{:.2f}"),
-    Metric("tpot_ms.mean", "TPOT mean", "ms", "lower", "{:.2f}"),
-    Metric("e2e_ms.p50", "E2E latency p50", "ms", "lower"),
-    Metric("decode_tok_s.hmean", "Decode speed per request (harmonic mean)", "tok/s", "higher"),
-    Metric("prefill_tok_s.mean", "Prefill speed per request", "tok/s", "higher"),
-    Metric("output_throughput_tok_s", "Aggregate output throughput", "tok/s", "higher"),
-    Metric("request_throughput_rps", "Request throughput", "req/s", "higher", "{:.2f}"),
-    Metric("wall_s", "Total time per repeat", "s", "lower", "{:.2f}"),
-    Metric("goodput.share", "Goodput (share meeting SLOs)", "", "higher", "{:.0%}"),
-    Metric("memory.peak_mib", "Peak memory", "MiB", "lower", "{:.0f}"),
-    Metric("energy.tokens_per_joule", "Tokens per joule", "tok/J", "higher", "{:.2f}"),
-    Metric("tasks.pass_rate", "Quality checks passed", "", "higher", "{:.0%}"),
-)
-BY_KEY = {m.key: m for m in HEADLINE}
-PER_REQUEST_NAMES = set(M.PER_REQUEST) | {"itl_ms"}
-
-# Rates whose per-request value is 1000 / a stored per-request time: their `hmean` (harmonic
-# mean over requests) is 1000 / that time's mean. Per-request decode speed is
-# (tokens - 1) / (e2e - TTFT); a reply whose tokens arrive in one read makes it explode
-# (seen: 2,264,476 tok/s for one request, a mean of 124068.7 tok/s), while 1000 / mean TPOT
-# weighs every request by its real decode time and cannot. It reads from `metrics.tpot_ms`,
-# so it exists for every result.json ever written.
-RECIPROCAL = {"decode_tok_s": ("tpot_ms", 1000.0)}
-STATS = ("mean", "p50", "p90", "p99", "min", "max")
-
-
-def _summary_stat(summary_of, name: str, stat: str) -> Optional[float]:
-    """stat of per-request metric `name` from a metrics dict getter; hmean via RECIPROCAL."""
-    if stat == "hmean" and name in RECIPROCAL:
-        other, k = RECIPROCAL[name]
-        t = (summary_of(other) or {}).get("mean")
-        return k / t if isinstance(t, (int, float)) and t > 0 else None
-    v = (summary_of(name) or {}).get(stat)
-    return float(v) if isinstance(v, (int, float)) else None
 
 
 def metric(key: str) -> Metric:
@@ -91,41 +29,14 @@ def metric(key: str) -> Metric:
         return matches[0]
     name, _, stat = key.partition(".")
     if name in PER_REQUEST_NAMES and (stat in STATS or (stat == "hmean" and name in RECIPROCAL)):
-        base = next(m for m in HEADLINE if m.name == name) if any(m.name == name for m in HEADLINE) else None
-        unit = base.unit if base else ("tok/s" if name.endswith("tok_s") else "ms")
-        better = base.better if base else ("higher" if name.endswith("tok_s") else "lower")
-        return Metric(key, f"{name} {stat}", unit, better)
+        d = BY_NAME[name]
+        return Metric(key, f"{name} {stat}", d.unit, d.better or "lower")
     raise ReportError(f"unknown metric {key!r}; known: {', '.join(BY_KEY)}")
 
 
-def task_tally(res: Optional[dict]) -> tuple[int, int]:
-    """(passed, judged) over a result's tasks that had quality checks; (0, 0) for no result."""
-    judged = [t.get("passed") for t in (res or {}).get("tasks") or [] if t.get("passed") is not None]
-    return sum(1 for p in judged if p), len(judged)
-
-
 def value_of(res: dict, key: str) -> Optional[float]:
-    """One number for `key` from a result.json dict (None when absent)."""
-    m = res.get("metrics") or {}
-    name, _, stat = key.partition(".")
-    if key == "wall_s":  # per repeat: metrics.wall_s sums every repeat's wall time
-        reps = [r.get("wall_s") for r in res.get("repeat_metrics") or [] if r.get("wall_s")]
-        if reps:
-            return sum(reps) / len(reps)
-        return m["wall_s"] / max(1, res.get("repeats") or 1) if m.get("wall_s") else None  # 0: nothing ran
-    if name == "goodput":
-        return (res.get("goodput") or {}).get(stat)
-    if name == "memory":
-        return ((res.get("server") or {}).get("memory") or {}).get(stat)
-    if name == "energy":
-        return (res.get("energy") or {}).get(stat)
-    if key == "tasks.pass_rate":
-        passed, judged = task_tally(res)
-        return passed / judged if judged else None
-    if stat:
-        return _summary_stat(m.get, name, stat)
-    v = m.get(key)
-    return v if isinstance(v, (int, float)) else None
+    """One number for `key` from a result.json dict (None when absent): catalogue.value."""
+    return value(res, key)
 
 
 def repeat_values(res: dict, key: str) -> list[float]:
@@ -133,7 +44,7 @@ def repeat_values(res: dict, key: str) -> list[float]:
     name, _, stat = key.partition(".")
     out = []
     for rm in res.get("repeat_metrics") or []:
-        v = _summary_stat(rm.get, name, stat) if stat else rm.get(name)
+        v = summary_stat(rm.get, name, stat) if stat else rm.get(name)
         if isinstance(v, (int, float)):
             out.append(float(v))
     return out
@@ -192,12 +103,12 @@ class Job:
         return [r for r in read_records(p) if not r.warmup]
 
     def samples(self, name: str) -> list:
-        """Per-request values of a per-request metric over the good requests. For itl_ms, one
-        list of gaps per request (the request is the resampling unit, its gaps are correlated)."""
+        """Per-request values of a per-request metric over the good requests. For a TOKENS metric
+        (itl_ms), one list of gaps per request (the request is the resampling unit, its gaps are correlated)."""
         good = [r for r in self.records if M.is_good(r)]
-        if name == "itl_ms":
-            return [M.itl_ms(r) for r in good]
-        f: Callable = M.PER_REQUEST[name]
+        f: Callable = BY_NAME[name].fn
+        if BY_NAME[name].kind is Kind.TOKENS:
+            return [f(r) for r in good]
         return [v for v in (f(r) for r in good) if v is not None]
 
 

@@ -8,7 +8,8 @@ from typing import Optional
 
 from ..telemetry import BUSY_PCT
 from .compare import compare, method_text, ratio_text
-from .data import BY_KEY, Job, is_random_weights
+from ..catalogue import BY_KEY
+from .data import Job, is_random_weights
 from .view import Group, Verdict, show
 
 M = BY_KEY

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from ..results import UNREADABLE
 from .blocks import Block, Bullets, Code, Heading, Image, Para, Table
-from .data import BY_KEY, Job, is_random_weights
+from ..catalogue import BY_KEY
+from .data import Job, is_random_weights
 from .findings import CONTAINED, key_findings, recommendation, sandbox_findings, task_rows, verdict
 from .generated import generated_code
 from ..servers.registry import known_backend

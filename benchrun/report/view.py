@@ -15,7 +15,8 @@ from typing import Optional
 from .. import noise
 from ..stats import ci95
 from .compare import Delta, compare, ratio_text
-from .data import BY_KEY, Job, Metric, ci_of, repeat_values, task_tally
+from ..catalogue import BY_KEY, Metric, task_tally
+from .data import Job, ci_of, repeat_values
 
 
 def overrides_of(job: Job) -> list[str]:
