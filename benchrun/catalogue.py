@@ -64,7 +64,8 @@ class Run:
     good: list    # succeeded and complete: the only requests in latency figures
     failed: list
     sent: list    # every request that went out, failed ones too
-    wall_s: float
+    wall_s: float  # the whole measured span: every repeat's wall time, summed
+    repeats: int = 1  # how many repeats' records these are (pooled metrics: all of them)
 
 
 @dataclass(frozen=True)
@@ -104,8 +105,11 @@ def _pass_rate(res: dict) -> Optional[float]:
 
 
 def _wall_per_repeat(res: dict) -> Optional[float]:
-    """metrics.wall_s sums every repeat's wall time; reports compare one repeat's."""
+    """One repeat's wall time. Since schema_version 2 that is metrics.wall_s itself; version 1
+    stored the SUM over repeats there (kept readable: the mean of its repeats)."""
     m = res.get("metrics") or {}
+    if (res.get("schema_version") or 1) >= 2:
+        return m.get("wall_s") or None  # 0: nothing ran
     reps = [r.get("wall_s") for r in res.get("repeat_metrics") or [] if r.get("wall_s")]
     if reps:
         return sum(reps) / len(reps)
@@ -180,9 +184,12 @@ CATALOGUE: tuple[MetricDef, ...] = (
               flags=Flag.CSV | Flag.REQUIRED, schema=_INT),
     MetricDef("input_tokens", "Input tokens", "", None, Kind.RUN,
               lambda run: sum(M.input_tokens(r) or 0 for r in run.good), flags=Flag.CSV, schema=_INT),
-    MetricDef("wall_s", "Total time per repeat", "s", "lower", Kind.RUN, lambda run: run.wall_s, fmt="{:.2f}",
-              flags=Flag.CSV | Flag.CI | Flag.REQUIRED, read=_wall_per_repeat, headline=(Shown(),),
-              schema={"type": "number", "minimum": 0}),
+    MetricDef("wall_s", "Total time per repeat", "s", "lower", Kind.RUN, lambda run: run.wall_s / run.repeats,
+              fmt="{:.2f}", flags=Flag.CSV | Flag.CI | Flag.REQUIRED, read=_wall_per_repeat, headline=(Shown(),),
+              schema={"type": "number", "minimum": 0}, doc="the mean over repeats of one repeat's wall time"),
+    MetricDef("wall_s_total", "Total time, all repeats", "s", None, Kind.RUN, lambda run: run.wall_s,
+              fmt="{:.2f}", schema={"type": "number", "minimum": 0},  # summary.csv: wall_s_total (summary.py)
+              doc="every repeat's wall time, summed: the span the throughputs divide by"),
     MetricDef("token_count_mismatches", "Token count mismatches", "", None, Kind.RUN,
               lambda run: sum(1 for r in run.good if M.token_count_mismatch(r)), schema=_INT),
     MetricDef("token_count_sources", "Token count sources", "", None, Kind.RUN,
@@ -306,14 +313,15 @@ def value(res: dict, key: str) -> Optional[float]:
 
 # --- computing: one metrics dict per run, and the result.json schema of it -------------------
 
-def compute(records: list[RequestRecord], wall_ns: int) -> dict:
-    """result.json `metrics` for one measured run: every REQUEST/TOKENS/RUN entry, in
-    catalogue order (OPEN_LOOP ones only when some request had a schedule)."""
+def compute(records: list[RequestRecord], wall_ns: int, repeats: int = 1) -> dict:
+    """result.json `metrics` for measured runs (`repeats` of them, their walls summed in
+    wall_ns): every REQUEST/TOKENS/RUN entry, in catalogue order (OPEN_LOOP ones only when
+    some request had a schedule)."""
     good = [r for r in records if M.is_good(r)]
     # Connection setup and lateness count every request that went out (failed ones too: a
     # refused connect is still a connection cost, and lateness is the scheduler's).
     run = Run(records, good, [r for r in records if not r.ok], [r for r in records if r.error != NOT_SENT],
-              wall_ns / 1e9)
+              wall_ns / 1e9, max(1, repeats))
     open_loop = any(r.scheduled_ns is not None for r in records)
     out: dict = {}
     for d in CATALOGUE:

@@ -231,7 +231,7 @@ def run_job(cfg: BenchConfig, job_dir: Path, pool: ServerPool, job_num: int, run
             if sampler:
                 sampler.stop()  # the telemetry window ends with the load, before checks run
         records = [r for run in runs for r in run]
-        result["metrics"] = compute_metrics(records, sum(walls))
+        result["metrics"] = compute_metrics(records, sum(walls), len(walls))
         result["repeat_metrics"] = [compute_metrics(run, wall) for run, wall in zip(runs, walls)]
         if len(runs) > 1:
             result["repeats_ci95"] = repeats_ci95(result["repeat_metrics"])

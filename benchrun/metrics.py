@@ -348,12 +348,12 @@ SERVER_TIMINGS = ("prompt_per_second", "predicted_per_second", "prompt_ms", "pre
                   "prompt_n", "predicted_n", "cache_n")
 
 
-def compute_metrics(records: list[RequestRecord], wall_ns: int) -> dict:
+def compute_metrics(records: list[RequestRecord], wall_ns: int, repeats: int = 1) -> dict:
     """All metrics of the catalogue for one measured run (warm-up records excluded by the
     caller): catalogue.compute, which reads the per-request functions above."""
     from .catalogue import compute  # the catalogue imports this module for its functions
 
-    return compute(records, wall_ns)
+    return compute(records, wall_ns, repeats)
 
 
 def per_request() -> dict[str, Callable[[RequestRecord], Optional[float]]]:

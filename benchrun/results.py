@@ -13,7 +13,8 @@ from typing import Any
 
 from .redact import redact
 
-SCHEMA_VERSION = 1
+# 2: metrics.wall_s is one repeat's wall time (1: the sum over repeats), metrics.wall_s_total the sum.
+SCHEMA_VERSION = 2
 RESULT_FILE = "result.json"
 
 

@@ -41,9 +41,9 @@ def summary_row(res: dict, job_dir: Path) -> dict:
     st = res.get("server_timings", {})
     row["server_predicted_per_second_mean"] = (st.get("predicted_per_second") or {}).get("mean")
     row["server_prompt_per_second_mean"] = (st.get("prompt_per_second") or {}).get("mean")
-    # `wall_s` above is metrics.wall_s: the SUM over all repeats (kept under its old name);
-    # wall_s_total says so in its name, and the report and diff show wall_s_per_repeat.
-    row["wall_s_total"] = m.get("wall_s")
+    # One repeat's wall time and the sum, also from schema_version 1 results, whose
+    # metrics.wall_s was the sum (the `wall_s` column above is the file's own number).
+    row["wall_s_total"] = m.get("wall_s_total", m.get("wall_s") if (res.get("schema_version") or 1) < 2 else None)
     row["wall_s_per_repeat"] = value_of(res, "wall_s")
     # Fields other parts may add (absent in older result.json files: left empty, never guessed).
     job = Job(job_dir, res)

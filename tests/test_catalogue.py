@@ -167,3 +167,20 @@ def test_queue_ms_reaches_result_summary_csv_and_diff_fail_on(tmp_path, capsys, 
     assert "REGRESSION m / agentic / C1: queue_ms.p50 worse by" in cap.err, cap.err
     assert any(line.startswith("   queue_ms.p50 (ms)") and "WORSE" in line for line in cap.out.splitlines())
     assert main(["diff", str(base), str(base), "--fail-on", "queue_ms.p90:1"]) == 0
+
+
+def test_wall_s_is_one_repeats_time_in_schema_2_and_old_results_still_read_so():
+    recs = _records(scheduled=False)
+    two = compute_metrics(recs, 10_000_000_000, repeats=2)  # two repeats, 10 s in all
+    assert two["wall_s"] == 5.0 and two["wall_s_total"] == 10.0
+    assert two["output_throughput_tok_s"] == compute_metrics(recs, 10_000_000_000)["output_throughput_tok_s"]
+    from benchrun.summary import summary_row
+
+    v2 = {"schema_version": 2, "repeats": 2, "model": {"name": "m"}, "workload": {"name": "w"},
+          "metrics": {"wall_s": 5.0, "wall_s_total": 10.0}}
+    v1 = {"schema_version": 1, "repeats": 2, "model": {"name": "m"}, "workload": {"name": "w"},
+          "metrics": {"wall_s": 10.0}}  # version 1 stored the sum under wall_s
+    for res in (v1, v2):
+        assert C.value(res, "wall_s") == 5.0
+        row = summary_row(res, Path("0_m_c1"))
+        assert (row["wall_s_per_repeat"], row["wall_s_total"]) == (5.0, 10.0)
