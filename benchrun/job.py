@@ -22,7 +22,7 @@ from .modelfile import describe_model
 from .promscrape import Scraper
 from .records import RecordWriter, RequestRecord
 from .redact import redact
-from .results import SCHEMA_VERSION, write_result
+from .results import SCHEMA_VERSION, JobResult, write_result
 from .servers import ServerError, ServerPool
 from .servers.base import log_cause
 from .servers.pool import resolve_model_path
@@ -58,15 +58,15 @@ class _KeepingWriter(RecordWriter):
             self.measured.append(rec)
 
 
-def _partial_metrics(result: dict, records: list[RequestRecord]) -> None:
+def _partial_metrics(result: JobResult, records: list[RequestRecord]) -> None:
     """Metrics of the requests that finished before a failure or Ctrl-C; wall time is the
     span from the first send to the last end."""
     if not records:
         return
     wall = max(r.end_ns for r in records) - min(r.start_ns for r in records)
-    result["metrics"] = compute_metrics(records, wall)
-    result["server_timings"] = server_timings(records, result["metrics"]["decode_tok_s"]["mean"])
-    result["error"] = f"{result['error']} (metrics cover the {len(records)} requests measured before)"
+    result.metrics = compute_metrics(records, wall)
+    result.server_timings = server_timings(records, result.metrics["decode_tok_s"]["mean"])
+    result.error = f"{result.error} (metrics cover the {len(records)} requests measured before)"
 
 
 def _check_server(server, read_timeout_s: float) -> None:
@@ -139,31 +139,30 @@ def _run_load(cfg: BenchConfig, url: str, headers: dict, workload, writer: Recor
     return run_loop(go())
 
 
-def new_result(cfg: BenchConfig, job_dir: Path, job_num: int, run_id: str, overrides: list[str] | None) -> dict:
+def new_result(cfg: BenchConfig, job_dir: Path, job_num: int, run_id: str, overrides: list[str] | None) -> JobResult:
     """The result.json skeleton of a job that has not measured anything yet (status failed)."""
     m = cfg.model
-    return {
-        "schema_version": SCHEMA_VERSION, "status": "failed", "error": None, "run_id": run_id,
-        "job": {"num": job_num, "name": job_dir.name, "started_at": _now(), "finished_at": None,
-                "overrides": list(overrides or [])},
-        "model": {"name": m.name, "path": None, "sha256": None, "backend": m.backend,
-                  "quantization": m.quantization, "ctx_size": m.ctx_size, "parallel": m.parallel,
-                  "n_gpu_layers": m.n_gpu_layers, "hub_repo": m.hub_repo, "hub_file": m.hub_file,
-                  "package": _package_of(m)},
-        "server": {"backend": m.backend, "command": [], "pid": None, "build_info": None,
-                   "startup_s": None, "reused": False, "url": m.url},
-        "concurrency": cfg.concurrency, "repeats": cfg.repeats,
+    return JobResult(
+        schema_version=SCHEMA_VERSION, status="failed", error=None, run_id=run_id,
+        job={"num": job_num, "name": job_dir.name, "started_at": _now(), "finished_at": None,
+             "overrides": list(overrides or [])},
+        model={"name": m.name, "path": None, "sha256": None, "backend": m.backend,
+               "quantization": m.quantization, "ctx_size": m.ctx_size, "parallel": m.parallel,
+               "n_gpu_layers": m.n_gpu_layers, "hub_repo": m.hub_repo, "hub_file": m.hub_file,
+               "package": _package_of(m)},
+        server={"backend": m.backend, "command": [], "pid": None, "build_info": None,
+                "startup_s": None, "reused": False, "url": m.url},
+        concurrency=cfg.concurrency, repeats=cfg.repeats,
         # How the sweep ordered its jobs (order.py); round/rounds: this job is one repeat of an
         # interleaved sweep, and the report merges the rounds back into one job.
-        "order": {"mode": cfg.order, "seed": cfg.order_seed,
-                  "round": cfg.round, "rounds": cfg.repeats if cfg.round is not None else 1},
-        "workload": {"name": cfg.workload.name},
-        "hardware": describe_hardware(cfg.hardware),
-        "load": plain(cfg.load),
-        "metrics": compute_metrics([], 0),
-        "server_timings": server_timings([], None),
-        "tasks": [],
-    }
+        order={"mode": cfg.order, "seed": cfg.order_seed,
+               "round": cfg.round, "rounds": cfg.repeats if cfg.round is not None else 1},
+        workload={"name": cfg.workload.name},
+        hardware=describe_hardware(cfg.hardware),
+        load=plain(cfg.load),
+        metrics=compute_metrics([], 0),
+        server_timings=server_timings([], None),
+    )
 
 
 def _package_of(m: ModelConfig) -> Optional[str]:
@@ -183,6 +182,7 @@ def _broken(server) -> bool:
 
 def run_job(cfg: BenchConfig, job_dir: Path, pool: ServerPool, job_num: int, run_id: str,
             overrides: list[str] | None = None, jobs_total: Optional[int] = None) -> dict:
+    """Runs the job and writes its result.json; returns what was written."""
     job_dir.mkdir(parents=True, exist_ok=True)
     m = cfg.model
     result = new_result(cfg, job_dir, job_num, run_id, overrides)
@@ -194,34 +194,34 @@ def run_job(cfg: BenchConfig, job_dir: Path, pool: ServerPool, job_num: int, run
     sampler = estimate = progress = None
     try:
         model_path = resolve_model_path(m)
-        result["model"].update(describe_model(m.name, model_path))
+        result.model.update(describe_model(m.name, model_path))
         estimate = fit.estimate_for(cfg, model_path)  # kept in the result, refused or not
-        fit.check(cfg, estimate, result["hardware"])  # refuses what cannot fit, before launching
+        fit.check(cfg, estimate, result.hardware)  # refuses what cannot fit, before launching
         workload = make_workload(cfg.workload, cfg.concurrency)  # a bad workload launches nothing
         need = workload.context_need(context.bytes_per_token_for(m, model_path))
-        result["workload"]["context"] = context.describe(cfg, need)
+        result.workload["context"] = context.describe(cfg, need)
         context.check(cfg, need)  # a late turn that cannot fit one slot: refused before launch
         server, reused = pool.get(m, log_path, model_path)
         server.build_info = backend_for(server.backend).build_info(server)
         if server.log_path and server.log_path.exists():
             log_offset = server.log_path.stat().st_size if reused else 0
-        result["server"].update(server.describe(), reused=reused)
+        result.server.update(server.describe(), reused=reused)
         workload.prepare(server.url, server.headers)
-        result["workload"] = {"name": cfg.workload.name, **workload.describe(),
-                              "context": result["workload"]["context"]}
+        result.workload = {"name": cfg.workload.name, **workload.describe(),
+                           "context": result.workload["context"]}
         sampler = telemetry.start_for_job(cfg, server, job_dir)  # idle memory: before traffic
         try:
             # What the `auto` settings chose for this server is recorded beside them.
             llama_cpp = server.llama_cpp
             extra = token_count_body(cfg.load.token_counts, llama_cpp)
             reuse = reuse_for(cfg.load.reuse_connections, llama_cpp)
-            result["load"].update(added_request_fields=extra, connections_pooled=reuse)
+            result.load.update(added_request_fields=extra, connections_pooled=reuse)
             planned = workload.planned_requests()
             reps = 1 if cfg.round is not None else cfg.repeats
             progress = None if cfg.progress.mode == "off" else Progress(
                 job_dir.name, planned * reps if planned else None, job_num + 1, jobs_total,
                 cfg.progress.mode, cfg.progress.every_s)
-            runs, walls, result["server_metrics"] = _run_load(
+            runs, walls, result.server_metrics = _run_load(
                 cfg, server.url, server.headers, workload, writer,
                 on_measure=sampler and (lambda: sampler.mark("measure")), extra_body=extra, reuse=reuse,
                 progress=progress)
@@ -231,36 +231,36 @@ def run_job(cfg: BenchConfig, job_dir: Path, pool: ServerPool, job_num: int, run
             if sampler:
                 sampler.stop()  # the telemetry window ends with the load, before checks run
         records = [r for run in runs for r in run]
-        result["metrics"] = compute_metrics(records, sum(walls), len(walls))
-        result["repeat_metrics"] = [compute_metrics(run, wall) for run, wall in zip(runs, walls)]
+        result.metrics = compute_metrics(records, sum(walls), len(walls))
+        result.repeat_metrics = [compute_metrics(run, wall) for run, wall in zip(runs, walls)]
         if len(runs) > 1:
-            result["repeats_ci95"] = repeats_ci95(result["repeat_metrics"])
-        result["goodput"] = goodput_of(records, plain(cfg.slo), sum(walls))
-        result["server_timings"] = server_timings(records, result["metrics"]["decode_tok_s"]["mean"])
-        result["tasks"] = workload.evaluate(records)
+            result.repeats_ci95 = repeats_ci95(result.repeat_metrics)
+        result.goodput = goodput_of(records, plain(cfg.slo), sum(walls))
+        result.server_timings = server_timings(records, result.metrics["decode_tok_s"]["mean"])
+        result.tasks = workload.evaluate(records)
         _check_server(server, cfg.load.request_timeout_s)
-        result["status"] = "ok"
+        result.status = "ok"
     except KeyboardInterrupt:
-        result["status"], result["error"] = "interrupted", "interrupted by the user"
+        result.status, result.error = "interrupted", "interrupted by the user"
         server_failed = True
         raise
     except ServerError as e:
-        result["error"] = str(e)
+        result.error = str(e)
         server_failed = True
     except ValueError as e:
-        result["error"] = str(e)
+        result.error = str(e)
     except Exception as e:  # noqa: BLE001 -- any failure becomes data; the sweep goes on
-        result["error"] = f"{type(e).__name__}: {e}"
+        result.error = f"{type(e).__name__}: {e}"
         (job_dir / "error.log").write_text(redact(traceback.format_exc()))  # may quote a reply
     finally:
         writer.close()
-        if result["status"] != "ok" and "repeat_metrics" not in result:
+        if result.status != "ok" and result.repeat_metrics is None:
             _partial_metrics(result, writer.measured)
         telemetry.record_for_job(result, sampler, estimate, cfg.telemetry.enabled)
-        if server is not None and result["status"] != "ok" and (server_failed or _broken(server)):
+        if server is not None and result.status != "ok" and (server_failed or _broken(server)):
             pool.close()  # dead, hung or interrupted: the next job gets a fresh server
         if server is not None:
             _copy_log_slice(server.log_path, log_offset, log_path)
-        result["job"]["finished_at"] = _now()
+        result.job["finished_at"] = _now()
         write_result(job_dir, result)
-    return result
+    return result.to_dict()

@@ -1,5 +1,6 @@
-"""result.json: validated against the shipped JSON Schema (its `metrics` part generated from the
-metric catalogue), written atomically."""
+"""result.json: one typed object (JobResult), validated against the shipped JSON Schema (its
+`metrics` part generated from the metric catalogue), written atomically; and read back,
+tolerantly, for reports, summaries and diffs."""
 from __future__ import annotations
 
 import json
@@ -9,13 +10,53 @@ import tempfile
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, Optional
 
 from .redact import redact
 
 # 2: metrics.wall_s is one repeat's wall time (1: the sum over repeats), metrics.wall_s_total the sum.
 SCHEMA_VERSION = 2
 RESULT_FILE = "result.json"
+
+
+@dataclass
+class JobResult:
+    """What one job measured, as result.json holds it. job.py builds it (new_result) and fills
+    it as the job runs; write_result writes it. Field order is the file's key order. The
+    shipped schema names exactly these fields at the top level (tests/test_results.py); the
+    parts inside (model, server, metrics: the catalogue, ...) are the schema's to describe.
+    The parts only a load that ran has (OPTIONAL) are not written while None: absent means
+    "not measured"; energy is written null when there is none to read."""
+
+    schema_version: int
+    status: str  # ok | failed | interrupted (report readers also meet "unreadable")
+    error: Optional[str]
+    run_id: str
+    job: dict  # num, name, started_at, finished_at, overrides
+    model: dict
+    server: dict
+    concurrency: int
+    repeats: int
+    order: dict  # how the sweep ordered its jobs (order.py): mode, seed, round, rounds
+    workload: dict
+    hardware: dict
+    load: dict
+    metrics: dict  # the catalogue's metrics over every measured request (catalogue.py)
+    server_timings: dict
+    tasks: list = field(default_factory=list)
+    repeat_metrics: Optional[list] = None  # one metrics dict per repeat this job ran
+    repeats_ci95: Optional[dict] = None
+    goodput: Optional[dict] = None
+    server_metrics: Optional[dict] = None  # /metrics counter deltas and gauge peaks
+    energy: Optional[dict] = None
+    telemetry: Optional[dict] = None
+
+    OPTIONAL = ("repeat_metrics", "repeats_ci95", "goodput", "server_metrics", "telemetry")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if getattr(self, f.name) is not None or f.name not in self.OPTIONAL}
 
 
 def result_schema() -> dict:
@@ -63,17 +104,20 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
-def write_result(job_dir: Path, result: dict[str, Any]) -> Path:
+def write_result(job_dir: Path, result: JobResult | dict[str, Any]) -> Path:
     """Write result.json. A schema mismatch never loses what was measured, nor stops a sweep:
-    the result is written anyway, failed, with the mismatch in `error`."""
+    the result is written anyway, failed, with the mismatch in `error` (of the object too)."""
+    d = result.to_dict() if isinstance(result, JobResult) else result
     try:
-        validate_result(result)
+        validate_result(d)
     except ValueError as e:
-        result["error"] = f"{result['error']}; {e}" if result.get("error") else str(e)
-        if result.get("status") != "interrupted":
-            result["status"] = "failed"
+        d["error"] = f"{d['error']}; {e}" if d.get("error") else str(e)
+        if d.get("status") != "interrupted":
+            d["status"] = "failed"
+        if isinstance(result, JobResult):
+            result.error, result.status = d["error"], d["status"]
     path = job_dir / RESULT_FILE
-    atomic_write_text(path, json.dumps(result, indent=2, default=str) + "\n")
+    atomic_write_text(path, json.dumps(d, indent=2, default=str) + "\n")
     return path
 
 

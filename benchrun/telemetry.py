@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .config import BenchConfig
+from .results import JobResult
 from .hardware import MIB, open_nvml
 
 
@@ -341,21 +342,20 @@ def start_for_job(cfg: BenchConfig, server: Any, job_dir: Path) -> Optional[Samp
         return None
 
 
-def record_for_job(result: dict, sampler: Optional[Sampler], estimate: Any, enabled: bool = True) -> None:
+def record_for_job(result: JobResult, sampler: Optional[Sampler], estimate: Any, enabled: bool = True) -> None:
     """Put server.memory, energy and telemetry of a stopped sampler (job.py stops it when the
     load ends) into result. Never raises."""
     try:
         if sampler is None:
             s = disabled_summary("telemetry.enabled=false" if not enabled else "sampler not started")
         else:
-            s = sampler.summary(int(result.get("metrics", {}).get("output_tokens") or 0))
+            s = sampler.summary(int(result.metrics.get("output_tokens") or 0))
         mem = s["memory"] or {"kind": None, "peak_mib": None, "idle_mib": None}
         if estimate is not None:
             mem["estimate_mib"] = estimate.total_mib
             mem["estimate"] = estimate.as_dict()
         mem.setdefault("estimate_mib", None)
-        result.setdefault("server", {})["memory"] = mem
-        result["energy"], result["telemetry"] = s["energy"], s["telemetry"]
+        result.server["memory"] = mem
+        result.energy, result.telemetry = s["energy"], s["telemetry"]
     except Exception as e:  # noqa: BLE001
-        result["telemetry"] = {"enabled": enabled, "samples": 0, "notes": [f"telemetry failed: {e}"]}
-        result.setdefault("energy", None)
+        result.telemetry = {"enabled": enabled, "samples": 0, "notes": [f"telemetry failed: {e}"]}

@@ -43,3 +43,17 @@ def test_a_schema_mismatch_still_writes_the_result_as_failed(tmp_path):
     assert res["error"].startswith("result.json invalid at")
     write_result(tmp_path, {**measured, "status": "ok", "error": "server died"})
     assert read_result(tmp_path / "result.json")["error"].startswith("server died; result.json invalid")
+
+
+def test_the_schema_names_exactly_the_fields_of_the_typed_result():
+    """One shape of result.json: JobResult's fields are the schema's top-level properties, and
+    every field the schema requires is one a JobResult always writes."""
+    import dataclasses
+
+    from benchrun.results import JobResult, result_schema
+
+    schema = result_schema()
+    names = [f.name for f in dataclasses.fields(JobResult)]
+    assert set(schema["properties"]) == set(names)
+    always = {f.name for f in dataclasses.fields(JobResult)} - set(JobResult.OPTIONAL)
+    assert set(schema["required"]) <= always
