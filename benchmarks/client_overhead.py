@@ -1,7 +1,7 @@
 """How much error and CPU does benchrun's client add? (A benchmark, not a test.)
 
-Starts benchrun.timedserver in its own process (a streaming server that logs when it really
-sent each token), then, at each concurrency, drives it with benchrun's engine and with a
+Starts the tests' timed server (tests/support/timedserver.py) in its own process (a streaming
+server that logs when it really sent each token), then, at each concurrency, drives it with benchrun's engine and with a
 minimal aiohttp client (benchmarks/minimal_client.py) in this same invocation, and prints:
   - TTFT error and ITL error (measured minus true, ms; p50, p99, min),
   - client CPU microseconds per streamed token (user + system time of this process).
@@ -25,13 +25,16 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+# The timed server is a test fixture (tests/support), checked by the timer tests; borrowed here.
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
 import minimal_client  # noqa: E402
 
 from benchrun import metrics as M  # noqa: E402
-from benchrun import timedserver  # noqa: E402
 from benchrun.client import RequestSpec, make_session  # noqa: E402
 from benchrun.engine import Engine, LoadPlan, run_loop  # noqa: E402
+from support import timedserver  # noqa: E402
 
 # Known timing per level: ITL is longer at 256 so the (Python) test server keeps up on 2 cores.
 DECODE_CPU: list[float] = []

@@ -13,6 +13,7 @@ uv venv -q --python "$py" "$d/venv"
 uv pip install -q --python "$d/venv/bin/python" -r "$d/lowest.txt" pytest pytest-timeout
 uv pip install -q --python "$d/venv/bin/python" --no-deps -e .
 echo "lowest direct dependencies: $(grep -cE '^[a-z]' "$d/lowest.txt") packages, e.g. $(grep -E '^(aiohttp|gguf|numpy|psutil|xllamacpp)==' "$d/lowest.txt" | tr '\n' ' ')"
-"$d/venv/bin/python" -m pytest -q -p no:cacheprovider tests/test_metrics.py tests/test_stats.py tests/test_fit.py \
-  tests/test_config.py tests/test_report_handmade.py tests/test_sweep.py tests/test_progress.py \
-  tests/test_promscrape.py
+"$d/venv/bin/python" -m pytest -q -p no:cacheprovider tests/unit/test_metrics.py tests/unit/test_stats.py \
+  tests/unit/test_fit.py tests/unit/test_config.py tests/unit/test_report_handmade.py tests/unit/test_sweep.py \
+  tests/integration/test_sweep.py tests/unit/test_progress.py tests/integration/test_progress.py \
+  tests/unit/test_promscrape.py

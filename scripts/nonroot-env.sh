@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prepares what tests/test_sandbox.py needs to run itself as a normal user when the suite runs as
+# Prepares what tests/integration/test_sandbox.py needs to run itself as a normal user when the suite runs as
 # root (root hides permission bugs): the user `benchrun-nonroot` and a venv it can execute, made
 # from the system's python3 (the project's own may sit in root's private home). Idempotent.
 set -euo pipefail

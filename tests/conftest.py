@@ -1,17 +1,27 @@
-"""Shared fixtures: the real tiny models, one real embedded llama.cpp server per test session,
-Hydra's compose API on the real conf/, and the CLI as a subprocess."""
+"""Shared fixtures for both tiers (tests/unit, tests/integration): the real tiny models, one real
+embedded llama.cpp server per test session, the real llama-server binary, Hydra's compose API on
+the real conf/, and the CLI as a subprocess. Plain helpers live in tests/support."""
 from __future__ import annotations
 
-import contextlib
 import os
-import subprocess
-import sys
+import shutil
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-CONF = ROOT / "conf"
+from support import run_cli
+
+
+# The `slow` marker (pyproject.toml): the test runs a real llama.cpp server (or binary) or a full
+# sweep. A test that starts one itself (the CLI on model=tiny, run_job, build_server) carries the
+# mark; one that gets it from these fixtures is marked here, so it cannot be forgotten.
+REAL_LLAMA_CPP = {"tiny_server", "smollm2_path", "llama_server_bin"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if REAL_LLAMA_CPP & set(item.fixturenames):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(autouse=True)
@@ -51,37 +61,43 @@ def tiny_server(tmp_path_factory):
     stop_process(handle.process, 5.0)
 
 
+@pytest.fixture(scope="session")
+def llama_server_bin() -> str:
+    """A real llama.cpp `llama-server`: BENCHRUN_LLAMA_SERVER, else `llama-server` on PATH, else
+    the cached `benchrun build-server` build. Without one the test SKIPs (saying how to get it),
+    except in CI (CI=true), where it FAILs: CI builds it."""
+    from benchrun.llamabuild import cached_llama_server
+
+    named = os.environ.get("BENCHRUN_LLAMA_SERVER")
+    found = (named if named and Path(named).is_file() else None) or shutil.which("llama-server") \
+        or cached_llama_server()
+    if not found:
+        why = "no real llama-server: run `uv run benchrun build-server` (or set BENCHRUN_LLAMA_SERVER)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(why)
+        pytest.skip(why)
+    return str(found)
+
+
 @pytest.fixture
 def compose():
     """compose(["model=tiny", ...]) -> the typed config (BenchConfig) benchrun would run, via
-    Hydra's compose API; with return_hydra_config=True, Hydra's own node (hydra.* included)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    benchrun's own compose (hydra_setup.compose) and to_config, so a test sees exactly what the
+    CLI hands below it; with return_hydra_config=True, Hydra's node (hydra.* included)."""
     from hydra.core.global_hydra import GlobalHydra
 
-    import benchrun.cli  # noqa: F401 -- registers the run_id resolver
-    from benchrun.hydra_setup import register_configs, to_config
+    from benchrun.hydra_setup import compose as benchrun_compose
+    from benchrun.hydra_setup import to_config
 
-    register_configs()
+    # An initialisation left by an earlier in-process main() would be composed in instead of
+    # conf/: start clean, and benchrun's compose opens (and clears) its own each call.
+    GlobalHydra.instance().clear()
 
     def _compose(overrides=(), return_hydra_config=False):
-        GlobalHydra.instance().clear()
-        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            cfg = hydra_compose("config", overrides=list(overrides),
-                                return_hydra_config=return_hydra_config)
+        cfg = benchrun_compose(overrides, return_hydra_config)
         return cfg if return_hydra_config else to_config(cfg)
 
     return _compose
-
-
-def run_cli(args: list[str], cwd: Path, timeout: float = 300, env: dict | None = None,
-            check: bool = False) -> subprocess.CompletedProcess:
-    """Run `benchrun ARGS` in cwd (its outputs/ lands there)."""
-    proc = subprocess.run([sys.executable, "-m", "benchrun", *args], cwd=cwd, text=True,
-                          capture_output=True, timeout=timeout, env={**os.environ, **(env or {})})
-    if check and proc.returncode != 0:
-        raise AssertionError(f"benchrun {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
-    return proc
 
 
 @pytest.fixture
@@ -91,26 +107,3 @@ def cli(tmp_path):
         return run_cli(list(args), tmp_path, **kw), tmp_path
 
     return _run
-
-
-def output_dir_of(stdout: str) -> Path:
-    """The directory the CLI said it wrote."""
-    for line in stdout.splitlines():
-        if line.startswith("benchrun: results in "):
-            return Path(line.split("benchrun: results in ", 1)[1].strip())
-    raise AssertionError(f"no results line in output:\n{stdout}")
-
-
-@contextlib.asynccontextmanager
-async def serve_app(app):
-    """Run an aiohttp test app on a free loopback port; yields its base URL."""
-    from aiohttp import web
-
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield "http://127.0.0.1:%d" % site._server.sockets[0].getsockname()[1]
-    finally:
-        await runner.cleanup()

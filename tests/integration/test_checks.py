@@ -1,0 +1,66 @@
+"""Each check on hand-written good and bad replies (the code-running ones in the real sandbox).
+This half runs servers, processes or sockets; the parts that need none are in tests/unit/test_checks.py."""
+from __future__ import annotations
+
+from benchrun.checks import run_check
+from support import fenced
+
+
+GOOD_TESTS = fenced('''
+import pytest
+from calculate_discount import calculate_discount
+
+def test_half():
+    assert calculate_discount(100, 50) == 50
+
+def test_zero():
+    assert calculate_discount(80, 0) == 80
+
+def test_invalid():
+    with pytest.raises(ValueError):
+        calculate_discount(10, 120)
+''')
+
+
+PYTEST = {"type": "pytest_passes", "reference": "calculate_discount.py", "min_tests": 3}
+
+
+def test_pytest_passes_on_good_tests():
+    r = run_check(GOOD_TESTS, PYTEST)
+    assert r["passed"], r["reason"]
+    assert r["reason"] == "3 passed"
+
+
+def test_pytest_fails_on_a_wrong_test():
+    wrong = GOOD_TESTS.replace("== 50", "== 49")
+    r = run_check(wrong, PYTEST)
+    assert not r["passed"] and "1 failed" in r["reason"] and "2 passed" in r["reason"]
+
+
+def test_pytest_needs_min_tests_and_runs_the_reference_not_a_copy():
+    few = fenced("from calculate_discount import calculate_discount\n\ndef test_a():\n    assert calculate_discount(10, 10) == 9")
+    r = run_check(few, PYTEST)
+    assert not r["passed"] and "only 1 test(s) collected, need 3" in r["reason"]
+    # A reply that defines its own (wrong) calculate_discount must still test the reference.
+    shadow = fenced("def calculate_discount(p, d):\n    return 0\n\n"
+                    "def test_a():\n    assert calculate_discount(10, 10) == 9\n"
+                    "def test_b():\n    assert calculate_discount(10, 0) == 10\n"
+                    "def test_c():\n    assert calculate_discount(0, 50) == 0")
+    r = run_check(shadow, PYTEST)
+    assert r["passed"], r["reason"]
+    assert not run_check(fenced("def test_x(:\n pass"), PYTEST)["passed"]
+    assert run_check(fenced("x = 1"), PYTEST)["reason"] == "no tests collected"
+
+
+def test_runs_exit_code_stdin_and_survival():
+    echo = fenced("import sys\nfor line in sys.stdin:\n    if line.strip() == 'q':\n        sys.exit(0)\nsys.exit(3)")
+    assert run_check(echo, {"type": "runs", "stdin": "a\nq\n"})["passed"]
+    r = run_check(echo, {"type": "runs", "stdin": "a\n"})
+    assert not r["passed"] and r["reason"].startswith("exit 3")
+    crash = run_check(fenced("raise RuntimeError('boom')"), "runs")
+    assert not crash["passed"] and "RuntimeError: boom" in crash["reason"]
+    server = fenced("import time\nwhile True:\n    time.sleep(0.05)")
+    r = run_check(server, {"type": "runs", "survive_s": 1})
+    assert r["passed"] and r["reason"] == "still running after 1 s"
+    r = run_check(server, {"type": "runs", "wall_s": 1})
+    assert not r["passed"] and "timed out" in r["reason"]

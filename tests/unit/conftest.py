@@ -1,0 +1,33 @@
+"""The unit tier's contract, enforced: a test here that starts a process or opens a network
+connection (a server, a fake one on loopback, the CLI as a subprocess, the sandbox) fails and
+says so; such a test belongs in tests/integration."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+
+import _posixsubprocess
+import pytest
+
+
+def _refuse(what: str):
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"a unit test must not {what}: it belongs in tests/integration")
+    return refuse
+
+
+@pytest.fixture(autouse=True)
+def _no_processes_or_sockets(monkeypatch):
+    start = _refuse("start a process")
+    # Every Popen (subprocess.run, asyncio's subprocesses) ends in fork_exec; 3.11+ binds it
+    # into subprocess itself, 3.10 calls it through the module.
+    monkeypatch.setattr(_posixsubprocess, "fork_exec", start)
+    if hasattr(subprocess, "_fork_exec"):
+        monkeypatch.setattr(subprocess, "_fork_exec", start)
+    monkeypatch.setattr(os, "fork", start)
+    if hasattr(os, "posix_spawn"):
+        monkeypatch.setattr(os, "posix_spawn", start)
+    # bind/connect, not socket creation: an event loop's own self-pipe is a socketpair.
+    for name in ("bind", "connect", "connect_ex"):
+        monkeypatch.setattr(socket.socket, name, _refuse(f"{name} a socket"))

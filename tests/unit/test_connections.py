@@ -1,0 +1,16 @@
+"""Connection setup: connect time per request, keep-alive reuse where the server allows it, a
+fresh connection where it says `Connection: close` (llama.cpp after a stream), and one resend
+when a reused connection turns out closed before any response.
+This half needs no server, process or socket; the rest is in tests/integration/test_connections.py."""
+from __future__ import annotations
+
+import pytest
+
+
+def test_auto_pools_only_servers_that_are_not_llama_cpp():
+    from benchrun.client import reuse_for
+
+    assert reuse_for("auto", llama_cpp=False) and not reuse_for("auto", llama_cpp=True)
+    assert reuse_for("always", llama_cpp=True) and not reuse_for("never", llama_cpp=False)
+    with pytest.raises(ValueError, match="auto, always or never"):
+        reuse_for("sometimes", llama_cpp=False)

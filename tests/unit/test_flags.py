@@ -1,0 +1,19 @@
+"""The flags benchrun passes to llama-server are checked against the binary's own --help.
+
+Fast tests use stand-in binaries whose --help is laid out exactly as llama.cpp's
+common_arg::to_string() writes it (b11434); tests/integration/test_llama_server_real.py checks the real
+binary's help.
+This half needs no server, process or socket; the rest is in tests/integration/test_flags.py."""
+from __future__ import annotations
+
+from benchrun.servers.flags import parse_help
+from support.fakes import help_of
+
+
+def test_the_help_layout_parses_into_flags_and_whether_they_take_a_value():
+    flags = parse_help(help_of())
+    assert flags["--ctx-size"] is True and flags["-c"] is True
+    assert flags["--flash-attn"] is True and flags["-fa"] is True
+    assert flags["--metrics"] is False and flags["--kv-unified"] is False and flags["--no-kv-unified"] is False
+    assert flags["--n-gpu-layers"] is True and flags["-ngl"] is True
+    assert "-----" not in flags and "(default:" not in " ".join(flags)

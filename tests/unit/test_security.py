@@ -1,0 +1,12 @@
+"""Servers bind loopback; an API key comes only from the env var the preset names and never
+appears in anything benchrun writes (checked by grepping the whole output dir).
+This half needs no server, process or socket; the rest is in tests/integration/test_security.py."""
+from __future__ import annotations
+
+
+def test_every_preset_binds_loopback_unless_it_says_otherwise(compose):
+    from benchrun.config import ModelConfig
+
+    assert ModelConfig.host == "127.0.0.1"
+    for name in ("tiny", "tiny_wide", "qwen35", "qwen3coder"):
+        assert compose([f"model={name}"]).model.host == "127.0.0.1", name
