@@ -19,8 +19,8 @@ from pathlib import Path
 
 from . import interrupts
 from .config import validate
-from .hydra_setup import (ConfigError, conf_dir, interleave_rounds, precheck, register_configs, run_id,
-                          to_config)
+from .hydra_setup import (ConfigError, conf_dir, interleave_rounds, job_settings, precheck, register_configs,
+                          run_id, to_config)
 from .resume import job_overrides, kept_on_resume, resume_dir
 from .servers import ServerPool
 
@@ -91,15 +91,16 @@ def _job(composed) -> None:
     interrupts.install()  # again here: a submitit worker never ran main()
     hc = HydraConfig.get()
     job_dir = Path(hc.runtime.output_dir)
-    overrides = list(hc.overrides.task)
+    overrides = job_overrides(hc.overrides.task)
+    settings = job_settings(composed, overrides, hc.runtime.choices)
     cfg = to_config(composed)
-    if cfg.resume and kept_on_resume(job_dir, overrides):
+    if cfg.resume and kept_on_resume(job_dir, overrides, settings):
         print(f"[{job_dir.name}] ok: kept from the earlier run (resume)", flush=True)
         _write_summary(job_dir.parent)
         return
     validate(cfg)
     res = run_job(cfg, job_dir, _POOL, job_num=hc.job.get("num", 0) or 0, run_id=run_id(),
-                  overrides=job_overrides(overrides), jobs_total=_STATE.get("jobs_total"))
+                  overrides=overrides, settings=settings, jobs_total=_STATE.get("jobs_total"))
     from .redact import redact
 
     print(redact(status_line(job_dir.name, res)), flush=True)

@@ -131,6 +131,22 @@ def to_config(cfg: Any) -> BenchConfig:
     return OmegaConf.to_object(cfg)
 
 
+def job_settings(composed: Any, overrides: list[str], choices: Any) -> dict[str, Any]:
+    """What a job's command line set, as values: {key: resolved value} for each override (a
+    config group's key gets the option chosen: model -> "tiny"). result.json records it
+    (job.settings), so report labels, merged rounds and resume compare values, never parse
+    override strings or directory names."""
+    out: dict[str, Any] = {}
+    for o in overrides:
+        key = o.lstrip("+~").split("=", 1)[0]
+        if key in choices:
+            out[key] = choices[key]
+        else:
+            v = OmegaConf.select(composed, key, default=None)
+            out[key] = OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+    return out
+
+
 def group_options(group: str) -> list[str]:
     """The options of a config group (model, workload, ...), schemas left out. Inside hydra_conf()."""
     from hydra.core.global_hydra import GlobalHydra

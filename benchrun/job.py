@@ -139,13 +139,14 @@ def _run_load(cfg: BenchConfig, url: str, headers: dict, workload, writer: Recor
     return run_loop(go())
 
 
-def new_result(cfg: BenchConfig, job_dir: Path, job_num: int, run_id: str, overrides: list[str] | None) -> JobResult:
+def new_result(cfg: BenchConfig, job_dir: Path, job_num: int, run_id: str, overrides: list[str] | None,
+               settings: dict | None = None) -> JobResult:
     """The result.json skeleton of a job that has not measured anything yet (status failed)."""
     m = cfg.model
     return JobResult(
         schema_version=SCHEMA_VERSION, status="failed", error=None, run_id=run_id,
         job={"num": job_num, "name": job_dir.name, "started_at": _now(), "finished_at": None,
-             "overrides": list(overrides or [])},
+             "overrides": list(overrides or []), "settings": dict(settings or {})},
         model={"name": m.name, "path": None, "sha256": None, "backend": m.backend,
                "quantization": m.quantization, "ctx_size": m.ctx_size, "parallel": m.parallel,
                "n_gpu_layers": m.n_gpu_layers, "hub_repo": m.hub_repo, "hub_file": m.hub_file,
@@ -181,11 +182,12 @@ def _broken(server) -> bool:
 
 
 def run_job(cfg: BenchConfig, job_dir: Path, pool: ServerPool, job_num: int, run_id: str,
-            overrides: list[str] | None = None, jobs_total: Optional[int] = None) -> dict:
+            overrides: list[str] | None = None, jobs_total: Optional[int] = None,
+            settings: dict | None = None) -> dict:
     """Runs the job and writes its result.json; returns what was written."""
     job_dir.mkdir(parents=True, exist_ok=True)
     m = cfg.model
-    result = new_result(cfg, job_dir, job_num, run_id, overrides)
+    result = new_result(cfg, job_dir, job_num, run_id, overrides, settings)
     log_path = job_dir / "server.log"
     writer = _KeepingWriter(job_dir / "requests.jsonl")
     server = None

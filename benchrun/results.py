@@ -33,7 +33,7 @@ class JobResult:
     status: str  # ok | failed | interrupted (report readers also meet "unreadable")
     error: Optional[str]
     run_id: str
-    job: dict  # num, name, started_at, finished_at, overrides
+    job: dict  # num, name, started_at, finished_at, overrides (the command line), settings (its values)
     model: dict
     server: dict
     concurrency: int

@@ -38,16 +38,21 @@ def resume_dir(argv: list[str]) -> Path | None:
     return d
 
 
-def kept_on_resume(job_dir: Path, overrides: list[str]) -> bool:
-    """True when this job already finished ok in job_dir with the same overrides. Otherwise
-    any earlier attempt there is set aside (set_aside) and the job reruns."""
+def kept_on_resume(job_dir: Path, overrides: list[str], settings: dict) -> bool:
+    """True when this job already finished ok in job_dir with the same settings (an older
+    result without job.settings: the same overrides). Otherwise any earlier attempt there is
+    set aside (set_aside) and the job reruns."""
     prev = job_dir / RESULT_FILE
     if prev.is_file():
         try:
             old = read_result(prev)
         except (OSError, ValueError):
             old = {}
-        same = sorted(job_overrides((old.get("job") or {}).get("overrides") or [])) == sorted(job_overrides(overrides))
+        job = old.get("job") or {}
+        if "settings" in job:
+            same = job["settings"] == settings
+        else:
+            same = sorted(job_overrides(job.get("overrides") or [])) == sorted(job_overrides(overrides))
         if old.get("status") == "ok" and same:
             return True
     set_aside(job_dir)

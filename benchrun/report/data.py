@@ -3,6 +3,7 @@ how to read each from a result.json come from benchrun/catalogue.py (re-exported
 report's modules); this module keeps no metric list of its own."""
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -125,6 +126,20 @@ def load_jobs(root: Path) -> list[Job]:
     return merge_rounds([Job(p.parent, load_result(p)) for p in paths])
 
 
+def settings_of(res: dict) -> dict[str, str]:
+    """What the job's command line set, key -> value as text ("model.parallel" -> "2"): result.json
+    job.settings, recorded at run time. Results written before it (schema_version 1) only have
+    the override strings, which are read instead."""
+    job = res.get("job") or {}
+    if "settings" in job:
+        return {k: v if isinstance(v, str) else json.dumps(v) for k, v in (job["settings"] or {}).items()}
+    out = {}
+    for o in job.get("overrides") or []:
+        k, _, v = str(o).partition("=")
+        out[k.lstrip("+~")] = v
+    return out
+
+
 def round_of(res: dict) -> Optional[int]:
     """The round of an interleaved sweep this job is (result.json `order`), else None."""
     o = res.get("order") or {}
@@ -146,8 +161,7 @@ def merge_rounds(jobs: list[Job]) -> list[Job]:
         if r is None or not j.ok:
             out.append(j)
             continue
-        ov = tuple(sorted(o for o in (j.result.get("job") or {}).get("overrides") or []
-                          if o.lstrip("+~").split("=", 1)[0] != "round"))
+        ov = tuple(sorted((k, v) for k, v in settings_of(j.result).items() if k != "round"))
         gk = (j.result.get("run_id"), j.key, ov)
         if gk not in groups:
             groups[gk] = []

@@ -16,7 +16,7 @@ from .. import noise
 from ..stats import ci95
 from .compare import Delta, compare, ratio_text
 from ..catalogue import BY_KEY, Metric, task_tally
-from .data import Job, ci_of, repeat_values
+from .data import Job, ci_of, repeat_values, settings_of
 
 
 def overrides_of(job: Job) -> list[str]:
@@ -44,9 +44,9 @@ _GROUPING = {"model", "concurrency", "workload"}
 
 
 def assign_labels(jobs: list[Job]) -> dict[int, str]:
-    """Preset label per job: the model name, plus any other override that varies across the
+    """Preset label per job: the model name, plus any other setting that varies across the
     sweep (e.g. model.parallel), so two variants of one model never share a column."""
-    ovs = [dict(_split(o) for o in overrides_of(j)) for j in jobs]
+    ovs = [{k: v for k, v in settings_of(j.result).items() if k not in ("resume", "round")} for j in jobs]
     keys = {k for d in ovs for k in d if k not in _GROUPING}
     varying = sorted(k for k in keys if len({d.get(k) for d in ovs}) > 1)
     out = {}

@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# A real one-node SLURM cluster on this machine, for tests and CI (issue #14): this host is the
+# only node, jobs go through the real sbatch/slurmctld/slurmd path, so `benchrun -m
+# hydra/launcher=...` can be tested end to end without a site cluster.
+#
+#   bash scripts/slurm-cluster.sh start    # install (root, apt-get) if missing, configure, start, wait for idle
+#   bash scripts/slurm-cluster.sh stop     # cancel jobs, stop the daemons this script started
+#   bash scripts/slurm-cluster.sh status   # one line
+#
+# Everything (slurm.conf, munge key and socket, state, spool, logs, pid files) lives in one
+# directory, $BENCHRUN_SLURM_DIR (default /tmp/benchrun-slurm), so nothing under /etc/slurm or
+# /etc/munge is used or changed. Clients find the cluster through SLURM_CONF, which `start`
+# prints; export it (sbatch passes it on to the jobs). Daemons run in the background, not under
+# systemd, with plugins that need neither cgroups nor systemd, so it works in a container.
+set -euo pipefail
+
+dir=${BENCHRUN_SLURM_DIR:-/tmp/benchrun-slurm}
+ctld_port=${BENCHRUN_SLURM_CTLD_PORT:-6817}
+slurmd_port=${BENCHRUN_SLURM_SLURMD_PORT:-6818}
+conf=$dir/slurm.conf
+export SLURM_CONF=$conf
+packages=(munge slurmctld slurmd slurm-client)
+daemons=(slurmd slurmctld munged)   # stop order: the node, the controller, then auth
+
+die() { echo "slurm-cluster: $*" >&2; exit 1; }
+
+pid_of() {  # the live pid recorded in $dir/NAME.pid, or nothing
+  local f=$dir/$1.pid pid
+  [ -s "$f" ] || return 1
+  pid=$(cat "$f")
+  kill -0 "$pid" 2>/dev/null && echo "$pid"
+}
+
+node_state() { sinfo -h -N -o '%t' 2>/dev/null | head -n1; }
+
+install_packages() {
+  local missing=() p
+  for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  [ "$(id -u)" = 0 ] || die "packages missing (${missing[*]}); run as root or: apt-get install ${missing[*]}"
+  # The packages' maintainer scripts would start munge/slurm through init scripts with the
+  # /etc defaults; policy-rc.d exit 101 forbids that for the duration of the install.
+  local policy=/usr/sbin/policy-rc.d had_policy=0
+  [ -e "$policy" ] && had_policy=1
+  [ $had_policy = 1 ] || { printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod +x "$policy"; }
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      "${missing[@]}" >/dev/null; } || { [ $had_policy = 1 ] || rm -f "$policy"; die "apt-get install ${missing[*]} failed"; }
+  [ $had_policy = 1 ] || rm -f "$policy"
+}
+
+write_config() {
+  local host cpus mem_mb
+  host=$(hostname -s)
+  cpus=$(nproc)
+  # RealMemory above what slurmd measures drains the node; leave 10% (at least 512 MB) spare.
+  mem_mb=$(awk '/^MemTotal:/ {m=int($2/1024); s=int(m/10); if (s<512) s=512; print m-s}' /proc/meminfo)
+  mkdir -p "$dir"/{state,spool,log,munge}
+  chmod 700 "$dir/munge"   # munged refuses a key or socket dir that others can write
+  cat >"$conf" <<EOF
+# Written by scripts/slurm-cluster.sh: one node (this host), one partition, no accounting daemon.
+ClusterName=benchrun
+SlurmctldHost=$host(127.0.0.1)
+SlurmctldPort=$ctld_port
+SlurmdPort=$slurmd_port
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+AuthInfo=socket=$dir/munge/munge.socket
+StateSaveLocation=$dir/state
+SlurmdSpoolDir=$dir/spool
+SlurmctldPidFile=$dir/slurmctld.pid
+SlurmdPidFile=$dir/slurmd.pid
+SlurmctldLogFile=$dir/log/slurmctld.log
+SlurmdLogFile=$dir/log/slurmd.log
+SlurmctldDebug=info
+SlurmdDebug=info
+# No cgroups or systemd in a container: plain /proc process tracking, no task binding.
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+MpiDefault=none
+SwitchType=switch/none
+# No slurmdbd: sacct cannot answer; finished jobs are logged one line each to a text file.
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/filetxt
+JobCompLoc=$dir/log/jobcomp.txt
+SchedulerType=sched/backfill
+# Cores (not whole nodes) are the unit, so several 1-CPU jobs share the node.
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+ReturnToService=2
+# Quick scheduling and clean-up: tests wait on these.
+SchedulerParameters=sched_interval=2
+MessageTimeout=10
+KillWait=5
+MinJobAge=60
+SlurmdTimeout=60
+InactiveLimit=0
+NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
+PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
+EOF
+  # munged wants a key readable by its user only.
+  if [ ! -s "$dir/munge/munge.key" ]; then
+    (umask 077; dd if=/dev/urandom of="$dir/munge/munge.key" bs=1024 count=1 status=none)
+  fi
+  chmod 400 "$dir/munge/munge.key"
+}
+
+port_free() { ! ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
+
+start() {
+  if pid_of slurmctld >/dev/null && pid_of slurmd >/dev/null && pid_of munged >/dev/null; then
+    echo "slurm-cluster: already running ($(status_line))"
+    return 0
+  fi
+  local t0=$SECONDS
+  install_packages
+  # A half-started cluster (one daemon died) is stopped first, so start always begins clean.
+  stop >/dev/null 2>&1 || true
+  [ "$(id -u)" = 0 ] || die "start must run as root (slurmd runs jobs as their users)"
+  local p
+  for p in "$ctld_port" "$slurmd_port"; do
+    port_free "$p" || die "port $p is in use (set BENCHRUN_SLURM_CTLD_PORT / BENCHRUN_SLURM_SLURMD_PORT)"
+  done
+  write_config
+  # Fresh state every start: jobs or a drained node from an earlier run must not come back.
+  rm -rf "${dir:?}/state" "${dir:?}/spool" && mkdir -p "$dir/state" "$dir/spool"
+  : >"$dir/log/jobcomp.txt"
+  # --force: munged as root (no munge user needed); all its files in our own directory.
+  munged --force --key-file="$dir/munge/munge.key" --socket="$dir/munge/munge.socket" \
+    --pid-file="$dir/munged.pid" --log-file="$dir/log/munged.log" --seed-file="$dir/munge/munge.seed"
+  slurmctld -f "$conf"
+  slurmd -f "$conf"
+  local deadline=$((SECONDS + ${BENCHRUN_SLURM_TIMEOUT:-60})) state=""
+  while [ $SECONDS -lt $deadline ]; do
+    state=$(node_state)
+    [ "$state" = idle ] && break
+    sleep 0.5
+  done
+  if [ "$state" != idle ]; then
+    echo "slurm-cluster: node not idle after ${BENCHRUN_SLURM_TIMEOUT:-60}s (state: ${state:-none}); logs in $dir/log" >&2
+    tail -n 5 "$dir"/log/*.log >&2 || true
+    stop >/dev/null 2>&1 || true
+    exit 1
+  fi
+  echo "slurm-cluster: up in $((SECONDS - t0))s; export SLURM_CONF=$conf"
+}
+
+stop() {
+  # Cancel our cluster's jobs first so no slurmstepd outlives the daemons.
+  if pid_of slurmctld >/dev/null && [ -n "$(squeue -h -o %i 2>/dev/null)" ]; then
+    scancel --full $(squeue -h -o %i) 2>/dev/null || true
+    local i
+    for i in $(seq 20); do [ -z "$(squeue -h -o %i 2>/dev/null)" ] && break; sleep 0.5; done
+  fi
+  local d pid stopped=()
+  for d in "${daemons[@]}"; do
+    pid=$(pid_of "$d") || { rm -f "$dir/$d.pid"; continue; }
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+    rm -f "$dir/$d.pid"
+    stopped+=("$d")
+  done
+  echo "slurm-cluster: stopped ${stopped[*]:-nothing}"
+}
+
+status_line() {
+  local d up=() down=()
+  for d in munged slurmctld slurmd; do
+    if pid_of "$d" >/dev/null; then up+=("$d"); else down+=("$d"); fi
+  done
+  if [ ${#down[@]} -eq 0 ]; then
+    echo "running: node $(hostname -s) $(node_state || true), $(squeue -h 2>/dev/null | wc -l) jobs, SLURM_CONF=$conf"
+  elif [ ${#up[@]} -eq 0 ]; then
+    echo "stopped"
+  else
+    echo "partial: up ${up[*]}, down ${down[*]}"
+  fi
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  status) status_line ;;
+  *) die "usage: $0 start|stop|status" ;;
+esac
