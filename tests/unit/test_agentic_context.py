@@ -1,6 +1,5 @@
-"""The agentic workload on a context too small for it: refused before launch with both numbers
-and the fix; run anyway (context_check=false), its failures are grouped by the server's own
-cause; turns cut at max_tokens are marked, and checks failing on them say so.
+"""The agentic workload's context check, composed but not run: the worst case counts the history
+at max_tokens, and a unified KV cache is judged on what runs at once.
 This half needs no server, process or socket; the rest is in tests/integration/test_agentic_context.py."""
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Each check on hand-written good and bad replies (the code-running ones in the real sandbox).
+"""The checks that run nothing (code and JSON extraction, python_parses, has_docstrings, defines,
+regex, json_schema) on hand-written good and bad replies; unknown or malformed checks.
 This half needs no server, process or socket; the rest is in tests/integration/test_checks.py."""
 from __future__ import annotations
 

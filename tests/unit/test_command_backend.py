@@ -1,6 +1,5 @@
-"""The `command` backend: any OpenAI-compatible server from the user's own argv template, here
-the real llama-server (CI builds it), launched, health-checked on model.health_path, measured
-and stopped like the built-in backends; a bad template is one line before anything runs.
+"""The `command` backend without a server: the argv template is filled per argument and nothing
+else is special; the result schema names every registered backend.
 This half needs no server, process or socket; the rest is in tests/integration/test_command_backend.py."""
 from __future__ import annotations
 

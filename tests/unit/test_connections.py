@@ -1,6 +1,4 @@
-"""Connection setup: connect time per request, keep-alive reuse where the server allows it, a
-fresh connection where it says `Connection: close` (llama.cpp after a stream), and one resend
-when a reused connection turns out closed before any response.
+"""Connection reuse policy without a server: `auto` pools only servers that are not llama.cpp.
 This half needs no server, process or socket; the rest is in tests/integration/test_connections.py."""
 from __future__ import annotations
 

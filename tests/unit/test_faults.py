@@ -1,5 +1,5 @@
-"""Faults provoked for real: servers that cannot start inside a sweep, a server killed -9 or
-frozen mid-run, a crash in the middle of writing result.json.
+"""Faults without a server: a crash in the middle of writing result.json never leaves half a
+file; the cause read from a server log skips a crash backtrace and prefers error lines.
 This half needs no server, process or socket; the rest is in tests/integration/test_faults.py."""
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""The flags benchrun passes to llama-server are checked against the binary's own --help.
-
-Fast tests use stand-in binaries whose --help is laid out exactly as llama.cpp's
-common_arg::to_string() writes it (b11434); tests/integration/test_llama_server_real.py checks the real
-binary's help.
+"""The llama.cpp --help layout (support.fakes, as common_arg::to_string() writes it, b11434)
+parses into flags and whether each takes a value.
 This half needs no server, process or socket; the rest is in tests/integration/test_flags.py."""
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""hardware=auto detection (GPUs through an injected fake NVML; CPU/RAM through psutil),
-profiles, and the server build string.
+"""hardware=auto detection (GPUs through an injected fake NVML; CPU/RAM through psutil) and
+profiles.
 This half needs no server, process or socket; the rest is in tests/integration/test_hardware.py."""
 from __future__ import annotations
 

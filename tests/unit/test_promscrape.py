@@ -1,4 +1,5 @@
-"""/metrics scraping: the parser, the deltas, and a real llama.cpp server.
+"""/metrics scraping without a server: the Prometheus text parser, and the deltas and peaks
+between scrapes.
 This half needs no server, process or socket; the rest is in tests/integration/test_promscrape.py."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Replay of a JSONL trace against the real tiny server.
+"""JSONL traces without a server: the shipped sample loads, bad files are one-line errors.
 This half needs no server, process or socket; the rest is in tests/integration/test_replay.py."""
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
-"""Report and diff on a real sweep of the tiny models (embedded llama.cpp), run once per module
-through the CLI: the report is written by the end-of-sweep hook, re-rendered on demand, and
-every number in it is read back from the result files.
+"""The end-of-sweep report hook on hand-made dirs: it follows the `report` key, and a report that
+fails keeps the results.
 This half needs no server, process or socket; the rest is in tests/integration/test_report.py."""
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Servers bind loopback; an API key comes only from the env var the preset names and never
-appears in anything benchrun writes (checked by grepping the whole output dir).
+"""Every shipped preset binds loopback unless it says otherwise (composed, nothing started).
 This half needs no server, process or socket; the rest is in tests/integration/test_security.py."""
 from __future__ import annotations
 

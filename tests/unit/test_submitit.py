@@ -1,6 +1,4 @@
-"""hydra/launcher=submitit_local: the cluster path (one process per job, as on SLURM nodes)
-on this machine. Each worker starts and stops its own server; results land in one sweep dir
-and one summary covers them.
+"""The SLURM GPU launcher preset composes with the settings a cluster needs.
 This half needs no server, process or socket; the rest is in tests/integration/test_submitit.py."""
 from __future__ import annotations
 

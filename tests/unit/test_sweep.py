@@ -1,5 +1,6 @@
-"""End to end: a real 2-preset x 2-concurrency sweep on the embedded llama.cpp server.
+"""Run ids: unique even for runs started in the same second.
 This half needs no server, process or socket; the rest is in tests/integration/test_sweep.py."""
+
 
 def test_run_ids_are_unique_even_in_the_same_second(monkeypatch):
     import datetime as real_dt

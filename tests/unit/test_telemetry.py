@@ -1,5 +1,7 @@
-"""The telemetry sampler: on real embedded llama.cpp servers (psutil), through an injected fake
-NVML module (no GPU here), degrading without NVML, and inside a real job's result.json.
+"""The telemetry sampler without a real server: CPU use split into server, client and others;
+surviving the server going away; NVML through an injected fake module (no GPU here), energy
+from power samples, the fallbacks without per-process permission or without NVML; a broken
+reading never fails.
 This half needs no server, process or socket; the rest is in tests/integration/test_telemetry.py."""
 from __future__ import annotations
 
