@@ -38,6 +38,9 @@ def test_resume_skips_ok_jobs_and_reruns_the_rest_in_the_same_dir(cli, tmp_path)
     for job, res_ in ((ok_job, read_result(ok_job / "result.json")), (bad_job, rerun)):
         assert res_["job"]["overrides"] == ["model=tiny", f"concurrency={job.name[-1]}",
                                             "workload.requests=2", "load.warmup_requests=0"]
+        # ...and their values, typed as the job ran them: what resume and the report compare.
+        assert res_["job"]["settings"] == {"model": "tiny", "concurrency": int(job.name[-1]),
+                                           "workload.requests": 2, "load.warmup_requests": 0}
     assert sorted(p.parent.name for p in sweep.glob("*/result.json")) == ["0_tiny_c1", "1_tiny_c2"]
     summary = json.loads((sweep / "summary.json").read_text())
     assert [(r["job"], r["status"]) for r in summary] == [("0_tiny_c1", "ok"), ("1_tiny_c2", "ok")]

@@ -385,3 +385,24 @@ def test_a_metric_presets_differ_on_by_more_than_10x_is_points_on_a_log_axis(tmp
     got = _series(ax)
     assert set(got) == set(want) and all(got[k] == pytest.approx(want[k]) for k in want)
     assert sorted(t.get_text() for t in ax.texts) == sorted(value_text(v[0]) for v in want.values())
+
+
+def test_labels_read_recorded_settings_not_override_text(tmp_path):
+    """A job that recorded job.settings is labelled from those values, however its override
+    was spelled; an older one (overrides only) still gets the same label."""
+    from benchrun.report.data import Job, settings_of
+    from benchrun.report.view import assign_labels
+
+    def job(name, overrides, settings=None):
+        j = {"overrides": overrides}
+        if settings is not None:
+            j["settings"] = settings
+        return Job(tmp_path / name, {"model": {"name": "tiny"}, "job": j})
+
+    new_2 = job("a", ["+model.parallel=2", "model=tiny"], {"model.parallel": 2, "model": "tiny", "fit_check": False})
+    new_4 = job("b", ["model.parallel=4", "model=tiny"], {"model.parallel": 4, "model": "tiny", "fit_check": False})
+    old_4 = job("c", ["model.parallel=4", "model=tiny", "fit_check=false"])
+    assert settings_of(new_2.result) == {"model.parallel": "2", "model": "tiny", "fit_check": "false"}
+    labels = assign_labels([new_2, new_4, old_4])
+    assert [labels[id(j)] for j in (new_2, new_4, old_4)] == [
+        "tiny (model.parallel=2)", "tiny (model.parallel=4)", "tiny (model.parallel=4)"]
