@@ -28,7 +28,9 @@ from pathlib import Path
 from typing import Optional
 
 from . import noise
+from .noise import BUSY_KEY
 from .catalogue import HEADLINE, PER_REQUEST_NAMES, RECIPROCAL
+from .report.compare import comparability
 from .report.data import ReportError, load_jobs
 from .results import atomic_write_text
 
@@ -64,8 +66,6 @@ def machine_key(hardware: Optional[dict]) -> str:
 def calibrate(dirs: list[Path]) -> dict:
     """The calibration of >= 2 identical runs (see the module docstring). Raises ReportError
     with one line when the runs are not identical or too few."""
-    from .diff import comparability
-
     if len(dirs) < 2:
         raise ReportError("calibrate needs at least 2 identical runs (benchrun calibrate DIR DIR ...)")
     runs = []
@@ -167,9 +167,6 @@ def lookup(hardware: Optional[dict], workload: str, repeats: int, path: Optional
         out.update(pick(w["jobs"][job]))
     out[BUSY_KEY] = w.get("other_cpu_pct_max")
     return out
-
-
-BUSY_KEY = "_other_cpu_pct_max"  # in a lookup() result: how busy the calibration runs' machine was
 
 
 def describe(cal: dict) -> str:

@@ -4,7 +4,7 @@ Contract. Each `MetricDef` says what the metric is (key in result.json `metrics`
 which way is better, display format), how it is computed (`kind` and `fn`: a pure per-request
 function from metrics.py, or a run-level one over the run's records), and where it goes
 (`flags`, `headline`). Everything else reads this table and keeps no list of its own:
-compute_metrics (metrics.py), repeats_ci95 (stats.py), summary.csv (summary.py), the report
+compute_metrics (here), repeats_ci95 (stats.py), summary.csv (summary.py), the report
 (report/data.py, view, compare, findings, markdown, charts), `benchrun diff` / --fail-on and
 calibration, the CLI status line, and the `metrics` part of the result.json schema
 (metrics_schema, merged in by results.py). So a new metric is added by adding one entry here
@@ -313,7 +313,12 @@ def value(res: dict, key: str) -> Optional[float]:
 
 # --- computing: one metrics dict per run, and the result.json schema of it -------------------
 
-def compute(records: list[RequestRecord], wall_ns: int, repeats: int = 1) -> dict:
+def per_request() -> dict[str, Callable[[RequestRecord], Optional[float]]]:
+    """Every one-value-per-request metric, by key."""
+    return {d.key: d.fn for d in CATALOGUE if d.kind is Kind.REQUEST}
+
+
+def compute_metrics(records: list[RequestRecord], wall_ns: int, repeats: int = 1) -> dict:
     """result.json `metrics` for measured runs (`repeats` of them, their walls summed in
     wall_ns): every REQUEST/TOKENS/RUN entry, in catalogue order (OPEN_LOOP ones only when
     some request had a schedule)."""

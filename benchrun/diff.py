@@ -11,13 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from .report.compare import Delta, compare, method_text
+from .report.compare import Delta, comparability, compare, method_text
 from .catalogue import BY_KEY, HEADLINE, Metric
 from .report.data import Job, ReportError, load_jobs, metric
 from . import noise
 
-# Settings that make two jobs incomparable when they differ.
-_HW_KEYS = ("name", "gpu", "gpu_memory_mib", "cpu", "memory_mib")
 
 
 @dataclass
@@ -64,39 +62,8 @@ def _fmt_key(key: tuple) -> str:
 
 
 def _name(metric_key: str) -> str:
-    """A metric key as printed: wall_s is compared per repeat (result.json metrics.wall_s
-    sums all repeats), so it says so."""
+    """A metric key as printed: wall_s is one repeat's wall time, and says so."""
     return "wall_s per repeat" if metric_key == "wall_s" else metric_key
-
-
-def comparability(a: dict, b: dict) -> list[str]:
-    """Why two results may not be comparable (each a one-line warning)."""
-    w = []
-    sa, sb = a["model"].get("sha256"), b["model"].get("sha256")
-    if sa and sb and sa != sb:
-        w.append(f"model file differs (sha256 {sa[:12]} vs {sb[:12]})")
-    for key, what in (("build_info", "server build"), ("backend", "server backend")):
-        va, vb = a["server"].get(key), b["server"].get(key)
-        if va != vb and (va or vb):
-            w.append(f"{what} differs ({va} vs {vb})")
-    ha, hb = a.get("hardware") or {}, b.get("hardware") or {}
-    hw = [k for k in _HW_KEYS if ha.get(k) != hb.get(k) and (ha.get(k) or hb.get(k))]
-    if hw:
-        w.append("hardware differs (" + ", ".join(f"{k}: {ha.get(k)} vs {hb.get(k)}" for k in hw) + ")")
-    wa, wb = a.get("workload") or {}, b.get("workload") or {}
-    wk = sorted(k for k in set(wa) | set(wb) if wa.get(k) != wb.get(k))
-    if wk:
-        w.append("workload settings differ (" + ", ".join(f"{k}: {wa.get(k)} vs {wb.get(k)}" for k in wk) + ")")
-    for k in ("ctx_size", "parallel", "quantization", "n_gpu_layers"):
-        if a["model"].get(k) != b["model"].get(k):
-            w.append(f"model.{k} differs ({a['model'].get(k)} vs {b['model'].get(k)})")
-    la, lb = a.get("load") or {}, b.get("load") or {}
-    lk = sorted(k for k in set(la) | set(lb) if k != "request_timeout_s" and la.get(k) != lb.get(k))
-    if lk:
-        w.append("load settings differ (" + ", ".join(f"{k}: {la.get(k)} vs {lb.get(k)}" for k in lk) + ")")
-    if (a.get("repeats") or 1) != (b.get("repeats") or 1):
-        w.append(f"repeats differ ({a.get('repeats') or 1} vs {b.get('repeats') or 1})")
-    return w
 
 
 def _calibration_for(ja: Job, jb: Job, noise_file, notes: list[str]) -> Optional[dict]:

@@ -16,7 +16,8 @@ from .config import BenchConfig, ModelConfig, plain
 from .client import make_session, reuse_for, token_count_body
 from .engine import Engine, LoadPlan, run_loop
 from .hardware import describe_hardware
-from .metrics import compute_metrics, goodput_of, output_tokens, server_timings
+from .catalogue import compute_metrics
+from .metrics import output_tokens, server_timings
 from .progress import Progress
 from .modelfile import describe_model
 from .promscrape import Scraper
@@ -27,7 +28,7 @@ from .servers import ServerError, ServerPool
 from .servers.base import log_cause
 from .servers.pool import resolve_model_path
 from .servers.registry import backend_for
-from .stats import repeats_ci95
+from .stats import goodput_of, repeats_ci95
 from .workloads import make_workload
 
 

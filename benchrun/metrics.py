@@ -14,7 +14,7 @@ docs/measurement.md states the definitions and compares them with other tools'."
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterable, Optional
+from typing import Iterable, Optional
 
 import numpy as np
 
@@ -342,25 +342,11 @@ def summarize(values: Iterable[Optional[float]]) -> dict:
             "stdev": float(v.std(ddof=1)) if v.size > 1 else 0.0}
 
 
-_FROM_SCHEDULE = {"ttft_ms": ttft_from_schedule_ms, "ttfa_ms": ttfa_from_schedule_ms,
+FROM_SCHEDULE = {  # open loop: the latencies counted from the scheduled send
+    "ttft_ms": ttft_from_schedule_ms, "ttfa_ms": ttfa_from_schedule_ms,
                   "e2e_ms": e2e_from_schedule_ms}
 SERVER_TIMINGS = ("prompt_per_second", "predicted_per_second", "prompt_ms", "predicted_ms",
                   "prompt_n", "predicted_n", "cache_n")
-
-
-def compute_metrics(records: list[RequestRecord], wall_ns: int, repeats: int = 1) -> dict:
-    """All metrics of the catalogue for one measured run (warm-up records excluded by the
-    caller): catalogue.compute, which reads the per-request functions above."""
-    from .catalogue import compute  # the catalogue imports this module for its functions
-
-    return compute(records, wall_ns, repeats)
-
-
-def per_request() -> dict[str, Callable[[RequestRecord], Optional[float]]]:
-    """Every one-value-per-request metric of the catalogue, by key."""
-    from .catalogue import CATALOGUE, Kind
-
-    return {d.key: d.fn for d in CATALOGUE if d.kind is Kind.REQUEST}
 
 
 def server_timings(records: list[RequestRecord], client_decode_mean: Optional[float]) -> dict:
@@ -379,21 +365,3 @@ def server_timings(records: list[RequestRecord], client_decode_mean: Optional[fl
         out["client_server_decode_ratio"] = (client_decode_mean / server_decode
                                              if client_decode_mean and server_decode else None)
     return out
-
-
-def goodput_of(records: list[RequestRecord], slo: dict, wall_ns: int) -> Optional[dict]:
-    """Share and rate of requests that succeeded, were complete and met every SLO
-    (`slo` maps a per-request latency of SloConfig, e.g. ttft_ms, to its upper limit). In open
-    loop ttft, ttfa and e2e count from the scheduled send time: waiting for a max_concurrency slot
-    is latency the user saw, and must not be hidden (coordinated omission)."""
-    from .stats import goodput
-
-    fns = per_request()
-    per_request_values = []
-    for r in records:
-        f = {**fns, **_FROM_SCHEDULE} if r.scheduled_ns is not None else fns
-        v = {name: f[name](r) for name, lim in slo.items() if lim is not None}
-        v["_ok"] = is_good(r)
-        v["_one_token"] = output_tokens(r) == 1
-        per_request_values.append(v)
-    return goodput(per_request_values, slo, wall_ns / 1e9)

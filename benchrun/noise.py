@@ -27,6 +27,8 @@ from typing import Optional, Sequence
 import numpy as np
 from scipy import stats as st
 
+BUSY_KEY = "_other_cpu_pct_max"  # in a calibration lookup(): how busy the calibration runs' machine was
+
 ALPHA = 0.05  # nominal false-positive rate per comparison (two-sided)
 
 # Assumed run-to-run spread of one run's headline value, as a log-scale SD (~relative SD), for

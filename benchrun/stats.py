@@ -4,7 +4,9 @@ from __future__ import annotations
 import math
 from typing import Iterable, Optional
 
-from .catalogue import CI_STATS, Flag, with_flag
+from . import metrics as M
+from .catalogue import CI_STATS, Flag, per_request, with_flag
+from .records import RequestRecord
 
 # Two-sided 95% Student-t critical values t(0.975, df) for df = 1..30 (standard tables);
 # beyond 30 the normal quantile with a 1/df correction is accurate to < 0.1%.
@@ -83,3 +85,19 @@ def goodput(per_request: list[dict], slo: dict, wall_s: float) -> Optional[dict]
     return {"slo": slo, "requests": n, "requests_good": good,
             "share": good / n if n else None,
             "rate_rps": good / wall_s if wall_s > 0 else None}
+
+
+def goodput_of(records: list[RequestRecord], slo: dict, wall_ns: int) -> Optional[dict]:
+    """Share and rate of requests that succeeded, were complete and met every SLO
+    (`slo` maps a per-request latency of SloConfig, e.g. ttft_ms, to its upper limit). In open
+    loop ttft, ttfa and e2e count from the scheduled send time: waiting for a max_concurrency slot
+    is latency the user saw, and must not be hidden (coordinated omission)."""
+    fns = per_request()
+    per_request_values = []
+    for r in records:
+        f = {**fns, **M.FROM_SCHEDULE} if r.scheduled_ns is not None else fns
+        v = {name: f[name](r) for name, lim in slo.items() if lim is not None}
+        v["_ok"] = M.is_good(r)
+        v["_one_token"] = M.output_tokens(r) == 1
+        per_request_values.append(v)
+    return goodput(per_request_values, slo, wall_ns / 1e9)

@@ -6,11 +6,12 @@
 #   bash scripts/slurm-cluster.sh start    # install (root, apt-get) if missing, configure, start, wait for idle
 #   bash scripts/slurm-cluster.sh stop     # cancel jobs, stop the daemons this script started
 #   bash scripts/slurm-cluster.sh status   # one line
+#   eval "$(bash scripts/slurm-cluster.sh env)"   # SLURM_CONF, and PATH with a sacct that works here
 #
 # Everything (slurm.conf, munge key and socket, state, spool, logs, pid files) lives in one
 # directory, $BENCHRUN_SLURM_DIR (default /tmp/benchrun-slurm), so nothing under /etc/slurm or
-# /etc/munge is used or changed. Clients find the cluster through SLURM_CONF, which `start`
-# prints; export it (sbatch passes it on to the jobs). Daemons run in the background, not under
+# /etc/munge is used or changed. Clients find the cluster through SLURM_CONF, which `env`
+# prints (sbatch passes it on to the jobs). Daemons run in the background, not under
 # systemd, with plugins that need neither cgroups nor systemd, so it works in a container.
 set -euo pipefail
 
@@ -45,8 +46,11 @@ install_packages() {
   local policy=/usr/sbin/policy-rc.d had_policy=0
   [ -e "$policy" ] && had_policy=1
   [ $had_policy = 1 ] || { printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod +x "$policy"; }
+  local log=/tmp/slurm-cluster-apt.$$.log
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      "${missing[@]}" >/dev/null; } || { [ $had_policy = 1 ] || rm -f "$policy"; die "apt-get install ${missing[*]} failed"; }
+      "${missing[@]}"; } >"$log" 2>&1 \
+    || { [ $had_policy = 1 ] || rm -f "$policy"; tail -n 5 "$log" >&2; die "apt-get install ${missing[*]} failed"; }
+  rm -f "$log"
   [ $had_policy = 1 ] || rm -f "$policy"
 }
 
@@ -57,7 +61,8 @@ write_config() {
   # RealMemory above what slurmd measures drains the node; leave 10% (at least 512 MB) spare.
   mem_mb=$(awk '/^MemTotal:/ {m=int($2/1024); s=int(m/10); if (s<512) s=512; print m-s}' /proc/meminfo)
   mkdir -p "$dir"/{state,spool,log,munge}
-  chmod 700 "$dir/munge"   # munged refuses a key or socket dir that others can write
+  # munged refuses a key or socket dir that others can write; others must reach the socket.
+  chmod 755 "$dir" "$dir/munge"
   cat >"$conf" <<EOF
 # Written by scripts/slurm-cluster.sh: one node (this host), one partition, no accounting daemon.
 ClusterName=benchrun
@@ -77,6 +82,7 @@ SlurmctldLogFile=$dir/log/slurmctld.log
 SlurmdLogFile=$dir/log/slurmd.log
 SlurmctldDebug=info
 SlurmdDebug=info
+MailProg=/bin/true
 # No cgroups or systemd in a container: plain /proc process tracking, no task binding.
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
@@ -92,6 +98,9 @@ SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 ReturnToService=2
+# A job the node can never run (too many CPUs, too much memory) is refused at sbatch instead of
+# pending forever, which would hang a test.
+EnforcePartLimits=ALL
 # Quick scheduling and clean-up: tests wait on these.
 SchedulerParameters=sched_interval=2
 MessageTimeout=10
@@ -102,6 +111,15 @@ InactiveLimit=0
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 EOF
+  # Without slurmdbd plain `sacct` fails ("accounting storage is disabled"), and submitit polls
+  # job states with it; this sacct reads the job-completion log (`sacct --completion`) instead.
+  # Put $dir/bin first on PATH to use it (`env` prints the line).
+  local real_sacct
+  real_sacct=$(PATH=${PATH//"$dir/bin:"/} command -v sacct)
+  mkdir -p "$dir/bin"
+  printf '#!/bin/sh\n# Written by scripts/slurm-cluster.sh: no slurmdbd, so read the job-completion log.\nexec %s --completion "$@"\n' \
+    "$real_sacct" >"$dir/bin/sacct"
+  chmod 755 "$dir/bin" "$dir/bin/sacct"
   # munged wants a key readable by its user only.
   if [ ! -s "$dir/munge/munge.key" ]; then
     (umask 077; dd if=/dev/urandom of="$dir/munge/munge.key" bs=1024 count=1 status=none)
@@ -116,7 +134,8 @@ start() {
     echo "slurm-cluster: already running ($(status_line))"
     return 0
   fi
-  local t0=$SECONDS
+  local t0
+  t0=$(date +%s.%N)
   install_packages
   # A half-started cluster (one daemon died) is stopped first, so start always begins clean.
   stop >/dev/null 2>&1 || true
@@ -146,7 +165,7 @@ start() {
     stop >/dev/null 2>&1 || true
     exit 1
   fi
-  echo "slurm-cluster: up in $((SECONDS - t0))s; export SLURM_CONF=$conf"
+  echo "slurm-cluster: up in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}')s; use it with: $(env_lines | paste -sd';')"
 }
 
 stop() {
@@ -182,9 +201,15 @@ status_line() {
   fi
 }
 
+env_lines() {  # for eval: the cluster's config, and the sacct that works without slurmdbd
+  echo "export SLURM_CONF=$conf"
+  echo "export PATH=$dir/bin:\$PATH"
+}
+
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
   status) status_line ;;
-  *) die "usage: $0 start|stop|status" ;;
+  env) env_lines ;;
+  *) die "usage: $0 start|stop|status|env" ;;
 esac

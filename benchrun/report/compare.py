@@ -28,8 +28,10 @@ from typing import Optional
 import numpy as np
 
 from .. import noise
+from ..noise import BUSY_KEY
 from ..stats import t975
 from ..catalogue import BY_NAME, PER_REQUEST_NAMES, Kind, Metric
+from ..telemetry import BUSY_PCT
 from .data import Job, ci_of, repeat_values
 
 N_BOOT = 1000
@@ -216,9 +218,6 @@ def disturbed(job: Job, calibration: Optional[dict] = None) -> bool:
     more than during any run of the calibration (if one applies): on the shared 2-core VM
     identical jobs then differed by up to 3x, so one such run cannot be judged against a
     run-to-run floor measured or assumed for a quieter machine."""
-    from ..calibration import BUSY_KEY
-    from ..telemetry import BUSY_PCT
-
     cpu = (job.result.get("telemetry") or {}).get("cpu") or {}
     limit = max(BUSY_PCT, float((calibration or {}).get(BUSY_KEY) or 0))
     return (cpu.get("other_pct") or 0) >= limit
@@ -259,3 +258,37 @@ def method_text(x: Delta) -> str:
     if base == "disturbed":
         return "busy machine: one run cannot tell"
     return "none"
+
+
+# Settings that make two jobs incomparable when they differ.
+_HW_KEYS = ("name", "gpu", "gpu_memory_mib", "cpu", "memory_mib")
+
+
+def comparability(a: dict, b: dict) -> list[str]:
+    """Why two results may not be comparable (each a one-line warning)."""
+    w = []
+    sa, sb = a["model"].get("sha256"), b["model"].get("sha256")
+    if sa and sb and sa != sb:
+        w.append(f"model file differs (sha256 {sa[:12]} vs {sb[:12]})")
+    for key, what in (("build_info", "server build"), ("backend", "server backend")):
+        va, vb = a["server"].get(key), b["server"].get(key)
+        if va != vb and (va or vb):
+            w.append(f"{what} differs ({va} vs {vb})")
+    ha, hb = a.get("hardware") or {}, b.get("hardware") or {}
+    hw = [k for k in _HW_KEYS if ha.get(k) != hb.get(k) and (ha.get(k) or hb.get(k))]
+    if hw:
+        w.append("hardware differs (" + ", ".join(f"{k}: {ha.get(k)} vs {hb.get(k)}" for k in hw) + ")")
+    wa, wb = a.get("workload") or {}, b.get("workload") or {}
+    wk = sorted(k for k in set(wa) | set(wb) if wa.get(k) != wb.get(k))
+    if wk:
+        w.append("workload settings differ (" + ", ".join(f"{k}: {wa.get(k)} vs {wb.get(k)}" for k in wk) + ")")
+    for k in ("ctx_size", "parallel", "quantization", "n_gpu_layers"):
+        if a["model"].get(k) != b["model"].get(k):
+            w.append(f"model.{k} differs ({a['model'].get(k)} vs {b['model'].get(k)})")
+    la, lb = a.get("load") or {}, b.get("load") or {}
+    lk = sorted(k for k in set(la) | set(lb) if k != "request_timeout_s" and la.get(k) != lb.get(k))
+    if lk:
+        w.append("load settings differ (" + ", ".join(f"{k}: {la.get(k)} vs {lb.get(k)}" for k in lk) + ")")
+    if (a.get("repeats") or 1) != (b.get("repeats") or 1):
+        w.append(f"repeats differ ({a.get('repeats') or 1} vs {b.get('repeats') or 1})")
+    return w

@@ -12,7 +12,7 @@ from typing import Callable, Optional
 
 from .. import metrics as M
 from ..catalogue import (BY_KEY, BY_NAME, HEADLINE, PER_REQUEST_NAMES, RECIPROCAL, STATS, Kind,  # noqa: F401
-                         Metric, summary_stat, task_tally, value)  # (re-exported for the report's modules)
+                         Metric, compute_metrics, summary_stat, task_tally, value)  # (re-exported for the report's modules)
 from ..records import read_records
 from ..results import find_results, load_result
 
@@ -186,7 +186,7 @@ def _merged(parts: list[Job], repeats_ci95) -> Job:
     recs = job.records
     if recs and all((j.dir / "requests.jsonl").is_file() for j in parts):
         wall_ns = int(sum((rm.get("wall_s") or 0) for rm in reps) * 1e9)
-        res["metrics"] = M.compute_metrics(recs, wall_ns, len(reps))  # one definition: as for back-to-back repeats
+        res["metrics"] = compute_metrics(recs, wall_ns, len(reps))  # one definition: as for back-to-back repeats
     peaks = [((j.result.get("server") or {}).get("memory") or {}).get("peak_mib") for j in parts]
     peaks = [x for x in peaks if isinstance(x, (int, float))]
     if peaks:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from benchrun import metrics as M
+from benchrun.catalogue import compute_metrics
 from benchrun.client import RequestSpec, make_session
 from benchrun.engine import Engine, LoadPlan, run_loop
 from support import timedserver
@@ -77,7 +78,7 @@ def test_summaries_see_the_known_timing(timed_run):
     clock): on a loaded machine the server's sleeps overrun too, so the intended 30 ms / 8 ms
     are lower bounds and the server's actual gaps are the reference."""
     records, wall_ns, truth, _ = timed_run
-    m = M.compute_metrics(records, wall_ns)
+    m = compute_metrics(records, wall_ns)
     assert m["requests_ok"] == 12 and m["token_count_mismatches"] == 0
     sent = {r.id: np.array(truth[str(r.tags["rid"])], dtype=np.int64) for r in records}
     true_ttft = np.median([(sent[r.id][0] - r.start_ns) / 1e6 for r in records])
@@ -109,7 +110,7 @@ def test_client_decode_rate_agrees_with_llama_cpp(tiny_server):
     assert all(M.is_good(r) for r in records)
     ratios = [M.decode_tok_s(r) / r.timings["predicted_per_second"] for r in records if M.decode_tok_s(r)]
     assert len(ratios) >= 3 and 0.85 < float(np.median(ratios)) < 1.15, ratios
-    m = M.compute_metrics(records, wall_ns)
+    m = compute_metrics(records, wall_ns)
     st = M.server_timings(records, m["decode_tok_s"]["mean"])
     assert 0.8 < st["client_server_decode_ratio"] < 1.2
     # The per-event counts (timings_per_token) add up to the server's usage.
@@ -173,7 +174,7 @@ def test_per_token_itl_splits_each_event_gap_over_its_tokens(multi_token_runs):
     assert np.median(np.abs(err)) < 1.0, err
     # Per token, the gaps are the generation step; per event they are 1-3 steps. Compare with
     # the server's own sends in this run, not with the nominal sleep (a busy box oversleeps).
-    m = M.compute_metrics(records, 10**9)
+    m = compute_metrics(records, 10**9)
     true_step = float(np.mean(expected))
     assert m["itl_ms"]["mean"] == pytest.approx(true_step, rel=0.25)
     assert m["chunk_gap_ms"]["mean"] > 1.5 * m["itl_ms"]["mean"]
@@ -184,8 +185,8 @@ def test_per_token_itl_splits_each_event_gap_over_its_tokens(multi_token_runs):
 def test_without_per_event_counts_the_total_is_spread_not_flagged(multi_token_runs):
     with_counts, without, _ = multi_token_runs
     assert all(M.is_good(r) and r.event_tokens is None for r in without)
-    m = M.compute_metrics(without, 10**9)
-    m_counts = M.compute_metrics(with_counts, 10**9)
+    m = compute_metrics(without, 10**9)
+    m_counts = compute_metrics(with_counts, 10**9)
     assert m["token_count_mismatches"] == 0 and m["token_count_sources"] == {"spread": 8}
     # The spread estimate keeps the per-token mean (over 12 tokens, within TTFT's excess).
     assert m["itl_ms"]["mean"] == pytest.approx(m_counts["itl_ms"]["mean"], rel=0.3)

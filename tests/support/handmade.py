@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchrun.metrics import compute_metrics, server_timings
+from benchrun.catalogue import compute_metrics
+from benchrun.metrics import server_timings
 from benchrun.records import RecordWriter, RequestRecord
 from benchrun.results import write_result
 

@@ -11,7 +11,7 @@ import pytest
 from support.handmade import make_job
 
 from benchrun import catalogue as C
-from benchrun.metrics import compute_metrics
+from benchrun.catalogue import compute_metrics
 from benchrun.records import RequestRecord
 from benchrun.results import result_schema, validate_result
 from benchrun.stats import repeats_ci95

@@ -54,3 +54,34 @@ def test_no_hydra_private_api():
     private = [str(rel) for rel, tree in _modules() for node in ast.walk(tree)
                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("hydra._internal")]
     assert private == []
+
+
+def _graph() -> dict[str, set[str]]:
+    """benchrun module -> the benchrun modules it imports, anywhere in it (a function-level
+    import is a dependency too: deferring it hides a cycle, it does not remove it)."""
+    names = {}
+    for rel, tree in _modules():
+        parts = list(rel.with_suffix("").parts)
+        pkg = parts[-1] == "__init__"
+        names[".".join(["benchrun", *(parts[:-1] if pkg else parts)])] = (tree, pkg)
+    graph = {}
+    for mod, (tree, pkg) in names.items():
+        here = mod.split(".") if pkg else mod.split(".")[:-1]
+        deps = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                base = ".".join(here[:len(here) - node.level + 1] + [node.module or ""]).rstrip(".") \
+                    if node.level else (node.module or "")
+                deps |= {n for n in (base, *(f"{base}.{a.name}" for a in node.names)) if n in names}
+            elif isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names if a.name in names}
+        graph[mod] = deps - {mod}
+    return graph
+
+
+def test_no_import_cycles():
+    import graphlib
+
+    graph = _graph()
+    assert "benchrun.catalogue" in graph["benchrun.job"]  # the walk sees imports
+    graphlib.TopologicalSorter(graph).prepare()  # raises CycleError naming the cycle

@@ -4,6 +4,8 @@ from __future__ import annotations
 import pytest
 
 from benchrun import metrics as M
+from benchrun.stats import goodput_of
+from benchrun.catalogue import compute_metrics
 from benchrun.records import NOT_SENT, RequestRecord
 
 MS = 1_000_000  # ns
@@ -49,7 +51,7 @@ def test_zero_token_reply():
     assert M.ttft_ms(r) is None and M.ttfa_ms(r) is None
     assert M.itl_ms(r) == [] and M.tpot_ms(r) is None and M.decode_tok_s(r) is None
     assert M.prefill_tok_s(r) is None
-    m = M.compute_metrics([r], 10 * MS)
+    m = compute_metrics([r], 10 * MS)
     assert m["requests_ok"] == 1 and m["ttft_ms"]["n"] == 0 and m["output_tokens"] == 0
 
 
@@ -60,7 +62,7 @@ def test_a_reply_in_one_read_has_no_decode_rate():
     r = per_event(rec([1, 20, 20.1, 20.2], "rcud", usage_out=12), [0, 12, 0, 0])
     assert M.ttft_ms(r) == 20 and M.e2e_ms(r) == pytest.approx(20.2)
     assert M.tpot_ms(r) is None and M.decode_tok_s(r) is None
-    m = M.compute_metrics([r], 100 * MS)
+    m = compute_metrics([r], 100 * MS)
     assert m["requests_ok"] == 1 and m["output_tokens"] == 12 and m["tpot_ms"]["n"] == 0
 
 
@@ -81,7 +83,7 @@ def test_multi_token_events_without_counts_are_spread_not_flagged():
     # 3 tokens after the first arrived over 5 ms: each gap carries 1.5 tokens.
     assert M.itl_ms(r) == pytest.approx([2 / 1.5, 3 / 1.5])
     assert M.tokens_per_event(r) == pytest.approx(4 / 3)
-    m = M.compute_metrics([r], 10 * MS)
+    m = compute_metrics([r], 10 * MS)
     assert m["token_count_mismatches"] == 0 and m["token_count_sources"] == {"spread": 1}
 
 
@@ -104,7 +106,7 @@ def test_multi_token_chunks_give_per_token_itl():
     assert M.tpot_ms(r) == pytest.approx((37 - 20) / 7)
     assert not M.token_count_mismatch(r)
     assert M.token_count_source(r) == "timings"
-    m = M.compute_metrics([r], 100 * MS)
+    m = compute_metrics([r], 100 * MS)
     assert m["itl_ms"]["n"] == 7 and m["chunk_gap_ms"]["n"] == 3
     assert m["itl_ms"]["mean"] == pytest.approx(16.5 / 7)
     assert m["token_count_mismatches"] == 0
@@ -113,7 +115,7 @@ def test_multi_token_chunks_give_per_token_itl():
 def test_per_event_counts_that_do_not_add_up_are_flagged():
     r = per_event(rec([1, 2, 3, 4, 5], "rccud", usage_out=5), [0, 1, 2, 0, 0])
     assert M.token_count_mismatch(r)
-    assert M.compute_metrics([r], 10 * MS)["token_count_mismatches"] == 1
+    assert compute_metrics([r], 10 * MS)["token_count_mismatches"] == 1
     r = per_event(rec([1, 2, 3, 4, 5], "rccud", usage_out=3), [0, 1, 2, 0, 0], "logprobs")
     assert not M.token_count_mismatch(r) and M.token_count_source(r) == "logprobs"
 
@@ -142,7 +144,7 @@ def test_failed_and_truncated_are_counted_apart():
     failed = rec([0.5, 1], "rc", error="stream ended without [DONE]", expected=3, id=1)
     http = rec([], "", error="HTTP 500: boom", status=500, expected=3, id=2)
     short = rec([0.5, 2, 4, 5], "rccd", usage_out=2, expected=3, id=3)  # stopped early
-    m = M.compute_metrics([good, failed, http, short], 100 * MS)
+    m = compute_metrics([good, failed, http, short], 100 * MS)
     assert m["requests_ok"] == 1
     assert m["requests_failed"] == 2
     assert m["requests_truncated"] == 1
@@ -161,14 +163,14 @@ def test_open_loop_lateness_and_latency_from_schedule():
     assert M.lateness_ms(r) == 4
     assert M.ttft_from_schedule_ms(r) == 10
     assert M.e2e_from_schedule_ms(r) == 13
-    m = M.compute_metrics([r], 20 * MS)
+    m = compute_metrics([r], 20 * MS)
     assert m["lateness_ms"]["mean"] == 4 and m["ttft_from_schedule_ms"]["p50"] == 10
-    closed = M.compute_metrics([rec([1, 6, 8, 9], "rccd", usage_out=2)], 20 * MS)
+    closed = compute_metrics([rec([1, 6, 8, 9], "rccd", usage_out=2)], 20 * MS)
     assert "lateness_ms" not in closed
     # A request that went out 30 ms late and failed was still late; one never sent has no lateness.
     failed = rec([], "", scheduled_ns=0, start_ns=30 * MS, error="HTTP 503: busy", status=503, id=1)
     unsent = rec([], "", scheduled_ns=0, start_ns=90 * MS, error=NOT_SENT, status=None, id=2)
-    m = M.compute_metrics([r, failed, unsent], 100 * MS)
+    m = compute_metrics([r, failed, unsent], 100 * MS)
     assert m["lateness_ms"]["n"] == 2 and m["lateness_ms"]["max"] == 30
     assert m["ttft_from_schedule_ms"]["n"] == 1  # latency figures: good requests only
 
@@ -200,11 +202,11 @@ def test_goodput():
     slow = rec([1, 50, 52, 54, 55], "rcccd", usage_out=3, expected=3, id=1)  # ttft 50
     failed = rec([1], "r", error="boom", expected=3, id=2)
     one = rec([1, 4, 5], "rcd", usage_out=1, expected=1, id=3)  # no tpot: not a miss
-    g = M.goodput_of([fast, slow, failed, one], {"ttft_ms": 10.0, "tpot_ms": 3.0, "e2e_ms": None}, 2_000 * MS)
+    g = goodput_of([fast, slow, failed, one], {"ttft_ms": 10.0, "tpot_ms": 3.0, "e2e_ms": None}, 2_000 * MS)
     assert g["slo"] == {"ttft_ms": 10.0, "tpot_ms": 3.0}
     assert g["requests"] == 4 and g["requests_good"] == 2
     assert g["share"] == 0.5 and g["rate_rps"] == pytest.approx(1.0)
-    assert M.goodput_of([fast], {"ttft_ms": None}, MS) is None
+    assert goodput_of([fast], {"ttft_ms": None}, MS) is None
 
 
 def test_open_loop_goodput_counts_from_the_schedule():
@@ -212,14 +214,14 @@ def test_open_loop_goodput_counts_from_the_schedule():
     # from the schedule. The user waited 35 ms, so a 10 ms TTFT SLO is missed.
     late = rec([1, 5, 7, 9, 10], "rcccd", usage_out=3, expected=3, scheduled_ns=0, start_ns=30 * MS)
     on_time = rec([1, 5, 7, 9, 10], "rcccd", usage_out=3, expected=3, scheduled_ns=10 * MS, start_ns=10 * MS, id=1)
-    g = M.goodput_of([late, on_time], {"ttft_ms": 10.0}, 1_000 * MS)
+    g = goodput_of([late, on_time], {"ttft_ms": 10.0}, 1_000 * MS)
     assert g["requests_good"] == 1
-    e2e = M.goodput_of([late, on_time], {"e2e_ms": 20.0}, 1_000 * MS)  # e2e 10 ms, 40 from schedule
+    e2e = goodput_of([late, on_time], {"e2e_ms": 20.0}, 1_000 * MS)  # e2e 10 ms, 40 from schedule
     assert e2e["requests_good"] == 1
-    ttfa = M.goodput_of([late, on_time], {"ttfa_ms": 10.0}, 1_000 * MS)  # the answer waited too
+    ttfa = goodput_of([late, on_time], {"ttfa_ms": 10.0}, 1_000 * MS)  # the answer waited too
     assert ttfa["requests_good"] == 1
     closed = rec([1, 5, 7, 9, 10], "rcccd", usage_out=3, expected=3, start_ns=30 * MS)
-    assert M.goodput_of([closed], {"ttft_ms": 10.0}, 1_000 * MS)["requests_good"] == 1
+    assert goodput_of([closed], {"ttft_ms": 10.0}, 1_000 * MS)["requests_good"] == 1
 
 
 def _stream(*events, step_ms=2):
@@ -282,7 +284,7 @@ def test_failures_grouped_by_cause_with_the_servers_numbers():
     assert ctx["n_ctx"] == 1024 and ctx["n_prompt_tokens"] == 1200 and "1084 tokens" in ctx["message"]
     assert "model.ctx_size" in ctx["fix"]
     assert "server.log" in f[1]["fix"] and "request_timeout_s" in f[2]["fix"]
-    assert M.compute_metrics(recs, 10 * MS)["failures"] == f
+    assert compute_metrics(recs, 10 * MS)["failures"] == f
 
 
 def test_cut_at_max_tokens_only_where_no_exact_length_was_asked():
