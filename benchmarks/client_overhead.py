@@ -30,11 +30,11 @@ sys.path.insert(0, HERE)
 # The timed server is a test fixture (tests/support), checked by the timer tests; borrowed here.
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
 import minimal_client  # noqa: E402
-
-from benchrun import metrics as M  # noqa: E402
-from benchrun.client import RequestSpec, make_session  # noqa: E402
-from benchrun.engine import Engine, LoadPlan, run_loop  # noqa: E402
 from support import timedserver  # noqa: E402
+
+from benchrun.load.client import RequestSpec, make_session  # noqa: E402
+from benchrun.load.engine import Engine, LoadPlan, run_loop  # noqa: E402
+from benchrun.measure import metrics as M  # noqa: E402
 
 # Known timing per level: ITL is longer at 256 so the (Python) test server keeps up on 2 cores.
 DECODE_CPU: list[float] = []

@@ -27,10 +27,10 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import minimal_client  # noqa: E402
 
-from benchrun.client import RequestSpec, make_session  # noqa: E402
-from benchrun.engine import Engine, LoadPlan, run_loop  # noqa: E402
-from benchrun.promscrape import Scraper, parse_prometheus  # noqa: E402
-from benchrun.records import RecordWriter  # noqa: E402
+from benchrun.load.client import RequestSpec, make_session  # noqa: E402
+from benchrun.load.engine import Engine, LoadPlan, run_loop  # noqa: E402
+from benchrun.load.records import RecordWriter  # noqa: E402
+from benchrun.measure.promscrape import Scraper, parse_prometheus  # noqa: E402
 
 
 def scrape(url: str) -> dict:

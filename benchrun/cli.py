@@ -17,12 +17,20 @@ import os
 import sys
 from pathlib import Path
 
-from . import interrupts
-from .config import validate
-from .hydra_setup import (ConfigError, conf_dir, interleave_rounds, job_settings, precheck, register_configs,
-                          run_id, to_config)
-from .resume import job_overrides, kept_on_resume, resume_dir
-from .servers import ServerPool
+from benchrun import interrupts
+from benchrun.config import validate
+from benchrun.hydra_setup import (
+    ConfigError,
+    conf_dir,
+    interleave_rounds,
+    job_settings,
+    precheck,
+    register_configs,
+    run_id,
+    to_config,
+)
+from benchrun.resume import job_overrides, kept_on_resume, resume_dir
+from benchrun.servers import ServerPool
 
 EXIT_CONFIG, EXIT_INTERRUPTED = 2, 130
 _POOL = ServerPool()
@@ -71,13 +79,13 @@ def _finish(config, root: Path) -> None:
 def _auto_report(root: Path) -> None:
     """report.md, charts and summary. Never raises: a report failure prints one line and the
     measured results stay."""
-    from .commands.report import auto_report
+    from benchrun.commands.report import auto_report
 
     auto_report(root)
 
 
 def _write_summary(root: Path) -> None:
-    from .summary import write_summary
+    from benchrun.results.summary import write_summary
 
     if root.is_dir():
         write_summary(root)
@@ -86,7 +94,7 @@ def _write_summary(root: Path) -> None:
 def _job(composed) -> None:
     from hydra.core.hydra_config import HydraConfig
 
-    from .job import run_job
+    from benchrun.job import run_job
 
     interrupts.install()  # again here: a submitit worker never ran main()
     hc = HydraConfig.get()
@@ -101,7 +109,7 @@ def _job(composed) -> None:
     validate(cfg)
     res = run_job(cfg, job_dir, _POOL, job_num=hc.job.get("num", 0) or 0, run_id=run_id(),
                   overrides=overrides, settings=settings, jobs_total=_STATE.get("jobs_total"))
-    from .redact import redact
+    from benchrun.redact import redact
 
     print(redact(status_line(job_dir.name, res)), flush=True)
     _write_summary(job_dir.parent)
@@ -115,7 +123,10 @@ def status_line(name: str, res: dict) -> str:
     line = f"[{name}] {res['status']}"
     if res["status"] != "ok":
         return f"{line}: {res['error']}"
-    from .catalogue import STATUS_LINE, value  # its metrics, read as the report reads them
+    from benchrun.measure.catalogue import (  # its metrics, read as the report reads them
+        STATUS_LINE,
+        value,
+    )
 
     parts = [tmpl.format(num(value(res, m.key), m.unit)) for tmpl, m in STATUS_LINE]
     return f"{line}: {res['metrics']['requests_ok']} requests, " + ", ".join(parts)
@@ -178,7 +189,7 @@ def _interrupted() -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("--help", "-h", "--version"):
-        from .commands.about import help_text, version_text
+        from benchrun.commands.about import help_text, version_text
 
         print(version_text() if argv[0] == "--version" else help_text())
         return 0

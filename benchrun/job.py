@@ -11,25 +11,26 @@ import traceback
 from pathlib import Path
 from typing import Optional
 
-from . import context, fit, telemetry
-from .config import BenchConfig, ModelConfig, plain
-from .client import make_session, reuse_for, token_count_body
-from .engine import Engine, LoadPlan, run_loop
-from .hardware import describe_hardware
-from .catalogue import compute_metrics
-from .metrics import output_tokens, server_timings
-from .progress import Progress
-from .modelfile import describe_model
-from .promscrape import Scraper
-from .records import RecordWriter, RequestRecord
-from .redact import redact
-from .results import SCHEMA_VERSION, JobResult, write_result
-from .servers import ServerError, ServerPool
-from .servers.base import log_cause
-from .servers.pool import resolve_model_path
-from .servers.registry import backend_for
-from .stats import goodput_of, repeats_ci95
-from .workloads import make_workload
+from benchrun.config import BenchConfig, ModelConfig, plain
+from benchrun.load.client import make_session, reuse_for, token_count_body
+from benchrun.load.engine import Engine, LoadPlan, run_loop
+from benchrun.load.progress import Progress
+from benchrun.load.records import RecordWriter, RequestRecord
+from benchrun.measure import telemetry
+from benchrun.measure.catalogue import compute_metrics
+from benchrun.measure.hardware import describe_hardware
+from benchrun.measure.metrics import output_tokens, server_timings
+from benchrun.measure.promscrape import Scraper
+from benchrun.measure.stats import goodput_of, repeats_ci95
+from benchrun.preflight import context, fit
+from benchrun.provision.modelfile import describe_model
+from benchrun.redact import redact
+from benchrun.results import SCHEMA_VERSION, JobResult, write_result
+from benchrun.servers import ServerError, ServerPool
+from benchrun.servers.base import log_cause
+from benchrun.servers.pool import resolve_model_path
+from benchrun.servers.registry import backend_for
+from benchrun.workloads import make_workload
 
 
 def _now() -> str:
@@ -171,7 +172,7 @@ def _package_of(m: ModelConfig) -> Optional[str]:
     """The pinned package a packaged model comes from (report: where to get it)."""
     if not m.package:
         return None
-    from .packaged import PACKAGED
+    from benchrun.provision.packaged import PACKAGED
 
     spec = PACKAGED.get(m.package)
     return spec.requirements[0] if spec else m.package

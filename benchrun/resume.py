@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .hydra_setup import RUN_ID_ENV, ConfigError
-from .results import RESULT_FILE, find_results, read_result
+from benchrun.hydra_setup import RUN_ID_ENV, ConfigError
+from benchrun.results import RESULT_FILE, find_results, read_result
 
 # How benchrun is invoked, not what a job measures: never part of a job's identity.
 INVOCATION_KEYS = ("resume", "report", "debug", "order", "order_seed")

@@ -21,7 +21,6 @@ slurmd_port=${BENCHRUN_SLURM_SLURMD_PORT:-6818}
 conf=$dir/slurm.conf
 export SLURM_CONF=$conf
 packages=(munge slurmctld slurmd slurm-client)
-daemons=(slurmd slurmctld munged)   # stop order: the node, the controller, then auth
 
 die() { echo "slurm-cluster: $*" >&2; exit 1; }
 
@@ -101,24 +100,39 @@ ReturnToService=2
 # A job the node can never run (too many CPUs, too much memory) is refused at sbatch instead of
 # pending forever, which would hang a test.
 EnforcePartLimits=ALL
-# Quick scheduling and clean-up: tests wait on these.
+# Quick scheduling and clean-up: tests wait on these. Finished jobs stay visible to squeue
+# (and so to bin/sacct) for an hour.
 SchedulerParameters=sched_interval=2
 MessageTimeout=10
 KillWait=5
-MinJobAge=60
+MinJobAge=3600
 SlurmdTimeout=60
 InactiveLimit=0
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 EOF
   # Without slurmdbd plain `sacct` fails ("accounting storage is disabled"), and submitit polls
-  # job states with it; this sacct reads the job-completion log (`sacct --completion`) instead.
+  # job states with `sacct -o JobID,State,NodeList --parsable2 -j ID...`: with no answer it never
+  # learns that a job died without a result (cancelled, timed out) and waits forever. This sacct
+  # answers that query from the controller, which keeps finished jobs for MinJobAge. (`sacct
+  # --completion` reads jobcomp.txt but loses array task ids, and submitit submits arrays.)
   # Put $dir/bin first on PATH to use it (`env` prints the line).
-  local real_sacct
-  real_sacct=$(PATH=${PATH//"$dir/bin:"/} command -v sacct)
   mkdir -p "$dir/bin"
-  printf '#!/bin/sh\n# Written by scripts/slurm-cluster.sh: no slurmdbd, so read the job-completion log.\nexec %s --completion "$@"\n' \
-    "$real_sacct" >"$dir/bin/sacct"
+  cat >"$dir/bin/sacct" <<'SACCT'
+#!/bin/sh
+# Written by scripts/slurm-cluster.sh: answers submitit's sacct query from squeue (no slurmdbd).
+# Prints JobID|State|NodeList whatever -o asks for.
+jobs=
+while [ $# -gt 0 ]; do
+  case $1 in
+    -j|--jobs) jobs=${jobs:+$jobs,}${2:-}; [ $# -gt 1 ] && shift ;;
+    --jobs=*) jobs=${jobs:+$jobs,}${1#--jobs=} ;;
+  esac
+  shift
+done
+echo 'JobID|State|NodeList'
+exec squeue --states=all --noheader --format='%i|%T|%N' ${jobs:+--jobs="$jobs"}
+SACCT
   chmod 755 "$dir/bin" "$dir/bin/sacct"
   # munged wants a key readable by its user only.
   if [ ! -s "$dir/munge/munge.key" ]; then
@@ -168,22 +182,31 @@ start() {
   echo "slurm-cluster: up in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}')s; use it with: $(env_lines | paste -sd';')"
 }
 
-stop() {
-  # Cancel our cluster's jobs first so no slurmstepd outlives the daemons.
-  if pid_of slurmctld >/dev/null && [ -n "$(squeue -h -o %i 2>/dev/null)" ]; then
-    scancel --full $(squeue -h -o %i) 2>/dev/null || true
-    local i
-    for i in $(seq 20); do [ -z "$(squeue -h -o %i 2>/dev/null)" ] && break; sleep 0.5; done
-  fi
-  local d pid stopped=()
-  for d in "${daemons[@]}"; do
-    pid=$(pid_of "$d") || { rm -f "$dir/$d.pid"; continue; }
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
-    rm -f "$dir/$d.pid"
-    stopped+=("$d")
+stop_daemons() {  # TERM the named daemons together, wait up to 10 s, then KILL what is left
+  local d pid pids=()
+  for d in "$@"; do
+    pid=$(pid_of "$d") && { pids+=("$pid"); stopped+=("$d"); kill -TERM "$pid" 2>/dev/null || true; }
   done
+  for _ in $(seq 50); do
+    pid=""
+    for d in "${pids[@]}"; do kill -0 "$d" 2>/dev/null && pid=$d; done
+    [ -z "$pid" ] && break
+    sleep 0.2
+  done
+  for d in "${pids[@]}"; do kill -KILL "$d" 2>/dev/null || true; done
+}
+
+stop() {
+  # Cancel our cluster's jobs first so no slurmstepd or job process outlives the daemons.
+  if pid_of slurmctld >/dev/null && [ -n "$(squeue -h -o %i 2>/dev/null)" ]; then
+    scancel --partition=debug 2>/dev/null || true
+    for _ in $(seq 20); do [ -z "$(squeue -h -o %i 2>/dev/null)" ] && break; sleep 0.5; done
+  fi
+  local stopped=()
+  # Slurm before munge: the daemons still authenticate their last messages.
+  stop_daemons slurmd slurmctld
+  stop_daemons munged
+  rm -f "$dir"/{slurmd,slurmctld,munged}.pid
   echo "slurm-cluster: stopped ${stopped[*]:-nothing}"
 }
 

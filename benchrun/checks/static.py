@@ -4,7 +4,7 @@ from __future__ import annotations
 import ast
 import re
 
-from .extract import extract_code, extract_json
+from benchrun.checks.extract import extract_code, extract_json
 
 Outcome = tuple[bool, str]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from importlib import metadata
 
-from ..hydra_setup import conf_dir
+from benchrun.hydra_setup import conf_dir
 
 USAGE = """benchrun: declarative benchmarks of local LLM inference servers (llama.cpp first).
 
@@ -52,8 +52,8 @@ def help_text() -> str:
 
 
 def version_text() -> str:
-    from ..llamabuild import cached_llama_server
-    from ..servers.embedded import wheel_version
+    from benchrun.provision.llamabuild import cached_llama_server
+    from benchrun.servers.embedded import wheel_version
 
     server = cached_llama_server()
     return (f"benchrun {metadata.version('benchrun')}\n"

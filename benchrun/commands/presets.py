@@ -15,7 +15,7 @@ PORT_SHOWN = "<free port>"
 
 def compose_presets(names: list[str], overrides: list[str]) -> tuple[list[Any], list[str]]:
     """([composed config per preset], all preset names). Unknown names raise ValueError."""
-    from ..hydra_setup import compose, group_options, hydra_conf, to_config
+    from benchrun.hydra_setup import compose, group_options, hydra_conf, to_config
 
     with hydra_conf():
         known = group_options("model")
@@ -29,9 +29,9 @@ def command_line(m: Any, shown_port: Optional[int]) -> tuple[list[str], list[str
     """(argv the preset would run, problems). Built by the same code a run uses; a missing
     model file or binary is listed (every one, not only the first), and the line is rendered
     anyway from the configured path and binary."""
-    from ..servers import ServerError
-    from ..servers.pool import resolve_model_path
-    from ..servers.registry import backend_for
+    from benchrun.servers import ServerError
+    from benchrun.servers.pool import resolve_model_path
+    from benchrun.servers.registry import backend_for
 
     port = shown_port or 0  # 0 stands for "a free port is taken at launch"
     backend = backend_for(m.backend)
@@ -42,7 +42,7 @@ def command_line(m: Any, shown_port: Optional[int]) -> tuple[list[str], list[str
         path = resolve_model_path(m, provision=False)
     except ServerError as e:
         if m.package:  # fetched by the run itself: shown where it will be
-            from ..packaged import cached_path
+            from benchrun.provision.packaged import cached_path
 
             path = cached_path(m.package)
         else:
@@ -66,10 +66,10 @@ def _shown(cmd: list[str], port_given: bool) -> str:
 
 
 def describe_preset(cfg: Any, hw: dict) -> dict:
-    from .. import fit
-    from ..servers import ServerError
-    from ..servers.pool import resolve_model_path
-    from ..servers.registry import backend_for
+    from benchrun.preflight import fit
+    from benchrun.servers import ServerError
+    from benchrun.servers.pool import resolve_model_path
+    from benchrun.servers.registry import backend_for
 
     m = cfg.model
     d: dict = {"name": m.name, "backend": m.backend, "quantization": m.quantization,
@@ -86,7 +86,7 @@ def describe_preset(cfg: Any, hw: dict) -> dict:
         d["file_status"] = "built-in" if m.tiny else ("present" if path else "none needed")
     except ServerError as e:
         if m.package:  # not a problem: a run fetches it
-            from ..packaged import cached_path, spec_of
+            from benchrun.provision.packaged import cached_path, spec_of
 
             spec = spec_of(m.package)
             d["file_status"] = f"fetched on first use from {spec.requirements[0]}, about {spec.download_mb} MB"
@@ -146,12 +146,12 @@ def main(argv: list[str]) -> int:
     names = [a for a in args if "=" not in a]
     overrides = [a for a in args if "=" in a]
     try:
-        from ..hardware import describe_hardware
+        from benchrun.measure.hardware import describe_hardware
         cfgs, _ = compose_presets(names, overrides)
         hw = describe_hardware(cfgs[0].hardware) if cfgs else {}
         presets = [describe_preset(c, hw) for c in cfgs]
     except Exception as e:  # noqa: BLE001 -- bad overrides etc.: one line, no traceback
-        from ..hydra_setup import explain
+        from benchrun.hydra_setup import explain
 
         print(f"benchrun presets: {explain(e)}", file=sys.stderr)
         return 2

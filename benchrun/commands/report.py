@@ -18,7 +18,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    from ..report import ReportError, write_report
+    from benchrun.report import ReportError, write_report
 
     try:
         w = write_report(Path(args.dir), html=not args.no_html, charts=not args.no_charts)
@@ -33,7 +33,7 @@ def main(argv: list[str]) -> int:
 def auto_report(root: Path) -> None:
     """The end-of-run hook: a report failure never costs results -- one line, no traceback."""
     try:
-        from ..report import write_report
+        from benchrun.report import write_report
 
         w = write_report(Path(root))
         print(f"benchrun: report {w.report_md}", flush=True)

@@ -24,14 +24,14 @@ def main(argv: list[str]) -> int:
     if bad:
         print(f"benchrun serve: expected key=value overrides, got {bad[0]!r}\n{USAGE}", file=sys.stderr)
         return 2
-    from .. import fit
-    from ..config import validate
-    from ..hardware import describe_hardware
-    from ..hydra_setup import compose, explain, run_id, to_config
-    from ..servers import ServerError, build_server
-    from ..servers.base import stop_process
-    from ..servers.pool import resolve_model_path
-    from ..servers.registry import backend_for
+    from benchrun.config import validate
+    from benchrun.hydra_setup import compose, explain, run_id, to_config
+    from benchrun.measure.hardware import describe_hardware
+    from benchrun.preflight import fit
+    from benchrun.servers import ServerError, build_server
+    from benchrun.servers.base import stop_process
+    from benchrun.servers.pool import resolve_model_path
+    from benchrun.servers.registry import backend_for
 
     try:
         cfg = to_config(compose(argv))

@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..results import atomic_write_text
-from .data import ReportError, load_jobs
+from benchrun.report.data import ReportError, load_jobs
+from benchrun.results import atomic_write_text
 
 __all__ = ["ReportError", "Written", "write_report"]
 
@@ -34,17 +34,17 @@ def write_report(root: Path, html: bool = True, charts: bool = True) -> Written:
     root = Path(root)
     jobs = load_jobs(root)  # bad input fails here, before the heavy imports
 
-    from ..summary import write_summary
-    from .blocks import to_html, to_markdown
-    from .markdown import _title, build_blocks
-    from .view import build_groups
+    from benchrun.report.blocks import to_html, to_markdown
+    from benchrun.report.markdown import _title, build_blocks
+    from benchrun.report.view import build_groups
+    from benchrun.results.summary import write_summary
 
     root_out = root.resolve()  # a sweep dir, a run dir, or a single job dir
     rows = write_summary(root_out)
     groups = build_groups(jobs)
     made: dict[str, dict[str, Path]] = {}
     if charts:
-        from .charts import all_charts
+        from benchrun.report.charts import all_charts
 
         for i, g in enumerate(groups):
             made[g.workload] = all_charts(g, root_out / "charts", "" if i == 0 else f"_{_slug(g.workload)}")

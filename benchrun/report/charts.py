@@ -14,10 +14,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from ..catalogue import BY_KEY
-from .data import Job
-from .findings import task_rows, verdict
-from .view import Group, half_width
+from benchrun.measure.catalogue import BY_KEY
+from benchrun.report.data import Job
+from benchrun.report.findings import task_rows, verdict
+from benchrun.report.view import Group, half_width
 
 M = BY_KEY
 DPI = 110

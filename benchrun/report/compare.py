@@ -1,6 +1,6 @@
 """Is a difference between two jobs beyond noise? Shared by the report's Winner column, Key
 Findings, Recommendation, and `benchrun diff` / `--fail-on`. Pure functions over loaded jobs; the
-bootstrap is seeded, so reruns agree. The tests themselves are in benchrun/noise.py.
+bootstrap is seeded, so reruns agree. The tests themselves are in benchrun/analysis/noise.py.
 
 `compare` picks the method from what the files hold, best first (Delta.method says which):
   repeats      >= 2 repeats each side (repeat_metrics, else stored repeats_ci95): Welch t on
@@ -27,12 +27,12 @@ from typing import Optional
 
 import numpy as np
 
-from .. import noise
-from ..noise import BUSY_KEY
-from ..stats import t975
-from ..catalogue import BY_NAME, PER_REQUEST_NAMES, Kind, Metric
-from ..telemetry import BUSY_PCT
-from .data import Job, ci_of, repeat_values
+from benchrun.analysis import noise
+from benchrun.analysis.noise import BUSY_KEY
+from benchrun.measure.catalogue import BY_NAME, PER_REQUEST_NAMES, Kind, Metric
+from benchrun.measure.stats import t975
+from benchrun.measure.telemetry import BUSY_PCT
+from benchrun.report.data import Job, ci_of, repeat_values
 
 N_BOOT = 1000
 MIN_SAMPLES = 5  # fewer per-request samples than this: no bootstrap
@@ -164,7 +164,7 @@ def _stored_welch(base: Job, cand: Job, key: str) -> Optional[noise.Test]:
 def compare(base: Job, cand: Job, m: Metric, seed: int = 0, calibration=None) -> Delta:
     """cand against base on metric m, with the best noise estimate the files allow.
     calibration: {metric key: (run_sd, df)} measured on the machine and workload of these
-    runs (benchrun/calibration.py); None = none."""
+    runs (benchrun/analysis/calibration.py); None = none."""
     a, b = base.value(m.key), cand.value(m.key)
     absd = rel = lo = hi = p = floor = None
     method, beyond, within_ok = "none", None, False

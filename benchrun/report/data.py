@@ -1,5 +1,5 @@
 """Loading a run or sweep dir (files only), and looking metrics up: the headline metrics and
-how to read each from a result.json come from benchrun/catalogue.py (re-exported here for the
+how to read each from a result.json come from benchrun/measure/catalogue.py (re-exported here for the
 report's modules); this module keeps no metric list of its own."""
 from __future__ import annotations
 
@@ -10,11 +10,23 @@ from functools import cached_property
 from pathlib import Path
 from typing import Callable, Optional
 
-from .. import metrics as M
-from ..catalogue import (BY_KEY, BY_NAME, HEADLINE, PER_REQUEST_NAMES, RECIPROCAL, STATS, Kind,  # noqa: F401
-                         Metric, compute_metrics, summary_stat, task_tally, value)  # (re-exported for the report's modules)
-from ..records import read_records
-from ..results import find_results, load_result
+from benchrun.load.records import read_records
+from benchrun.measure import metrics as M
+from benchrun.measure.catalogue import (  # noqa: F401
+    BY_KEY,
+    BY_NAME,
+    HEADLINE,
+    PER_REQUEST_NAMES,
+    RECIPROCAL,
+    STATS,
+    Kind,
+    Metric,  # (re-exported for the report's modules)
+    compute_metrics,
+    summary_stat,
+    task_tally,
+    value,
+)
+from benchrun.results import find_results, load_result
 
 
 class ReportError(Exception):
@@ -152,7 +164,7 @@ def merge_rounds(jobs: list[Job]) -> list[Job]:
     repeats again, as if its repeats had run back to back: repeat_metrics in round order,
     repeats_ci95 across them, summaries over all their requests. Failed rounds stay separate
     jobs (the report lists them). Jobs of other sweeps pass through unchanged."""
-    from ..stats import repeats_ci95
+    from benchrun.measure.stats import repeats_ci95
 
     out: list = []
     groups: dict[tuple, list[Job]] = {}

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ..telemetry import BUSY_PCT
-from .compare import compare, method_text, ratio_text
-from ..catalogue import BY_KEY
-from .data import Job, is_random_weights
-from .view import Group, Verdict, show
+from benchrun.measure.catalogue import BY_KEY
+from benchrun.measure.telemetry import BUSY_PCT
+from benchrun.report.compare import compare, method_text, ratio_text
+from benchrun.report.data import Job, is_random_weights
+from benchrun.report.view import Group, Verdict, show
 
 M = BY_KEY
 

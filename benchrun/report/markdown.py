@@ -4,15 +4,22 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from ..results import UNREADABLE
-from .blocks import Block, Bullets, Code, Heading, Image, Para, Table
-from ..catalogue import BY_KEY
-from .data import Job, is_random_weights
-from .findings import CONTAINED, key_findings, recommendation, sandbox_findings, task_rows, verdict
-from .generated import generated_code
-from ..servers.registry import known_backend
-from .. import noise
-from .view import Group, family_axes, overrides_of, show, winner_cell
+from benchrun.analysis import noise
+from benchrun.measure.catalogue import BY_KEY
+from benchrun.report.blocks import Block, Bullets, Code, Heading, Image, Para, Table
+from benchrun.report.data import Job, is_random_weights
+from benchrun.report.findings import (
+    CONTAINED,
+    key_findings,
+    recommendation,
+    sandbox_findings,
+    task_rows,
+    verdict,
+)
+from benchrun.report.generated import generated_code
+from benchrun.report.view import Group, family_axes, overrides_of, show, winner_cell
+from benchrun.results import UNREADABLE
+from benchrun.servers.registry import known_backend
 
 M = BY_KEY
 CHART_TITLES = {"radar": "Radar: model comparison", "degradation": "Degradation: performance vs concurrency",

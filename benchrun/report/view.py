@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Optional
 
-from .. import noise
-from ..stats import ci95
-from .compare import Delta, compare, ratio_text
-from ..catalogue import BY_KEY, Metric, task_tally
-from .data import Job, ci_of, repeat_values, settings_of
+from benchrun.analysis import noise
+from benchrun.measure.catalogue import BY_KEY, Metric, task_tally
+from benchrun.measure.stats import ci95
+from benchrun.report.compare import Delta, compare, ratio_text
+from benchrun.report.data import Job, ci_of, repeat_values, settings_of
 
 
 def overrides_of(job: Job) -> list[str]:
@@ -121,7 +121,7 @@ def build_groups(jobs: list[Job]) -> list[Group]:
 def _calibration(g: Group) -> Optional[dict]:
     """The machine's run-to-run calibration for this group, when every job was measured on one
     machine with one repeats count (benchrun calibrate); an unreadable file counts as none."""
-    from ..calibration import lookup, machine_key
+    from benchrun.analysis.calibration import lookup, machine_key
 
     jobs = [j for row in g.grid.values() for j in row.values()]
     if not jobs or len({machine_key(j.result.get("hardware")) for j in jobs}) != 1 or len({j.repeats for j in jobs}) != 1:

@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Optional
 
-from .backend import Backend
+from benchrun.servers.backend import Backend
 
 _FIELD = re.compile(r"\{(model|host|port|ctx_size|parallel|threads)\}")
 

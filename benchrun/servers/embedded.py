@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
-from .backend import Backend
+from benchrun.servers.backend import Backend
 
 
 def default_threads() -> int:

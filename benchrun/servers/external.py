@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from .backend import Backend
+from benchrun.servers.backend import Backend
 
 
 class External(Backend):

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from ..tinymodel import default_cache_dir
-from .base import ServerError
+from benchrun.provision.tinymodel import default_cache_dir
+from benchrun.servers.base import ServerError
 
 # The build benchrun's flags were last checked against (benchrun build-server builds it).
 CHECKED_BUILD = 11434

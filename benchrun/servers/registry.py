@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .backend import Backend
-from .command import Command
-from .embedded import Embedded
-from .external import External
-from .llama_server import LlamaServer
+from benchrun.servers.backend import Backend
+from benchrun.servers.command import Command
+from benchrun.servers.embedded import Embedded
+from benchrun.servers.external import External
+from benchrun.servers.llama_server import LlamaServer
 
 BACKENDS: dict[str, Backend] = {b.name: b for b in (Embedded(), LlamaServer(), External(), Command())}
 

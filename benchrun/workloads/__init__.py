@@ -1,11 +1,11 @@
 """Workloads turn a WorkloadConfig into conversations for the engine."""
 from __future__ import annotations
 
-from ..config import WorkloadConfig
-from .agentic import AgenticWorkload
-from .base import Workload
-from .replay import ReplayWorkload
-from .synthetic import SyntheticWorkload
+from benchrun.config import WorkloadConfig
+from benchrun.workloads.agentic import AgenticWorkload
+from benchrun.workloads.base import Workload
+from benchrun.workloads.replay import ReplayWorkload
+from benchrun.workloads.synthetic import SyntheticWorkload
 
 KINDS: dict[str, type[Workload]] = {"synthetic": SyntheticWorkload, "agentic": AgenticWorkload,
                                     "replay": ReplayWorkload}

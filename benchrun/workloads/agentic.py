@@ -19,14 +19,28 @@ import re
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ..checks import (DATA_DIR, CheckContext, Limits, NoSandbox, isolation, normalize, run_check,
-                      task_verdict)
-from ..checks.extract import extract_code
-from ..client import RequestSpec
-from ..config import WorkloadConfig
-from ..engine import Conversation
-from ..metrics import cut_at_max_tokens, e2e_ms, output_tokens, tpot_ms, ttft_ms
-from .base import Workload
+from benchrun.checks import (
+    DATA_DIR,
+    CheckContext,
+    Limits,
+    NoSandbox,
+    isolation,
+    normalize,
+    run_check,
+    task_verdict,
+)
+from benchrun.checks.extract import extract_code
+from benchrun.config import WorkloadConfig
+from benchrun.load.client import RequestSpec
+from benchrun.load.engine import Conversation
+from benchrun.measure.metrics import (
+    cut_at_max_tokens,
+    e2e_ms,
+    output_tokens,
+    tpot_ms,
+    ttft_ms,
+)
+from benchrun.workloads.base import Workload
 
 _REF = re.compile(r"\{\{\s*(?:data:\s*([\w./-]+)|([A-Za-z_][\w-]*)\.(last|code|turn\d+))\s*\}\}")
 _TURN_KEYS = {"prompt", "max_tokens", "temperature", "seed", "cache_prompt", "extra", "checks"}
@@ -259,7 +273,8 @@ class AgenticWorkload(Workload):
         every user prompt so far + every earlier reply at its max_tokens + this turn's
         max_tokens. A reference to another agent's reply counts as that reply's max_tokens
         (`.last`, `.code`: its last turn's; `.turnK`: turn K's). Text is estimated."""
-        from ..context import TEMPLATE_TOKENS_PER_MESSAGE as PER_MSG, ContextNeed, estimate_tokens
+        from benchrun.preflight.context import TEMPLATE_TOKENS_PER_MESSAGE as PER_MSG
+        from benchrun.preflight.context import ContextNeed, estimate_tokens
 
         def est(text: str) -> int:
             return estimate_tokens(text, bytes_per_token)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from ..client import RequestSpec
-from ..config import WorkloadConfig, plain
-from ..engine import Conversation
+from benchrun.config import WorkloadConfig, plain
+from benchrun.load.client import RequestSpec
+from benchrun.load.engine import Conversation
 
 
 def fixed(specs: Iterable[RequestSpec]) -> Conversation:

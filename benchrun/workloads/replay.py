@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..client import RequestSpec
-from ..config import WorkloadConfig
-from ..engine import Conversation
-from .base import Workload, fixed
+from benchrun.config import WorkloadConfig
+from benchrun.load.client import RequestSpec
+from benchrun.load.engine import Conversation
+from benchrun.workloads.base import Workload, fixed
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 _PER_LINE = ("max_tokens", "temperature", "seed")
@@ -86,7 +86,7 @@ class ReplayWorkload(Workload):
 
     def context_need(self, bytes_per_token: float = 3.0):
         """The trace's largest turn: its messages up to the user message, estimated, + max_tokens."""
-        from ..context import ContextNeed, estimate_messages
+        from benchrun.preflight.context import ContextNeed, estimate_messages
 
         best = None
         for i, line in enumerate(self.lines):

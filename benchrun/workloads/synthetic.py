@@ -13,10 +13,10 @@ from typing import Optional
 
 import numpy as np
 
-from ..client import RequestSpec
-from ..config import WorkloadConfig
-from ..engine import Conversation
-from .base import Workload, fixed
+from benchrun.config import WorkloadConfig
+from benchrun.load.client import RequestSpec
+from benchrun.load.engine import Conversation
+from benchrun.workloads.base import Workload, fixed
 
 _WORDS = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike "
           "november oscar papa quebec romeo sierra tango uniform victor whiskey xray yankee zulu "
@@ -152,7 +152,7 @@ class SyntheticWorkload(Workload):
         return [fixed([self.spec(0, -1)])]  # fit one prompt, not a whole repeat's
 
     def context_need(self, bytes_per_token: float = 3.0):
-        from ..context import ContextNeed
+        from benchrun.preflight.context import ContextNeed
 
         # Prompts are fitted to exactly input_tokens with the server's tokenizer; replies are
         # exactly output_tokens (ignore_eos).

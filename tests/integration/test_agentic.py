@@ -6,15 +6,16 @@ import asyncio
 import json
 
 import pytest
+from support import agentic_record as _rec
+from support import agentic_workload as wl
+from support import output_dir_of, spy
 
 from benchrun.checks.sandbox import isolation
-from benchrun.client import RequestSpec, make_session
-from benchrun.engine import Engine, LoadPlan
-from benchrun.records import RequestRecord
+from benchrun.load.client import RequestSpec, make_session
+from benchrun.load.engine import Engine, LoadPlan
+from benchrun.load.records import RequestRecord
 from benchrun.results import validate_result
 from benchrun.workloads.agentic import AgenticWorkload
-from support import agentic_record as _rec, agentic_workload as wl, output_dir_of, spy
-
 
 EXACT = {"ignore_eos": True}  # every reply exactly max_tokens long, so timings overlap measurably
 

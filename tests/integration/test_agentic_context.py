@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from benchrun import metrics as M
-from benchrun.records import RequestRecord
+from benchrun.load.records import RequestRecord
+from benchrun.measure import metrics as M
 from benchrun.results import validate_result
 
 

@@ -2,7 +2,7 @@
 declared check (in the real sandbox) and nonsense fails them."""
 from __future__ import annotations
 
-from benchrun.records import RequestRecord
+from benchrun.load.records import RequestRecord
 from benchrun.workloads import make_workload
 
 API = '''```python

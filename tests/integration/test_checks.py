@@ -2,9 +2,9 @@
 This half runs servers, processes or sockets; the parts that need none are in tests/unit/test_checks.py."""
 from __future__ import annotations
 
-from benchrun.checks import run_check
 from support import fenced
 
+from benchrun.checks import run_check
 
 GOOD_TESTS = fenced('''
 import pytest

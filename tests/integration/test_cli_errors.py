@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 
-
 def test_cli_subprocess_exit_code_and_debug_traceback(cli):
     proc, cwd = cli("-m", "model=tiny,nope", "concurrency=1,2")
     assert proc.returncode == 2

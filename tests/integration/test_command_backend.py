@@ -8,7 +8,6 @@ import json
 
 import psutil
 import pytest
-
 from support import output_dir_of
 
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
-from benchrun.catalogue import compute_metrics
-from benchrun.client import RequestSpec, make_session
-from benchrun.engine import Engine, LoadPlan, run_loop
 from support import timedserver
+
+from benchrun.load.client import RequestSpec, make_session
+from benchrun.load.engine import Engine, LoadPlan, run_loop
+from benchrun.measure.catalogue import compute_metrics
 
 
 def _convs(n: int, **body):

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from benchrun import metrics as M
-from benchrun.stats import goodput_of
-from benchrun.catalogue import compute_metrics
-from benchrun.client import RequestSpec, make_session
-from benchrun.engine import Engine, LoadPlan, run_loop
-from benchrun.records import NOT_SENT
 from support import timedserver
+
+from benchrun.load.client import RequestSpec, make_session
+from benchrun.load.engine import Engine, LoadPlan, run_loop
+from benchrun.load.records import NOT_SENT
+from benchrun.measure import metrics as M
+from benchrun.measure.catalogue import compute_metrics
+from benchrun.measure.stats import goodput_of
 
 
 def _conv(rid, ttft_ms=5.0, itl_ms=2.0, tokens=4, turns=1, seen=None):
@@ -61,7 +61,6 @@ def test_no_hidden_client_queue_above_100_connections():
     import json
 
     from aiohttp import web
-
     from support import serve_app
 
     n, inside, peak, everyone = 130, 0, 0, None
@@ -243,7 +242,6 @@ def test_http_errors_and_broken_streams_are_data(timed_url):
     import asyncio
 
     from aiohttp import web
-
     from support import serve_app
 
     async def broken(request):

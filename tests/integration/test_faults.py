@@ -12,9 +12,9 @@ from pathlib import Path
 
 import psutil
 import pytest
+from support import output_dir_of, survivors
 
 from benchrun.results import read_result
-from support import output_dir_of, survivors
 
 
 def _gone(pid: int | None) -> bool:
@@ -135,7 +135,7 @@ def _job_cfg(compose, *extra):
 def _after_measured(monkeypatch, n: int, action) -> None:
     """Run `action()` as soon as n measured requests have finished on the wire: a real
     mid-run moment, on the engine's own loop, with other requests still in flight."""
-    from benchrun import engine
+    from benchrun.load import engine
 
     done = []
 
@@ -156,7 +156,7 @@ def _after_measured(monkeypatch, n: int, action) -> None:
 @pytest.mark.slow
 def test_server_killed_mid_run_fails_the_job_keeps_partial_metrics_next_job_fresh(compose, tmp_path, monkeypatch):
     from benchrun.job import run_job
-    from benchrun.records import read_records
+    from benchrun.load.records import read_records
     from benchrun.servers import ServerPool
 
     pool = ServerPool()

@@ -7,10 +7,10 @@ import asyncio
 import json
 
 from aiohttp import web
-
-from benchrun.client import RequestSpec, make_session
-from benchrun.engine import Engine, LoadPlan
 from support import serve_app
+
+from benchrun.load.client import RequestSpec, make_session
+from benchrun.load.engine import Engine, LoadPlan
 
 CLOSING = web.AppKey("closing", asyncio.Event)
 OK_EVENT = {"choices": [{"delta": {"content": "hi"}, "finish_reason": None}]}

@@ -10,12 +10,12 @@ import json
 from pathlib import Path
 
 import pytest
+from support.fakes import OPTIONS, help_of
 
 from benchrun.config import ModelConfig
 from benchrun.servers import ServerError, build_server
 from benchrun.servers.flags import Flag, check_flags, help_text
 from benchrun.servers.llama_server import llama_server_flags
-from support.fakes import OPTIONS, help_of
 
 
 def fake_binary(tmp_path: Path, help_text_: str, name: str = "llama-server") -> Path:

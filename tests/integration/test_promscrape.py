@@ -6,10 +6,10 @@ import asyncio
 
 import aiohttp
 from aiohttp import web
-
-from benchrun.promscrape import Scraper
 from support import serve_app
 from support.fakes import page
+
+from benchrun.measure.promscrape import Scraper
 
 
 async def _scrape_app(app, interval=0.02, work=0.15):
@@ -43,8 +43,8 @@ def test_scraper_without_metrics_endpoint():
 
 
 def test_scraper_on_real_llama_cpp(tiny_server):
-    from benchrun.client import RequestSpec, build_body, make_session, send
-    from benchrun.records import RequestRecord
+    from benchrun.load.client import RequestSpec, build_body, make_session, send
+    from benchrun.load.records import RequestRecord
 
     async def go():
         async with make_session(60, {}) as session:

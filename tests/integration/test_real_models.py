@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from support import output_dir_of
 
 from benchrun.checks.extract import extract_code
-from benchrun.packaged import PACKAGED
-from support import output_dir_of
+from benchrun.provision.packaged import PACKAGED
 
 pytestmark = pytest.mark.slow
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchrun import metrics as M
-from benchrun.catalogue import compute_metrics
-from benchrun.client import RequestSpec, make_session, token_count_body
-from benchrun.engine import Engine, LoadPlan, run_loop
+from benchrun.load.client import RequestSpec, make_session, token_count_body
+from benchrun.load.engine import Engine, LoadPlan, run_loop
+from benchrun.measure import metrics as M
+from benchrun.measure.catalogue import compute_metrics
 
 PROMPTS = ["Repeat exactly: こんにちは世界 🌍🎉 你好世界 😀😀😀 日本語のテキスト 🍣🍜",
            "请用中文写一首关于大海的短诗，并加上表情符号 🌊🐚。",

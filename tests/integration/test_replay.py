@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 
-
-from benchrun.client import make_session
-from benchrun.config import WorkloadConfig
-from benchrun.engine import Engine, LoadPlan
-from benchrun.workloads import make_workload
 from support import spy
+
+from benchrun.config import WorkloadConfig
+from benchrun.load.client import make_session
+from benchrun.load.engine import Engine, LoadPlan
+from benchrun.workloads import make_workload
 
 
 def cfg(path, **kw):

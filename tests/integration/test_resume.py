@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from support import output_dir_of
 
 from benchrun.results import read_result
-from support import output_dir_of
 
 
 @pytest.mark.slow

@@ -19,10 +19,17 @@ from pathlib import Path
 import psutil
 import pytest
 
-from benchrun.checks import run_check
-from benchrun.checks import sandbox
-from benchrun.checks.sandbox import (CONTAINED, BOX, UNCONFINED, Limits, NoSandbox, Sandbox, isolation,
-                                     unavailable)
+from benchrun.checks import run_check, sandbox
+from benchrun.checks.sandbox import (
+    BOX,
+    CONTAINED,
+    UNCONFINED,
+    Limits,
+    NoSandbox,
+    Sandbox,
+    isolation,
+    unavailable,
+)
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout
 FAST = Limits(cpu_s=2, wall_s=5, nproc=16)

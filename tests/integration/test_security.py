@@ -10,9 +10,7 @@ import threading
 
 import psutil
 from aiohttp import web
-
 from support import output_dir_of
-
 
 SEEN_KEYS = web.AppKey("seen", list)
 

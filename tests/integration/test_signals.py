@@ -11,9 +11,9 @@ import time
 
 import psutil
 import pytest
+from support import survivors
 
 from benchrun.results import read_result
-from support import survivors
 
 
 def _wait_for(pred, timeout: float, what: str):

@@ -8,10 +8,9 @@ import json
 
 import psutil
 import pytest
+from support import output_dir_of, survivors
 
 from benchrun.results import read_result
-from support import output_dir_of
-from support import survivors
 
 
 @pytest.mark.slow

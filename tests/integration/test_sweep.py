@@ -6,11 +6,10 @@ import json
 import psutil
 import pytest
 import yaml
-
-from benchrun.records import read_records
-from benchrun.results import validate_result
 from support import output_dir_of, run_cli
 
+from benchrun.load.records import read_records
+from benchrun.results import validate_result
 
 OUT_TOKENS = 12
 

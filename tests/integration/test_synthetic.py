@@ -4,12 +4,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
-from benchrun.client import build_body, make_session, send
-from benchrun.config import WorkloadConfig
-from benchrun.records import RequestRecord
-from benchrun.workloads import make_workload
 from support import timedserver
+
+from benchrun.config import WorkloadConfig
+from benchrun.load.client import build_body, make_session, send
+from benchrun.load.records import RequestRecord
+from benchrun.workloads import make_workload
 
 
 def workload(**kw):
@@ -64,7 +64,7 @@ def test_every_prompt_is_fitted_before_the_measured_window(tiny_server, compose,
     """Fitting is blocking HTTP: inside the window it would add to wall time and energy, and
     stall the event loop under load. Every repeat's prompts are fitted before warm-up."""
     from benchrun import job
-    from benchrun.records import RecordWriter
+    from benchrun.load.records import RecordWriter
     from benchrun.workloads.synthetic import SyntheticWorkload
 
     events = []

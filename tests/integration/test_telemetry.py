@@ -9,14 +9,14 @@ import time
 import urllib.request
 
 import pytest
+from support import read_jsonl as read_lines
 
-from benchrun import fit
 from benchrun.config import ModelConfig
+from benchrun.measure.telemetry import Sampler
+from benchrun.preflight import fit
+from benchrun.provision.tinymodel import ensure_tiny_model
 from benchrun.servers import build_server
 from benchrun.servers.base import stop_process
-from benchrun.telemetry import Sampler
-from benchrun.tinymodel import ensure_tiny_model
-from support import read_jsonl as read_lines
 
 
 def post_chat(url: str, max_tokens: int = 32) -> None:

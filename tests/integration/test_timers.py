@@ -6,12 +6,12 @@ import time
 
 import numpy as np
 import pytest
-
-from benchrun import metrics as M
-from benchrun.catalogue import compute_metrics
-from benchrun.client import RequestSpec, make_session
-from benchrun.engine import Engine, LoadPlan, run_loop
 from support import timedserver
+
+from benchrun.load.client import RequestSpec, make_session
+from benchrun.load.engine import Engine, LoadPlan, run_loop
+from benchrun.measure import metrics as M
+from benchrun.measure.catalogue import compute_metrics
 
 TTFT_MS, ITL_MS, TOKENS = 30.0, 8.0, 15
 
@@ -124,7 +124,7 @@ MT_ITL_MS, MT_TOKENS, MT_PATTERN = 6.0, 12, [2, 3, 1]
 
 
 def _mt_run(url: str, counts: str) -> list:
-    from benchrun.client import token_count_body
+    from benchrun.load.client import token_count_body
 
     def conv(i):
         yield RequestSpec(messages=[{"role": "user", "content": "x"}], max_tokens=MT_TOKENS,

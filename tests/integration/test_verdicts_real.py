@@ -16,7 +16,6 @@ from pathlib import Path
 import psutil
 import pytest
 from scipy import stats as st
-
 from support import output_dir_of
 
 pytestmark = pytest.mark.slow
@@ -64,7 +63,7 @@ def test_a_a_same_job_twice_is_not_beyond_noise(tiny_server, compose, tmp_path):
     alone (the old method) flagged about half of such metrics."""
     import contextlib
 
-    from benchrun.diff import diff_dirs
+    from benchrun.analysis.diff import diff_dirs
 
     _interleaved(compose, tiny_server.url, {"a": contextlib.nullcontext, "b": contextlib.nullcontext},
                  (1, 3), 3, tmp_path)
@@ -129,7 +128,7 @@ def test_a_b_with_busy_loops_is_worse(one_thread_server, compose, tmp_path):
     TTFT are WORSE beyond noise (Welch on the rounds; the baseline's rounds, measured in
     between, are the reference). Measured (5 rounds): decode 144 -> 74 tok/s at C1 and 60 -> 25
     at C2, TTFT p50 2.5x and 2.7x, every p < 0.001."""
-    from benchrun.diff import diff_dirs
+    from benchrun.analysis.diff import diff_dirs
 
     long = ("workload.requests=6", "workload.output_tokens=64")  # decode spans many scheduler slices
     _interleaved(compose, one_thread_server.url, {"base": contextlib.nullcontext, "hog": busy_loops},

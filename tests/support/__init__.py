@@ -71,7 +71,7 @@ def survivors(mark: str) -> list[int]:
 
 def spy(conv, log: list):
     """Pass a conversation through to the engine, keeping every RequestSpec it yields."""
-    from benchrun.client import RequestSpec
+    from benchrun.load.client import RequestSpec
 
     try:
         item = next(conv)
@@ -97,7 +97,7 @@ def agentic_workload(agents, **kw):
 
 def agentic_record(id_, agent, turn, text, ok=True):
     """A finished request of an agentic run: agent and turn tags, two content events, `text`."""
-    from benchrun.records import RequestRecord
+    from benchrun.load.records import RequestRecord
 
     r = RequestRecord(id=id_, tags={"agent": agent, "turn": turn}, start_ns=0, end_ns=2_000_000 * (turn + 1),
                       event_ns=[1_000_000, 1_500_000], event_kinds="cc", status=200 if ok else 500,

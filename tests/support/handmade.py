@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from benchrun.catalogue import compute_metrics
-from benchrun.metrics import server_timings
-from benchrun.records import RecordWriter, RequestRecord
+from benchrun.load.records import RecordWriter, RequestRecord
+from benchrun.measure.catalogue import compute_metrics
+from benchrun.measure.metrics import server_timings
 from benchrun.results import write_result
 
 SHA = "ab" * 32
@@ -131,7 +131,7 @@ def sweep(root: Path, *, repeats: int = 1, ttft_scale: float = 1.0, jitter_seed:
 
 def planted_regression(root: Path) -> dict[str, Path]:
     """base, noise, slow (+20% TTFT), and a calibration file from 4 identical runs of this setup."""
-    from benchrun.calibration import calibrate, save
+    from benchrun.analysis.calibration import calibrate, save
 
     d = {"base": sweep(root / "base"), "noise": sweep(root / "noise", jitter_seed=1),
          "slow": sweep(root / "slow", ttft_scale=1.2, jitter_seed=2)}

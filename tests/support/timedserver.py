@@ -25,8 +25,8 @@ import json
 import subprocess
 import sys
 import urllib.request
-from typing import Iterator
 from time import perf_counter_ns
+from typing import Iterator
 
 from aiohttp import web
 
@@ -129,7 +129,7 @@ async def _serve(port: int) -> None:
 
 
 def main() -> None:
-    from benchrun.engine import run_loop
+    from benchrun.load.engine import run_loop
 
     try:
         run_loop(_serve(int(sys.argv[1])))

@@ -3,11 +3,11 @@ connection (a server, a fake one on loopback, the CLI as a subprocess, the sandb
 says so; such a test belongs in tests/integration."""
 from __future__ import annotations
 
+import _posixsubprocess
 import os
 import socket
 import subprocess
 
-import _posixsubprocess
 import pytest
 
 

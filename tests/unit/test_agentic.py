@@ -3,11 +3,12 @@ This half needs no server, process or socket; the rest is in tests/integration/t
 from __future__ import annotations
 
 import pytest
+from support import agentic_record as _rec
+from support import agentic_workload as wl
 
-from benchrun.records import RequestRecord
+from benchrun.load.records import RequestRecord
 from benchrun.workloads import make_workload
 from benchrun.workloads.agentic import AgenticWorkload, render
-from support import agentic_record as _rec, agentic_workload as wl
 
 
 def test_render_data_files_and_code_blocks():

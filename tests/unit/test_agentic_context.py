@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchrun import context
+from benchrun.preflight import context
 
 
 def test_worst_case_counts_history_at_max_tokens(compose):

@@ -1,4 +1,4 @@
-"""The metric catalogue (benchrun/catalogue.py) is the one list of metrics: result.json `metrics`,
+"""The metric catalogue (benchrun/measure/catalogue.py) is the one list of metrics: result.json `metrics`,
 its schema, summary.csv, the headline (report, diff), repeats_ci95 and the status line all
 follow it. Pure: hand-built records, no server."""
 from __future__ import annotations
@@ -7,14 +7,13 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-
 from support.handmade import make_job
 
-from benchrun import catalogue as C
-from benchrun.catalogue import compute_metrics
-from benchrun.records import RequestRecord
+from benchrun.load.records import RequestRecord
+from benchrun.measure import catalogue as C
+from benchrun.measure.catalogue import compute_metrics
+from benchrun.measure.stats import repeats_ci95
 from benchrun.results import result_schema, validate_result
-from benchrun.stats import repeats_ci95
 
 
 def _records(scheduled: bool) -> list[RequestRecord]:
@@ -94,8 +93,8 @@ def test_every_view_reads_a_value_from_a_result():
 
 
 def test_summary_csv_and_ci_lists_come_from_the_catalogue():
-    from benchrun import stats, summary
-
+    from benchrun.measure import stats
+    from benchrun.results import summary
     csv = C.with_flag(C.Flag.CSV)
     assert summary.SUMMARY_METRICS == tuple(d.key for d in csv if d.summarised)
     assert summary.SCALARS == tuple(d.key for d in csv if not d.summarised)
@@ -106,7 +105,7 @@ def test_summary_csv_and_ci_lists_come_from_the_catalogue():
 # --- queue_ms: the metric added by one catalogue entry (and its function in metrics.py) -------
 
 def test_queue_ms_is_ttft_outside_prefill():
-    from benchrun.metrics import queue_ms
+    from benchrun.measure.metrics import queue_ms
 
     ok, bad = _records(False)
     assert queue_ms(ok) == pytest.approx(5.0 - 3.0)  # first token at 5 ms, llama.cpp prefill 3 ms
@@ -119,7 +118,7 @@ def _job_with_prefill(root, num: int, c: int, ttft_ms: float, prompt_ms: float =
     timings.prompt_ms, its result.json recomputed from them."""
     import json
 
-    from benchrun.records import read_records
+    from benchrun.load.records import read_records
     from benchrun.results import write_result
 
     d = make_job(root, num, "m", c, ttft_ms, 10, repeats=3, n=30, seed=200 + num)
@@ -142,7 +141,7 @@ def test_queue_ms_reaches_result_summary_csv_and_diff_fail_on(tmp_path, capsys, 
     import json
 
     from benchrun.cli import main
-    from benchrun.summary import write_summary
+    from benchrun.results.summary import write_summary
 
     monkeypatch.setenv("BENCHRUN_RUN_ID", "test-catalogue-in-process")  # main() sets it in-process
     base, slow = tmp_path / "base", tmp_path / "slow"
@@ -172,7 +171,7 @@ def test_wall_s_is_one_repeats_time_in_schema_2_and_old_results_still_read_so():
     two = compute_metrics(recs, 10_000_000_000, repeats=2)  # two repeats, 10 s in all
     assert two["wall_s"] == 5.0 and two["wall_s_total"] == 10.0
     assert two["output_throughput_tok_s"] == compute_metrics(recs, 10_000_000_000)["output_throughput_tok_s"]
-    from benchrun.summary import summary_row
+    from benchrun.results.summary import summary_row
 
     v2 = {"schema_version": 2, "repeats": 2, "model": {"name": "m"}, "workload": {"name": "w"},
           "metrics": {"wall_s": 5.0, "wall_s_total": 10.0}}

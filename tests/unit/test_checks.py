@@ -4,11 +4,10 @@ This half needs no server, process or socket; the rest is in tests/integration/t
 from __future__ import annotations
 
 import pytest
+from support import fenced
 
 from benchrun.checks import CHECKS, normalize, run_check
 from benchrun.checks.extract import extract_code, extract_json
-from support import fenced
-
 
 GOOD_DOC = fenced('''
 def binary_search(items, target):

@@ -6,11 +6,10 @@ import shutil
 import signal
 
 import pytest
+from support import CONF
 
 from benchrun import cli
 from benchrun.hydra_setup import precheck
-from support import CONF
-
 
 CASES = [
     (["foo=1"], ["unknown config key 'foo'", "concurrency", "model"]),

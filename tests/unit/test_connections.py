@@ -6,7 +6,7 @@ import pytest
 
 
 def test_auto_pools_only_servers_that_are_not_llama_cpp():
-    from benchrun.client import reuse_for
+    from benchrun.load.client import reuse_for
 
     assert reuse_for("auto", llama_cpp=False) and not reuse_for("auto", llama_cpp=True)
     assert reuse_for("always", llama_cpp=True) and not reuse_for("never", llama_cpp=False)

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from support.handmade import make_job, planted_regression, sweep
 
-from benchrun.diff import diff_dirs
-from support.handmade import make_job
-from support.handmade import planted_regression, sweep
+from benchrun.analysis.diff import diff_dirs
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchrun.engine import arrival_offsets_ns
+from benchrun.load.engine import arrival_offsets_ns
 
 
 def test_poisson_schedule_is_seeded_and_has_the_mean_rate():

@@ -7,9 +7,9 @@ from pathlib import Path
 import gguf
 import pytest
 
-from benchrun import fit
 from benchrun.config import ModelConfig
-from benchrun.tinymodel import ensure_tiny_model
+from benchrun.preflight import fit
+from benchrun.provision.tinymodel import ensure_tiny_model
 
 
 def preset(**kw) -> ModelConfig:

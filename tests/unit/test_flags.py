@@ -3,8 +3,9 @@ parses into flags and whether each takes a value.
 This half needs no server, process or socket; the rest is in tests/integration/test_flags.py."""
 from __future__ import annotations
 
-from benchrun.servers.flags import parse_help
 from support.fakes import help_of
+
+from benchrun.servers.flags import parse_help
 
 
 def test_the_help_layout_parses_into_flags_and_whether_they_take_a_value():

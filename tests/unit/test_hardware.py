@@ -8,8 +8,7 @@ import types
 
 import psutil
 
-from benchrun import hardware
-
+from benchrun.measure import hardware
 
 MIB = 1 << 20
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from benchrun import metrics as M
-from benchrun.stats import goodput_of
-from benchrun.catalogue import compute_metrics
-from benchrun.records import NOT_SENT, RequestRecord
+from benchrun.load.records import NOT_SENT, RequestRecord
+from benchrun.measure import metrics as M
+from benchrun.measure.catalogue import compute_metrics
+from benchrun.measure.stats import goodput_of
 
 MS = 1_000_000  # ns
 
@@ -240,7 +240,7 @@ def _delta(text, **extra):
 
 
 def test_parse_reads_llama_cpp_per_chunk_counts():
-    from benchrun.client import parse_stream
+    from benchrun.load.client import parse_stream
 
     r = RequestRecord(id=0, status=200)
     parse_stream(r, _stream(_delta("こん", timings={"predicted_n": 3}), _delta("に", timings={"predicted_n": 5}),
@@ -253,7 +253,7 @@ def test_parse_reads_llama_cpp_per_chunk_counts():
 
 
 def test_parse_ignores_final_only_timings_and_reads_logprobs():
-    from benchrun.client import parse_stream
+    from benchrun.load.client import parse_stream
 
     # Without timings_per_token only the last chunk has timings: that says nothing per chunk.
     r = RequestRecord(id=0, status=200)

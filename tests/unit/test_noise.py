@@ -1,4 +1,4 @@
-"""The verdict tests (benchrun/noise.py) on synthetic data of known run-to-run variance: the
+"""The verdict tests (benchrun/analysis/noise.py) on synthetic data of known run-to-run variance: the
 false-positive rate of every method is within its nominal 5% (many seeded trials, checked
 against a binomial bound), and a real difference is found (power). Also the pieces: Holm, the
 bootstrap p-value, the pooled calibration SD, the job order, and that the summary's decode speed
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from benchrun import noise
+from benchrun.analysis import noise
 
 TRIALS = 4000
 ALPHA = noise.ALPHA

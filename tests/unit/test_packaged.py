@@ -3,7 +3,7 @@ a packaged model comes from its package.
 This half needs no server, process or socket; the rest is in tests/integration/test_packaged.py."""
 from __future__ import annotations
 
-from benchrun.packaged import PACKAGED
+from benchrun.provision.packaged import PACKAGED
 
 
 def test_the_real_presets_pin_the_issues_files():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import time
 
-from benchrun.progress import Progress
+from benchrun.load.progress import Progress
 
 
 def test_lines_count_requests_failures_and_known_tokens():

@@ -4,9 +4,9 @@ This half needs no server, process or socket; the rest is in tests/integration/t
 from __future__ import annotations
 
 import pytest
-
-from benchrun.promscrape import parse_prometheus, summarize_scrapes
 from support.fakes import page
+
+from benchrun.measure.promscrape import parse_prometheus, summarize_scrapes
 
 
 def test_parse_prometheus():

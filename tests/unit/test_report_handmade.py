@@ -6,12 +6,13 @@ import json
 import re
 
 import pytest
+from support.handmade import make_job, png_size, table_after
 
-from benchrun.records import RecordWriter, RequestRecord
+from benchrun.load.records import RecordWriter, RequestRecord
 from benchrun.report import write_report
 from benchrun.report.data import load_jobs
 from benchrun.report.markdown import sweep_command
-from support.handmade import make_job, png_size, table_after
+
 
 def task(agent, title, role, passed, latency, rep=0, reason="no docstring found", isolation="bwrap"):
     checks = [] if passed is None else [{"name": "has_docstrings", "passed": passed,

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import json
 
-from benchrun.client import parse_stream
-from benchrun.records import RequestRecord
-from benchrun.sse import iter_events
+from benchrun.load.client import parse_stream
+from benchrun.load.records import RequestRecord
+from benchrun.load.sse import iter_events
 
 
 def ev(obj) -> bytes:
@@ -72,7 +72,7 @@ def test_stream_errors_are_data():
 def test_mixed_reasoning_and_content_delta_is_the_first_answer_token():
     """At a </think> boundary some servers send reasoning and content in one delta: that
     event carries the first answer token, so TTFA must stop there."""
-    from benchrun import metrics as M
+    from benchrun.measure import metrics as M
 
     chunks = [(101, ev(delta(role="assistant"))), (102, ev(delta(reasoning_content="hmm"))),
               (103, ev(delta(reasoning_content=".", content="Answer"))), (104, ev(delta(content=" more"))),

@@ -11,11 +11,10 @@ import time
 import types
 
 import pytest
-
-from benchrun import telemetry
-from benchrun.telemetry import Sampler, summarize
 from support import read_jsonl as read_lines
 
+from benchrun.measure import telemetry
+from benchrun.measure.telemetry import Sampler, summarize
 
 MIB = 1 << 20
 

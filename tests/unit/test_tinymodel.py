@@ -3,7 +3,7 @@ import hashlib
 
 import gguf
 
-from benchrun.tinymodel import TINY_SPECS, ensure_tiny_model, write_tiny_gguf
+from benchrun.provision.tinymodel import TINY_SPECS, ensure_tiny_model, write_tiny_gguf
 
 
 def _sha(p):

@@ -8,11 +8,11 @@ import json
 from pathlib import Path
 
 import pytest
+from support.handmade import make_job, table_after
 
-from benchrun.diff import diff_dirs
+from benchrun.analysis.diff import diff_dirs
 from benchrun.report import write_report
 from benchrun.report.data import load_jobs
-from support.handmade import make_job, table_after
 
 
 def _as_round(job_dir: Path, r: int, rounds: int, mode: str = "interleaved", extra: dict | None = None) -> None:
@@ -103,7 +103,7 @@ def test_single_runs_tie_with_a_reason_and_a_busy_machine_cannot_tell(tmp_path):
 
 
 def test_calibrate_command_writes_the_machine_file_that_diff_uses(tmp_path, monkeypatch, capsys):
-    from benchrun.calibration import machine_key
+    from benchrun.analysis.calibration import machine_key
     from benchrun.cli import main
 
     monkeypatch.setenv("BENCHRUN_RUN_ID", "test-calibrate")

@@ -4,9 +4,9 @@ from __future__ import annotations
 import math
 from typing import Iterable, Optional
 
-from . import metrics as M
-from .catalogue import CI_STATS, Flag, per_request, with_flag
-from .records import RequestRecord
+from benchrun.load.records import RequestRecord
+from benchrun.measure import metrics as M
+from benchrun.measure.catalogue import CI_STATS, Flag, per_request, with_flag
 
 # Two-sided 95% Student-t critical values t(0.975, df) for df = 1..30 (standard tables);
 # beyond 30 the normal quantile with a 1/df correction is accurate to < 0.1%.

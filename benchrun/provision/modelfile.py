@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from .tinymodel import default_cache_dir
+from benchrun.provision.tinymodel import default_cache_dir
 
 
 def file_cached(path: Path, name: str, compute: Callable[[Path], Any]) -> Any:

@@ -13,9 +13,16 @@ from typing import Callable, Generator, Iterable, Optional
 import aiohttp
 import numpy as np
 
-from . import interrupts
-from .client import RequestSpec, StallWatch, build_body, fetch, parse_stream, send
-from .records import NOT_SENT, RequestRecord
+from benchrun import interrupts
+from benchrun.load.client import (
+    RequestSpec,
+    StallWatch,
+    build_body,
+    fetch,
+    parse_stream,
+    send,
+)
+from benchrun.load.records import NOT_SENT, RequestRecord
 
 Conversation = Generator[RequestSpec, RequestRecord, None]
 

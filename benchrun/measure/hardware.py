@@ -6,7 +6,7 @@ from __future__ import annotations
 import platform
 from typing import Any, Optional
 
-from .config import plain
+from benchrun.config import plain
 
 MIB = 1 << 20
 

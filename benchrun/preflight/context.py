@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from .config import BenchConfig
+from benchrun.config import BenchConfig
 
 BYTES_PER_TOKEN = 3.0
 TEMPLATE_TOKENS_PER_MESSAGE = 8  # role markers and separators of a chat template, BOS included once
@@ -74,7 +74,7 @@ class ContextNeed:
 def per_slot(m: Any) -> Optional[int]:
     """Tokens one request may use on preset m, or None when unknown (a server whose context the
     preset does not set, ctx 0 = the model's own length)."""
-    from .servers.registry import backend_for
+    from benchrun.servers.registry import backend_for
 
     if not m.ctx_size or not backend_for(m.backend).sets_context(m):
         return None

@@ -11,11 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from .report.compare import Delta, comparability, compare, method_text
-from .catalogue import BY_KEY, HEADLINE, Metric
-from .report.data import Job, ReportError, load_jobs, metric
-from . import noise
-
+from benchrun.analysis import noise
+from benchrun.measure.catalogue import BY_KEY, HEADLINE, Metric
+from benchrun.report.compare import Delta, comparability, compare, method_text
+from benchrun.report.data import Job, ReportError, load_jobs, metric
 
 
 @dataclass
@@ -69,7 +68,7 @@ def _name(metric_key: str) -> str:
 def _calibration_for(ja: Job, jb: Job, noise_file, notes: list[str]) -> Optional[dict]:
     """The run-to-run calibration that applies to this pair: both measured on one machine, with
     the same workload and repeats as the calibration runs. noise_file False: none."""
-    from .calibration import job_id, lookup, machine_key
+    from benchrun.analysis.calibration import job_id, lookup, machine_key
 
     if noise_file is False:
         return None

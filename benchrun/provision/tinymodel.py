@@ -7,11 +7,10 @@ to exactly one character: one token, one SSE content event. No weights are ever 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-import logging
 
 import numpy as np
 

@@ -22,8 +22,8 @@ import enum
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Optional
 
-from . import metrics as M
-from .records import NOT_SENT, RequestRecord
+from benchrun.load.records import NOT_SENT, RequestRecord
+from benchrun.measure import metrics as M
 
 
 class Kind(enum.Enum):

@@ -1,5 +1,5 @@
 """A/A calibration: how much one run's headline values move between identical runs on one
-machine, so that a single run per side can still be judged (benchrun/noise.py, method
+machine, so that a single run per side can still be judged (benchrun/analysis/noise.py, method
 `calibrated`). Reads and writes files only.
 
 Contract:
@@ -27,12 +27,12 @@ import re
 from pathlib import Path
 from typing import Optional
 
-from . import noise
-from .noise import BUSY_KEY
-from .catalogue import HEADLINE, PER_REQUEST_NAMES, RECIPROCAL
-from .report.compare import comparability
-from .report.data import ReportError, load_jobs
-from .results import atomic_write_text
+from benchrun.analysis import noise
+from benchrun.analysis.noise import BUSY_KEY
+from benchrun.measure.catalogue import HEADLINE, PER_REQUEST_NAMES, RECIPROCAL
+from benchrun.report.compare import comparability
+from benchrun.report.data import ReportError, load_jobs
+from benchrun.results import atomic_write_text
 
 VERSION = 1
 # Every headline key, and the common stats of every per-request metric (for --fail-on keys).

@@ -18,9 +18,19 @@ from typing import Any, Optional
 
 import aiohttp
 
-from .records import (CONTENT, DONE, ERROR, FINISH, OTHER, REASONING, ROLE, TOKEN_KINDS, USAGE,
-                      RequestRecord)
-from .sse import iter_events
+from benchrun.load.records import (
+    CONTENT,
+    DONE,
+    ERROR,
+    FINISH,
+    OTHER,
+    REASONING,
+    ROLE,
+    TOKEN_KINDS,
+    USAGE,
+    RequestRecord,
+)
+from benchrun.load.sse import iter_events
 
 
 @dataclass

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional
 
-from .redact import redact
+from benchrun.redact import redact
 
 # One letter per SSE event, so a record stays small: role-only, content, reasoning (thinking),
 # finish (finish_reason with empty delta), usage, done ([DONE]), error, other.

@@ -7,13 +7,13 @@ import json
 import os
 import re
 import tempfile
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
-from .redact import redact
+from benchrun.redact import redact
 
 # 2: metrics.wall_s is one repeat's wall time (1: the sum over repeats), metrics.wall_s_total the sum.
 SCHEMA_VERSION = 2
@@ -61,8 +61,8 @@ class JobResult:
 
 def result_schema() -> dict:
     """The shipped schema, its `metrics` part generated from the metric catalogue (so a metric
-    is declared in one place, benchrun/catalogue.py)."""
-    from .catalogue import metrics_schema
+    is declared in one place, benchrun/measure/catalogue.py)."""
+    from benchrun.measure.catalogue import metrics_schema
 
     schema = json.loads(resources.files("benchrun").joinpath("schemas/result.schema.json").read_text())
     schema["properties"]["metrics"] = metrics_schema()
