@@ -7,7 +7,7 @@ this module, like all of them, imports neither Hydra nor OmegaConf. `validate` c
 schema cannot express."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any, Dict, List, Optional
 
 # OmegaConf's marker for "required, no default" (omegaconf.MISSING is this string).
@@ -67,6 +67,30 @@ class HardwareConfig:
 
 
 @dataclass
+class SandboxLimits:
+    """What generated code may use when a check runs it (benchrun/checks/sandbox.py)."""
+
+    cpu_s: int = 10
+    memory_mib: int = 1024  # RLIMIT_AS: address space, generous for CPython + pytest
+    nproc: int = 32  # processes it may start, besides itself
+    fsize_mib: int = 16  # largest file it may write, stdout and stderr included
+    wall_s: float = 15.0
+    output_bytes: int = 64 * 1024  # how much of stdout/stderr is read back
+    scratch_mib: int = 64  # size of the scratch dir and of /tmp (tmpfs): a full disk is theirs
+
+
+@dataclass
+class SandboxConfig(SandboxLimits):
+    """workload.sandbox: the limits, and how the code is contained."""
+
+    # auto (bwrap > namespaces; neither: code is not run) | bwrap | namespaces | unconfined (opt-in)
+    isolation: str = "auto"
+
+    def limits(self) -> SandboxLimits:
+        return SandboxLimits(**{f.name: getattr(self, f.name) for f in fields(SandboxLimits)})
+
+
+@dataclass
 class WorkloadConfig:
     """One dataclass for every workload kind; each kind reads the fields it needs."""
 
@@ -83,7 +107,7 @@ class WorkloadConfig:
     agents: List[Any] = field(default_factory=list)  # agentic: list of agent dicts
     path: Optional[str] = None  # replay: JSONL of {"messages": [...]} lines
     max_tokens_cap: Optional[int] = None  # agentic/replay: caps every turn's max_tokens (demos)
-    sandbox: Dict[str, Any] = field(default_factory=dict)  # agentic checks: isolation, wall_s, cpu_s, ...
+    sandbox: SandboxConfig = field(default_factory=SandboxConfig)  # agentic checks
 
 
 @dataclass

@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
+from benchrun.config import SandboxLimits as Limits  # the limits are config: declared once there
+
 NOBODY = 65534
 CONFINE = str(Path(__file__).with_name("_confine.py"))
 CONTAINED = ("bwrap", "namespaces")
@@ -53,17 +55,6 @@ _SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 
 class NoSandbox(Exception):
     """No containing mode works here (or the one asked for does not); the message says why."""
-
-
-@dataclass
-class Limits:
-    cpu_s: int = 10
-    memory_mib: int = 1024  # RLIMIT_AS: address space, generous for CPython + pytest
-    nproc: int = 32  # processes it may start, besides itself
-    fsize_mib: int = 16  # largest file it may write, stdout and stderr included
-    wall_s: float = 15.0
-    output_bytes: int = 64 * 1024  # how much of stdout/stderr is read back
-    scratch_mib: int = 64  # size of the scratch dir and of /tmp (tmpfs): a full disk is theirs
 
 
 @dataclass

@@ -22,7 +22,6 @@ from typing import Optional
 from benchrun.checks import (
     DATA_DIR,
     CheckContext,
-    Limits,
     NoSandbox,
     isolation,
     normalize,
@@ -181,12 +180,8 @@ class AgenticWorkload(Workload):
         self.agents = parse_agents(cfg)
         self.pipeline = any(a.needs for a in self.agents)
         self._needed = {n for a in self.agents for n in a.needs}
-        sb = dict(cfg.sandbox)
-        self.isolation_pref = str(sb.pop("isolation", "auto"))
-        try:
-            self.limits = Limits(**sb)
-        except TypeError as e:
-            raise ValueError(f"workload.sandbox: {e}") from None
+        self.isolation_pref = cfg.sandbox.isolation
+        self.limits = cfg.sandbox.limits()
         if self.isolation_pref != "auto":  # fail now, with one line, if the machine lacks it
             try:
                 isolation(self.isolation_pref)

@@ -6,6 +6,7 @@ import pytest
 from support import agentic_record as _rec
 from support import agentic_workload as wl
 
+from benchrun.config import SandboxConfig
 from benchrun.load.records import RequestRecord
 from benchrun.workloads import make_workload
 from benchrun.workloads.agentic import AgenticWorkload, render
@@ -98,4 +99,4 @@ def test_without_a_containing_sandbox_code_checks_are_not_run(monkeypatch):
     assert p["passed"] is None  # undecided, not a pass
     assert s1["passed"] is False  # a check that ran and failed still decides
     with pytest.raises(ValueError, match="workload.sandbox.isolation: sandbox isolation 'bwrap' is not available"):
-        AgenticWorkload(wl([{"name": "P", "turns": ["a"]}], sandbox={"isolation": "bwrap"}), 1)
+        AgenticWorkload(wl([{"name": "P", "turns": ["a"]}], sandbox=SandboxConfig(isolation="bwrap")), 1)

@@ -72,6 +72,14 @@ def test_typo_in_key_names_the_key(compose):
     assert "ctx_sise" in str(e.value) + str(e.value.__cause__)
 
 
+def test_sandbox_settings_are_typed_a_typo_is_refused_not_ignored(compose):
+    sb = compose(["workload=agentic_coding", "workload.sandbox.cpu_s=3"]).workload.sandbox
+    assert (sb.isolation, sb.cpu_s, sb.limits().cpu_s) == ("auto", 3, 3)
+    with pytest.raises((ConfigCompositionException, ConfigKeyError)) as e:
+        compose(["workload=agentic_coding", "workload.sandbox.wal_s=3"])
+    assert "wal_s" in str(e.value) + str(e.value.__cause__)
+
+
 def test_wrong_type_names_the_key(compose):
     with pytest.raises((ConfigCompositionException, ValidationError)) as e:
         compose(["model.parallel=many"])
