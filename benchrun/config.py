@@ -208,9 +208,9 @@ def validate(cfg: BenchConfig) -> None:
     _one_of("progress.mode", cfg.progress.mode, MODES)
     if cfg.progress.every_s <= 0:
         raise ValueError(f"progress.every_s must be > 0 seconds, got {cfg.progress.every_s}")
-    from benchrun.servers.registry import backend_for
+    from benchrun.servers.registry import validate as validate_model
 
-    backend_for(cfg.model.backend).validate(cfg.model)  # an unknown name is a ValueError too
+    validate_model(cfg.model)  # every backend's part of the model schema; an unknown name too
     if cfg.model.url and not str(cfg.model.url).startswith(("http://", "https://")):
         raise ValueError(f"model.url must start with http:// or https://, got {cfg.model.url!r}")
     if cfg.model.port is not None and not 0 <= cfg.model.port <= 65535:

@@ -24,11 +24,12 @@ packages=(munge slurmctld slurmd slurm-client)
 
 die() { echo "slurm-cluster: $*" >&2; exit 1; }
 
-pid_of() {  # the live pid recorded in $dir/NAME.pid, or nothing
+pid_of() {  # the pid in $dir/NAME.pid if that process is alive and is NAME (not a reused pid)
   local f=$dir/$1.pid pid
   [ -s "$f" ] || return 1
   pid=$(cat "$f")
-  kill -0 "$pid" 2>/dev/null && echo "$pid"
+  # /proc, not kill -0: a normal user's `status` must see root's daemons too.
+  [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$1" ] && echo "$pid"
 }
 
 node_state() { sinfo -h -N -o '%t' 2>/dev/null | head -n1; }

@@ -14,12 +14,13 @@ class Backend:
     # llama.cpp's server: /props build info, `timings` per chunk, /tokenize, llamacpp: metrics.
     # A server that is not known to be one still counts when its /props names a build.
     llama_cpp: ClassVar[bool] = True
+    # The preset fields only this backend reads: its part of the model schema. Set on a preset
+    # of another backend they would be silently ignored, so registry.validate refuses them.
+    own_fields: ClassVar[tuple[str, ...]] = ()
 
     def validate(self, m: Any) -> None:
-        """Raise ValueError (one line) for a preset this backend cannot run."""
-        if m.extra_args:  # silently dropping a user's flags would measure another server
-            raise ValueError(f"model.extra_args are llama-server flags; backend {self.name} cannot take "
-                             f"them (use the matching model.* setting, or model.backend=llama_server)")
+        """Raise ValueError (one line) for a preset this backend cannot run (registry.validate
+        has already refused other backends' fields)."""
 
     def needs_model_file(self, m: Any) -> bool:
         return self.launches

@@ -18,6 +18,7 @@ _FIELD = re.compile(r"\{(model|host|port|ctx_size|parallel|threads)\}")
 
 class Command(Backend):
     name = "command"
+    own_fields = ("command", "health_path")
     llama_cpp = False  # unless its /props names a llama.cpp build (then it is one)
 
     def validate(self, m: Any) -> None:

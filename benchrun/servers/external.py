@@ -9,6 +9,7 @@ from benchrun.servers.backend import Backend
 
 class External(Backend):
     name = "external"
+    own_fields = ("url",)
     launches = False
     llama_cpp = False
 

@@ -65,9 +65,7 @@ def server_version(binary: str, timeout_s: float = 10.0) -> Optional[str]:
 
 class LlamaServer(Backend):
     name = "llama_server"
-
-    def validate(self, m: Any) -> None:
-        pass  # extra_args are this backend's own: passed to the binary as given
+    own_fields = ("binary", "extra_args")  # extra_args: passed to the binary as given
 
     def command(self, m: Any, model_path: Optional[Path], port: int, binary: Optional[str] = None) -> list[str]:
         cmd = [binary or find_llama_server(m)]

@@ -2,7 +2,8 @@
 listed here."""
 from __future__ import annotations
 
-from typing import Optional
+from dataclasses import MISSING, fields
+from typing import Any, Optional
 
 from benchrun.servers.backend import Backend
 from benchrun.servers.command import Command
@@ -16,6 +17,20 @@ BACKENDS: dict[str, Backend] = {b.name: b for b in (Embedded(), LlamaServer(), E
 def known_backend(name: object) -> Optional[Backend]:
     """The backend a result file names; None for a name this version does not know."""
     return BACKENDS.get(name) if isinstance(name, str) else None
+
+
+def validate(m: Any) -> None:
+    """A preset for m.backend, checked against every backend's part of the model schema: a
+    field another backend owns, changed from its default, is refused (one line) rather than
+    silently ignored; then the backend's own checks. An unknown backend is a ValueError too."""
+    backend = backend_for(m.backend)
+    defaults = {f.name: f.default if f.default is not MISSING else f.default_factory() for f in fields(m)}
+    for other in BACKENDS.values():
+        for name in set(other.own_fields) - set(backend.own_fields):
+            if getattr(m, name) != defaults[name]:
+                raise ValueError(f"model.{name} is read by backend {other.name} only; this preset runs backend "
+                                 f"{backend.name} (set model.backend={other.name}, or leave model.{name} out)")
+    backend.validate(m)
 
 
 def backend_for(name: str) -> Backend:

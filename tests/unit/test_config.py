@@ -100,7 +100,11 @@ def test_wrong_type_names_the_key(compose):
     ("model.parallel=0", "model.parallel"),
     ("model.ctx_size=-1", "model.ctx_size"),
     ("telemetry.interval_s=0", "telemetry.interval_s"),
-    ("model.extra_args=[--mlock]", "model.extra_args"),
+    ("model.extra_args=[--mlock]", "model.extra_args is read by backend llama_server only"),
+    # Another backend's part of the model schema, on an embedded preset: refused, not ignored.
+    ("model.url=http://127.0.0.1:9", "model.url is read by backend external only; this preset runs backend embedded"),
+    ("model.binary=/opt/llama-server", "model.binary is read by backend llama_server only"),
+    ("model.health_path=/ready", "model.health_path is read by backend command only"),
 ])
 def test_semantic_errors_name_the_key(compose, override, needle):
     cfg = compose([override])
