@@ -210,7 +210,7 @@ def run_job(cfg: BenchConfig, job_dir: Path, pool: ServerPool, job_num: int, run
         if server.log_path and server.log_path.exists():
             log_offset = server.log_path.stat().st_size if reused else 0
         result.server.update(server.describe(), reused=reused)
-        workload.prepare(server.url, server.headers)
+        workload.prepare(backend_for(server.backend).tokenizer(server))
         result.workload = {"name": cfg.workload.name, **workload.describe(),
                            "context": result.workload["context"]}
         sampler = telemetry.start_for_job(cfg, server, job_dir)  # idle memory: before traffic

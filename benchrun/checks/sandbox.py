@@ -36,7 +36,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
-from benchrun.config import SandboxLimits as Limits  # the limits are config: declared once there
+from benchrun.config import (
+    SandboxLimits as Limits,  # the limits are config: declared once there
+)
 
 NOBODY = 65534
 CONFINE = str(Path(__file__).with_name("_confine.py"))

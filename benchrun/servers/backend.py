@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar, Optional
 
+from benchrun.servers.tokenizer import LlamaCppTokenizer, Tokenizer
+
 
 class Backend:
     name: ClassVar[str]
@@ -53,6 +55,11 @@ class Backend:
     def served_name(self, m: Any) -> Optional[str]:
         """The `model` field of each request (llama.cpp ignores it)."""
         return m.served_name
+
+    def tokenizer(self, handle: Any) -> Optional[Tokenizer]:
+        """The server's tokenizer and chat template, for exact prompt sizing. Any server may be
+        llama.cpp's (an external one, a command one): its endpoints are offered and probed."""
+        return LlamaCppTokenizer(handle.url, handle.headers)
 
     def build_info(self, handle: Any) -> Optional[str]:
         """The server's build, as complete as this backend can tell (result.json server.build_info)."""

@@ -2,11 +2,12 @@
 outcomes, and the worst-case context one request can need (checked before launch)."""
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Optional
 
 from benchrun.config import WorkloadConfig, plain
 from benchrun.load.client import RequestSpec
 from benchrun.load.engine import Conversation
+from benchrun.servers.tokenizer import Tokenizer
 
 
 def fixed(specs: Iterable[RequestSpec]) -> Conversation:
@@ -22,8 +23,9 @@ class Workload:
         self.cfg = cfg
         self.concurrency = concurrency
 
-    def prepare(self, url: str, headers: dict | None = None) -> None:
-        """Called once the server is up (e.g. to calibrate prompts with its tokenizer)."""
+    def prepare(self, tokenizer: Optional[Tokenizer]) -> None:
+        """Called once the server is up, with the tokenizer its backend offers (or None), e.g.
+        to size prompts exactly."""
 
     def conversations(self, repeat: int) -> list[Conversation]:
         raise NotImplementedError

@@ -1,14 +1,12 @@
 """Independent single-turn requests of an exact input and exact output length.
 
-Input length: the server's own tokenizer decides. With llama.cpp's /apply-template and
-/tokenize the prompt is trimmed until the templated prompt (BOS included) is exactly
-`input_tokens` long, which is what `usage.prompt_tokens` then reports. A server without them
-(external, not llama.cpp) gets an estimate, and result.json says so."""
+Input length: the server's own tokenizer decides. With the tokenizer its backend offers
+(servers/tokenizer.py: llama.cpp's /apply-template and /tokenize) the prompt is trimmed until
+the templated prompt (BOS included) is exactly `input_tokens` long, which is what
+`usage.prompt_tokens` then reports. A server without one gets an estimate, and result.json
+says so."""
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
 from typing import Optional
 
 import numpy as np
@@ -16,6 +14,7 @@ import numpy as np
 from benchrun.config import WorkloadConfig
 from benchrun.load.client import RequestSpec
 from benchrun.load.engine import Conversation
+from benchrun.servers.tokenizer import Tokenizer, TokenizerError
 from benchrun.workloads.base import Workload, fixed
 
 _WORDS = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike "
@@ -27,45 +26,10 @@ _EST_TOKENS_PER_WORD = 1.3  # fallback only: typical BPE on short English words
 _EST_TEMPLATE_TOKENS = 10
 
 
-class TokenizerError(RuntimeError):
-    pass
-
-
-class ServerTokenizer:
-    """llama.cpp's /apply-template, /tokenize and /detokenize, over plain blocking HTTP
-    (used while preparing, before anything is measured)."""
-
-    def __init__(self, url: str, headers: dict | None = None, timeout_s: float = 30.0):
-        self.url = url.rstrip("/")
-        self.headers = {"Content-Type": "application/json", **(headers or {})}
-        self.timeout_s = timeout_s
-
-    def _post(self, path: str, body: dict) -> dict:
-        req = urllib.request.Request(self.url + path, data=json.dumps(body).encode(),
-                                     headers=self.headers, method="POST")
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
-                out = json.loads(resp.read())
-        except (urllib.error.URLError, OSError, ValueError) as e:
-            raise TokenizerError(f"POST {path}: {e}") from None
-        if not isinstance(out, dict):
-            raise TokenizerError(f"POST {path}: unexpected answer")
-        return out
-
-    def template(self, messages: list) -> str:
-        return self._post("/apply-template", {"messages": messages})["prompt"]
-
-    def tokenize(self, text: str, add_special: bool) -> list[int]:
-        return self._post("/tokenize", {"content": text, "add_special": add_special})["tokens"]
-
-    def detokenize(self, tokens: list[int]) -> str:
-        return self._post("/detokenize", {"tokens": tokens})["content"]
-
-
 class SyntheticWorkload(Workload):
     def __init__(self, cfg: WorkloadConfig, concurrency: int):
         super().__init__(cfg, concurrency)
-        self.tokenizer: Optional[ServerTokenizer] = None
+        self.tokenizer: Optional[Tokenizer] = None
         self.prompt_method = "estimate"
         self.prompt_note: Optional[str] = None
         self._cache: dict[tuple[int, int], str] = {}
@@ -76,10 +40,12 @@ class SyntheticWorkload(Workload):
             messages.insert(0, {"role": "system", "content": self.cfg.system_prompt})
         return messages
 
-    def prepare(self, url: str, headers: dict | None = None) -> None:
+    def prepare(self, tok: Optional[Tokenizer]) -> None:
         """Learn the chat template's frame around the user text; fall back to an estimate
-        when the server has no /apply-template or /tokenize."""
-        tok = ServerTokenizer(url, headers)
+        when the server offers no tokenizer, or its endpoints do not answer."""
+        if tok is None:
+            self.prompt_note = "the server's backend offers no tokenizer; input length is an estimate"
+            return
         try:
             framed = tok.template(self._messages(_MARK))
             tok.tokenize("a", add_special=True)

@@ -9,6 +9,7 @@ from support import timedserver
 from benchrun.config import WorkloadConfig
 from benchrun.load.client import build_body, make_session, send
 from benchrun.load.records import RequestRecord
+from benchrun.servers.tokenizer import LlamaCppTokenizer
 from benchrun.workloads import make_workload
 
 
@@ -29,7 +30,7 @@ def _send_all(url, specs):
 @pytest.mark.parametrize("input_tokens,system", [(40, None), (128, None), (301, "Be brief.")])
 def test_prompt_tokens_equal_input_tokens(tiny_server, input_tokens, system):
     w = workload(input_tokens=input_tokens, system_prompt=system)
-    w.prepare(tiny_server.url)
+    w.prepare(LlamaCppTokenizer(tiny_server.url))
     assert w.describe()["prompt_tokens_method"] == "tokenize"
     specs = [w.spec(i, repeat) for repeat in (0, 1) for i in range(3)]
     recs = _send_all(tiny_server.url, specs)
@@ -43,7 +44,7 @@ def test_prompt_tokens_equal_input_tokens(tiny_server, input_tokens, system):
 
 def test_impossible_length_is_reported(tiny_server):
     w = workload(input_tokens=3)  # the chat template alone is longer
-    w.prepare(tiny_server.url)
+    w.prepare(LlamaCppTokenizer(tiny_server.url))
     w.spec(0, 0)
     assert "could not be hit exactly" in w.describe()["prompt_tokens_note"]
 
@@ -51,13 +52,17 @@ def test_impossible_length_is_reported(tiny_server):
 def test_fallback_without_tokenize():
     with timedserver.running() as url:  # speaks chat, but has no /apply-template or /tokenize
         w = workload(input_tokens=64)
-        w.prepare(url)
+        w.prepare(LlamaCppTokenizer(url))
         d = w.describe()
         assert d["prompt_tokens_method"] == "estimate"
         assert "no server tokenizer" in d["prompt_tokens_note"]
         specs = [w.spec(i, 0) for i in range(3)]
         assert all(len(s.messages[0]["content"].split()) > 20 for s in specs)
         assert all(r.ok for r in _send_all(url, specs))
+    offered_none = workload(input_tokens=64)
+    offered_none.prepare(None)  # a backend with no tokenizer: an estimate, said so
+    assert offered_none.describe()["prompt_tokens_method"] == "estimate"
+    assert "offers no tokenizer" in offered_none.describe()["prompt_tokens_note"]
 
 
 def test_every_prompt_is_fitted_before_the_measured_window(tiny_server, compose, tmp_path, monkeypatch):
@@ -78,7 +83,7 @@ def test_every_prompt_is_fitted_before_the_measured_window(tiny_server, compose,
     cfg = compose(["workload.requests=2", "workload.output_tokens=2", "workload.input_tokens=32",
                    "repeats=2", "load.warmup_requests=1", "load.metrics_interval_s=0"])
     w = make_workload(cfg.workload, 1)
-    w.prepare(tiny_server.url)
+    w.prepare(LlamaCppTokenizer(tiny_server.url))
     writer = RecordWriter(tmp_path / "requests.jsonl")
     try:
         runs, _, _ = job._run_load(cfg, tiny_server.url, {}, w, writer,
