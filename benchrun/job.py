@@ -18,7 +18,7 @@ from benchrun.load.progress import Progress
 from benchrun.load.records import RecordWriter, RequestRecord
 from benchrun.measure import telemetry
 from benchrun.measure.catalogue import compute_metrics
-from benchrun.measure.hardware import describe_hardware
+from benchrun.measure.hardware import cluster_job, describe_hardware
 from benchrun.measure.metrics import output_tokens, server_timings
 from benchrun.measure.promscrape import Scraper
 from benchrun.measure.stats import goodput_of, repeats_ci95
@@ -148,7 +148,7 @@ def new_result(cfg: BenchConfig, job_dir: Path, job_num: int, run_id: str, overr
     return JobResult(
         schema_version=SCHEMA_VERSION, status="failed", error=None, run_id=run_id,
         job={"num": job_num, "name": job_dir.name, "started_at": _now(), "finished_at": None,
-             "overrides": list(overrides or []), "settings": dict(settings or {})},
+             "overrides": list(overrides or []), "settings": dict(settings or {}), "cluster": cluster_job()},
         model={"name": m.name, "path": None, "sha256": None, "backend": m.backend,
                "quantization": m.quantization, "ctx_size": m.ctx_size, "parallel": m.parallel,
                "n_gpu_layers": m.n_gpu_layers, "hub_repo": m.hub_repo, "hub_file": m.hub_file,

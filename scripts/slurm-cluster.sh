@@ -55,7 +55,8 @@ install_packages() {
 }
 
 write_config() {
-  local host cpus mem_mb
+  local host cpus mem_mb i gres="" fake_gpus=${BENCHRUN_SLURM_FAKE_GPUS:-0}
+  [ "$fake_gpus" -gt 0 ] 2>/dev/null && gres=gpu:$fake_gpus
   host=$(hostname -s)
   cpus=$(nproc)
   # RealMemory above what slurmd measures drains the node; leave 10% (at least 512 MB) spare.
@@ -109,9 +110,16 @@ KillWait=5
 MinJobAge=3600
 SlurmdTimeout=60
 InactiveLimit=0
-NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
+${gres:+GresTypes=gpu}
+NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb${gres:+ Gres=$gres} State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 EOF
+  # BENCHRUN_SLURM_FAKE_GPUS=N: N pretend GPUs (/dev/null), so a GPU preset's --gpus-per-node is
+  # accepted and scheduled as on a GPU cluster; the jobs get CUDA_VISIBLE_DEVICES but no GPU.
+  rm -f "$dir/gres.conf"
+  if [ -n "$gres" ]; then
+    for ((i = 0; i < fake_gpus; i++)); do echo "NodeName=$host Name=gpu File=/dev/null"; done >"$dir/gres.conf"
+  fi
   # Without slurmdbd plain `sacct` fails ("accounting storage is disabled"), and submitit polls
   # job states with `sacct -o JobID,State,NodeList --parsable2 -j ID...`: with no answer it never
   # learns that a job died without a result (cancelled, timed out) and waits forever. This sacct

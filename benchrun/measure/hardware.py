@@ -3,6 +3,7 @@ CPU and RAM through psutil; a named profile (rtx4090, h100, cpu, ...) describes 
 reports and the fit check, with anything it leaves null filled in from detection."""
 from __future__ import annotations
 
+import os
 import platform
 from typing import Any, Optional
 
@@ -94,3 +95,15 @@ def describe_hardware(hw: Any, detected: Optional[dict] = None) -> dict:
     if d.get("gpu") and d.get("gpu") != detected.get("gpu"):
         d["detected_gpu"] = detected.get("gpu")
     return d
+
+
+def cluster_job(env: Optional[dict] = None) -> Optional[dict]:
+    """The scheduler job this process runs in (SLURM sets these for every job step), so each
+    result says which job, node and GPUs measured it; None outside a cluster job."""
+    env = os.environ if env is None else env
+    if not env.get("SLURM_JOB_ID"):
+        return None
+    return {"scheduler": "slurm", "job_id": env.get("SLURM_JOB_ID"),
+            "array_job_id": env.get("SLURM_ARRAY_JOB_ID"), "array_task_id": env.get("SLURM_ARRAY_TASK_ID"),
+            "node": env.get("SLURMD_NODENAME") or platform.node(), "partition": env.get("SLURM_JOB_PARTITION"),
+            "gpus": env.get("SLURM_JOB_GPUS") or env.get("CUDA_VISIBLE_DEVICES")}

@@ -59,3 +59,12 @@ def test_auto_with_overrides_and_profiles(compose):
     assert c["name"] == "cpu" and c["memory_mib"] == 64000 and c.get("gpu") is None
     h = hardware.describe_hardware(as_dict(compose(["hardware=h100"])), {**detected, "gpu": "NVIDIA H100 80GB HBM3"})
     assert h["gpu_memory_mib"] == 81559 and "detected_gpu" not in h
+
+
+def test_a_result_names_the_cluster_job_that_measured_it():
+    assert hardware.cluster_job({}) is None  # not in a scheduler job
+    env = {"SLURM_JOB_ID": "41", "SLURM_ARRAY_JOB_ID": "40", "SLURM_ARRAY_TASK_ID": "1",
+           "SLURMD_NODENAME": "gpu07", "SLURM_JOB_PARTITION": "gpu", "SLURM_JOB_GPUS": "2"}
+    assert hardware.cluster_job(env) == {"scheduler": "slurm", "job_id": "41", "array_job_id": "40",
+                                         "array_task_id": "1", "node": "gpu07", "partition": "gpu", "gpus": "2"}
+    assert hardware.cluster_job({"SLURM_JOB_ID": "7", "CUDA_VISIBLE_DEVICES": "0"})["gpus"] == "0"
