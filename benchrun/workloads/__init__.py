@@ -1,5 +1,8 @@
-"""Workloads turn a WorkloadConfig into conversations for the engine."""
+"""Workloads turn a WorkloadConfig into conversations for the engine. One module per kind;
+each kind owns its part of the workload schema (Workload.own_fields)."""
 from __future__ import annotations
+
+from dataclasses import fields
 
 from benchrun.config import WorkloadConfig
 from benchrun.workloads.agentic import AgenticWorkload
@@ -12,4 +15,13 @@ KINDS: dict[str, type[Workload]] = {"synthetic": SyntheticWorkload, "agentic": A
 
 
 def make_workload(cfg: WorkloadConfig, concurrency: int) -> Workload:
-    return KINDS[cfg.kind](cfg, concurrency)  # config.validate has checked the kind
+    """The workload of cfg.kind (config.validate has checked the kind). A field only another
+    kind reads, changed from its default, is refused (one line): it would be silently ignored."""
+    kind = KINDS[cfg.kind]
+    defaults = {f.name: getattr(WorkloadConfig(name=cfg.name), f.name) for f in fields(WorkloadConfig)}
+    for other_name, other in KINDS.items():
+        for name in set(other.own_fields) - set(kind.own_fields):
+            if getattr(cfg, name) != defaults[name]:
+                raise ValueError(f"workload.{name} is read by workload kind {other_name} only; this workload "
+                                 f"({cfg.name}) is kind {cfg.kind}")
+    return kind(cfg, concurrency)

@@ -175,6 +175,8 @@ class _Board:
 
 
 class AgenticWorkload(Workload):
+    own_fields = ("agents", "sandbox", "max_tokens_cap")
+
     def __init__(self, cfg: WorkloadConfig, concurrency: int):
         super().__init__(cfg, concurrency)
         self.agents = parse_agents(cfg)

@@ -2,7 +2,7 @@
 outcomes, and the worst-case context one request can need (checked before launch)."""
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from typing import ClassVar, Iterable, Optional
 
 from benchrun.config import WorkloadConfig, plain
 from benchrun.load.client import RequestSpec
@@ -18,6 +18,9 @@ def fixed(specs: Iterable[RequestSpec]) -> Conversation:
 
 class Workload:
     """Builds the conversations one measured repeat sends, plus a warm-up request."""
+
+    # The workload fields only this kind reads (its part of the schema); the rest are common.
+    own_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cfg: WorkloadConfig, concurrency: int):
         self.cfg = cfg

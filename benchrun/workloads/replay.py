@@ -55,6 +55,8 @@ def load_jsonl(path: Path) -> list[dict]:
 
 
 class ReplayWorkload(Workload):
+    own_fields = ("path", "max_tokens_cap")
+
     def __init__(self, cfg: WorkloadConfig, concurrency: int):
         super().__init__(cfg, concurrency)
         self.path = resolve_path(cfg.path)

@@ -27,6 +27,8 @@ _EST_TEMPLATE_TOKENS = 10
 
 
 class SyntheticWorkload(Workload):
+    own_fields = ("requests", "input_tokens")
+
     def __init__(self, cfg: WorkloadConfig, concurrency: int):
         super().__init__(cfg, concurrency)
         self.tokenizer: Optional[Tokenizer] = None

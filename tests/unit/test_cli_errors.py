@@ -30,6 +30,11 @@ CASES = [
     (["model.port=99999"], ["model.port must be 0-65535", "99999"]),
     (["model=external", "model.url=localhost:8000"], ["model.url must start with http://"]),
     (["workload=replay", "workload.path=/nonexistent/t.jsonl"], ["workload.path: no such file"]),
+    # Each workload kind and backend owns its part of the schema: another's field is refused.
+    (["workload=agentic_coding", "workload.requests=5"],
+     ["workload.requests is read by workload kind synthetic only; this workload (agentic_coding) is kind agentic"]),
+    (["workload.path=trace.jsonl"], ["workload.path is read by workload kind replay only"]),
+    (["model.command=[serve,'{port}']"], ["model.command is read by backend command only"]),
     (["hydra.run.dir=/dev/null/x"], ["hydra.run.dir: cannot create /dev/null/x"]),
     (["-m", "concurrency=1,2", "hydra.sweep.dir=/dev/null/x"], ["hydra.sweep.dir: cannot create /dev/null/x"]),
 ]
