@@ -85,7 +85,7 @@ def _auto_report(root: Path) -> None:
 
 
 def _write_summary(root: Path) -> None:
-    from benchrun.results.summary import write_summary
+    from benchrun.report.summary import write_summary
 
     if root.is_dir():
         write_summary(root)

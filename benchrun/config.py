@@ -19,6 +19,7 @@ ARRIVALS = ("poisson", "constant")
 REUSE_CONNECTIONS = ("auto", "always", "never")
 TOKEN_COUNTS = ("auto", "timings", "logprobs", "off")
 WORKLOAD_KINDS = ("synthetic", "agentic", "replay")
+ORDERS = ("interleaved", "random", "grouped")  # how a sweep orders its jobs (order.py)
 
 
 @dataclass
@@ -187,6 +188,13 @@ def plain(x: Any) -> Any:
     return asdict(x) if is_dataclass(x) and not isinstance(x, type) else x
 
 
+def split_override(o: str) -> tuple[str, str]:
+    """A command-line override "+model.parallel=2" -> ("model.parallel", "2"): its key without
+    Hydra's +/~ prefix, and its value as written."""
+    key, _, value = o.partition("=")
+    return key.lstrip("+~"), value
+
+
 def _one_of(key: str, value: str, options: tuple[str, ...]) -> None:
     if value not in options:
         raise ValueError(f"{key} must be one of {', '.join(options)}, got {value!r}")
@@ -196,8 +204,6 @@ def validate(cfg: BenchConfig) -> None:
     """Checks a schema cannot express. Raises ValueError with one line naming the key."""
     if cfg.concurrency < 1:
         raise ValueError(f"concurrency must be a positive integer, got {cfg.concurrency}")
-    from benchrun.order import ORDERS
-
     _one_of("order", cfg.order, ORDERS)
     if cfg.round is not None and not 0 <= cfg.round < cfg.repeats:
         raise ValueError(f"round must be in 0..repeats-1 (repeats={cfg.repeats}), got {cfg.round}")

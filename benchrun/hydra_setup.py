@@ -20,6 +20,7 @@ from benchrun.config import (
     HardwareConfig,
     ModelConfig,
     WorkloadConfig,
+    split_override,
     validate,
 )
 
@@ -132,8 +133,6 @@ def compose(overrides=(), return_hydra_config: bool = False) -> Any:
 def to_config(cfg: Any) -> BenchConfig:
     """A composed config as the typed objects everything below the CLI receives (config.py),
     interpolations resolved: the one place a DictConfig becomes a BenchConfig."""
-    if "hydra" in cfg:  # composed with return_hydra_config: Hydra's own node is not benchrun's
-        cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
     return OmegaConf.to_object(cfg)
 
 
@@ -144,7 +143,7 @@ def job_settings(composed: Any, overrides: list[str], choices: Any) -> dict[str,
     override strings or directory names."""
     out: dict[str, Any] = {}
     for o in overrides:
-        key = o.lstrip("+~").split("=", 1)[0]
+        key = split_override(o)[0]
         if key in choices:
             out[key] = choices[key]
         else:
@@ -179,15 +178,16 @@ def sweep_jobs(overrides: list[str], multirun: bool) -> list[list[str]]:
     # The sweep's own config is composed without the sweeps, as Hydra composes it for -m.
     fixed = [o.input_line for o in parser.parse_overrides(overrides) if not o.is_sweep_override()]
     params = declared_sweep(fixed)
-    return expand_sweep([f"{k}={v}" for k, v in params.items()] + list(overrides))
+    return expand_sweep(params, overrides)
 
 
-def expand_sweep(lines: list[str]) -> list[list[str]]:
-    """Override lines (a sweep's params, then the command line) -> every job's overrides, as
-    Hydra's basic sweeper expands them, through the parser's public API: one list of choices
-    per key (a later line replaces an earlier one in its place), their product in key order."""
+def expand_sweep(params: dict, overrides: list[str]) -> list[list[str]]:
+    """A sweep's declared params, then the command line -> every job's overrides, as Hydra's
+    basic sweeper expands them, through the parser's public API: one list of choices per key
+    (a command-line key replaces a declared one in its place), their product in key order."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
+    lines = [f"{k}={v}" for k, v in params.items()] + list(overrides)
     choices: dict[str, list[str]] = {}
     for o in OverridesParser.create().parse_overrides(lines):
         key = o.get_key_element()
@@ -277,7 +277,7 @@ def interleave_rounds(overrides: list[str], jobs: list[list[str]]) -> tuple[str,
     """(order, order_seed, repeats) of a sweep whose repeats should run as interleaved rounds
     (benchrun/order.py), else ("grouped", seed, repeats). Every job must agree on repeats and
     order; a command line that sets round= itself is left alone."""
-    if any(o.lstrip("+~").startswith("round=") for o in overrides):
+    if any(split_override(o)[0] == "round" for o in overrides):
         return "grouped", 0, 1
     try:
         with hydra_conf():

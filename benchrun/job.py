@@ -62,11 +62,11 @@ class _KeepingWriter(RecordWriter):
 
 def _partial_metrics(result: JobResult, records: list[RequestRecord]) -> None:
     """Metrics of the requests that finished before a failure or Ctrl-C; wall time is the
-    span from the first send to the last end."""
+    span from the first send to the last end, shared by the repeats those requests span."""
     if not records:
         return
     wall = max(r.end_ns for r in records) - min(r.start_ns for r in records)
-    result.metrics = compute_metrics(records, wall)
+    result.metrics = compute_metrics(records, wall, len({r.repeat for r in records}))
     result.server_timings = server_timings(records, result.metrics["decode_tok_s"]["mean"])
     result.error = f"{result.error} (metrics cover the {len(records)} requests measured before)"
 

@@ -19,23 +19,19 @@ from __future__ import annotations
 
 import random
 
-ORDERS = ("interleaved", "random", "grouped")
-
-
-def _key(o: str) -> str:
-    return o.lstrip("+~").split("=", 1)[0]
+from benchrun.config import ORDERS, split_override
 
 
 def round_of(job: list[str]):
     for o in job:
-        if _key(o) == "round":
+        if split_override(o)[0] == "round":
             return int(o.split("=", 1)[1])
     return None
 
 
 def preset_of(job: list[str]) -> tuple:
     """What decides the server: every override but the level and the round."""
-    return tuple(o for o in job if _key(o) not in ("concurrency", "round"))
+    return tuple(o for o in job if split_override(o)[0] not in ("concurrency", "round"))
 
 
 def order_jobs(jobs: list[list[str]], mode: str, seed: int = 0) -> list[list[str]]:

@@ -1,11 +1,12 @@
-"""resume=DIR: finish a sweep in place. Jobs that finished ok there (with the same overrides)
-are kept; every other earlier attempt is moved aside, numbered, never overwritten: it is
-measured data."""
+"""resume=DIR: finish a sweep in place. Jobs that finished ok there with the same settings
+(results older than job.settings: the same overrides) are kept; every other earlier attempt
+is moved aside, numbered, never overwritten: it is measured data."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+from benchrun.config import split_override
 from benchrun.hydra_setup import RUN_ID_ENV, ConfigError
 from benchrun.results import RESULT_FILE, find_results, read_result
 
@@ -17,7 +18,7 @@ JOB_FILES = (RESULT_FILE, "requests.jsonl", "server.log", "telemetry.jsonl", "er
 def job_overrides(overrides) -> list[str]:
     """A job's overrides without the invocation-only keys (resume=, report=, debug=), so a
     rerun job and a kept one of the same preset record the same overrides."""
-    return [o for o in overrides if o.lstrip("+~").split("=", 1)[0] not in INVOCATION_KEYS]
+    return [o for o in overrides if split_override(o)[0] not in INVOCATION_KEYS]
 
 
 def resume_dir(argv: list[str]) -> Path | None:

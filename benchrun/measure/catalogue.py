@@ -4,10 +4,10 @@ Contract. Each `MetricDef` says what the metric is (key in result.json `metrics`
 which way is better, display format), how it is computed (`kind` and `fn`: a pure per-request
 function from metrics.py, or a run-level one over the run's records), and where it goes
 (`flags`, `headline`). Everything else reads this table and keeps no list of its own:
-compute_metrics (here), repeats_ci95 (stats.py), summary.csv (summary.py), the report
+compute_metrics (here), repeats_ci95 (stats.py), summary.csv (report/summary.py), the report
 (report/data.py, view, compare, findings, markdown, charts), `benchrun diff` / --fail-on and
 calibration, the CLI status line, and the `metrics` part of the result.json schema
-(metrics_schema, merged in by results.py). So a new metric is added by adding one entry here
+(metrics_schema, merged in by results/__init__.py). So a new metric is added by adding one entry here
 (plus its pure function in metrics.py when it needs a new one). A report section still picks
 which of these numbers it shows, and in what words; what each number is comes from here.
 
@@ -64,7 +64,7 @@ class Run:
     good: list    # succeeded and complete: the only requests in latency figures
     failed: list
     sent: list    # every request that went out, failed ones too
-    wall_s: float  # the whole measured span: every repeat's wall time, summed
+    wall_s: float  # the whole measured span: every repeat's wall time, summed (metrics.wall_s is this / repeats)
     repeats: int = 1  # how many repeats' records these are (pooled metrics: all of them)
 
 
@@ -188,7 +188,7 @@ CATALOGUE: tuple[MetricDef, ...] = (
               fmt="{:.2f}", flags=Flag.CSV | Flag.CI | Flag.REQUIRED, read=_wall_per_repeat, headline=(Shown(),),
               schema={"type": "number", "minimum": 0}, doc="the mean over repeats of one repeat's wall time"),
     MetricDef("wall_s_total", "Total time, all repeats", "s", None, Kind.RUN, lambda run: run.wall_s,
-              fmt="{:.2f}", schema={"type": "number", "minimum": 0},  # summary.csv: wall_s_total (summary.py)
+              fmt="{:.2f}", schema={"type": "number", "minimum": 0},  # summary.csv: wall_s_total (report/summary.py)
               doc="every repeat's wall time, summed: the span the throughputs divide by"),
     MetricDef("token_count_mismatches", "Token count mismatches", "", None, Kind.RUN,
               lambda run: sum(1 for r in run.good if M.token_count_mismatch(r)), schema=_INT),
@@ -343,7 +343,7 @@ def compute_metrics(records: list[RequestRecord], wall_ns: int, repeats: int = 1
 
 
 def metrics_schema() -> dict:
-    """The JSON schema of result.json `metrics` (results.py puts it into the shipped schema)."""
+    """The JSON schema of result.json `metrics` (results/__init__.py puts it into the shipped schema)."""
     props = {}
     for d in CATALOGUE:
         if d.kind is Kind.RESULT:

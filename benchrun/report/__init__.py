@@ -36,8 +36,8 @@ def write_report(root: Path, html: bool = True, charts: bool = True) -> Written:
 
     from benchrun.report.blocks import to_html, to_markdown
     from benchrun.report.markdown import _title, build_blocks
+    from benchrun.report.summary import write_summary
     from benchrun.report.view import build_groups
-    from benchrun.results.summary import write_summary
 
     root_out = root.resolve()  # a sweep dir, a run dir, or a single job dir
     rows = write_summary(root_out)

@@ -10,6 +10,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Callable, Optional
 
+from benchrun.config import split_override
 from benchrun.load.records import read_records
 from benchrun.measure import metrics as M
 from benchrun.measure.catalogue import (  # noqa: F401
@@ -145,11 +146,7 @@ def settings_of(res: dict) -> dict[str, str]:
     job = res.get("job") or {}
     if "settings" in job:
         return {k: v if isinstance(v, str) else json.dumps(v) for k, v in (job["settings"] or {}).items()}
-    out = {}
-    for o in job.get("overrides") or []:
-        k, _, v = str(o).partition("=")
-        out[k.lstrip("+~")] = v
-    return out
+    return dict(split_override(str(o)) for o in job.get("overrides") or [])
 
 
 def round_of(res: dict) -> Optional[int]:

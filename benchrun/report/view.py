@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Optional
 
 from benchrun.analysis import noise
+from benchrun.config import split_override
 from benchrun.measure.catalogue import BY_KEY, Metric, task_tally
 from benchrun.measure.stats import ci95
 from benchrun.report.compare import Delta, compare, ratio_text
@@ -32,12 +33,7 @@ def overrides_of(job: Job) -> list[str]:
             ov = yaml.safe_load(p.read_text()) if p.is_file() else []
         except Exception:  # noqa: BLE001 -- a broken file only costs the Reproducing section
             ov = []
-    return [str(x) for x in ov or [] if _split(str(x))[0] not in ("resume", "round")]
-
-
-def _split(o: str) -> tuple[str, str]:
-    k, _, v = o.partition("=")
-    return k.lstrip("+~"), v
+    return [str(x) for x in ov or [] if split_override(str(x))[0] not in ("resume", "round")]
 
 
 _GROUPING = {"model", "concurrency", "workload"}

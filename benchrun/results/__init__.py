@@ -24,7 +24,7 @@ RESULT_FILE = "result.json"
 class JobResult:
     """What one job measured, as result.json holds it. job.py builds it (new_result) and fills
     it as the job runs; write_result writes it. Field order is the file's key order. The
-    shipped schema names exactly these fields at the top level (tests/test_results.py); the
+    shipped schema names exactly these fields at the top level (tests/unit/test_results.py); the
     parts inside (model, server, metrics: the catalogue, ...) are the schema's to describe.
     The parts only a load that ran has (OPTIONAL) are not written while None: absent means
     "not measured"; energy is written null when there is none to read."""

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 @dataclass
 class OrderedSweeperConf:
     _target_: str = "hydra_plugins.benchrun_sweeper.ordered_sweeper.OrderedSweeper"
+    max_batch_size: Optional[int] = None  # as Hydra's basic sweeper: jobs per launch, None = all
     params: Optional[Dict[str, str]] = None  # an experiment's declared sweep, as Hydra's basic
     order: str = "grouped"  # set by benchrun's CLI from `order` (interleave_rounds)
     order_seed: int = 0
@@ -30,9 +31,10 @@ ConfigStore.instance().store(group="hydra/sweeper", name="benchrun", node=Ordere
 
 
 class OrderedSweeper(Sweeper):
-    def __init__(self, params: Optional[Dict[str, str]] = None, order: str = "grouped",
-                 order_seed: int = 0) -> None:
+    def __init__(self, max_batch_size: Optional[int] = None, params: Optional[Dict[str, str]] = None,
+                 order: str = "grouped", order_seed: int = 0) -> None:
         super().__init__()
+        self.max_batch_size = max_batch_size
         self.params = dict(params or {})
         self.order, self.order_seed = order, order_seed
         self.hydra_context: Optional[HydraContext] = None  # validate_batch_is_legal reads it
@@ -50,13 +52,17 @@ class OrderedSweeper(Sweeper):
         from benchrun.hydra_setup import expand_sweep
         from benchrun.order import order_jobs
 
-        lines = [f"{k}={v}" for k, v in self.params.items()] + list(arguments)
-        jobs = order_jobs(expand_sweep(lines), self.order, self.order_seed)
+        jobs = order_jobs(expand_sweep(self.params, arguments), self.order, self.order_seed)
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")  # as Hydra's own sweepers do
-        self.validate_batch_is_legal(jobs)
-        results = self.launcher.launch(jobs, initial_job_idx=0)
-        for r in results:
-            _ = r.return_value  # a job that raised raises here, as with Hydra's basic sweeper
-        return [results]
+        n = self.max_batch_size or len(jobs) or 1
+        returns = []
+        for start in range(0, len(jobs), n):
+            batch = jobs[start:start + n]
+            self.validate_batch_is_legal(batch)
+            results = self.launcher.launch(batch, initial_job_idx=start)
+            for r in results:
+                _ = r.return_value  # a job that raised raises here, as with Hydra's basic sweeper
+            returns.append(results)
+        return returns

@@ -58,7 +58,7 @@ def test_formats_and_warnings(tmp_path, cli, capsys):
     out = capsys.readouterr().out
     assert "## m / agentic / C1" in out and "> **Not comparable:** model file differs" in out
     assert "| metric | baseline | candidate | abs | rel | verdict | noise |" in out
-    assert "| wall_s per repeat (s) |" in out  # metrics.wall_s sums repeats; diff shows one repeat's
+    assert "| wall_s per repeat (s) |" in out  # the diff names it: one repeat's time
 
 
 def test_bad_input_subprocess(cli):

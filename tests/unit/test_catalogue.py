@@ -94,7 +94,7 @@ def test_every_view_reads_a_value_from_a_result():
 
 def test_summary_csv_and_ci_lists_come_from_the_catalogue():
     from benchrun.measure import stats
-    from benchrun.results import summary
+    from benchrun.report import summary
     csv = C.with_flag(C.Flag.CSV)
     assert summary.SUMMARY_METRICS == tuple(d.key for d in csv if d.summarised)
     assert summary.SCALARS == tuple(d.key for d in csv if not d.summarised)
@@ -141,7 +141,7 @@ def test_queue_ms_reaches_result_summary_csv_and_diff_fail_on(tmp_path, capsys, 
     import json
 
     from benchrun.cli import main
-    from benchrun.results.summary import write_summary
+    from benchrun.report.summary import write_summary
 
     monkeypatch.setenv("BENCHRUN_RUN_ID", "test-catalogue-in-process")  # main() sets it in-process
     base, slow = tmp_path / "base", tmp_path / "slow"
@@ -171,7 +171,7 @@ def test_wall_s_is_one_repeats_time_in_schema_2_and_old_results_still_read_so():
     two = compute_metrics(recs, 10_000_000_000, repeats=2)  # two repeats, 10 s in all
     assert two["wall_s"] == 5.0 and two["wall_s_total"] == 10.0
     assert two["output_throughput_tok_s"] == compute_metrics(recs, 10_000_000_000)["output_throughput_tok_s"]
-    from benchrun.results.summary import summary_row
+    from benchrun.report.summary import summary_row
 
     v2 = {"schema_version": 2, "repeats": 2, "model": {"name": "m"}, "workload": {"name": "w"},
           "metrics": {"wall_s": 5.0, "wall_s_total": 10.0}}

@@ -36,13 +36,13 @@ def summary_row(res: dict, job_dir: Path) -> dict:
     # burst-delivered reply cannot blow up; decode_tok_s_mean above is kept for old readers.
     for name in HMEAN_METRICS:
         row[f"{name}_hmean"] = value_of(res, f"{name}.hmean")
-    for name in SCALARS:
-        row[name] = m.get(name)
+    for name in SCALARS:  # as the catalogue reads them: wall_s is one repeat's, in every schema version
+        row[name] = value_of(res, name)
     st = res.get("server_timings", {})
     row["server_predicted_per_second_mean"] = (st.get("predicted_per_second") or {}).get("mean")
     row["server_prompt_per_second_mean"] = (st.get("prompt_per_second") or {}).get("mean")
     # One repeat's wall time and the sum, also from schema_version 1 results, whose
-    # metrics.wall_s was the sum (the `wall_s` column above is the file's own number).
+    # metrics.wall_s was the sum.
     row["wall_s_total"] = m.get("wall_s_total", m.get("wall_s") if (res.get("schema_version") or 1) < 2 else None)
     row["wall_s_per_repeat"] = value_of(res, "wall_s")
     # Fields other parts may add (absent in older result.json files: left empty, never guessed).
