@@ -93,17 +93,13 @@ def measure(url: str, name: str, c: int, rnd: int, tokens: int, out_dir: Path) -
 
 def job_overhead(jobs: int) -> list[float]:
     """Per-job wall minus measured wall, for jobs on a server that is already running."""
-    from hydra import compose, initialize_config_dir
-
-    from benchrun.cli import conf_dir
-    from benchrun.hydra_setup import register_configs
+    from benchrun.hydra_setup import compose, to_config
     from benchrun.job import run_job
     from benchrun.servers import ServerPool
 
-    register_configs()
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        cfg = compose("config", overrides=["model=tiny", "workload.requests=4", "workload.output_tokens=8",
-                                           "workload.input_tokens=64", "concurrency=2", "load.warmup_requests=0"])
+    # The typed config the CLI hands a job: composed by Hydra, converted once.
+    cfg = to_config(compose(["model=tiny", "workload.requests=4", "workload.output_tokens=8",
+                             "workload.input_tokens=64", "concurrency=2", "load.warmup_requests=0"]))
     pool = ServerPool()
     out = []
     try:
