@@ -53,9 +53,10 @@ class StopServersCallback(Callback):
         _STATE["out_dir"] = Path(config.hydra.run.dir).parent
 
     def on_job_end(self, config, job_return=None, **kwargs) -> None:
-        # A submitit worker runs one job and exits: its server must go with it (the pool
-        # lives in the worker's process and cannot be shared across workers).
-        if "submitit" in str(config.hydra.launcher.get("_target_", "")):
+        # A plain submitit worker runs one job and exits: its server must go with it (the pool
+        # lives in the worker's process). benchrun's own launcher runs a preset's jobs in one
+        # worker and stops the server after the last (run_in_one_process).
+        if "hydra_submitit_launcher" in str(config.hydra.launcher.get("_target_", "")):
             _POOL.close()
 
     def on_multirun_end(self, config, **kwargs) -> None:
@@ -113,6 +114,23 @@ def _job(composed) -> None:
 
     print(redact(status_line(job_dir.name, res)), flush=True)
     _write_summary(job_dir.parent)
+
+
+def run_in_one_process(jobs: list) -> list:
+    """A cluster job's sweep jobs (callables, in sweep order) in this one process, so jobs of
+    one preset share its server (the pool); it stops after the last. SIGTERM (scancel,
+    preemption) stops the job running -- its result says interrupted -- and the rest are not
+    begun: the submitting process writes their results (benchrun/cluster.py)."""
+    interrupts.take_over()
+    done = []
+    try:
+        for job in jobs:
+            done.append(job())
+    except KeyboardInterrupt:
+        interrupts.ignore()
+    finally:
+        _POOL.close()
+    return done
 
 
 def status_line(name: str, res: dict) -> str:

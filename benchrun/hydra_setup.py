@@ -94,6 +94,7 @@ def register_configs() -> None:
     """The typed schemas (benchrun/config.py) in Hydra's ConfigStore, as conf/ names them."""
     from hydra.core.config_store import ConfigStore
 
+    import hydra_plugins.benchrun_launcher.slurm_launcher  # noqa: F401 -- stores hydra/launcher=benchrun_slurm
     import hydra_plugins.benchrun_sweeper.ordered_sweeper  # noqa: F401 -- stores hydra/sweeper=benchrun
 
     cs = ConfigStore.instance()

@@ -11,11 +11,12 @@ import signal
 import threading
 from typing import Optional
 
-_state: dict = {"signals": 0, "task": None}
+_state: dict = {"signals": 0, "task": None, "first": None}
 
 
 def _handler(signum, frame) -> None:
     _state["signals"] += 1
+    _state["first"] = _state["first"] or signum
     if _state["signals"] > 1:
         return
     task: Optional[asyncio.Task] = _state["task"]
@@ -32,6 +33,22 @@ def install() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         if signal.getsignal(sig) in (signal.SIG_DFL, signal.default_int_handler, None):
             signal.signal(sig, _handler)
+
+
+def take_over() -> None:
+    """In a cluster job: SIGTERM is how SLURM stops a job (scancel, preemption), and submitit's
+    worker ignores it; benchrun takes it back, so the job stops here, writes what it measured
+    and stops its server within the scheduler's grace period (KillWait) instead of being killed."""
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, _handler)
+
+
+def reason() -> str:
+    """Why the run stopped, for result.json's error."""
+    if _state["first"] == signal.SIGTERM:
+        return "interrupted by SIGTERM (a scheduler's cancel or preemption, or kill)"
+    return "interrupted by the user"
 
 
 def ignore() -> None:

@@ -11,11 +11,12 @@ import traceback
 from pathlib import Path
 from typing import Optional
 
+from benchrun import interrupts
 from benchrun.config import BenchConfig, ModelConfig, plain
 from benchrun.load.client import make_session, reuse_for, token_count_body
 from benchrun.load.engine import Engine, LoadPlan, run_loop
 from benchrun.load.progress import Progress
-from benchrun.load.records import RecordWriter, RequestRecord
+from benchrun.load.records import RecordWriter, RequestRecord, read_records
 from benchrun.measure import telemetry
 from benchrun.measure.catalogue import compute_metrics
 from benchrun.measure.hardware import cluster_job, describe_hardware
@@ -245,7 +246,7 @@ def run_job(cfg: BenchConfig, job_dir: Path, pool: ServerPool, job_num: int, run
         _check_server(server, cfg.load.request_timeout_s)
         result.status = "ok"
     except KeyboardInterrupt:
-        result.status, result.error = "interrupted", "interrupted by the user"
+        result.status, result.error = "interrupted", interrupts.reason()
         server_failed = True
         raise
     except ServerError as e:
@@ -267,4 +268,22 @@ def run_job(cfg: BenchConfig, job_dir: Path, pool: ServerPool, job_num: int, run
             _copy_log_slice(server.log_path, log_offset, log_path)
         result.job["finished_at"] = _now()
         write_result(job_dir, result)
+    return result.to_dict()
+
+
+def write_lost_result(cfg: BenchConfig, job_dir: Path, job_num: int, run_id: str, overrides: list[str],
+                      settings: dict, status: str, error: str, cluster: dict, hardware: dict) -> dict:
+    """result.json for a job whose own process never wrote one: killed with its node, or its
+    cluster job cancelled before or while it ran. Written by the submitting process, so the
+    node's hardware and cluster job are given (not this machine's). Requests the job had
+    logged become partial metrics: measured data is never dropped."""
+    job_dir.mkdir(parents=True, exist_ok=True)
+    result = new_result(cfg, job_dir, job_num, run_id, overrides, settings)
+    result.status, result.error = status, error
+    result.job["cluster"], result.hardware = cluster, hardware
+    log = job_dir / "requests.jsonl"
+    if log.is_file():
+        _partial_metrics(result, [r for r in read_records(log) if not r.warmup])
+    result.job["finished_at"] = _now()
+    write_result(job_dir, result)
     return result.to_dict()

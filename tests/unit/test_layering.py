@@ -1,6 +1,6 @@
 """The package's layering, read from its source: what may import what.
 
-Only the command line (cli.py, hydra_setup.py, commands/) knows Hydra and OmegaConf; below it
+Only the command line (cli.py, hydra_setup.py, cluster.py, commands/) knows Hydra and OmegaConf; below it
 everything receives the typed config (config.py). Only servers/ knows which backend it has."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import benchrun
 
 PKG = Path(benchrun.__file__).parent
-CLI = {"cli.py", "hydra_setup.py"}
+CLI = {"cli.py", "hydra_setup.py", "cluster.py"}
 
 
 def _modules():
