@@ -122,6 +122,23 @@ def fetch_build_info(url: str, headers: dict | None = None) -> Optional[str]:
     return None
 
 
+def default_threads() -> int:
+    """Server threads when the preset sets none, for every backend that launches llama.cpp:
+    its physical cores (llama.cpp's own default), but never every core this process may use.
+    llama.cpp's threads meet at a barrier on every layer, so with one thread per core any other
+    work -- benchrun's own client first of all -- stalls them all: on the 2-core VM, with other
+    work on the box, tiny's TPOT was 3.9 ms with 2 threads and 0.44 ms with 1, and a reasoning
+    test's two replies from a real llama-server took 128 s with 2 and 13 s with 1
+    (docs/hardware.md)."""
+    import psutil
+
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    return max(1, min(psutil.cpu_count(logical=False) or n, n - 1))
+
+
 def _find_prctl():
     try:
         import ctypes

@@ -3,25 +3,12 @@ process (servers/embedded_child.py), so nothing but pip is needed."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any, Optional
 
 from benchrun.servers.backend import Backend
-
-
-def default_threads() -> int:
-    """Server threads when the preset sets none: every core this process may use but one.
-    llama.cpp's threads meet at a barrier on every layer, so with one thread per core any other
-    work -- benchrun's own client first of all -- stalls them all: on the 2-core VM, with other
-    work on the box, tiny's TPOT was 3.9 ms with 2 threads and 0.44 ms with 1, and identical runs
-    varied far less (docs/hardware.md)."""
-    try:
-        n = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        n = os.cpu_count() or 1
-    return max(1, n - 1)
+from benchrun.servers.base import default_threads
 
 
 def wheel_version() -> Optional[str]:

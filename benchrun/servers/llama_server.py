@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from benchrun.servers.backend import Backend
-from benchrun.servers.base import ServerError
+from benchrun.servers.base import ServerError, default_threads
 from benchrun.servers.flags import Flag, check_flags
 
 
@@ -42,8 +42,8 @@ def llama_server_flags(m: Any, model_path: Path, port: int) -> list[Flag]:
         flags.append(Flag("--metrics", None, "model.metrics_endpoint"))
     if m.kv_unified:
         flags.append(Flag("--kv-unified", None, "model.kv_unified"))
-    if m.threads:
-        flags.append(Flag("--threads", str(m.threads), "model.threads"))
+    # Unset: benchrun's default (servers.base.default_threads), not llama.cpp's every core.
+    flags.append(Flag("--threads", str(m.threads or default_threads()), "model.threads"))
     if m.cache_type_k:
         flags.append(Flag("--cache-type-k", m.cache_type_k, "model.cache_type_k"))
     if m.cache_type_v:
