@@ -121,7 +121,7 @@ def run_in_one_process(jobs: list) -> list:
     one preset share its server (the pool); it stops after the last. SIGTERM (scancel,
     preemption) stops the job running -- its result says interrupted -- and the rest are not
     begun: the submitting process writes their results (benchrun/cluster.py)."""
-    interrupts.take_over()
+    interrupts.install(take_over=True)
     done = []
     try:
         for job in jobs:

@@ -29,7 +29,7 @@ from benchrun.results import RESULT_FILE, read_result
 from benchrun.resume import job_overrides, kept_on_resume
 from benchrun.servers.pool import fingerprint
 
-CANCELLED = ("CANCELLED", "PREEMPTED", "DEADLINE")  # SLURM states of a job stopped on purpose
+CANCELLED = ("CANCELLED", "PREEMPTED")  # SLURM states of a job stopped on purpose
 
 
 @dataclass

@@ -26,21 +26,16 @@ def _handler(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def install() -> None:
-    """Take over SIGINT and SIGTERM where nobody else has (submitit, for one, has its own)."""
+def install(take_over: bool = False) -> None:
+    """Take over SIGINT and SIGTERM where nobody else has (submitit, for one, has its own).
+    take_over: also from another handler. In a cluster job SIGTERM is how SLURM stops the job
+    (scancel, preemption) and submitit's worker ignores it; benchrun takes it back, so the job
+    stops, writes what it measured and stops its server within the grace period (KillWait)
+    instead of being killed."""
     if threading.current_thread() is not threading.main_thread():
         return
     for sig in (signal.SIGINT, signal.SIGTERM):
-        if signal.getsignal(sig) in (signal.SIG_DFL, signal.default_int_handler, None):
-            signal.signal(sig, _handler)
-
-
-def take_over() -> None:
-    """In a cluster job: SIGTERM is how SLURM stops a job (scancel, preemption), and submitit's
-    worker ignores it; benchrun takes it back, so the job stops here, writes what it measured
-    and stops its server within the scheduler's grace period (KillWait) instead of being killed."""
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        if take_over or signal.getsignal(sig) in (signal.SIG_DFL, signal.default_int_handler, None):
             signal.signal(sig, _handler)
 
 

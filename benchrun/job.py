@@ -143,8 +143,9 @@ def _run_load(cfg: BenchConfig, url: str, headers: dict, workload, writer: Recor
 
 
 def new_result(cfg: BenchConfig, job_dir: Path, job_num: int, run_id: str, overrides: list[str] | None,
-               settings: dict | None = None) -> JobResult:
-    """The result.json skeleton of a job that has not measured anything yet (status failed)."""
+               settings: dict | None = None, hardware: dict | None = None) -> JobResult:
+    """The result.json skeleton of a job that has not measured anything yet (status failed).
+    hardware: what the job ran on, when not this machine (default: described here)."""
     m = cfg.model
     return JobResult(
         schema_version=SCHEMA_VERSION, status="failed", error=None, run_id=run_id,
@@ -162,7 +163,7 @@ def new_result(cfg: BenchConfig, job_dir: Path, job_num: int, run_id: str, overr
         order={"mode": cfg.order, "seed": cfg.order_seed,
                "round": cfg.round, "rounds": cfg.repeats if cfg.round is not None else 1},
         workload={"name": cfg.workload.name},
-        hardware=describe_hardware(cfg.hardware),
+        hardware=hardware or describe_hardware(cfg.hardware),
         load=plain(cfg.load),
         metrics=compute_metrics([], 0),
         server_timings=server_timings([], None),
@@ -278,9 +279,9 @@ def write_lost_result(cfg: BenchConfig, job_dir: Path, job_num: int, run_id: str
     node's hardware and cluster job are given (not this machine's). Requests the job had
     logged become partial metrics: measured data is never dropped."""
     job_dir.mkdir(parents=True, exist_ok=True)
-    result = new_result(cfg, job_dir, job_num, run_id, overrides, settings)
+    result = new_result(cfg, job_dir, job_num, run_id, overrides, settings, hardware)
     result.status, result.error = status, error
-    result.job["cluster"], result.hardware = cluster, hardware
+    result.job["cluster"] = cluster
     log = job_dir / "requests.jsonl"
     if log.is_file():
         _partial_metrics(result, [r for r in read_records(log) if not r.warmup])
