@@ -2,16 +2,21 @@
 second Ctrl-C cannot cut short the writing of what was measured or the stopping of servers.
 
 While run_loop drives the load, the first signal cancels it at an await point (as asyncio's own
-runner does), the engine flushes what it has, and run_loop then raises KeyboardInterrupt;
-outside the loop the first signal raises KeyboardInterrupt at once."""
+runner does), the engine flushes what it has, and run_loop then raises KeyboardInterrupt. A
+cancel can be lost on its way through the libraries (seen when the server got the same signal
+and died at that moment: the run then ended as if nothing happened), so the engine also stops
+starting requests, and run_loop raises even when the loop ended normally. Inside `deferred()` (a job writing its result) the signal is held until the
+end, so what is written is written whole; outside both the signal raises KeyboardInterrupt at
+once."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import threading
 from typing import Optional
 
-_state: dict = {"signals": 0, "task": None, "first": None}
+_state: dict = {"signals": 0, "task": None, "first": None, "defer": 0, "held": False}
 
 
 def _handler(signum, frame) -> None:
@@ -23,7 +28,23 @@ def _handler(signum, frame) -> None:
     if task is not None and not task.done():
         task.get_loop().call_soon_threadsafe(task.cancel)  # also wakes the loop
         return
+    if _state["defer"]:
+        _state["held"] = True
+        return
     raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def deferred():
+    """A first signal arriving inside is raised on leaving, not in the middle."""
+    _state["defer"] += 1
+    try:
+        yield
+    finally:
+        _state["defer"] -= 1
+    if not _state["defer"] and _state["held"]:
+        _state["held"] = False
+        raise KeyboardInterrupt
 
 
 def install(take_over: bool = False) -> None:

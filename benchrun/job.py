@@ -259,16 +259,21 @@ def run_job(cfg: BenchConfig, job_dir: Path, pool: ServerPool, job_num: int, run
         result.error = f"{type(e).__name__}: {e}"
         (job_dir / "error.log").write_text(redact(traceback.format_exc()))  # may quote a reply
     finally:
-        writer.close()
-        if result.status != "ok" and result.repeat_metrics is None:
-            _partial_metrics(result, writer.measured)
-        telemetry.record_for_job(result, sampler, estimate, cfg.telemetry.enabled)
-        if server is not None and result.status != "ok" and (server_failed or _broken(server)):
-            pool.close()  # dead, hung or interrupted: the next job gets a fresh server
-        if server is not None:
-            _copy_log_slice(server.log_path, log_offset, log_path)
-        result.job["finished_at"] = _now()
-        write_result(job_dir, result)
+        with interrupts.deferred():  # a signal now would cut the result short: held to the end
+            writer.close()
+            if result.status == "failed" and interrupts.interrupted():
+                # Stopped on purpose, whatever failed first: SLURM's scancel signals the server
+                # too, and it may die before benchrun hears its own signal.
+                result.status, result.error = "interrupted", f"{interrupts.reason()}; first: {result.error}"
+            if result.status != "ok" and result.repeat_metrics is None:
+                _partial_metrics(result, writer.measured)
+            telemetry.record_for_job(result, sampler, estimate, cfg.telemetry.enabled)
+            if server is not None and result.status != "ok" and (server_failed or _broken(server)):
+                pool.close()  # dead, hung or interrupted: the next job gets a fresh server
+            if server is not None:
+                _copy_log_slice(server.log_path, log_offset, log_path)
+            result.job["finished_at"] = _now()
+            write_result(job_dir, result)
     return result.to_dict()
 
 

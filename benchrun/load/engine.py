@@ -37,11 +37,14 @@ def run_loop(coro):
     except ImportError:  # e.g. Windows
         run = asyncio.run
     try:
-        return run(interrupts.watched(coro))
+        out = run(interrupts.watched(coro))
     except asyncio.CancelledError:
         if interrupts.interrupted():
             raise KeyboardInterrupt from None
         raise
+    if interrupts.interrupted():  # the cancel was lost on the way (interrupts.py)
+        raise KeyboardInterrupt
+    return out
 
 
 @dataclass
@@ -96,7 +99,8 @@ class Engine:
             self._finish(rec)
 
     def _open(self) -> bool:
-        return not self.stop.is_set() and (self._deadline_ns is None or perf_counter_ns() < self._deadline_ns)
+        return (not self.stop.is_set() and not interrupts.interrupted()
+                and (self._deadline_ns is None or perf_counter_ns() < self._deadline_ns))
 
     async def _converse(self, conv: Conversation, repeat: int, warmup: bool,
                         scheduled_ns: int | None, out: list) -> None:

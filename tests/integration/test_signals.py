@@ -11,27 +11,21 @@ import time
 
 import psutil
 import pytest
-from support import survivors
+from support import survivors, wait_for
 
 from benchrun.results import read_result
 
 
-def _wait_for(pred, timeout: float, what: str):
-    t_end = time.monotonic() + timeout
-    while time.monotonic() < t_end:
-        got = pred()
-        if got:
-            return got
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("sigs", [[signal.SIGINT], [signal.SIGTERM], [signal.SIGINT, signal.SIGINT]],
-                         ids=["SIGINT", "SIGTERM", "SIGINT-twice"])
-def test_signal_mid_sweep_writes_interrupted_stops_servers_exits_130(tmp_path, sigs):
-    """An impatient second Ctrl-C, 0.1 s after the first, must not cut the cleanup short."""
-    name = "-".join(s.name for s in sigs)
+@pytest.mark.parametrize("sigs, to_server", [([signal.SIGINT], False), ([signal.SIGTERM], False),
+                                             ([signal.SIGINT, signal.SIGINT], False), ([signal.SIGTERM], True)],
+                         ids=["SIGINT", "SIGTERM", "SIGINT-twice", "SIGTERM-to-server-too"])
+def test_signal_mid_sweep_writes_interrupted_stops_servers_exits_130(tmp_path, sigs, to_server):
+    """An impatient second Ctrl-C, 0.1 s after the first, must not cut the cleanup short.
+    to_server: the server gets the signal at the same moment, as every process of a job does
+    from SLURM's scancel; it may die before benchrun hears its own (that once ended the job as
+    `failed`, the sweep going on)."""
+    name = "-".join(s.name for s in sigs) + ("-both" if to_server else "")
     rid = f"sig-{name}"
     mark = f"{tmp_path}-{name}"
     env = {**os.environ, "BENCHRUN_RUN_ID": rid, "BENCHRUN_TEST_MARK": mark}
@@ -45,13 +39,15 @@ def test_signal_mid_sweep_writes_interrupted_stops_servers_exits_130(tmp_path, s
     job = tmp_path / "outputs" / rid / "0_tiny_c2"
     try:
         # Mid-run for real: the server has finished a few of our requests.
-        _wait_for(lambda: (job / "server.log").exists()
+        wait_for(lambda: (job / "server.log").exists()
                   and (job / "server.log").read_text(errors="replace").count("stop processing") >= 4,
                   120, "requests to finish on the server")
         children = psutil.Process(proc.pid).children(recursive=True)
         assert children, "no server process under benchrun"
         for i, sig in enumerate(sigs):
             time.sleep(0.1 * i)
+            for c in children if to_server else []:
+                c.send_signal(sig)
             proc.send_signal(sig)
         out, err = proc.communicate(timeout=180)  # a ceiling for a loaded machine, not a bound
     finally:
@@ -90,7 +86,7 @@ def test_server_dies_with_benchrun_even_on_sigkill(tmp_path):
         assert server.is_running()
         proc.kill()
         proc.wait(10)
-        _wait_for(lambda: not server.is_running() or server.status() == psutil.STATUS_ZOMBIE,
+        wait_for(lambda: not server.is_running() or server.status() == psutil.STATUS_ZOMBIE,
                   15, "the server to follow benchrun")
     finally:
         if proc.poll() is None:

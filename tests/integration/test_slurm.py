@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from support import ROOT, output_dir_of, survivors
+from support import ROOT, output_dir_of, survivors, wait_for
 
 from benchrun.results import read_result
 
@@ -104,16 +104,6 @@ def _worker(array_job: str, task: int) -> psutil.Process:
     raise AssertionError(f"no worker process for cluster job {array_job}_{task}")
 
 
-def _wait_for(cond, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = cond()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 def _lines(path: Path) -> int:
     return path.read_text().count("\n") if path.is_file() else 0
 
@@ -132,7 +122,7 @@ def test_cancelled_and_killed_cluster_jobs_are_results_and_resume_submits_only_t
     with open(log, "w") as fh:
         sweep = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=fh, stderr=subprocess.STDOUT, text=True)
     try:
-        jobs = _wait_for(lambda: re.findall(r"^benchrun: cluster job (\d+)_(\d): (.*)$", log.read_text(), re.M)
+        jobs = wait_for(lambda: re.findall(r"^benchrun: cluster job (\d+)_(\d): (.*)$", log.read_text(), re.M)
                          if log.read_text().count("benchrun: cluster job") == 3 else None, 300, "3 cluster jobs")
         out = tmp_path / "outputs" / os.listdir(tmp_path / "outputs")[0]
         assert [names for _, _, names in jobs] == ["0_tiny_c1, 1_tiny_c2", "2_tiny_c1, 3_tiny_c2",
@@ -148,7 +138,7 @@ def test_cancelled_and_killed_cluster_jobs_are_results_and_resume_submits_only_t
                 hit.pop(level)()
             return not hit
 
-        _wait_for(hit_those_measuring, 300, "both first levels to measure")
+        wait_for(hit_those_measuring, 300, "both first levels to measure")
         sweep.wait(timeout=600)
     finally:
         if sweep.poll() is None:

@@ -54,6 +54,20 @@ async def serve_app(app):
         await runner.cleanup()
 
 
+def wait_for(cond, timeout: float, what: str, every: float = 0.1):
+    """cond()'s first truthy value, polled until `timeout` s; else fails naming `what`. Tests
+    wait for a condition, never for a time."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = cond()
+        if got:
+            return got
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
 def survivors(mark: str) -> list[int]:
     """Processes still running whose environment carries BENCHRUN_TEST_MARK=mark: the CLI
     under test and everything it started (servers inherit its environment)."""
