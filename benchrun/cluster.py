@@ -78,13 +78,16 @@ def by_server(jobs: list[SweepJob], share: bool = True) -> list[list[SweepJob]]:
 
 
 def lost(state: Optional[str], cluster_job_id: str, began: bool) -> tuple[str, str]:
-    """(status, error) of a job its cluster job did not finish. state: SLURM's final state,
-    None when the cluster job's process stopped on SIGTERM by itself."""
+    """(status, error) of a job its cluster job did not finish. state: SLURM's final state;
+    None when the cluster job's process stopped on SIGTERM by itself; "ERROR <exception>"
+    when benchrun raised there."""
     if state is None or state.startswith(CANCELLED):
         what = f"cluster job {cluster_job_id} was stopped ({state or 'SIGTERM'}: scancel or preemption)"
         return "interrupted", what + (" before this job finished" if began else " before this job began")
     if state.startswith("TIMEOUT"):
         why = "hit its time limit (hydra.launcher.timeout_min)"
+    elif state.startswith("ERROR"):  # benchrun raised in the cluster job (a bug: say which)
+        why = f"stopped on an {state}"
     else:
         why = f"ended {state} (its process died: a node failure, out of memory, or killed)"
     return "failed", f"cluster job {cluster_job_id} {why} before this job " + ("finished" if began else "began")

@@ -4,10 +4,10 @@ second Ctrl-C cannot cut short the writing of what was measured or the stopping 
 While run_loop drives the load, the first signal cancels it at an await point (as asyncio's own
 runner does), the engine flushes what it has, and run_loop then raises KeyboardInterrupt. A
 cancel can be lost on its way through the libraries (seen when the server got the same signal
-and died at that moment: the run then ended as if nothing happened), so the engine also stops
-starting requests, and run_loop raises even when the loop ended normally. Inside `deferred()` (a job writing its result) the signal is held until the
-end, so what is written is written whole; outside both the signal raises KeyboardInterrupt at
-once."""
+and died at that moment: the run then ended as if nothing had happened), so the engine also
+stops starting requests, and run_loop raises even when the loop ended normally. Inside
+`deferred()` (a job writing its result) the signal is held until the end, so what is written
+is written whole. Elsewhere the first signal raises KeyboardInterrupt at once."""
 from __future__ import annotations
 
 import asyncio

@@ -61,7 +61,7 @@ class BenchrunSlurmLauncher(SlurmLauncher):
                 try:
                     returns.update(zip((j.num for j in g), cj.results()[0]))
                 except FailedJobError as e:  # benchrun itself failed in the cluster job
-                    final = "FAILED: " + str(e).strip().splitlines()[-1][:300]
+                    final = "ERROR " + str(e).strip().splitlines()[-1][:300]
                 except UncompletedJobError:  # its process is gone: SLURM's state says why
                     final = cj.state
                 cluster.account(g, final, cj.job_id)

@@ -37,6 +37,8 @@ def test_a_job_its_cluster_job_did_not_finish_is_interrupted_only_when_cancelled
     status, error = lost("FAILED", "7_1", began=True)
     assert status == "failed" and "ended FAILED" in error and error.endswith("before this job finished")
     assert "time limit" in lost("TIMEOUT", "7_1", began=False)[1]
+    assert lost("ERROR OSError: disk full", "7_1", began=True) == (
+        "failed", "cluster job 7_1 stopped on an ERROR OSError: disk full before this job finished")
     assert lost("NODE_FAIL", "7_1", began=False) == (
         "failed", "cluster job 7_1 ended NODE_FAIL (its process died: a node failure, out of memory, "
                   "or killed) before this job began")
