@@ -160,7 +160,9 @@ def test_cancelled_and_killed_cluster_jobs_are_results_and_resume_submits_only_t
     # The rest of the sweep finished, and the summary has every job.
     assert status["4_tiny_c1"][0] == status["5_tiny_c2"][0] == "ok"
     assert len(json.loads((out / "summary.json").read_text())) == 6
-    assert survivors(mark) == []  # no server outlived its cluster job, cancelled or killed
+    # No server outlived its cluster job, cancelled or killed (SLURM's own clean-up of a
+    # cancelled job may take its KillWait: an orphan would stay for good).
+    wait_for(lambda: survivors(mark) == [], 60, "every process of the cancelled and killed jobs to end")
 
     before = {k: (out / k / "result.json").read_bytes() for k in ("4_tiny_c1", "5_tiny_c2")}
     again = subprocess.run([*args, f"resume={out}"], cwd=tmp_path, env=env, capture_output=True, text=True,
@@ -175,4 +177,4 @@ def test_cancelled_and_killed_cluster_jobs_are_results_and_resume_submits_only_t
     # The earlier attempts are kept beside, and so is the first submission's submitit folder.
     assert (out / "0_tiny_c1" / "result.previous-1.json").is_file()
     assert (out / ".submitit.previous-1").is_dir()
-    assert survivors(mark) == []
+    wait_for(lambda: survivors(mark) == [], 60, "every process of the resumed sweep to end")
