@@ -274,6 +274,8 @@ def run_job(cfg: BenchConfig, job_dir: Path, pool: ServerPool, job_num: int, run
                 _copy_log_slice(server.log_path, log_offset, log_path)
             result.job["finished_at"] = _now()
             write_result(job_dir, result)
+    if result.status == "interrupted":  # a signal that met another failure first: stop all the same
+        raise KeyboardInterrupt
     return result.to_dict()
 
 
