@@ -252,6 +252,8 @@ def run_job(cfg: BenchConfig, job_dir: Path, pool: ServerPool, job_num: int, run
         raise
     except ServerError as e:
         result.error = str(e)
+        if e.command and not result.server.get("command"):
+            result.server["command"] = e.command  # what a failed start ran, for the user to see
         server_failed = True
     except ValueError as e:
         result.error = str(e)

@@ -22,6 +22,22 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.slow)
 
 
+# Under CI (CI=true) a test this machine can run must run. A skip is allowed only for what the
+# machine itself lacks, said as "unavailable here: <why>" (support.unavailable); any other skip
+# -- a fixture's, a probe that failed or timed out -- is reported as a failure.
+UNAVAILABLE = "unavailable here:"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = (yield).get_result()
+    if os.environ.get("CI") == "true" and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        if UNAVAILABLE not in reason:
+            report.outcome = "failed"
+            report.longrepr = f"skipped under CI, where this machine can run it: {reason}"
+
+
 @pytest.fixture(autouse=True)
 def _no_machine_calibration(tmp_path_factory, monkeypatch):
     """The user's own noise calibration (~/.cache/benchrun/noise, `benchrun calibrate`) must

@@ -1,6 +1,7 @@
 """The last steps before untrusted code runs; standard library only, never imported by benchrun.
 
 usage: python _confine.py SPEC_JSON -- PROGRAM ARGS...   (SPEC: see sandbox._spec)
+       python _confine.py --kernel-probe   (exit 0 when the kernel grants the namespaces)
 
 mode `namespaces`: build the sandbox's filesystem (sandbox.layout) ourselves in fresh mount,
 network, IPC, UTS and PID namespaces -- plus a user namespace when we are not root; root needs
@@ -90,11 +91,9 @@ def _build(root: str, layout: list) -> None:
         os.close(fd)
 
 
-def _namespaces(spec: dict) -> None:
-    """Returns in the PID namespace's init, inside the finished sandbox; the original process
-    stays outside, waits for it and exits with its status."""
+def _unshare() -> None:
+    """Fresh namespaces, with a private mount tree: what the kernel must allow for this mode."""
     uid, gid, root = os.getuid(), os.getgid(), os.geteuid() == 0
-    os.umask(0o022)  # the dirs made on the way must be traversable by the sandbox user
     flags = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWUTS
     if libc.unshare(flags | (0 if root else CLONE_NEWUSER)) != 0:
         _die(f"unshare failed: {os.strerror(ctypes.get_errno())}")
@@ -104,6 +103,13 @@ def _namespaces(spec: dict) -> None:
             with open(path, "w") as fh:
                 fh.write(text)
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
+
+
+def _namespaces(spec: dict) -> None:
+    """Returns in the PID namespace's init, inside the finished sandbox; the original process
+    stays outside, waits for it and exits with its status."""
+    os.umask(0o022)  # the dirs made on the way must be traversable by the sandbox user
+    _unshare()
     new_root = spec["staging"]
     _build(new_root, spec["layout"])
     pid = os.fork()
@@ -156,6 +162,9 @@ def _confine(spec: dict, argv: list) -> None:
 
 
 def main() -> None:
+    if sys.argv[1:] == ["--kernel-probe"]:  # sandbox.kernel_refusal: only the kernel's part
+        _unshare()
+        os._exit(0)
     sep = sys.argv.index("--")
     spec, argv = json.loads(sys.argv[1]), sys.argv[sep + 1:]
     if spec["mode"] == "namespaces":

@@ -203,6 +203,28 @@ def unavailable(mode: str) -> Optional[str]:
     return f"{mode}: {'timed out' if r.timed_out else err}"
 
 
+@functools.lru_cache(maxsize=None)
+def kernel_refusal(mode: str) -> Optional[str]:
+    """Why this machine itself cannot run `mode` (the tool is missing, the kernel refuses the
+    namespaces it needs), else None. Narrower than unavailable(): a mode the kernel allows but
+    benchrun fails to build is broken, not unavailable -- tests skip on this one only."""
+    if mode == UNCONFINED:
+        return None
+    if mode == "bwrap":
+        if not shutil.which("bwrap"):
+            return "bubblewrap is not installed"
+        probe = ["bwrap", "--unshare-all", "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "true"]
+    else:
+        probe = [sys.executable, CONFINE, "--kernel-probe"]
+    try:
+        r = subprocess.run(probe, capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        return None  # a slow machine is not a refusal: the real run then says what is wrong
+    if r.returncode == 0:
+        return None
+    return f"the kernel refuses {mode}'s namespaces: {' '.join(r.stderr.split())[-200:] or f'exit {r.returncode}'}"
+
+
 def available(mode: str) -> bool:
     return unavailable(mode) is None
 

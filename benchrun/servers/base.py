@@ -17,7 +17,10 @@ from typing import Optional
 
 
 class ServerError(RuntimeError):
-    """A server could not be started or reached; the message is one line for the user."""
+    """A server could not be started or reached; the message is one line for the user.
+    `command`: the argv a failed start ran, so the failed job's result records what was tried."""
+
+    command: Optional[list[str]] = None
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -195,7 +198,9 @@ def launch(command: list[str], url: str, log_path: Path, startup_timeout_s: floa
                                     env={**os.environ, **(env or {})},
                                     preexec_fn=_die_with_parent if _PRCTL is not None else None)
         except OSError as e:
-            raise ServerError(f"cannot run {command[0]}: {e.strerror}") from None
+            err = ServerError(f"cannot run {command[0]}: {e.strerror}")
+            err.command = list(command)
+            raise err from None
     deadline = t0 + startup_timeout_s
     try:
         while True:
@@ -213,8 +218,10 @@ def launch(command: list[str], url: str, log_path: Path, startup_timeout_s: floa
                 raise server_failure(f"server not healthy after {startup_timeout_s:g}s "
                                      f"(model.startup_timeout_s)", log_path)
             time.sleep(0.05)
-    except BaseException:
+    except BaseException as e:
         stop_process(proc, 5.0)
+        if isinstance(e, ServerError):
+            e.command = list(command)
         raise
 
 

@@ -1,6 +1,7 @@
 """Backend `command`: any OpenAI-compatible server started from the user's own command line
 (vLLM, SGLang, llamafile, a llama-server built elsewhere ...). `model.command` is the argv,
-with {model} {host} {port} {ctx_size} {parallel} {threads} filled in per argument (nothing else
+with {model} {host} {port} {ctx_size} {parallel} {threads} filled in per argument ({threads}: model.threads,
+else benchrun's default for llama.cpp, servers.base.default_threads) (nothing else
 in it is special, so JSON with braces is safe); `model.health_path` answers 200 once the server
 is ready. benchrun starts it in its own process group and stops it like any other."""
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from benchrun.servers.backend import Backend
+from benchrun.servers.base import default_threads
 
 _FIELD = re.compile(r"\{(model|host|port|ctx_size|parallel|threads)\}")
 
@@ -42,7 +44,7 @@ class Command(Backend):
 
     def command(self, m: Any, model_path: Optional[Path], port: int) -> list[str]:
         values = {"model": str(model_path), "host": m.host, "port": str(port), "ctx_size": str(m.ctx_size),
-                  "parallel": str(m.parallel), "threads": str(m.threads or "")}
+                  "parallel": str(m.parallel), "threads": str(m.threads or default_threads())}
         return [_FIELD.sub(lambda x: values[x.group(1)], str(a)) for a in m.command]
 
     def missing(self, m: Any) -> list[str]:

@@ -141,14 +141,18 @@ def test_cli_agentic_run_writes_tasks_with_failed_checks(cli):
 
 def test_pipeline_stopped_early_does_not_hang(tiny_server):
     """With a duration limit the first agent is cut off; its dependants must not wait forever."""
-    # 200 tokens take far longer than the 0.05 s limit, even on a fast idle machine.
+    # The limit is a quarter of what the first turn takes on this server, measured in the same
+    # run: the limit passes while that turn streams, on a fast idle machine as on a busy one.
     agents = [{**PIPE[0], "turns": ["Plan.", "More."], "max_tokens": 200}] + PIPE[1:]
     w = AgenticWorkload(wl(agents), 2)
+    first = AgenticWorkload(wl([{**agents[0], "turns": ["Plan."]}]), 1)
 
     async def go():
         async with make_session(60) as s:
             eng = Engine(s, tiny_server.url + "/v1/chat/completions")
-            return await asyncio.wait_for(eng.run(w.conversations(0), LoadPlan(concurrency=2, duration_s=0.05)), 120)  # a hang is forever; 120 s only bounds a busy box
+            [turn1], _ = await eng.run(first.conversations(0), LoadPlan(concurrency=1))
+            limit_s = (turn1.end_ns - turn1.start_ns) / 4e9
+            return await asyncio.wait_for(eng.run(w.conversations(0), LoadPlan(concurrency=2, duration_s=limit_s)), 120)  # a hang is forever; 120 s only bounds a busy box
 
     recs, _ = asyncio.run(go())
     assert [r.tags["agent"] for r in recs] == ["plan"]

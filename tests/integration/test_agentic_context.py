@@ -14,7 +14,7 @@ from benchrun.results import validate_result
 
 
 def test_cli_refuses_a_workload_that_outgrows_its_slot(cli):
-    proc, cwd = cli("workload=agentic_coding")  # tiny: ctx_size 4096 / parallel 4
+    proc, cwd = cli("workload=agentic_coding", "model.ctx_size=4096")  # tiny: 4 slots
     assert proc.returncode == 2, proc.stdout + proc.stderr
     line = proc.stderr.strip()
     assert len(line.splitlines()) == 1 and "Traceback" not in line

@@ -27,10 +27,10 @@ def test_presets_lists_every_preset(cli, tmp_path):
     assert out["hardware"]["name"] == "auto" and out["hardware"]["memory_mib"] > 0
 
     tiny = by["tiny"]
-    est = fit.estimate(ModelConfig(name="tiny", tiny="tiny", parallel=4, ctx_size=4096), ensure_tiny_model("tiny"))
+    est = fit.estimate(ModelConfig(name="tiny", tiny="tiny", parallel=4, ctx_size=16384), ensure_tiny_model("tiny"))
     assert (tiny["backend"], tiny["file_status"], tiny["estimate_mib"], tiny["fits"]) == \
         ("embedded", "built-in", est.total_mib, True)
-    assert "benchrun.servers.embedded_child" in tiny["command"] and '"ctx_size": 4096' in tiny["command"]
+    assert "benchrun.servers.embedded_child" in tiny["command"] and '"ctx_size": 16384' in tiny["command"]
 
     coder = by["qwen3coder"]
     assert coder["file_status"] == "present" and coder["problems"] == []
@@ -57,7 +57,7 @@ def test_presets_lists_every_preset(cli, tmp_path):
 def test_presets_text_and_bad_input(cli):
     proc, _ = cli("presets", "tiny", "hardware.memory_mib=10", "model.port=8123")
     assert proc.returncode == 0, proc.stderr
-    est = fit.estimate(ModelConfig(name="tiny", tiny="tiny", parallel=4, ctx_size=4096), ensure_tiny_model("tiny"))
+    est = fit.estimate(ModelConfig(name="tiny", tiny="tiny", parallel=4, ctx_size=16384), ensure_tiny_model("tiny"))
     assert f"tiny  [embedded]  estimate ~{est.total_mib} MiB, DOES NOT FIT 10 MiB RAM" in proc.stdout
     assert '"port": 8123' in proc.stdout and "qwen35" not in proc.stdout
     bad, _ = cli("presets", "nope")

@@ -4,6 +4,7 @@ This half needs no server, process or socket; the rest is in tests/integration/t
 from __future__ import annotations
 
 import pytest
+from support import ROOT
 
 from benchrun.preflight import context
 
@@ -33,3 +34,46 @@ def test_unified_cache_is_judged_on_what_runs_at_once(compose):
     assert need.tokens <= 4096 < need.concurrent_tokens  # each fits alone, not all three at once
     with pytest.raises(ValueError, match=r"flight together .* shares ctx_size 4096"):
         context.check(cfg, need)
+
+
+def _context_error(compose, overrides, concurrency: int | None = None) -> str | None:
+    """The context check's refusal for this config, or None when it fits (as run_job checks it)."""
+    from benchrun.workloads import make_workload
+
+    cfg = compose(overrides)
+    need = make_workload(cfg.workload, concurrency or cfg.concurrency).context_need(
+        context.bytes_per_token_for(cfg.model))
+    try:
+        context.check(cfg, need)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+SHIPPED_PRESETS = sorted(p.stem for p in (ROOT / "conf" / "model").glob("*.yaml") if p.stem != "external")
+SHIPPED_WORKLOADS = sorted(p.stem for p in (ROOT / "conf" / "workload").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("preset", SHIPPED_PRESETS)
+def test_every_shipped_preset_runs_every_shipped_workload_as_shipped(compose, preset):
+    assert len(SHIPPED_PRESETS) >= 6 and "agentic_coding" in SHIPPED_WORKLOADS
+    for workload in SHIPPED_WORKLOADS:
+        for c in (1, 2, 3):  # the seed's levels
+            err = _context_error(compose, [f"model={preset}", f"workload={workload}"], c)
+            assert err is None, f"{preset} x {workload} at C{c}: {err}"
+
+
+@pytest.mark.parametrize("over", [
+    ["model.ctx_size=4096", "concurrency=1"],       # 4 slots of 1024
+    ["model.ctx_size=4096", "concurrency=3"],       # unified: 3 agents' worst cases must share 4096
+    ["model.ctx_size=8192", "concurrency=2"],
+])
+def test_every_fix_the_context_check_suggests_works_when_applied(compose, over):
+    base = ["model=tiny", "workload=agentic_coding", *over]
+    err = _context_error(compose, base)
+    assert err is not None and "; set " in err
+    fixes = [f for f in err.split("; set ", 1)[1].split(", or context_check=false")[0].split(" or ")
+             if "=" in f]
+    assert fixes and all(f.startswith("model.") for f in fixes), err
+    for fix in fixes:
+        assert _context_error(compose, [*base, fix]) is None, f"suggested {fix} still fails: {err}"

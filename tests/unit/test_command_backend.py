@@ -19,6 +19,15 @@ def test_the_template_is_filled_per_argument_and_nothing_else_is_special(tmp_pat
     assert not b.needs_model_file(ModelConfig(name="p", backend="command", command=["srv", "{port}"]))
 
 
+def test_unset_threads_are_benchruns_llama_cpp_default_never_an_empty_argument():
+    from benchrun.servers.base import default_threads
+
+    m = ModelConfig(name="p", backend="command", command=["srv", "--threads", "{threads}", "{port}"])
+    assert m.threads is None
+    argv = backend_for("command").command(m, None, 8123)
+    assert argv[2] == str(default_threads()) and int(argv[2]) >= 1
+
+
 def test_result_schema_names_every_registered_backend():
     from importlib import resources
 

@@ -121,7 +121,7 @@ def test_job_refuses_before_launching(compose, tmp_path):
     assert res["status"] == "failed"
     assert "has 10 MiB of RAM" in res["error"] and "fit_check=false" in res["error"]
     assert pool.current is None and res["server"]["pid"] is None
-    est = fit.estimate(preset(), ensure_tiny_model("tiny"))
+    est = fit.estimate(preset(ctx_size=16384), ensure_tiny_model("tiny"))  # conf/model/tiny.yaml
     assert res["server"]["memory"]["estimate_mib"] == est.total_mib  # kept although refused
 
 
