@@ -1,5 +1,6 @@
-"""The command line: Hydra's main, the job it runs, its callbacks, signals. With
-hydra_setup.py and commands/, the only code that knows Hydra.
+"""The command line: Hydra's main, its task function and callbacks, signals. With
+hydra_setup.py, cluster.py and commands/, the only code that knows Hydra; running the jobs
+themselves (the server pool, status lines, a cluster job's jobs) is runner.py's.
 
   benchrun [overrides]            one job          (benchrun model=tiny concurrency=2)
   benchrun -m [overrides]         a sweep          (benchrun -m model=tiny,tiny_wide concurrency=1,2,3)
@@ -18,7 +19,6 @@ import sys
 from pathlib import Path
 
 from benchrun import interrupts
-from benchrun.config import validate
 from benchrun.hydra_setup import (
     ConfigError,
     conf_dir,
@@ -29,12 +29,10 @@ from benchrun.hydra_setup import (
     run_id,
     to_config,
 )
-from benchrun.resume import job_overrides, kept_on_resume, resume_dir
-from benchrun.servers import ServerPool
+from benchrun.resume import job_overrides, resume_dir
+from benchrun.runner import SESSION, write_summary
 
 EXIT_CONFIG, EXIT_INTERRUPTED = 2, 130
-_POOL = ServerPool()
-_STATE: dict = {}  # the invocation's output dir, for the final message
 
 
 try:
@@ -47,24 +45,24 @@ class StopServersCallback(Callback):
     """Stops every server when the run or sweep ends, and rewrites the sweep summary."""
 
     def on_multirun_start(self, config, **kwargs) -> None:
-        _STATE["out_dir"] = Path(config.hydra.sweep.dir)
+        SESSION.out_dir = Path(config.hydra.sweep.dir)
 
     def on_run_start(self, config, **kwargs) -> None:
-        _STATE["out_dir"] = Path(config.hydra.run.dir).parent
+        SESSION.out_dir = Path(config.hydra.run.dir).parent
 
     def on_job_end(self, config, job_return=None, **kwargs) -> None:
         # A plain submitit worker runs one job and exits: its server must go with it (the pool
         # lives in the worker's process). benchrun's own launcher runs a preset's jobs in one
-        # worker and stops the server after the last (run_in_one_process).
+        # worker and stops the server after the last (runner.Session.run_in_one_process).
         if "hydra_submitit_launcher" in str(config.hydra.launcher.get("_target_", "")):
-            _POOL.close()
+            SESSION.close()
 
     def on_multirun_end(self, config, **kwargs) -> None:
-        _POOL.close()
+        SESSION.close()
         _finish(config, Path(config.hydra.sweep.dir))
 
     def on_run_end(self, config, **kwargs) -> None:
-        _POOL.close()
+        SESSION.close()
         _finish(config, Path(config.hydra.run.dir).parent)
 
 
@@ -74,7 +72,7 @@ def _finish(config, root: Path) -> None:
     if config.get("report", True) and root.is_dir():
         _auto_report(root)
     else:
-        _write_summary(root)
+        write_summary(root)
 
 
 def _auto_report(root: Path) -> None:
@@ -85,69 +83,15 @@ def _auto_report(root: Path) -> None:
     auto_report(root)
 
 
-def _write_summary(root: Path) -> None:
-    from benchrun.report.summary import write_summary
-
-    if root.is_dir():
-        write_summary(root)
-
-
 def _job(composed) -> None:
+    """Hydra's task function: the job's dir, overrides and typed config, run by the runner."""
     from hydra.core.hydra_config import HydraConfig
-
-    from benchrun.job import run_job
 
     interrupts.install()  # again here: a submitit worker never ran main()
     hc = HydraConfig.get()
-    job_dir = Path(hc.runtime.output_dir)
     overrides = job_overrides(hc.overrides.task)
-    settings = job_settings(composed, overrides, hc.runtime.choices)
-    cfg = to_config(composed)
-    if cfg.resume and kept_on_resume(job_dir, overrides, settings):
-        print(f"[{job_dir.name}] ok: kept from the earlier run (resume)", flush=True)
-        _write_summary(job_dir.parent)
-        return
-    validate(cfg)
-    res = run_job(cfg, job_dir, _POOL, job_num=hc.job.get("num", 0) or 0, run_id=run_id(),
-                  overrides=overrides, settings=settings, jobs_total=_STATE.get("jobs_total"))
-    from benchrun.redact import redact
-
-    print(redact(status_line(job_dir.name, res)), flush=True)
-    _write_summary(job_dir.parent)
-
-
-def run_in_one_process(jobs: list) -> list:
-    """A cluster job's sweep jobs (callables, in sweep order) in this one process, so jobs of
-    one preset share its server (the pool); it stops after the last. SIGTERM (scancel,
-    preemption) stops the job running -- its result says interrupted -- and the rest are not
-    begun: the submitting process writes their results (benchrun/cluster.py)."""
-    interrupts.install(take_over=True)
-    done = []
-    try:
-        for job in jobs:
-            done.append(job())
-    except KeyboardInterrupt:
-        interrupts.ignore()
-    finally:
-        _POOL.close()
-    return done
-
-
-def status_line(name: str, res: dict) -> str:
-    """One console line per job; a metric that could not be measured prints as n/a."""
-    def num(v, unit: str) -> str:
-        return f"{v:.1f} {unit}" if isinstance(v, (int, float)) else "n/a"
-
-    line = f"[{name}] {res['status']}"
-    if res["status"] != "ok":
-        return f"{line}: {res['error']}"
-    from benchrun.measure.catalogue import (  # its metrics, read as the report reads them
-        STATUS_LINE,
-        value,
-    )
-
-    parts = [tmpl.format(num(value(res, m.key), m.unit)) for tmpl, m in STATUS_LINE]
-    return f"{line}: {res['metrics']['requests_ok']} requests, " + ", ".join(parts)
+    SESSION.run(to_config(composed), Path(hc.runtime.output_dir), hc.job.get("num", 0) or 0, run_id(),
+                overrides, job_settings(composed, overrides, hc.runtime.choices))
 
 
 # --- the command line -----------------------------------------------------------------------
@@ -180,7 +124,7 @@ def _run_hydra(argv: list[str]) -> int:
     sys.argv = [sys.argv[0], *argv]
     main_fn = hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")(_job)
     main_fn()
-    out = _STATE.get("out_dir")
+    out = SESSION.out_dir
     if out is not None:
         print(f"benchrun: results in {out}")
     return 0
@@ -190,12 +134,12 @@ def _interrupted() -> int:
     """Ctrl-C / SIGTERM: stop every server, summarise what was measured, exit 130 (further
     signals are ignored meanwhile: see interrupts.py)."""
     interrupts.ignore()
-    _POOL.close()
-    out = _STATE.get("out_dir")
+    SESSION.close()
+    out = SESSION.out_dir
     print("benchrun: interrupted; every server benchrun started is stopped", file=sys.stderr, flush=True)
     if out is not None:
         try:
-            _write_summary(out)
+            write_summary(out)
         except Exception as e:  # noqa: BLE001 -- the exit must still happen
             print(f"benchrun: could not write the summary: {e}", file=sys.stderr)
         print(f"benchrun: resume with: benchrun -m <same overrides> resume={out}   "
@@ -226,13 +170,13 @@ def main(argv: list[str] | None = None) -> int:
         split = _split_argv(argv)
         if split is not None:
             jobs = precheck(split[1], multirun=split[0])
-            _STATE["jobs_total"] = len(jobs)
+            SESSION.jobs_total = len(jobs)
             if split[0]:
                 order, seed, repeats = interleave_rounds(split[1], jobs)
                 if order != "grouped":  # each repeat its own job, in rounds (order.py)
                     argv = argv + ["round=" + ",".join(str(r) for r in range(repeats)),
                                    f"hydra.sweeper.order={order}", f"hydra.sweeper.order_seed={seed}"]
-                    _STATE["jobs_total"] = len(jobs) * repeats
+                    SESSION.jobs_total = len(jobs) * repeats
     except ConfigError as e:
         if _debug(argv):
             import traceback
@@ -247,5 +191,5 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return _interrupted()
     finally:
-        _POOL.close()
+        SESSION.close()
 

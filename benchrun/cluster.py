@@ -1,7 +1,8 @@
 """A sweep on a cluster (hydra/launcher=slurm_gpu, whose launcher is
 hydra_plugins/benchrun_launcher): which sweep jobs go into one cluster job, and what the
 submitting process writes when a cluster job ends. With cli.py and hydra_setup.py it reads
-Hydra's composed configs; the launcher itself only submits and waits.
+Hydra's composed configs; the launcher itself only submits and waits, and the cluster job runs
+its sweep jobs through runner.py.
 
 - One cluster job per server, not per sweep job: the jobs whose presets are equal (the rule by
   which the server pool shares a server, servers.pool.fingerprint) run in one cluster job, in
@@ -20,13 +21,13 @@ from typing import Any, Optional
 
 from omegaconf import open_dict
 
-from benchrun.cli import status_line
 from benchrun.config import BenchConfig
 from benchrun.hydra_setup import job_settings, run_id, to_config
 from benchrun.job import write_lost_result
 from benchrun.redact import redact
 from benchrun.results import RESULT_FILE, read_result
 from benchrun.resume import job_overrides, kept_on_resume
+from benchrun.runner import status_line
 from benchrun.servers.pool import fingerprint
 
 CANCELLED = ("CANCELLED", "PREEMPTED")  # SLURM states of a job stopped on purpose

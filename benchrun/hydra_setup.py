@@ -94,9 +94,8 @@ def register_configs() -> None:
     """The typed schemas (benchrun/config.py) in Hydra's ConfigStore, as conf/ names them."""
     from hydra.core.config_store import ConfigStore
 
-    import hydra_plugins.benchrun_launcher.slurm_launcher  # noqa: F401 -- stores hydra/launcher=benchrun_slurm
-    import hydra_plugins.benchrun_sweeper.ordered_sweeper  # noqa: F401 -- stores hydra/sweeper=benchrun
-
+    # hydra/launcher=benchrun_slurm and hydra/sweeper=benchrun are stored by their plugins, which
+    # Hydra imports itself when it scans the hydra_plugins namespace package.
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=BenchConfig)
     cs.store(group="model", name="base_model", node=ModelConfig)

@@ -8,7 +8,8 @@ with benchrun's rules for a cluster (benchrun/cluster.py):
 - the submitting process waits for every cluster job and never stops at a lost one: a job a
   cluster job did not finish (node failure, scancel, time limit) gets a failed or interrupted
   result, and the sweep's summary and report follow once all have ended."""
-from __future__ import annotations
+# No `from __future__ import annotations`: Hydra's plugin scan executes this module before it is
+# in sys.modules, where a dataclass with string annotations cannot resolve them.
 
 import functools
 from dataclasses import dataclass
@@ -71,9 +72,9 @@ class BenchrunSlurmLauncher(SlurmLauncher):
 
     def _run_group(self, jobs: List[tuple], singleton_state: dict) -> List[JobReturn]:
         """In the cluster job: its sweep jobs, one after another, in this process."""
-        from benchrun.cli import run_in_one_process
+        from benchrun.runner import SESSION
 
-        return run_in_one_process([functools.partial(self, ov, "hydra.sweep.dir", num, f"job_id_for_{num}",
+        return SESSION.run_in_one_process([functools.partial(self, ov, "hydra.sweep.dir", num, f"job_id_for_{num}",
                                                      singleton_state) for ov, num in jobs])
 
     def _executor(self) -> Any:

@@ -5,7 +5,8 @@ The grid is what Hydra's basic sweeper makes of `hydra.sweeper.params` and the c
 rounds, seeded shuffles, or grouped = the grid's own order). Built on Hydra's public Sweeper
 and launcher API, so any launcher (basic, submitit) runs the jobs. Hydra finds this module by
 the `hydra_plugins` namespace; conf/config.yaml selects it."""
-from __future__ import annotations
+# No `from __future__ import annotations`: Hydra's plugin scan executes this module before it is
+# in sys.modules, where a dataclass with string annotations cannot resolve them.
 
 from dataclasses import dataclass
 from pathlib import Path

@@ -10,6 +10,7 @@ from pathlib import Path
 import benchrun
 
 PKG = Path(benchrun.__file__).parent
+PLUGINS = PKG.parent / "hydra_plugins"  # Hydra's namespace package: benchrun's plugins live there
 CLI = {"cli.py", "hydra_setup.py", "cluster.py"}
 
 
@@ -56,14 +57,20 @@ def test_no_hydra_private_api():
     assert private == []
 
 
+def _all_modules():
+    """(dotted name, is a package, tree) of every module of benchrun and of hydra_plugins/."""
+    for root in (PKG, PLUGINS):
+        for path in sorted(root.rglob("*.py")):
+            parts = [root.name, *path.relative_to(root).with_suffix("").parts]
+            pkg = parts[-1] == "__init__"
+            yield ".".join(parts[:-1] if pkg else parts), pkg, ast.parse(path.read_text(), str(path))
+
+
 def _graph() -> dict[str, set[str]]:
-    """benchrun module -> the benchrun modules it imports, anywhere in it (a function-level
-    import is a dependency too: deferring it hides a cycle, it does not remove it)."""
-    names = {}
-    for rel, tree in _modules():
-        parts = list(rel.with_suffix("").parts)
-        pkg = parts[-1] == "__init__"
-        names[".".join(["benchrun", *(parts[:-1] if pkg else parts)])] = (tree, pkg)
+    """module -> the modules of benchrun and hydra_plugins/ it imports, anywhere in it (a
+    function-level import is a dependency too: deferring it hides a cycle, it does not remove
+    it)."""
+    names = {mod: (tree, pkg) for mod, pkg, tree in _all_modules()}
     graph = {}
     for mod, (tree, pkg) in names.items():
         here = mod.split(".") if pkg else mod.split(".")[:-1]
@@ -79,9 +86,16 @@ def _graph() -> dict[str, set[str]]:
     return graph
 
 
+def test_only_the_entry_point_imports_the_cli():
+    """The launcher and cluster.py run jobs through runner.py: nothing leans on the CLI's state."""
+    users = sorted(mod for mod, deps in _graph().items() if "benchrun.cli" in deps)
+    assert users == ["benchrun.__main__"]
+
+
 def test_no_import_cycles():
     import graphlib
 
     graph = _graph()
     assert "benchrun.measure.catalogue" in graph["benchrun.job"]  # the walk sees imports
+    assert "benchrun.runner" in graph["hydra_plugins.benchrun_launcher.slurm_launcher"]  # and the plugins
     graphlib.TopologicalSorter(graph).prepare()  # raises CycleError naming the cycle
