@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -159,9 +160,16 @@ def test_twin_presets_with_repeats_tie_everywhere(cli):
     md = (out / "report.md").read_text()
     summary = md.split("## Summary", 1)[1].split("## Key Findings", 1)[0]
     rows = [ln.split("|")[1:-1] for ln in summary.splitlines() if ln.startswith("|") and not ln.startswith("|--")]
-    assert rows[0][-1].strip() == "Winner" and len(rows) >= 8
-    for r in rows[1:]:  # never a winner; "—" where a side has no figure (see the rates below)
-        assert r[-1].strip().startswith("Tie") or r[-1].strip() == "—", r
+    head = [c.strip() for c in rows[0]]
+    assert len(head) == 4 and head[0] == "Metric" and head[-1] == "Winner", head
+    assert head[1].startswith("twin_a") and head[2].startswith("twin_b"), head
+    labels = {r[0].strip() for r in rows[1:]}
+    assert {f"{m} (C{c})" for m in ("Decode speed per request, harmonic mean", "TTFT p50") for c in (1, 2)} | {
+        f"{m} (C2)" for m in ("ITL p50", "E2E latency p50", "Total time per repeat", "Aggregate throughput")} <= labels
+    for r in rows[1:]:  # both twins measured on every row (a figure, never "—"), and never a winner
+        for cell in r[1:-1]:
+            assert re.fullmatch(r"\d[\d,.]*%?( ± \d[\d,.]*%?)?(/\d+)?( \S+)?", cell.strip()), r
+        assert r[-1].strip().startswith("Tie"), r
     rec = md.split("## Recommendation", 1)[1].split("## Detailed", 1)[0]
     assert "Pick" not in rec and "No preset is faster beyond noise" in rec, rec
     assert "**Order:** each of the 3 repeats ran as its own job" in md

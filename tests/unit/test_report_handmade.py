@@ -325,9 +325,9 @@ def _series(ax) -> dict:
 
 def test_each_chart_plots_what_the_result_files_say(two_models):
     """Read back from each chart's Figure: the series, their order and values equal result.json
-    (through Job.value), the radar's normalisation included; a metric whose presets differ
+    (through Job.value), the radar's normalisation computed by hand; a metric whose presets differ
     more than 10x is points on a log axis, not bars; no label in scientific notation."""
-    from benchrun.report.charts import CHARTS, normalise, radar_axes
+    from benchrun.report.charts import CHARTS
     from benchrun.report.view import build_groups
 
     jobs = load_jobs(two_models)
@@ -352,20 +352,82 @@ def test_each_chart_plots_what_the_result_files_say(two_models):
         assert (ax.get_yscale() == "log") == wide and (not wide) == any(hasattr(c, "patches") for c in ax.containers)
         labels = [t.get_text() for t in ax.texts]
         assert len(labels) == 4 and not any("e+" in t or "e-" in t for t in labels), labels
-    # Radar: one closed line per preset; each point the preset's value over the best on that axis.
-    axes = radar_axes(g)
-    assert [a[0] for a in axes][:2] == ["Decode speed C1", "Decode speed C3"]
-    dec = {lab: val[(lab, 1)].value("decode_tok_s.hmean") for lab in ("fast", "slow")}
-    assert axes[0][1] == pytest.approx(dec)
+    # Radar: one closed line per preset; each point the preset's value over the best on that axis
+    # (lower is better: the best over the preset's), computed here by hand from result.json.
+    def v(lab, c, key):
+        return val[(lab, c)].value(key)
+
+    def higher(d):
+        return {k: x / max(d.values()) for k, x in d.items()}
+
+    def lower(d):
+        return {k: min(d.values()) / x for k, x in d.items()}
+
+    labs = ("fast", "slow")
+    stability = {lab: v(lab, 3, "ttft_ms.p50") / v(lab, 1, "ttft_ms.p50") for lab in labs}
+    scaling = {lab: v(lab, 3, "output_throughput_tok_s") / v(lab, 1, "output_throughput_tok_s") for lab in labs}
+    want = {
+        "Decode speed C1": higher({lab: v(lab, 1, "decode_tok_s.hmean") for lab in labs}),
+        "Decode speed C3": higher({lab: v(lab, 3, "decode_tok_s.hmean") for lab in labs}),
+        "TTFT p50 C1": lower({lab: v(lab, 1, "ttft_ms.p50") for lab in labs}),
+        "TTFT p50 C3": lower({lab: v(lab, 3, "ttft_ms.p50") for lab in labs}),
+        "TTFT stability\n(C3/C1)": lower(stability),
+        "Throughput scaling\n(C3/C1)": higher(scaling),
+        "Aggregate tok/s C3": higher({lab: v(lab, 3, "output_throughput_tok_s") for lab in labs}),
+        "Total time\nper repeat C3": lower({lab: v(lab, 3, "wall_s") for lab in labs}),
+        "Peak memory": {"fast": 18432 / 20480, "slow": 1.0},  # the fixture's MiB: less is better
+        "Quality checks C3": {"fast": 1.0, "slow": 0.0},  # 9/9 and 0/9 passed: the rate as it is
+    }
+    # The hand values say something: slow's TTFT p50 is best at C1 (60 vs 100 ms), fast's at C3
+    # and fast degrades less, so each preset tops some lower-is-better axis.
+    assert want["TTFT p50 C1"]["slow"] == 1.0 and want["TTFT p50 C1"]["fast"] == pytest.approx(0.6, rel=0.1)
+    assert want["TTFT p50 C3"]["fast"] == 1.0 and want["TTFT stability\n(C3/C1)"]["fast"] == 1.0
+    assert want["TTFT stability\n(C3/C1)"]["slow"] == pytest.approx((110 / 100) / (360 / 60), rel=0.1)
     ax = CHARTS["radar"](g).axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(want)
     lines = {ln.get_label(): list(ln.get_ydata()) for ln in ax.lines}
-    for lab in ("fast", "slow"):
+    assert set(lines) == set(labs)
+    for lab in labs:
         ys = lines[lab]
-        assert ys[0] == ys[-1]  # closed
-        assert ys[:-1] == pytest.approx([normalise(v, b)[lab] for _, v, b in axes])
-        assert ys[0] == pytest.approx(dec[lab] / max(dec.values()))  # by hand, on the first axis
+        assert ys[0] == ys[-1] and len(ys) == len(want) + 1  # closed
+        assert ys[:-1] == pytest.approx([w[lab] for w in want.values()]), lab
     side = CHARTS["side_tasks"](g).axes[0]
     assert [t.get_text() for t in side.texts] == ["PASS", "PASS", "FAIL", "FAIL"]
+
+
+def test_latency_cdfs_plot_every_measured_request_of_each_job(two_models):
+    """The latency CDF chart, read back from its Figure: per preset and level (C1 solid, C3
+    dashed), the TTFT of every request in requests.jsonl and every gap between its tokens,
+    sorted, each step 1/n higher -- computed here from the raw event stamps."""
+    from benchrun.report.charts import CHARTS
+    from benchrun.report.view import build_groups
+
+    (g,) = build_groups(load_jobs(two_models))
+    a1, a2 = CHARTS["latency_cdf"](g).axes
+    want_ttft, want_itl = {}, {}
+    for i, lab in enumerate(("fast", "slow")):
+        for c, style in ((1, "-"), (3, "--")):
+            (d,) = two_models.glob(f"*_{lab}_c{c}")
+            recs = [json.loads(line) for line in (d / "requests.jsonl").read_text().splitlines()]
+            assert len(recs) == 90  # 30 requests x 3 repeats, none left out
+            ttft, itl = [], []
+            for r in recs:
+                content = [ns for ns, k in zip(r["event_ns"], r["event_kinds"]) if k == "c"]
+                ttft.append(content[0] / 1e6)
+                itl += [(b - a) / 1e6 for a, b in zip(content, content[1:])]
+            assert len(itl) == 90 * 15  # 16 tokens a request: 15 gaps each
+            want_ttft[f"{lab} C{c} (n=90)"] = (sorted(ttft), f"C{i}", style)
+            want_itl[f"{lab} C{c} (n={len(itl)})"] = (sorted(itl), f"C{i}", style)
+    for ax, want in ((a1, want_ttft), (a2, want_itl)):
+        got = {ln.get_label(): ln for ln in ax.lines}
+        assert list(got) == list(want)
+        for label, (xs, color, style) in want.items():
+            ln = got[label]
+            n = len(xs)
+            assert list(ln.get_xdata()) == pytest.approx(xs, rel=1e-9), label
+            assert list(ln.get_ydata()) == pytest.approx([k / n for k in range(1, n + 1)]), label
+            assert ln.get_drawstyle() == "steps-post" and ln.get_color() == color and ln.get_linestyle() == style
+    assert a2.get_xscale() == "log"
 
 
 def test_value_labels_are_plain_numbers():
