@@ -27,6 +27,7 @@ from benchrun.hydra_setup import (
     precheck,
     register_configs,
     run_id,
+    search_of,
     to_config,
 )
 from benchrun.resume import job_overrides, resume_dir
@@ -171,7 +172,9 @@ def main(argv: list[str] | None = None) -> int:
         if split is not None:
             jobs = precheck(split[1], multirun=split[0])
             SESSION.jobs_total = len(jobs)
-            if split[0]:
+            if split[0] and search_of(jobs[0]) is not None:
+                SESSION.jobs_total = None  # the search picks its probes as it goes
+            elif split[0]:
                 order, seed, repeats = interleave_rounds(split[1], jobs)
                 if order != "grouped":  # each repeat its own job, in rounds (order.py)
                     argv = argv + ["round=" + ",".join(str(r) for r in range(repeats)),

@@ -159,6 +159,29 @@ class ProgressConfig:
     every_s: float = 10.0  # lines mode: at most one line this often
 
 
+SEARCH_VARIABLES = ("concurrency", "load.rate")  # closed loop (agents) | open loop (requests/s)
+
+
+@dataclass
+class SearchConfig:
+    """`search=capacity`: per preset, the highest load at which the SLO still holds
+    (analysis/capacity.py decides, the benchrun sweeper runs the probes)."""
+
+    kind: str = "capacity"
+    variable: str = "concurrency"  # one of SEARCH_VARIABLES
+    start: float = 1  # the first probe's level
+    growth: float = 2.0  # geometric growth until the SLO fails or the server saturates
+    max_level: float = 256  # the upper bound
+    resolution: float = 1  # bisection stops when hi - lo <= this (concurrency) or hi/lo <= 1 + this (rate)
+    target: float = 0.9  # a probe passes when this share of requests meets the SLO (goodput)
+    confidence: float = 0.95  # of the goodput interval a verdict must clear
+    max_repeats: int = 3  # a probe within noise is repeated (its requests pooled) up to this often
+    min_gain: float = 0.1  # saturated: throughput rose less than this share while latency rose
+    max_steps: int = 24  # budget: probes, repeats included
+    max_time_s: Optional[float] = None  # budget: wall time of the whole search for one preset
+    parallel: Optional[int] = None  # the slot count this search's server gets, the context per slot held
+
+
 @dataclass
 class BenchConfig:
     model: ModelConfig = MISSING
@@ -172,6 +195,7 @@ class BenchConfig:
     round: Optional[int] = None  # set by benchrun itself: the one repeat an interleaved job runs
     load: LoadConfig = field(default_factory=LoadConfig)
     slo: SloConfig = field(default_factory=SloConfig)
+    search: Optional[SearchConfig] = None
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     progress: ProgressConfig = field(default_factory=ProgressConfig)
     paths: Dict[str, Any] = field(default_factory=dict)
@@ -241,6 +265,8 @@ def validate(cfg: BenchConfig) -> None:
     for key, limit in asdict(cfg.slo).items():
         if limit is not None and limit <= 0:
             raise ValueError(f"slo.{key} must be > 0 ms (or null: no limit), got {limit}")
+    if cfg.search is not None:
+        validate_search(cfg.search, cfg.slo)
     _one_of("model.flash_attn", cfg.model.flash_attn, FLASH_ATTN)
     if cfg.model.parallel < 1:
         raise ValueError(f"model.parallel must be a positive integer, got {cfg.model.parallel}")
@@ -250,3 +276,23 @@ def validate(cfg: BenchConfig) -> None:
         from benchrun.provision.packaged import PACKAGED
 
         _one_of("model.package", cfg.model.package, tuple(PACKAGED))
+
+
+def validate_search(s: SearchConfig, slo: SloConfig) -> None:
+    """A capacity search needs an SLO to hold and a sane search space."""
+    _one_of("search.kind", s.kind, ("capacity",))
+    _one_of("search.variable", s.variable, SEARCH_VARIABLES)
+    if not any(v is not None for v in asdict(slo).values()):
+        raise ValueError("search=capacity needs an SLO to hold: set at least one of "
+                         + ", ".join(f"slo.{k}" for k in asdict(slo)) + " (e.g. slo.ttft_ms=2000 slo.tpot_ms=50)")
+    if not 0 < s.target <= 1 or not 0 < s.confidence < 1:
+        raise ValueError(f"search.target must be in (0, 1] and search.confidence in (0, 1), got {s.target}, {s.confidence}")
+    if s.start <= 0 or s.growth <= 1 or s.max_level < s.start or s.resolution <= 0:
+        raise ValueError("search needs start > 0, growth > 1, max_level >= start and resolution > 0; got "
+                         f"start={s.start}, growth={s.growth}, max_level={s.max_level}, resolution={s.resolution}")
+    if s.variable == "concurrency" and (s.start != int(s.start) or s.resolution < 1):
+        raise ValueError("search.variable=concurrency needs a whole search.start and search.resolution >= 1")
+    if s.max_steps < 1 or s.max_repeats < 0:
+        raise ValueError(f"search.max_steps must be >= 1 and search.max_repeats >= 0, got {s.max_steps}, {s.max_repeats}")
+    if s.parallel is not None and s.parallel < 1:
+        raise ValueError(f"search.parallel must be a positive slot count, got {s.parallel}")

@@ -19,6 +19,7 @@ from benchrun.config import (
     BenchConfig,
     HardwareConfig,
     ModelConfig,
+    SearchConfig,
     WorkloadConfig,
     split_override,
     validate,
@@ -101,6 +102,7 @@ def register_configs() -> None:
     cs.store(group="model", name="base_model", node=ModelConfig)
     cs.store(group="hardware", name="base_hardware", node=HardwareConfig)
     cs.store(group="workload", name="base_workload", node=WorkloadConfig)
+    cs.store(group="search", name="base_search", node=SearchConfig)
 
 
 @contextlib.contextmanager
@@ -207,6 +209,25 @@ def declared_sweep(overrides: list[str]) -> dict:
     return dict(compose(list(overrides), return_hydra_config=True).hydra.sweeper.get("params") or {})
 
 
+def check_search(cfg: BenchConfig, job: list[str], multirun: bool) -> None:
+    """search=capacity runs its own probes: a sweep, at levels it picks, each run once."""
+    var = cfg.search.variable
+    if not multirun:
+        raise ConfigError("search=capacity runs a sweep of probe jobs: add -m (benchrun -m ... search=capacity)")
+    given = [o for o in job if split_override(o)[0] == var]
+    if given:
+        raise ConfigError(f"search=capacity sets {var} itself, probe by probe: drop {given[0]}")
+    if cfg.repeats != 1:
+        raise ConfigError("search=capacity repeats a probe itself when its verdict is within noise "
+                          "(search.max_repeats): set repeats=1")
+
+
+def search_of(overrides: list[str]) -> Any:
+    """The search a job's config asks for (config.SearchConfig), or None."""
+    with hydra_conf():
+        return to_config(compose(overrides)).search
+
+
 def precheck(overrides: list[str], multirun: bool, max_jobs: int = 256) -> list[list[str]]:
     """Compose and validate every job of the command line before anything starts, so a typo in
     the fifth job of a sweep fails now, in one line, instead of after an hour of measuring.
@@ -223,6 +244,8 @@ def precheck(overrides: list[str], multirun: bool, max_jobs: int = 256) -> list[
             for job in jobs[:max_jobs]:
                 cfg = to_config(compose(job))  # a required value left unset fails here
                 validate(cfg)
+                if cfg.search is not None:
+                    check_search(cfg, job, multirun)
                 wl = make_workload(cfg.workload, cfg.concurrency)  # a missing trace file, a bad agent
                 context.check(cfg, wl.context_need(context.bytes_per_token_for(cfg.model)))  # a late turn that cannot fit its slot
                 if (cfg.model.package and backend_for(cfg.model.backend).needs_model_file(cfg.model)

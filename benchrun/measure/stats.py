@@ -82,9 +82,14 @@ def goodput(per_request: list[dict], slo: dict, wall_s: float) -> Optional[dict]
         return None
     good = sum(1 for v in per_request if v.get("_ok") and meets_slo(v, slo))
     n = len(per_request)
+    # What kept the others out: a failed or cut request, else each SLO it missed (a capacity
+    # search names its limit from these).
+    missed = {"failed": sum(1 for v in per_request if not v.get("_ok"))}
+    for name, limit in slo.items():
+        missed[name] = sum(1 for v in per_request if v.get("_ok") and not meets_slo(v, {name: limit}))
     return {"slo": slo, "requests": n, "requests_good": good,
             "share": good / n if n else None,
-            "rate_rps": good / wall_s if wall_s > 0 else None}
+            "rate_rps": good / wall_s if wall_s > 0 else None, "missed": missed}
 
 
 def goodput_of(records: list[RequestRecord], slo: dict, wall_ns: int) -> Optional[dict]:

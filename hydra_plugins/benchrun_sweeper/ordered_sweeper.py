@@ -4,7 +4,11 @@ The grid is what Hydra's basic sweeper makes of `hydra.sweeper.params` and the c
 (benchrun.hydra_setup.expand_sweep); the order is benchrun's (benchrun/order.py: interleaved
 rounds, seeded shuffles, or grouped = the grid's own order). Built on Hydra's public Sweeper
 and launcher API, so any launcher (basic, submitit) runs the jobs. Hydra finds this module by
-the `hydra_plugins` namespace; conf/config.yaml selects it."""
+the `hydra_plugins` namespace; conf/config.yaml selects it.
+
+With search=capacity (conf/search/capacity.yaml) it runs no grid of levels: per grid job it
+probes the levels benchrun/analysis/capacity.py picks, one job at a time, and writes
+capacity.json at the sweep root."""
 # No `from __future__ import annotations`: Hydra's plugin scan executes this module before it is
 # in sys.modules, where a dataclass with string annotations cannot resolve them.
 
@@ -53,10 +57,12 @@ class OrderedSweeper(Sweeper):
         from benchrun.hydra_setup import expand_sweep
         from benchrun.order import order_jobs
 
-        jobs = order_jobs(expand_sweep(self.params, arguments), self.order, self.order_seed)
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")  # as Hydra's own sweepers do
+        if self.config.get("search") is not None:
+            return self._search(expand_sweep(self.params, arguments), sweep_dir)
+        jobs = order_jobs(expand_sweep(self.params, arguments), self.order, self.order_seed)
         n = self.max_batch_size or len(jobs) or 1
         returns = []
         for start in range(0, len(jobs), n):
@@ -67,3 +73,88 @@ class OrderedSweeper(Sweeper):
                 _ = r.return_value  # a job that raised raises here, as with Hydra's basic sweeper
             returns.append(results)
         return returns
+
+    def _search(self, grid: List[List[str]], sweep_dir: Path) -> Any:
+        """search=capacity: per grid job (a preset, with its other settings), probes at the levels
+        analysis/capacity.py picks, one job each, through the launcher like any sweep job.
+        capacity.json (sweep root) is rewritten after every probe: an interrupted search keeps
+        what it found, and resume=DIR, replaying the kept probes, goes on from there."""
+        import time
+
+        from benchrun import cluster
+        from benchrun.analysis import capacity
+        from benchrun.config import split_override
+        from benchrun.results import RESULT_FILE
+
+        s = OmegaConf.to_object(self.config.search)
+        load = self.hydra_context.config_loader.load_sweep_config
+        found: Dict[str, Any] = {}
+        num, returns = 0, []
+        for base in grid:
+            base = [o for o in base if split_override(o)[0] != s.variable]
+            first = cluster.sweep_job(load(self.config, base), base, num).cfg
+            if s.parallel is not None:  # the context per slot held: ctx_size = per slot x slots
+                per_slot = first.model.ctx_size // max(1, first.model.parallel)
+                base = base + [f"model.parallel={s.parallel}", f"model.ctx_size={per_slot * s.parallel}"]
+            parallel = s.parallel or first.model.parallel
+            probes: List[Any] = []
+            d, status, t0, pending = capacity.Decision(None), "interrupted", time.monotonic(), None
+            try:
+                while True:
+                    d = capacity.decide(probes, s, parallel, time.monotonic() - t0)
+                    if d.next_level is None:
+                        status = "done"
+                        break
+                    again = sum(1 for p in probes if p.level == d.next_level)
+                    level = int(d.next_level) if s.variable == "concurrency" else d.next_level
+                    # A repeat is a new sample of the same level: its own arrival seed and job.
+                    ov = base + [f"{s.variable}={level:g}"] + ([f"load.seed={again}"] if again else [])
+                    pending = (float(level), cluster.sweep_job(load(self.config, ov), ov, num).dir)
+                    returns.append(self.launcher.launch([ov], initial_job_idx=num))
+                    num += 1
+                    probes.append(_probe(*pending, parallel, s.variable))
+                    pending = None
+                    _record(sweep_dir, found, capacity.summary(probes, s, capacity.Decision(None),
+                                                               first.model.name, parallel, "running"))
+            finally:  # also on Ctrl-C: every probe so far is in capacity.json, the cut one too
+                if pending is not None and (pending[1] / RESULT_FILE).is_file():
+                    probes.append(_probe(*pending, parallel, s.variable))
+                entry = capacity.summary(probes, s, d if status == "done" else capacity.Decision(None),
+                                         first.model.name, parallel, status)
+                _record(sweep_dir, found, entry)
+            print(f"benchrun: capacity of {_words(entry)}", flush=True)
+        return returns
+
+
+def _probe(level: float, job_dir: Path, parallel: int, variable: str) -> Any:
+    from benchrun.analysis.capacity import probe_of
+    from benchrun.results import RESULT_FILE, read_result
+
+    path = job_dir / RESULT_FILE
+    res = read_result(path) if path.is_file() else {"status": "failed", "error": "the job wrote no result.json"}
+    return probe_of(res, level, job_dir.name, parallel, variable)
+
+
+def _words(entry: Dict[str, Any]) -> str:
+    cap = entry["capacity"]
+    found = "none" if cap is None else f"{cap:g} ({entry['unit']})"
+    return f"{entry['preset']} (parallel={entry['parallel']}): {found}; limit {entry['limit']}; {entry['why']}"
+
+
+def _record(sweep_dir: Path, found: Dict[str, Any], entry: Dict[str, Any]) -> None:
+    """capacity.json, keyed by preset: with several slot counts searched (search.parallel swept)
+    the entry is the best one's, all of them under by_parallel."""
+    import json
+    import os
+
+    name = entry["preset"]
+    cands = dict((found.get(name) or {}).get("by_parallel") or {})
+    cands[str(entry["parallel"])] = entry
+    done = [c for c in cands.values() if c["capacity"] is not None]
+    best = max(done, key=lambda c: c["capacity"]) if done else entry
+    found[name] = {**best, "by_parallel": cands} if len(cands) > 1 else entry
+    if len(cands) > 1:
+        found[name]["best_parallel"] = best["parallel"]
+    tmp = sweep_dir / "capacity.json.tmp"
+    tmp.write_text(json.dumps(found, indent=2) + "\n")
+    os.replace(tmp, sweep_dir / "capacity.json")

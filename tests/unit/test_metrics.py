@@ -206,6 +206,7 @@ def test_goodput():
     assert g["slo"] == {"ttft_ms": 10.0, "tpot_ms": 3.0}
     assert g["requests"] == 4 and g["requests_good"] == 2
     assert g["share"] == 0.5 and g["rate_rps"] == pytest.approx(1.0)
+    assert g["missed"] == {"failed": 1, "ttft_ms": 1, "tpot_ms": 0}  # what kept each one out
     assert goodput_of([fast], {"ttft_ms": None}, MS) is None
 
 
