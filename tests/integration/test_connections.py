@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from support import timedserver
+from support import timedserver, wait_for
 
 from benchrun.load.client import RequestSpec, make_session
 from benchrun.load.engine import Engine, LoadPlan, run_loop
@@ -71,12 +71,17 @@ def test_llama_cpp_closes_after_a_stream_so_pooling_would_need_resends(tiny_serv
     fresh = _run(tiny_server.url, convs(), reuse=False)
     assert all(r.ok for r in fresh) and not any(r.retried for r in fresh)
     assert [r.connection for r in fresh] == ["new"] * 6
-    pooled = _run(tiny_server.url, convs(), reuse=True)
-    assert all(r.ok for r in pooled), [r.error for r in pooled]
-    # Every request after the first tried the kept connection and had to be sent again
-    # (unless the close reached the pool first, in which case it was never picked).
-    assert all(r.connection == "new" for r in pooled)
-    assert sum(r.retried for r in pooled) >= 1
+    # Every request after the first tries the kept connection and has to be sent again --
+    # unless the server's close reached the pool first, and then it was never picked: a race
+    # a busy client can lose every time. So pooled batches run until one shows a resend (no
+    # request lost, none on a closed connection, in any of them).
+    def resent():
+        batch = _run(tiny_server.url, convs(), reuse=True)
+        assert all(r.ok for r in batch), [r.error for r in batch]
+        assert all(r.connection == "new" for r in batch)
+        return sum(r.retried for r in batch)
+
+    wait_for(resent, 120, "a pooled request resent after llama.cpp closed its connection", every=0)
 
 
 class _DropsSecondRequest(asyncio.Protocol):

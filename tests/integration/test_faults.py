@@ -167,13 +167,12 @@ def test_server_killed_mid_run_fails_the_job_keeps_partial_metrics_next_job_fres
         killed = {}
 
         def kill():
-            killed["pid"], killed["t"] = pool.current.pid, time.monotonic()
+            killed["pid"], killed["ns"] = pool.current.pid, time.perf_counter_ns()  # the records' clock
             os.kill(pool.current.pid, signal.SIGKILL)
 
         _after_measured(monkeypatch, 3, kill)
         res = run_job(cfg, job_dir, pool, job_num=0, run_id="t")
         assert killed, "the server was never killed"
-        assert time.monotonic() - killed["t"] < 5  # in-flight and later requests failed fast
         assert res["status"] == "failed"
         assert "server process died during the run (exit code -9)" in res["error"]
         m = res["metrics"]
@@ -181,6 +180,13 @@ def test_server_killed_mid_run_fails_the_job_keeps_partial_metrics_next_job_fres
         assert m["requests_ok"] + m["requests_failed"] <= 12
         recs = [r for r in read_records(job_dir / "requests.jsonl") if not r.warmup]
         assert sum(r.ok for r in recs) == m["requests_ok"]
+        # In-flight and later requests failed fast, on the dead connection or the refused one:
+        # none waited for the 5 s read timeout, and each ended before that timeout could have
+        # fired. (Timed on each request itself: how long run_job then takes to write its
+        # results on a busy machine is no part of it.)
+        failed = [r for r in recs if not r.ok]
+        assert failed and not any("timeout" in (r.error or "") for r in failed), [r.error for r in failed]
+        assert all(r.end_ns - killed["ns"] < 5e9 for r in failed), [(r.end_ns - killed["ns"]) / 1e9 for r in failed]
         assert read_result(job_dir / "result.json")["status"] == "failed"
         assert pool.current is None  # discarded
 

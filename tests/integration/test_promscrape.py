@@ -6,17 +6,20 @@ import asyncio
 
 import aiohttp
 from aiohttp import web
-from support import serve_app
+from support import serve_app, until
 from support.fakes import page
 
 from benchrun.measure.promscrape import Scraper
 
 
-async def _scrape_app(app, interval=0.02, work=0.15):
+async def _scrape_app(app, interval=0.02, until_=None):
+    """Start a Scraper on the app, wait until `until_()` holds (the scrapes the test needs to
+    see, however slowly a busy loop gets to them), stop it and return its summary."""
     async with serve_app(app) as url, aiohttp.ClientSession() as session:
         s = Scraper(session, url, interval)
         await s.start()
-        await asyncio.sleep(work)
+        if until_ is not None:
+            await until(until_, 30, "the periodic scrapes")
         return await s.stop()
 
 
@@ -30,14 +33,15 @@ def test_scraper_against_a_fake_server_with_growing_counters():
 
     app = web.Application()
     app.router.add_get("/metrics", metrics)
-    out = asyncio.run(_scrape_app(app))
+    # The start scrape, then periodic ones until the gauge's peak (call 3) has been read.
+    out = asyncio.run(_scrape_app(app, until_=lambda: n["calls"] >= 3))
     assert out["available"] and out["scrapes"] == n["calls"] >= 4  # start, periodic, end
     assert out["counters"]["prompt_tokens_total"] == 10 * (n["calls"] - 1)
     assert out["peaks"]["requests_processing"] == 3
 
 
 def test_scraper_without_metrics_endpoint():
-    out = asyncio.run(_scrape_app(web.Application(), work=0.01))
+    out = asyncio.run(_scrape_app(web.Application()))
     assert out == {"available": False, "reason": out["reason"]}
     assert "404" in out["reason"]
 

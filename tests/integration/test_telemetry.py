@@ -10,6 +10,7 @@ import urllib.request
 
 import pytest
 from support import read_jsonl as read_lines
+from support import wait_for
 
 from benchrun.config import ModelConfig
 from benchrun.measure.telemetry import Sampler
@@ -31,7 +32,8 @@ def test_sampler_on_real_servers_rss_grows_with_the_bigger_model(tiny_server, tm
     s = Sampler(tiny_server.pid, tmp_path / "tiny.jsonl", interval_s=0.05, use_nvml=False).start()
     s.mark("measure")
     post_chat(tiny_server.url)
-    time.sleep(0.2)
+    seen = len(s.samples)  # the thread's own samples from here on cover the request or after
+    wait_for(lambda: len(s.samples) >= seen + 2, 30, "two periodic samples after the request")
     s.stop()
     small = s.summary()
     lines = read_lines(tmp_path / "tiny.jsonl")
@@ -48,7 +50,7 @@ def test_sampler_on_real_servers_rss_grows_with_the_bigger_model(tiny_server, tm
     wide_server = build_server(m, tmp_path / "wide.log")
     try:
         w = Sampler(wide_server.pid, tmp_path / "wide.jsonl", interval_s=0.05, use_nvml=False).start()
-        time.sleep(0.2)
+        wait_for(lambda: len(w.samples) >= 3, 30, "the idle sample and two periodic ones")
         w.stop()
     finally:
         stop_process(wide_server.process, 5.0)
@@ -73,12 +75,14 @@ def test_sampler_sees_another_process_taking_a_core(tiny_server, tmp_path):
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         h = psutil.Process(hog.pid)
-        while sum(h.cpu_times()[:2]) < 0.2:  # wait until it is up and spinning
-            time.sleep(0.05)
-        c0, t0 = sum(h.cpu_times()[:2]), time.monotonic()
+        busy = lambda: sum(h.cpu_times()[:2])  # noqa: E731 -- CPU seconds the hog really got
+        wait_for(lambda: busy() >= 0.2, 60, "the hog to be up and spinning", every=0.05)
+        c0, t0 = busy(), time.monotonic()
         s.mark("measure")
-        while sum(h.cpu_times()[:2]) - c0 < 0.5 or time.monotonic() - t0 < 1.0:  # enough to see
-            time.sleep(0.05)
+        # Enough to see: half a CPU second for the hog and a second of samples, however slowly
+        # a busy machine hands them out.
+        wait_for(lambda: busy() - c0 >= 0.5 and time.monotonic() - t0 >= 1.0, 120,
+                 "the hog to use 0.5 CPU s under the sampler", every=0.05)
         s.stop()
         hog_pct = 100 * (sum(h.cpu_times()[:2]) - c0) / (time.monotonic() - t0)
     finally:
@@ -107,7 +111,7 @@ def test_job_result_has_memory_estimate_and_telemetry(compose, tmp_path):
     assert res["status"] == "ok", res["error"]
     validate_result(res)
     mem = res["server"]["memory"]
-    est = fit.estimate(ModelConfig(name="tiny", tiny="tiny", parallel=4, ctx_size=4096), ensure_tiny_model("tiny"))
+    est = fit.estimate(ModelConfig(name="tiny", tiny="tiny", parallel=4, ctx_size=16384), ensure_tiny_model("tiny"))  # conf/model/tiny.yaml
     assert mem["kind"] == "rss" and mem["estimate_mib"] == est.total_mib
     assert mem["peak_mib"] >= mem["idle_mib"] > 0
     assert res["energy"] is None  # no GPU on a CPU-only run

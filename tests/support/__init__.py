@@ -3,7 +3,8 @@
 helpers only from here or get them as conftest.py fixtures, never from each other.
 
   support            paths, the CLI as a subprocess, a loopback aiohttp app, processes left behind,
-                     small builders (fenced replies, agentic workloads, a conversation spy, JSONL)
+                     small builders (fenced replies, agentic workloads, a conversation spy, JSONL),
+                     waiting for a condition (wait_for, until) and the loop's own lag (LoopLag)
   support.handmade   output dirs of hand-made jobs: records with known timings, schema-valid results
   support.fakes      text llama.cpp prints, faked: its --help layout and its /metrics page
   support.timedserver  a streaming server whose timing is known exactly (also used by
@@ -66,6 +67,75 @@ def wait_for(cond, timeout: float, what: str, every: float = 0.1):
             return got
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+async def until(cond, timeout: float, what: str, every: float = 0.01):
+    """wait_for inside an event loop: cond()'s first truthy value, polled without blocking the
+    loop until `timeout` s; else fails naming `what`."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = cond()
+        if got:
+            return got
+        await asyncio.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+class LoopLag:
+    """The event loop's own wake-up lag, measured beside the code under test on the same loop:
+    a task sleeps `period_s` over and over and keeps when each sleep began and ended. On a busy
+    machine no code on that loop can react earlier than the loop gets to run, so this is the
+    same-run baseline timing errors are judged against (never an absolute bound):
+      quantile(q)      lag (ms) at that share of the wall time the probe covered; weighted by
+                       time, since a stall of S ms is one sample but holds up everything that
+                       falls due during it
+      worst(a, b)      the largest lag (ms) of the sleeps that overlap [a, b] (perf_counter_ns),
+                       plus one period: a stall began at most one period after a sleep did
+    Usage:  async with LoopLag() as lag: ...run...;  then lag.quantile(0.5), lag.worst(a, b)."""
+
+    def __init__(self, period_s: float = 0.002):
+        self.period_ns = int(period_s * 1e9)
+        self.spans: list[tuple[int, int]] = []
+        self._task = None
+
+    async def _probe(self) -> None:
+        import asyncio
+        from time import perf_counter_ns
+
+        while True:
+            t = perf_counter_ns()
+            await asyncio.sleep(self.period_ns / 1e9)
+            self.spans.append((t, perf_counter_ns()))
+
+    async def __aenter__(self) -> "LoopLag":
+        import asyncio
+
+        self._task = asyncio.ensure_future(self._probe())
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self._task.cancel()
+
+    def lags_ms(self):
+        import numpy as np
+
+        return np.array([(b - a - self.period_ns) / 1e6 for a, b in self.spans])
+
+    def quantile(self, q: float) -> float:
+        import numpy as np
+
+        lags = self.lags_ms()
+        assert len(lags), "the loop-lag probe never ran"
+        order = np.argsort(lags)
+        weight = np.cumsum(lags[order] + self.period_ns / 1e6)
+        return float(lags[order][np.searchsorted(weight, q * weight[-1])])
+
+    def worst(self, a_ns: int, b_ns: int) -> float:
+        lags = [(y - x - self.period_ns) / 1e6 for x, y in self.spans if y >= a_ns and x <= b_ns]
+        return max(lags, default=0.0) + self.period_ns / 1e6
 
 
 def survivors(mark: str) -> list[int]:

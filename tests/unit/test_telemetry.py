@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 import types
 
 import pytest
 from support import read_jsonl as read_lines
+from support import wait_for
 
 from benchrun.measure import telemetry
 from benchrun.measure.telemetry import Sampler, summarize
@@ -93,10 +93,12 @@ def test_cpu_use_splits_the_machine_into_server_client_and_others():
 
 def test_sampler_survives_the_server_going_away(tmp_path):
     s = Sampler(2 ** 22 + 12345, tmp_path / "t.jsonl", interval_s=0.02, use_nvml=False).start()  # no such pid
-    time.sleep(0.1)
+    # The thread goes on sampling a pid that is not there (the idle sample, then periodic ones).
+    wait_for(lambda: len(s.samples) >= 3, 30, "two periodic samples of a missing server", every=0.01)
+    assert s._thread.is_alive()
     s.stop()
     out = s.summary()
-    assert out["memory"]["peak_mib"] is None and out["telemetry"]["samples"] >= 2
+    assert out["memory"]["peak_mib"] is None and out["telemetry"]["samples"] >= 4
 
 
 def test_nvml_path_with_a_fake_module(monkeypatch, tmp_path):
