@@ -15,8 +15,10 @@ an upper bound end it too. Pure functions: the same probes give the same next st
 resumed search continues where it stopped."""
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 from benchrun.config import SearchConfig
@@ -89,6 +91,11 @@ class Step:
     def last(self) -> Probe:
         return self.probes[-1]
 
+    def mean(self, attr: str) -> Optional[float]:
+        """A figure over the level's probes (their mean), None when none has it."""
+        vs = [getattr(p, attr) for p in self.probes if getattr(p, attr) is not None]
+        return sum(vs) / len(vs) if vs else None
+
 
 def steps_of(probes: list[Probe], s: SearchConfig) -> list[Step]:
     """The levels probed, in the order first probed, each with its pooled verdict."""
@@ -111,9 +118,8 @@ def steps_of(probes: list[Probe], s: SearchConfig) -> list[Step]:
 def _saturated(passes: list[Step], min_gain: float) -> Optional[tuple[Step, Step]]:
     """The first pair of passing levels between which throughput stalled while latency rose."""
     for a, b in zip(passes, passes[1:]):
-        ta, tb = a.last.throughput_tok_s, b.last.throughput_tok_s
-        la = a.last.ttft_p90_ms or a.last.e2e_p90_ms
-        lb = b.last.ttft_p90_ms or b.last.e2e_p90_ms
+        ta, tb = a.mean("throughput_tok_s"), b.mean("throughput_tok_s")
+        la, lb = a.mean("ttft_p90_ms") or a.mean("e2e_p90_ms"), b.mean("ttft_p90_ms") or b.mean("e2e_p90_ms")
         if None in (ta, tb, la, lb) or not ta or not la:
             continue
         if tb < ta * (1 + min_gain) and lb > la * (1 + min_gain):
@@ -210,7 +216,7 @@ def decide(probes: list[Probe], s: SearchConfig, parallel: Optional[int] = None,
         a, b = sat
         slots = a.last.queueing or b.last.queueing
         return Decision(None, a.level, (a.level, None), "saturation" + (" (slots)" if slots else ""),
-                        f"saturated: throughput {a.last.throughput_tok_s:.1f} -> {b.last.throughput_tok_s:.1f} tok/s "
+                        f"saturated: throughput {a.mean('throughput_tok_s'):.1f} -> {b.mean('throughput_tok_s'):.1f} tok/s "
                         f"from {unit} {a.level:g} to {b.level:g} while p90 latency rose")
     if hi is not None and lo is not None and _close(lo, hi.level, s):
         return Decision(None, lo, bounds, limit_of(hi, parallel),
@@ -227,14 +233,48 @@ def decide(probes: list[Probe], s: SearchConfig, parallel: Optional[int] = None,
 
 
 def summary(probes: list[Probe], s: SearchConfig, d: Decision, preset: str, parallel: Optional[int],
-            status: str = "done") -> dict[str, Any]:
+            status: str = "done", slo: Optional[dict] = None) -> dict[str, Any]:
     """capacity.json's entry for one search."""
     steps = {st.level: st for st in steps_of(probes, s)}
     return {
         "preset": preset, "status": status, "unit": "concurrency" if s.variable == "concurrency" else "rate",
         "variable": s.variable, "capacity": d.capacity, "bounds": list(d.bounds), "limit": d.limit,
         "why": d.why, "parallel": parallel, "target": s.target, "confidence": s.confidence,
+        "slo": {k: v for k, v in (slo or {}).items() if v is not None},
         "probes": [{**asdict(p), "verdict": steps[p.level].verdict, "goodput_share": steps[p.level].share,
                     "goodput_low": steps[p.level].low, "goodput_high": steps[p.level].high}
                    for p in probes],
     }
+
+
+FILE = "capacity.json"  # at the sweep root, keyed by preset: {preset: summary(...)}
+
+
+def read_capacity(root: Path) -> Optional[dict[str, Any]]:
+    """capacity.json of a sweep dir, or None (no search ran, or the file is unreadable)."""
+    try:
+        data = json.loads((Path(root) / FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data else None
+
+
+def compare(base: dict[str, Any], cand: dict[str, Any]) -> list[dict[str, Any]]:
+    """Two sweeps' capacities, preset by preset: better or worse only when one capacity reaches
+    past the other's failing bound (beyond the search's step), else the same within a step."""
+    out = []
+    for name in sorted(set(base) & set(cand)):
+        a, b = base[name], cand[name]
+        ca, cb = a.get("capacity"), b.get("capacity")
+        ha, hb = (a.get("bounds") or [None, None])[1], (b.get("bounds") or [None, None])[1]
+        if ca == cb:
+            verdict = "same"
+        elif cb is not None and (ca is None or (ha is not None and cb >= ha)):
+            verdict = "BETTER"
+        elif ca is not None and (cb is None or (hb is not None and ca >= hb)):
+            verdict = "WORSE"
+        else:
+            verdict = "same within one step"
+        out.append({"preset": name, "unit": b.get("unit"), "baseline": ca, "candidate": cb,
+                    "baseline_limit": a.get("limit"), "candidate_limit": b.get("limit"), "verdict": verdict})
+    return out

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from benchrun.analysis import noise
+from benchrun.analysis import capacity, noise
 from benchrun.measure.catalogue import BY_KEY, HEADLINE, Metric
 from benchrun.report.compare import Delta, comparability, compare, method_text
 from benchrun.report.data import Job, ReportError, load_jobs, metric
@@ -34,6 +34,7 @@ class Diff:
     only_base: list[str]
     only_cand: list[str]
     warnings: list[str]  # run-wide notes (ambiguous matches, failed jobs)
+    capacity: list[dict] = field(default_factory=list)  # both sweeps searched: capacity.compare
 
 
 def _index(jobs: list[Job], side: str, notes: list[str], only: Optional[str] = None,
@@ -116,7 +117,9 @@ def diff_dirs(base: Path, cand: Path, metrics: tuple[Metric, ...] = HEADLINE, se
                           f"(matched on model, workload, concurrency){why}")
     if models:
         notes.insert(0, f"comparing model {models[0]} (baseline) with model {models[1]} (candidate)")
-    return Diff(str(base), str(cand), jobs, only_a, only_b, notes)
+    caps = capacity.read_capacity(base), capacity.read_capacity(cand)
+    return Diff(str(base), str(cand), jobs, only_a, only_b, notes,
+                capacity.compare(*caps) if all(caps) else [])
 
 
 # --- --fail-on -------------------------------------------------------------------------------
@@ -217,8 +220,16 @@ def format_table(d: Diff) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _capacity_lines(d: Diff) -> list[str]:
+    def level(v, unit):
+        return "none" if v is None else f"{v:g}" + (" req/s" if unit == "rate" else "")
+
+    return [f"capacity {c['preset']}: {level(c['baseline'], c['unit'])} -> {level(c['candidate'], c['unit'])} "
+            f"({c['verdict']}; limit {c['baseline_limit']} -> {c['candidate_limit']})" for c in d.capacity]
+
+
 def _tail(d: Diff) -> list[str]:
-    out = []
+    out = _capacity_lines(d)
     if d.only_base:
         out.append("only in baseline: " + "; ".join(d.only_base))
     if d.only_cand:
@@ -257,5 +268,5 @@ def format_json(d: Diff, failures: list[str]) -> str:
                   "metrics": [{k: clean(v) for k, v in x.to_dict().items()} for x in jd.deltas]}
                  for jd in d.jobs],
         "only_baseline": d.only_base, "only_candidate": d.only_cand, "notes": d.warnings,
-        "failures": failures,
+        "failures": failures, "capacity": d.capacity,
     }, indent=2) + "\n"

@@ -48,13 +48,22 @@ def write_report(root: Path, html: bool = True, charts: bool = True) -> Written:
 
         for i, g in enumerate(groups):
             made[g.workload] = all_charts(g, root_out / "charts", "" if i == 0 else f"_{_slug(g.workload)}")
-    blocks = build_blocks(jobs, groups, made, root_out)
+    from benchrun.report.capacity import knee_chart, read_capacity
+
+    cap = read_capacity(root_out)
+    fig = knee_chart(cap) if cap and charts else None
+    knee = None
+    if fig is not None:
+        from benchrun.report.charts import _save
+
+        knee = _save(fig, root_out / "charts" / "capacity.png")
+    blocks = build_blocks(jobs, groups, made, root_out, cap, knee)
     md = root_out / "report.md"
     atomic_write_text(md, to_markdown(blocks))
     page = None
     if html:
         page = root_out / "report.html"
         atomic_write_text(page, to_html(blocks, root_out, f"Benchmark: {_title(groups)}"))
-    return Written(md, page, [p for d in made.values() for p in d.values()],
+    return Written(md, page, [p for d in made.values() for p in d.values()] + ([knee] if knee else []),
                    [root_out / "summary.csv", root_out / "summary.json"] if rows else [],
                    len(jobs), sum(1 for j in jobs if not j.ok))

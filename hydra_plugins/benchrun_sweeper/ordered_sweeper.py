@@ -87,6 +87,7 @@ class OrderedSweeper(Sweeper):
         from benchrun.results import RESULT_FILE
 
         s = OmegaConf.to_object(self.config.search)
+        slo = OmegaConf.to_container(self.config.slo, resolve=True)
         load = self.hydra_context.config_loader.load_sweep_config
         found: Dict[str, Any] = {}
         num, returns = 0, []
@@ -107,20 +108,21 @@ class OrderedSweeper(Sweeper):
                         break
                     again = sum(1 for p in probes if p.level == d.next_level)
                     level = int(d.next_level) if s.variable == "concurrency" else d.next_level
-                    # A repeat is a new sample of the same level: its own arrival seed and job.
-                    ov = base + [f"{s.variable}={level:g}"] + ([f"load.seed={again}"] if again else [])
+                    # A level's probes are its rounds, as an interleaved sweep's repeats: each its own
+                    # job, and the report merges them back into one level with its spread.
+                    ov = base + [f"{s.variable}={level:g}", f"repeats={s.max_repeats + 1}", f"round={again}"]
                     pending = (float(level), cluster.sweep_job(load(self.config, ov), ov, num).dir)
                     returns.append(self.launcher.launch([ov], initial_job_idx=num))
                     num += 1
                     probes.append(_probe(*pending, parallel, s.variable))
                     pending = None
                     _record(sweep_dir, found, capacity.summary(probes, s, capacity.Decision(None),
-                                                               first.model.name, parallel, "running"))
+                                                               first.model.name, parallel, "running", slo))
             finally:  # also on Ctrl-C: every probe so far is in capacity.json, the cut one too
                 if pending is not None and (pending[1] / RESULT_FILE).is_file():
                     probes.append(_probe(*pending, parallel, s.variable))
                 entry = capacity.summary(probes, s, d if status == "done" else capacity.Decision(None),
-                                         first.model.name, parallel, status)
+                                         first.model.name, parallel, status, slo)
                 _record(sweep_dir, found, entry)
             print(f"benchrun: capacity of {_words(entry)}", flush=True)
         return returns

@@ -54,6 +54,17 @@ def test_closed_loop_capacity_is_found_exactly(slots_url, tmp_path, slo, capacit
     assert f"capacity of external (parallel=4): {capacity} (concurrency)" in proc.stdout
     if limit != "saturation (slots)":
         assert cap["bounds"] == [capacity, capacity + 1]  # bisected down to one step
+        return
+    # The report leads with the answer, its table and the knee chart; diff compares capacities.
+    from benchrun.report import write_report
+
+    written = write_report(out)
+    md = written.report_md.read_text()
+    assert md.index("## Capacity") < md.index("## Models Under Test")
+    assert "By capacity, **external**: it serves concurrency 4" in md and (out / "charts" / "capacity.png").is_file()
+    assert "| 8 | pass |" in md and "| yes |" in md  # the probe beyond the slots, marked as queueing
+    diff = run_cli(["diff", str(out), str(out)], tmp_path)
+    assert "capacity external: 4 -> 4 (same; limit saturation (slots) -> saturation (slots))" in diff.stdout, diff.stderr
 
 
 def test_open_loop_capacity_is_the_servers_service_rate(tmp_path):

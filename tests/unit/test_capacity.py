@@ -139,3 +139,50 @@ def test_search_refuses_what_it_sets_itself(over, msg):
     assert msg in str(e.value)
     with pytest.raises(ConfigError, match="add -m"):
         precheck(["model=tiny", "search=capacity", "slo.ttft_ms=100"], multirun=False)
+
+
+def _entry(name, cap, hi, limit="ttft", levels=((1, 40), (2, 40), (4, 0))):
+    ps = [probe(lv, good=g, thr=100.0 * lv, ttft=50.0 * lv) for lv, g in levels]
+    d = decide(ps, S)
+    out = summary(ps, S, d, name, 4, slo={"ttft_ms": 150.0, "tpot_ms": None})
+    out.update(capacity=cap, bounds=[cap, hi], limit=limit)
+    return out
+
+
+def test_capacities_compare_beyond_one_step_only():
+    from benchrun.analysis.capacity import compare
+
+    base = {"a": _entry("a", 2, 4), "b": _entry("b", 8, 16)}
+    cand = {"a": _entry("a", 4, 8), "b": _entry("b", 12, 16)}
+    got = {c["preset"]: c["verdict"] for c in compare(base, cand)}
+    assert got == {"a": "BETTER", "b": "same within one step"}  # 4 reaches a's failing 4; 12 < 16
+    assert compare(cand, base)[0]["verdict"] == "WORSE"
+    assert compare({"a": _entry("a", None, 1)}, {"a": _entry("a", 1, 2)})[0]["verdict"] == "BETTER"
+
+
+def test_capacity_section_leads_with_the_pick_and_lists_every_probe():
+    from benchrun.report import capacity as R
+    from benchrun.report.blocks import Para, Table
+
+    cap = {"fast": _entry("fast", 2, 4), "slow": _entry("slow", 1, 2, "tpot", ((1, 40), (2, 0)))}
+    assert R.pick(cap) == ("By capacity, **fast**: it serves concurrency 2 with 90% of requests within "
+                           "TTFT <= 150 ms (limit: ttft); slow concurrency 1.")
+    blocks = R.blocks(cap, "charts/capacity.png")
+    tables = [b for b in blocks if isinstance(b, Table)]
+    assert [[r[0], r[1]] for r in tables[0].rows] == [["1", "pass"], ["2", "pass"], ["4", "fail"]]
+    assert tables[0].rows[2][2] == "0% [0%, 9%] of 40" and tables[0].rows[0][3] == "50.0 ms"
+    assert any(isinstance(b, Para) and b.text.startswith("**slow** (parallel=4): capacity concurrency 1, below "
+                                                         "concurrency 2; limit: tpot") for b in blocks)
+
+
+def test_knee_chart_plots_each_level_probed_and_marks_the_capacity():
+    from benchrun.report.capacity import knee_chart
+
+    fig = knee_chart({"fast": _entry("fast", 2, 4)})
+    ax = fig.axes[0]
+    line = ax.lines[0]
+    assert list(line.get_xdata()) == [100.0, 200.0, 400.0] and list(line.get_ydata()) == [50.0, 100.0, 200.0]
+    marks = [ln for ln in ax.lines if ln.get_marker() == "o" and ln.get_markersize() == 14]
+    assert len(marks) == 1 and (list(marks[0].get_xdata()), list(marks[0].get_ydata())) == ([200.0], [100.0])
+    slo = [ln for ln in ax.lines if ln.get_linestyle() == "--"]
+    assert slo and list(slo[0].get_ydata()) == [150.0, 150.0]
