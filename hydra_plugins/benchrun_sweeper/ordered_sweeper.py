@@ -86,14 +86,15 @@ class OrderedSweeper(Sweeper):
         from benchrun.config import split_override
         from benchrun.results import RESULT_FILE
 
-        s = OmegaConf.to_object(self.config.search)
+        variable = self.config.search.variable
         slo = OmegaConf.to_container(self.config.slo, resolve=True)
         load = self.hydra_context.config_loader.load_sweep_config
         found: Dict[str, Any] = {}
         num, returns = 0, []
         for base in grid:
-            base = [o for o in base if split_override(o)[0] != s.variable]
+            base = [o for o in base if split_override(o)[0] != variable]
             first = cluster.sweep_job(load(self.config, base), base, num).cfg
+            s = first.search  # this grid job's: a swept search.parallel differs between them
             if s.parallel is not None:  # the context per slot held: ctx_size = per slot x slots
                 per_slot = first.model.ctx_size // max(1, first.model.parallel)
                 base = base + [f"model.parallel={s.parallel}", f"model.ctx_size={per_slot * s.parallel}"]
@@ -150,7 +151,8 @@ def _record(sweep_dir: Path, found: Dict[str, Any], entry: Dict[str, Any]) -> No
     import os
 
     name = entry["preset"]
-    cands = dict((found.get(name) or {}).get("by_parallel") or {})
+    old = found.get(name)
+    cands = dict(old.get("by_parallel") or {str(old["parallel"]): old}) if old else {}
     cands[str(entry["parallel"])] = entry
     done = [c for c in cands.values() if c["capacity"] is not None]
     best = max(done, key=lambda c: c["capacity"]) if done else entry

@@ -103,3 +103,14 @@ def test_interrupted_search_keeps_its_probes_and_resume_goes_on(slots_url, tmp_p
     assert again["status"] == "done" and again["capacity"] == full["capacity"] == 3
     assert [p["level"] for p in again["probes"]] == [p["level"] for p in full["probes"]]
     assert "[0_external_c1] ok: kept from the earlier run (resume)" in proc2.stdout
+
+
+def test_slot_counts_are_searched_each_and_the_best_named(slots_url, tmp_path):
+    cap, out, _ = search(slots_url, tmp_path, "slo.ttft_ms=65", "search.parallel=1,2", "search.max_level=4")
+    assert set(cap["by_parallel"]) == {"1", "2"} and cap["best_parallel"] in (1, 2), cap
+    assert cap["capacity"] == max(c["capacity"] for c in cap["by_parallel"].values()) == 3
+    # Each candidate's server gets its slots and the context per slot held (ctx_size = per slot x slots).
+    for p, c in cap["by_parallel"].items():
+        res = json.loads((out / c["probes"][0]["job"] / "result.json").read_text())
+        assert res["model"]["parallel"] == int(p) and c["parallel"] == int(p)
+        assert [q["queueing"] for q in c["probes"]] == [q["level"] > int(p) for q in c["probes"]]
