@@ -18,7 +18,7 @@ FLASH_ATTN = ("on", "off", "auto")
 ARRIVALS = ("poisson", "constant")
 REUSE_CONNECTIONS = ("auto", "always", "never")
 TOKEN_COUNTS = ("auto", "timings", "logprobs", "off")
-WORKLOAD_KINDS = ("synthetic", "agentic", "replay")
+WORKLOAD_KINDS = ("synthetic", "agentic", "replay", "depth")
 ORDERS = ("interleaved", "random", "grouped")  # how a sweep orders its jobs (order.py)
 
 
@@ -96,10 +96,11 @@ class WorkloadConfig:
     """One dataclass for every workload kind; each kind reads the fields it needs."""
 
     name: str = MISSING
-    kind: str = "synthetic"  # synthetic | agentic | replay
+    kind: str = "synthetic"  # synthetic | agentic | replay | depth
     requests: int = 16
     input_tokens: int = 128
     output_tokens: int = 64
+    depth: int = 0  # depth: tokens of context ahead of each request's question
     temperature: float = 0.0
     seed: int = 0
     cache_prompt: bool = False
@@ -259,6 +260,8 @@ def validate(cfg: BenchConfig) -> None:
         raise ValueError(f"load.max_concurrency must be a positive integer, got {cfg.load.max_concurrency}")
     if cfg.load.duration_s is not None and cfg.load.duration_s <= 0:
         raise ValueError(f"load.duration_s must be > 0 seconds, got {cfg.load.duration_s}")
+    if cfg.workload.depth < 0:
+        raise ValueError(f"workload.depth must be >= 0 tokens of context, got {cfg.workload.depth}")
     for key in ("requests", "input_tokens", "output_tokens"):
         if getattr(cfg.workload, key) < 1:
             raise ValueError(f"workload.{key} must be a positive integer, got {getattr(cfg.workload, key)}")

@@ -211,7 +211,12 @@ CATALOGUE: tuple[MetricDef, ...] = (
                       "message": {"type": "string"}, "fix": {"type": "string"},
                       "n_prompt_tokens": {"type": "integer"}, "n_ctx": {"type": "integer"}}}}),
     MetricDef("cache_n_total", "Prompt tokens from cache", "", None, Kind.RUN,
-              lambda run: sum(int((r.timings or {}).get("cache_n") or 0) for r in run.good), schema=_INT),
+              lambda run: (sum(c[0] for c in cs) if (cs := [c for r in run.good if (c := M.cache_counts(r))]) else None),
+              schema={"type": ["integer", "null"], "minimum": 0}, doc="null: the server does not report it"),
+    MetricDef("cache_hit_share", "Prompt cache hits", "", None, Kind.RUN, lambda run: M.cache_hit_share(run.good),
+              fmt="{:.0%}", schema={"type": ["number", "null"], "minimum": 0, "maximum": 1},
+              doc="prompt tokens llama.cpp took from a slot's KV cache (timings.cache_n) over all prompt "
+                  "tokens (cache_n + prompt_n); null: the server does not report it"),
     # -- elsewhere in result.json ---------------------------------------------------------------
     MetricDef("goodput.share", "Goodput (share meeting SLOs)", "", "higher", Kind.RESULT, _at("goodput", "share"),
               fmt="{:.0%}", headline=(Shown(),)),

@@ -182,6 +182,29 @@ def prefill_tok_s(r: RequestRecord) -> Optional[float]:
     return n / (first / 1000.0)
 
 
+def cache_counts(r: RequestRecord) -> Optional[tuple[int, int]]:
+    """(prompt tokens taken from the slot's KV cache, prompt tokens processed) as llama.cpp
+    reports them (timings.cache_n, timings.prompt_n); None when the server reports neither
+    (not llama.cpp): not reported is not zero."""
+    t = r.timings or {}
+    if t.get("cache_n") is None or t.get("prompt_n") is None:
+        return None
+    return int(t["cache_n"]), int(t["prompt_n"])
+
+
+def cache_share(r: RequestRecord) -> Optional[float]:
+    """The share of the request's prompt that came from the prompt cache (None: not reported)."""
+    c = cache_counts(r)
+    return None if c is None or sum(c) == 0 else c[0] / sum(c)
+
+
+def cache_hit_share(records: Iterable[RequestRecord]) -> Optional[float]:
+    """Prompt tokens from the cache over all prompt tokens, over the requests that report both."""
+    counts = [c for r in records if (c := cache_counts(r)) is not None]
+    total = sum(a + b for a, b in counts)
+    return sum(a for a, _ in counts) / total if total else None
+
+
 def queue_ms(r: RequestRecord) -> Optional[float]:
     """TTFT less llama.cpp's own prompt processing time (timings.prompt_ms): the part of the
     wait for the first token that was not prefill -- mostly waiting for a free slot when more

@@ -50,20 +50,22 @@ def write_report(root: Path, html: bool = True, charts: bool = True) -> Written:
             made[g.workload] = all_charts(g, root_out / "charts", "" if i == 0 else f"_{_slug(g.workload)}")
     from benchrun.report.capacity import knee_chart, read_capacity
 
-    cap = read_capacity(root_out)
-    fig = knee_chart(cap) if cap and charts else None
-    knee = None
-    if fig is not None:
-        from benchrun.report.charts import _save
+    from benchrun.report.charts import _save
+    from benchrun.report.depth import chart as depth_chart
 
-        knee = _save(fig, root_out / "charts" / "capacity.png")
-    blocks = build_blocks(jobs, groups, made, root_out, cap, knee)
+    cap = read_capacity(root_out)
+    extra: dict[str, Path] = {}  # the sweep-wide charts: capacity's knee, depth
+    for name, fig in (("capacity", knee_chart(cap) if cap and charts else None),
+                      ("depth", depth_chart(jobs) if charts else None)):
+        if fig is not None:
+            extra[name] = _save(fig, root_out / "charts" / f"{name}.png")
+    blocks = build_blocks(jobs, groups, made, root_out, cap, extra)
     md = root_out / "report.md"
     atomic_write_text(md, to_markdown(blocks))
     page = None
     if html:
         page = root_out / "report.html"
         atomic_write_text(page, to_html(blocks, root_out, f"Benchmark: {_title(groups)}"))
-    return Written(md, page, [p for d in made.values() for p in d.values()] + ([knee] if knee else []),
+    return Written(md, page, [p for d in made.values() for p in d.values()] + list(extra.values()),
                    [root_out / "summary.csv", root_out / "summary.json"] if rows else [],
                    len(jobs), sum(1 for j in jobs if not j.ok))

@@ -7,11 +7,12 @@ from dataclasses import MISSING, fields
 from benchrun.config import WorkloadConfig
 from benchrun.workloads.agentic import AgenticWorkload
 from benchrun.workloads.base import Workload
+from benchrun.workloads.depth import DepthWorkload
 from benchrun.workloads.replay import ReplayWorkload
 from benchrun.workloads.synthetic import SyntheticWorkload
 
 KINDS: dict[str, type[Workload]] = {"synthetic": SyntheticWorkload, "agentic": AgenticWorkload,
-                                    "replay": ReplayWorkload}
+                                    "replay": ReplayWorkload, "depth": DepthWorkload}
 
 
 def make_workload(cfg: WorkloadConfig, concurrency: int) -> Workload:

@@ -65,14 +65,19 @@ class SyntheticWorkload(Workload):
         rng = np.random.default_rng([self.cfg.seed, repeat + 1, index])
         return f"{index} {repeat} " + " ".join(rng.choice(_WORDS, size=max(1, n_words)))
 
+    def _count(self, text: str) -> int:
+        """Tokens of the whole templated prompt around `text`, BOS included. Through the real
+        template each time: some templates trim or escape the text."""
+        tok = self.tokenizer
+        return len(tok.tokenize(tok.template(self._messages(text)), add_special=True))
+
+    def target_tokens(self) -> int:
+        """The templated prompt's exact length."""
+        return int(self.cfg.input_tokens)
+
     def _fit(self, index: int, repeat: int) -> str:
-        """The longest filler prefix whose templated prompt is exactly input_tokens long."""
-        tok, target = self.tokenizer, self.cfg.input_tokens
-
-        def count(text: str) -> int:
-            # Through the real template each time: some templates trim or escape the text.
-            return len(tok.tokenize(tok.template(self._messages(text)), add_special=True))
-
+        """The longest filler prefix whose templated prompt is exactly target_tokens() long."""
+        tok, target, count = self.tokenizer, self.target_tokens(), self._count
         base = tok.tokenize(self._filler(index, repeat, target), add_special=False)
         m = max(1, target - count(""))
         best: tuple[int, str] = (1 << 30, "")
@@ -87,7 +92,7 @@ class SyntheticWorkload(Workload):
                 break
             m += miss
         if best[0]:
-            self.prompt_note = (f"input_tokens={target} could not be hit exactly "
+            self.prompt_note = (f"a prompt of {target} tokens could not be hit exactly "
                                 f"(off by {best[0]}; the chat template alone may be longer)")
         return best[1]
 
@@ -97,7 +102,7 @@ class SyntheticWorkload(Workload):
             if self.tokenizer is not None:
                 self._cache[key] = self._fit(index, repeat)
             else:
-                words = round((self.cfg.input_tokens - _EST_TEMPLATE_TOKENS) / _EST_TOKENS_PER_WORD)
+                words = round((self.target_tokens() - _EST_TEMPLATE_TOKENS) / _EST_TOKENS_PER_WORD)
                 self._cache[key] = self._filler(index, repeat, words)
         return self._cache[key]
 

@@ -90,7 +90,10 @@ def test_interrupted_search_keeps_its_probes_and_resume_goes_on(slots_url, tmp_p
     (tmp_path / "cut").mkdir()  # the same search, Ctrl-C once its second probe is written
     proc = subprocess.Popen([sys.executable, "-m", "benchrun", "-m", f"model.url={slots_url}", *COMMON, "slo.ttft_ms=65"],
                             cwd=tmp_path / "cut", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                            # SIGINT at its default: a harness that started us in the background
+                            # (nohup, `&`) hands down "ignore SIGINT" (as test_signals.py)
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     root = tmp_path / "cut" / "outputs"
     wait_for(lambda: len(list(root.glob("*/1_*/result.json"))) == 1, 120, "the second probe's result")
     proc.send_signal(signal.SIGINT)

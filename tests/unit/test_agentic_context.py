@@ -77,3 +77,10 @@ def test_every_fix_the_context_check_suggests_works_when_applied(compose, over):
     assert fixes and all(f.startswith("model.") for f in fixes), err
     for fix in fixes:
         assert _context_error(compose, [*base, fix]) is None, f"suggested {fix} still fails: {err}"
+
+
+def test_a_depth_that_cannot_fit_a_slot_is_refused_with_both_numbers_and_the_fix(compose):
+    err = _context_error(compose, ["model=smollm2", "workload=depth", "workload.depth=16384"])
+    assert err is not None and "needs 16448 tokens" in err and "gives each slot 4096" in err, err
+    assert "model.ctx_size=" in err
+    assert _context_error(compose, ["model=smollm2", "workload=depth", "workload.depth=2048"]) is None
