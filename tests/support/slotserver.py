@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import subprocess
 import sys
 from time import perf_counter_ns
 from typing import Iterator
@@ -78,18 +77,10 @@ def make_app(slots: int, ttft_ms: float, ttft_slope: float, itl_ms: float, itl_s
 @contextlib.contextmanager
 def running(slots: int, ttft_ms: float, ttft_slope: float, itl_ms: float, itl_slope: float) -> Iterator[str]:
     """Start the server in a child process; yield its base URL; always stop it."""
-    from benchrun.servers.base import free_port, stop_process
+    from support.timedserver import child_server
 
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, __file__, str(port), str(slots), str(ttft_ms), str(ttft_slope),
-                             str(itl_ms), str(itl_slope)], stdout=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        if proc.stdout.readline().strip() != "ready":
-            raise RuntimeError("the slot server did not start")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop_process(proc, 5.0)
-        proc.stdout.close()
+    with child_server(__file__, None, slots, ttft_ms, ttft_slope, itl_ms, itl_slope) as url:
+        yield url
 
 
 async def _serve(port: int, *params: float) -> None:

@@ -97,15 +97,23 @@ def make_app() -> web.Application:
 @contextlib.contextmanager
 def running(port: int | None = None) -> Iterator[str]:
     """Start the server in a child process; yield its base URL; always stop it."""
+    with child_server(__file__, port) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def child_server(script: str, port: int | None = None, *args: object) -> Iterator[str]:
+    """`python SCRIPT PORT ARGS...` in a child process, until it prints "ready"; yields its
+    base URL and always stops it (this server's and support/slotserver.py's)."""
     from benchrun.servers.base import free_port, stop_process
 
     port = port or free_port()
     # By path, not -m: the child needs no sys.path of ours (tests/ is on pytest's, not python's).
-    proc = subprocess.Popen([sys.executable, __file__, str(port)],
+    proc = subprocess.Popen([sys.executable, script, str(port), *map(str, args)],
                             stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:
         if proc.stdout.readline().strip() != "ready":
-            raise RuntimeError("the timed server did not start")
+            raise RuntimeError(f"{script} did not start")
         yield f"http://127.0.0.1:{port}"
     finally:
         stop_process(proc, 5.0)
