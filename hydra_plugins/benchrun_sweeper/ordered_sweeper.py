@@ -148,7 +148,9 @@ def _record(sweep_dir: Path, found: Dict[str, Any], entry: Dict[str, Any]) -> No
     """capacity.json, keyed by preset: with several slot counts searched (search.parallel swept)
     the entry is the best one's, all of them under by_parallel."""
     import json
-    import os
+
+    from benchrun.analysis.capacity import FILE
+    from benchrun.results import atomic_write_text
 
     name = entry["preset"]
     old = found.get(name)
@@ -159,6 +161,4 @@ def _record(sweep_dir: Path, found: Dict[str, Any], entry: Dict[str, Any]) -> No
     found[name] = {**best, "by_parallel": cands} if len(cands) > 1 else entry
     if len(cands) > 1:
         found[name]["best_parallel"] = best["parallel"]
-    tmp = sweep_dir / "capacity.json.tmp"
-    tmp.write_text(json.dumps(found, indent=2) + "\n")
-    os.replace(tmp, sweep_dir / "capacity.json")
+    atomic_write_text(sweep_dir / FILE, json.dumps(found, indent=2) + "\n")
