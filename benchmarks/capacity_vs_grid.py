@@ -48,6 +48,7 @@ def main() -> None:
     ap.add_argument("--server", choices=("preset", "slots"), default="preset")
     ap.add_argument("--slo-ttft-ms", type=float, default=300.0)
     ap.add_argument("--levels", default="1,2,3,4,5,6,7,8,10,12,14,16")
+    ap.add_argument("--min-gain", type=float, default=0.1, help="search.min_gain (< 0: no saturation stop)")
     ap.add_argument("--requests", type=int, default=60)  # 60/60 clears a 90% target at 95%
     args = ap.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
@@ -64,7 +65,8 @@ def main() -> None:
                   "workload.output_tokens=16", "telemetry.enabled=false"]
         work = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         grid_out, grid_wall = benchrun([*common, "concurrency=" + ",".join(map(str, levels))], work)
-        search_out, search_wall = benchrun([*common, "search=capacity", f"search.max_level={max(levels)}"], work)
+        search_out, search_wall = benchrun([*common, "search=capacity", f"search.max_level={max(levels)}",
+                                        f"search.min_gain={args.min_gain}"], work)
         grid = []
         for p in sorted(grid_out.glob("*/result.json")):
             res = json.loads(p.read_text())

@@ -177,7 +177,7 @@ class SearchConfig:
     target: float = 0.9  # a probe passes when this share of requests meets the SLO (goodput)
     confidence: float = 0.95  # of the goodput interval a verdict must clear
     max_repeats: int = 3  # a probe within noise is repeated (its requests pooled) up to this often
-    min_gain: float = 0.1  # saturated: throughput rose less than this share while latency rose
+    min_gain: float = 0.1  # saturated: throughput rose less than this share while latency rose (<= -1: never stop for it)
     max_steps: int = 24  # budget: probes, repeats included
     max_time_s: Optional[float] = None  # budget: wall time of the whole search for one preset
     parallel: Optional[int] = None  # the slot count this search's server gets, the context per slot held
