@@ -104,7 +104,10 @@ def test_interrupted_search_keeps_its_probes_and_resume_goes_on(slots_url, tmp_p
     assert cut["status"] == "interrupted" and len(cut["probes"]) >= 2, cut
     again, _, proc2 = search(slots_url, tmp_path / "cut", "slo.ttft_ms=65", f"resume={sweep}")
     assert again["status"] == "done" and again["capacity"] == full["capacity"] == 3
-    assert [p["level"] for p in again["probes"]] == [p["level"] for p in full["probes"]]
+    # The probes the cut run wrote are kept as they were; the rest are probed again. A step whose
+    # verdict falls within noise is repeated, so the two runs may differ in repeats, not in levels.
+    assert again["probes"][:len(cut["probes"])] == cut["probes"]
+    assert {p["level"] for p in again["probes"]} == {p["level"] for p in full["probes"]}
     assert "[0_external_c1] ok: kept from the earlier run (resume)" in proc2.stdout
 
 

@@ -8,6 +8,7 @@ import sys
 import time
 import urllib.request
 
+import psutil
 import pytest
 from support import read_jsonl as read_lines
 from support import wait_for
@@ -31,8 +32,12 @@ def test_sampler_on_real_servers_rss_grows_with_the_bigger_model(tiny_server, tm
     # tiny: the shared session server; it also gets a request so the CPU reading shows load.
     s = Sampler(tiny_server.pid, tmp_path / "tiny.jsonl", interval_s=0.05, use_nvml=False).start()
     s.mark("measure")
-    post_chat(tiny_server.url)
-    seen = len(s.samples)  # the thread's own samples from here on cover the request or after
+    # One short reply can cost the tiny model under one clock tick of CPU time (10 ms), which
+    # psutil reads as 0%: generate until the server has used a clear 100 ms (read on our own).
+    spent = lambda: sum(psutil.Process(tiny_server.pid).cpu_times()[:2])  # noqa: E731
+    before = spent()
+    wait_for(lambda: post_chat(tiny_server.url) or spent() - before >= 0.1, 60, "100 ms of server CPU")
+    seen = len(s.samples)  # the thread's own samples from here on cover the requests or after
     wait_for(lambda: len(s.samples) >= seen + 2, 30, "two periodic samples after the request")
     s.stop()
     small = s.summary()
