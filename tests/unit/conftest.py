@@ -14,6 +14,7 @@ import pytest
 # would refuse (on a machine where matplotlib never ran, every chart test failed). Build it here,
 # at collection, before any test runs: the cache is matplotlib's, not a test's process.
 import matplotlib.font_manager  # noqa: E402,F401  (imported for its side effect)
+from support import composecache
 
 
 def _refuse(what: str):
@@ -36,3 +37,12 @@ def _no_processes_or_sockets(monkeypatch):
     # bind/connect, not socket creation: an event loop's own self-pipe is a socketpair.
     for name in ("bind", "connect", "connect_ex"):
         monkeypatch.setattr(socket.socket, name, _refuse(f"{name} a socket"))
+
+
+@pytest.fixture(autouse=True)
+def _compose_once(monkeypatch):
+    """Hydra composes each command line once per unit session (support/composecache.py: keyed
+    on the overrides, the search path and every config file on it; a deep copy per caller)."""
+    import hydra
+
+    monkeypatch.setattr(hydra, "compose", composecache.compose)

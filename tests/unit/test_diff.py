@@ -23,10 +23,11 @@ def by_key(d, c):
     return {x.key: x for x in jd.deltas}
 
 
-@pytest.fixture
-def dirs(tmp_path):
-    """base, noise, slow (+20% TTFT) and their calibration (support.handmade.planted_regression)."""
-    return planted_regression(tmp_path)
+@pytest.fixture(scope="module")
+def dirs(tmp_path_factory):
+    """base, noise, slow (+20% TTFT) and their calibration (support.handmade.planted_regression),
+    made once for the tests here: they only read them."""
+    return planted_regression(tmp_path_factory.mktemp("planted"))
 
 
 def test_planted_regression_is_flagged_and_noise_is_not(dirs):

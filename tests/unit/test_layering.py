@@ -5,6 +5,7 @@ everything receives the typed config (config.py). Only servers/ knows which back
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import benchrun
@@ -14,10 +15,16 @@ PLUGINS = PKG.parent / "hydra_plugins"  # Hydra's namespace package: benchrun's 
 CLI = {"cli.py", "hydra_setup.py", "cluster.py"}
 
 
+@functools.cache
+def _parsed(path: Path) -> ast.Module:
+    """A module's tree, parsed once for all the tests here (they only read it)."""
+    return ast.parse(path.read_text(), str(path))
+
+
 def _modules():
     for path in sorted(PKG.rglob("*.py")):
         rel = path.relative_to(PKG)
-        yield rel, ast.parse(path.read_text(), str(path))
+        yield rel, _parsed(path)
 
 
 def _imported(tree: ast.AST) -> set[str]:
@@ -63,7 +70,7 @@ def _all_modules():
         for path in sorted(root.rglob("*.py")):
             parts = [root.name, *path.relative_to(root).with_suffix("").parts]
             pkg = parts[-1] == "__init__"
-            yield ".".join(parts[:-1] if pkg else parts), pkg, ast.parse(path.read_text(), str(path))
+            yield ".".join(parts[:-1] if pkg else parts), pkg, _parsed(path)
 
 
 def _graph() -> dict[str, set[str]]:
