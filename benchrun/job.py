@@ -17,6 +17,7 @@ from benchrun.load.client import make_session, reuse_for, token_count_body
 from benchrun.load.engine import Engine, LoadPlan, run_loop
 from benchrun.load.progress import Progress
 from benchrun.load.records import RecordWriter, RequestRecord, read_records
+from benchrun.load.selfcheck import SelfCheck
 from benchrun.measure import telemetry
 from benchrun.measure.catalogue import compute_metrics
 from benchrun.measure.hardware import cluster_job, describe_hardware
@@ -102,10 +103,11 @@ def served_name(m: ModelConfig) -> Optional[str]:
 
 
 def _run_load(cfg: BenchConfig, url: str, headers: dict, workload, writer: RecordWriter, on_measure=None,
-              extra_body: dict | None = None, reuse: bool = False, progress: Optional[Progress] = None
-              ) -> tuple[list[list[RequestRecord]], list[int], dict]:
+              extra_body: dict | None = None, reuse: bool = False, progress: Optional[Progress] = None,
+              on_client=None) -> tuple[list[list[RequestRecord]], list[int], dict]:
     """Warm-up, then `repeats` measured runs. Returns the records and wall time per repeat,
-    and the server's /metrics deltas over the measured runs."""
+    and the server's /metrics deltas over the measured runs. on_client gets the client's check
+    on itself over the measured runs (load/selfcheck.py), also when they are cut short."""
     plan = LoadPlan(concurrency=cfg.concurrency, rate=cfg.load.rate, arrival=cfg.load.arrival,
                     max_concurrency=cfg.load.max_concurrency, duration_s=cfg.load.duration_s,
                     seed=cfg.load.seed)
@@ -133,10 +135,15 @@ def _run_load(cfg: BenchConfig, url: str, headers: dict, workload, writer: Recor
             scraper = Scraper(session, url, cfg.load.metrics_interval_s, headers)
             await scraper.start()
             runs, walls = [], []
-            for rep, convs in repeats:
-                recs, wall = await engine.run(convs, plan, repeat=rep)
-                runs.append(recs)
-                walls.append(wall)
+            check = SelfCheck()
+            try:
+                for rep, convs in repeats:
+                    recs, wall = await engine.run(convs, plan, repeat=rep, check=check)
+                    runs.append(recs)
+                    walls.append(wall)
+            finally:
+                if on_client:
+                    on_client(check.summary())
             return runs, walls, await scraper.stop()
 
     return run_loop(go())
@@ -230,7 +237,7 @@ def run_job(cfg: BenchConfig, job_dir: Path, pool: ServerPool, job_num: int, run
             runs, walls, result.server_metrics = _run_load(
                 cfg, server.url, server.headers, workload, writer,
                 on_measure=sampler and (lambda: sampler.mark("measure")), extra_body=extra, reuse=reuse,
-                progress=progress)
+                progress=progress, on_client=lambda c: setattr(result, "client", c))
         finally:
             if progress is not None:
                 progress.close()

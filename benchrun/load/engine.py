@@ -23,6 +23,7 @@ from benchrun.load.client import (
     send,
 )
 from benchrun.load.records import NOT_SENT, RequestRecord
+from benchrun.load.selfcheck import SelfCheck
 
 Conversation = Generator[RequestSpec, RequestRecord, None]
 
@@ -149,18 +150,24 @@ class Engine:
         return rec
 
     async def run(self, conversations: Iterable[Conversation], plan: LoadPlan,
-                  repeat: int = 0, warmup: bool = False) -> tuple[list[RequestRecord], int]:
+                  repeat: int = 0, warmup: bool = False,
+                  check: SelfCheck | None = None) -> tuple[list[RequestRecord], int]:
         """Run every conversation; return the records and the wall time in ns. Replies
         nobody reads during the run are decoded (and handed to on_record) after it, also
-        when it is interrupted."""
+        when it is interrupted. `check` (selfcheck.py) measures the client's own loop lag and
+        CPU while streams are live, not during that decoding."""
         watchdog = asyncio.create_task(self._watch.run()) if self._watch else None
         # Objects that exist before the run (modules, config, earlier records) are moved out
         # of the collector's reach: a full collection mid-run then scans only the run's own
         # objects (a full pass over everything took 35-45 ms on the 2-core test box).
         gc.freeze()
+        if check is not None:
+            check.resume()
         try:
             return await self._run(conversations, plan, repeat, warmup)
         finally:
+            if check is not None:
+                check.pause()
             if watchdog:
                 watchdog.cancel()
             gc.unfreeze()

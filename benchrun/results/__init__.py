@@ -51,8 +51,10 @@ class JobResult:
     server_metrics: Optional[dict] = None  # /metrics counter deltas and gauge peaks
     energy: Optional[dict] = None
     telemetry: Optional[dict] = None
+    # The client's check on itself (load/selfcheck.py): its loop lag, CPU share, saturated, why.
+    client: Optional[dict] = None
 
-    OPTIONAL = ("repeat_metrics", "repeats_ci95", "goodput", "server_metrics", "telemetry")
+    OPTIONAL = ("repeat_metrics", "repeats_ci95", "goodput", "server_metrics", "telemetry", "client")
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)

@@ -1,0 +1,88 @@
+"""The client's check on itself: was benchrun, not the server, the bottleneck of a measurement?
+
+Contract: a SelfCheck is resumed by Engine.run while its streams are live and paused before the
+post-stream decoding (which runs with no stream live, so its CPU and its blocking of the loop
+cannot delay a timestamp). While resumed it keeps
+  - the event loop's wake-up lag: a task sleeps PERIOD_S over and over and notes how late each
+    wake-up came. Every timestamp benchrun takes is taken by code on this loop, so a wake-up
+    that is late by L ms means any chunk arriving then was stamped up to L ms late too;
+  - the CPU share of benchrun's process (time.process_time over wall time, 100 = one core).
+summary() is result.json's `client` block:
+  {"loop_lag_ms": {"p50", "p99", "max", "n"}, "cpu_pct", "saturated", "why", "bounds"}
+saturated is true when the loop lag's p99 passed LAG_P99_MS or the process used CPU_PCT of a
+core or more (one event loop is one thread: at a full core it queues chunks instead of stamping
+them). `why` says which, in words; a lagging loop in a process that used little CPU is said to
+be another process holding the CPU (a busy machine), which disturbs the timestamps all the same.
+Costs PERIOD_S's wake-ups (200/s, a few microseconds each) and nothing per chunk."""
+from __future__ import annotations
+
+import asyncio
+from array import array
+from time import perf_counter_ns, process_time
+
+import numpy as np
+
+PERIOD_S = 0.005
+# Bounds. A healthy loop wakes within ~1 ms (uvloop's timer granularity) and a busy machine's
+# scheduler adds a few ms; 20 ms at p99 is beyond both, and is an error the size of a decode step.
+LAG_P99_MS = 20.0
+CPU_PCT = 90.0  # of one core
+
+
+class SelfCheck:
+    def __init__(self, period_s: float = PERIOD_S):
+        self.period_s = period_s
+        self.lags_ns = array("q")  # lateness of each wake-up; array: 8 bytes a sample for long jobs
+        self.cpu_s = 0.0
+        self.wall_ns = 0
+        self._task: asyncio.Task | None = None
+        self._c0 = 0.0
+        self._t0 = 0
+
+    async def _probe(self) -> None:
+        period_ns = int(self.period_s * 1e9)
+        append = self.lags_ns.append
+        while True:
+            due = perf_counter_ns() + period_ns
+            await asyncio.sleep(self.period_s)
+            append(max(0, perf_counter_ns() - due))
+
+    def resume(self) -> None:
+        """Start (or go on) measuring; call on the running loop."""
+        if self._task is None:
+            self._c0, self._t0 = process_time(), perf_counter_ns()
+            self._task = asyncio.get_running_loop().create_task(self._probe())
+
+    def pause(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+            self.cpu_s += process_time() - self._c0
+            self.wall_ns += perf_counter_ns() - self._t0
+
+    def summary(self) -> dict:
+        self.pause()
+        lags = np.frombuffer(self.lags_ns, dtype=np.int64) / 1e6 if len(self.lags_ns) else np.zeros(0)
+        lag = {"p50": round(float(np.percentile(lags, 50)), 3) if lags.size else None,
+               "p99": round(float(np.percentile(lags, 99)), 3) if lags.size else None,
+               "max": round(float(lags.max()), 3) if lags.size else None,
+               "n": int(lags.size)}
+        cpu = round(100.0 * self.cpu_s / (self.wall_ns / 1e9), 1) if self.wall_ns else None
+        return {"loop_lag_ms": lag, "cpu_pct": cpu, **judge(lag["p99"], lag["max"], cpu),
+                "bounds": {"loop_lag_p99_ms": LAG_P99_MS, "cpu_pct": CPU_PCT}}
+
+
+def judge(lag_p99: float | None, lag_max: float | None, cpu_pct: float | None) -> dict:
+    """{"saturated", "why"} from the figures (a pure function, so the wording is unit-tested)."""
+    why = []
+    if cpu_pct is not None and cpu_pct >= CPU_PCT:
+        why.append(f"benchrun's process used {cpu_pct:.0f}% of a core while streaming "
+                   f"(bound {CPU_PCT:.0f}%): one event loop at a full core queues chunks before it stamps them")
+    if lag_p99 is not None and lag_p99 > LAG_P99_MS:
+        s = (f"benchrun's event loop woke up {lag_p99:.1f} ms late at p99 (max {lag_max:.1f} ms; "
+             f"bound {LAG_P99_MS:.0f} ms), so its timestamps may be that late")
+        if cpu_pct is not None and cpu_pct < CPU_PCT / 2:
+            s += (f", while it used only {cpu_pct:.0f}% of a core: other processes held the CPU "
+                  f"(a busy machine)")
+        why.append(s)
+    return {"saturated": bool(why), "why": "; ".join(why) or None}
