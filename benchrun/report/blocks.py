@@ -22,8 +22,22 @@ class Para:
 
 
 @dataclass
+class Item:
+    """A bullet with a lead in strong type (a finding): kept apart from the text, so each writer
+    renders the emphasis itself instead of one parsing `**` back out of the other's output."""
+    lead: str
+    text: str = ""
+
+    def __post_init__(self):
+        self.text = self.text.lstrip()
+
+    def sep(self) -> str:  # "**lead**: text", "**lead** text"
+        return "" if not self.text or self.text[0] in ":;,." else " "
+
+
+@dataclass
 class Bullets:
-    items: list[str]
+    items: list[Union[str, Item]]
 
 
 @dataclass
@@ -60,7 +74,7 @@ def to_markdown(blocks: list[Block]) -> str:
         elif isinstance(b, Para):
             out += [b.text, ""]
         elif isinstance(b, Bullets):
-            out += [f"- {i}" for i in b.items] + [""]
+            out += [f"- **{i.lead}**{i.sep()}{i.text}" if isinstance(i, Item) else f"- {i}" for i in b.items] + [""]
         elif isinstance(b, Table):
             align = b.align or "l" + "r" * (len(b.headers) - 1)
             out.append("| " + " | ".join(_md_cell(h) for h in b.headers) + " |")
@@ -86,6 +100,12 @@ def _inline(s: str) -> str:
     return _BOLD.sub(r"<strong>\1</strong>", s)
 
 
+def _item_html(i: Union[str, Item]) -> str:
+    if isinstance(i, Item):
+        return f"<strong>{html.escape(i.lead, quote=False)}</strong>{i.sep()}{_inline(i.text)}"
+    return _inline(i)
+
+
 _CSS = """body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;
 padding:0 1em;color:#222;line-height:1.45}table{border-collapse:collapse;margin:.6em 0 1.2em}
 th,td{border:1px solid #ccc;padding:.3em .6em}th{background:#f3f3f3}td.r{text-align:right}
@@ -103,7 +123,7 @@ def to_html(blocks: list[Block], base_dir: Path, title: str) -> str:
         elif isinstance(b, Para):
             out.append(f"<p>{_inline(b.text)}</p>")
         elif isinstance(b, Bullets):
-            out.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in b.items) + "</ul>")
+            out.append("<ul>" + "".join(f"<li>{_item_html(i)}</li>" for i in b.items) + "</ul>")
         elif isinstance(b, Table):
             align = b.align or "l" + "r" * (len(b.headers) - 1)
             rows = "".join("<tr>" + "".join(f"<td class='{a}'>{_inline(c)}</td>" for c, a in zip(r, align))

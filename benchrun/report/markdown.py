@@ -12,14 +12,8 @@ from benchrun.report.capacity import pick as capacity_pick
 from benchrun.report.depth import blocks as depth_blocks
 from benchrun.report.blocks import Block, Bullets, Code, Heading, Image, Para, Table
 from benchrun.report.data import Job, is_random_weights
-from benchrun.report.findings import (
-    CONTAINED,
-    key_findings,
-    recommendation,
-    sandbox_findings,
-    task_rows,
-    verdict,
-)
+from benchrun.report.findings import CONTAINED, key_findings, sandbox_findings, task_rows, verdict
+from benchrun.report.recommend import recommendation
 from benchrun.report.generated import generated_code
 from benchrun.report.view import Group, family_axes, overrides_of, show, winner_cell
 from benchrun.results import UNREADABLE
@@ -96,8 +90,14 @@ def models_under_test(groups: list[Group]) -> list[Block]:
                    "Context", "Parallel slots", "Server build"], rows, "lllllrrrrl")]
 
 
-def summary_table(g: Group) -> Block:
-    rows = []
+MARKS = "¹²³⁴⁵⁶⁷⁸⁹"
+
+
+def summary_table(g: Group) -> list[Block]:
+    """The table, then one footnote per distinct reason behind a Winner cell (each row carries
+    only its marker, so a reason said once is not repeated down the column)."""
+    rows: list[list[str]] = []
+    reasons: list[str] = []
     many = len(g.labels) >= 2
     for key, c, label in family_axes(g):
         cands = {lab: g.job(lab, c) for lab in g.labels}
@@ -105,7 +105,12 @@ def summary_table(g: Group) -> Block:
             continue
         row = [label] + [show(j, M[key]) for j in cands.values()]
         if many:
-            row.append(winner_cell(g.verdict(key, c)))
+            cell, why = winner_cell(g.verdict(key, c))
+            if why:
+                if why not in reasons:
+                    reasons.append(why)
+                cell += " " + MARKS[min(reasons.index(why), len(MARKS) - 1)]
+            row.append(cell)
         rows.append(row)
     tallies = {lab: g.tally(lab) for lab in g.labels}
     if any(t[1] for t in tallies.values()):
@@ -116,7 +121,8 @@ def summary_table(g: Group) -> Block:
             row.append("—" if len(best) < 2 else "Tie" if best[0] == best[1] else max(rates, key=rates.get))
         rows.append(row)
     headers = ["Metric"] + g.labels + (["Winner"] if many else [])
-    return Table(headers, rows, "l" + "r" * len(g.labels) + ("l" if many else ""))
+    notes = [Para(f"{MARKS[min(i, len(MARKS) - 1)]} {r}") for i, r in enumerate(reasons)]
+    return [Table(headers, rows, "l" + "r" * len(g.labels) + ("l" if many else ""))] + notes
 
 
 def detailed(g: Group) -> list[Block]:
@@ -199,7 +205,9 @@ def side_tasks_section(g: Group) -> list[Block]:
     if contained:
         out.append(Para(f"Generated code ran contained ({', '.join(contained)}): read-only system "
                         "files only, no home, checkout or outputs, no network, its own process namespace."))
-    out += [Para(s) for s in sandbox_findings(g)]
+    sf = sandbox_findings(g)
+    if sf:
+        out.append(Bullets(sf))
     return out
 
 
@@ -299,34 +307,23 @@ def reproducing(jobs: list[Job], root: Path) -> list[Block]:
 
 
 def verdict_note(g: Group) -> str:
-    """How the Winner column (and the findings and recommendation built on it) was decided."""
-    decode = ("Decode speed per request is the harmonic mean over requests (1000 / mean TPOT): a reply "
-              "whose tokens arrive in one read cannot inflate it, as it would a plain mean of per-request rates.")
+    """How the Winner column (and the findings and recommendation built on it) was decided, in
+    two sentences; the full method is in docs/reports.md."""
+    decode = "Decode speed is the harmonic mean over requests (1000 / mean TPOT)."
     if len(g.labels) < 2:
         return decode
     methods = {g.verdict(k, c).delta.method.split("+")[0] for k, c, _ in family_axes(g)
                if g.verdict(k, c).delta is not None and g.verdict(k, c).delta.change != "same"}
-    how = []
-    if "repeats" in methods:
-        how.append("repeats: Welch's t test on the per-repeat values (the repeat is the unit, not the request)")
-    if "repeats-1" in methods:
-        how.append("repeats against a single run: a t prediction test")
-    if "calibrated" in methods:
-        how.append("single runs: the log ratio against this machine's run-to-run spread, measured by "
-                   "`benchrun calibrate` (identical runs), and the request bootstrap must agree")
-    if "floor" in methods:
-        how.append(f"single runs without a calibration: only a gap past an assumed run-to-run floor of "
-                   f"±{noise.floor_pct(noise.DEFAULT_RUN_SD):.0%} (peak memory "
-                   f"±{noise.floor_pct(noise.default_run_sd('memory.peak_mib')):.0%}) can win, and the request "
-                   "bootstrap must agree; below it the row says one run cannot tell (`Tie?`): run with "
-                   "repeats=N or `benchrun calibrate`")
-    if "disturbed" in methods:
-        how.append("single runs measured while other processes took half a core or more: not judged "
-                   "(`Tie?`), since identical runs on a busy machine differ by far more than any floor")
-    return ("Winner: best value on the row, called only when the gap is beyond noise; otherwise a tie. "
-            "Noise -- " + "; ".join(how or ["nothing to test"]) + ". The rows are one family: Holm's "
-            f"procedure keeps the chance that identical presets get *any* winner at {noise.ALPHA:.0%} "
-            "(nominal). " + decode)
+    how = [text for name, text in (
+        ("repeats", "Welch's t test on the per-repeat values"),
+        ("repeats-1", "a t prediction test where one side ran once"),
+        ("calibrated", "for single runs, this machine's calibrated run-to-run spread"),
+        ("floor", f"for single runs, an assumed run-to-run floor of ±{noise.floor_pct(noise.DEFAULT_RUN_SD):.0%}"),
+        ("disturbed", "single runs on a busy machine are not judged"),
+    ) if name in methods]
+    return (f"A winner is named only beyond noise ({'; '.join(how or ['nothing to test'])}); Holm's procedure "
+            f"over the rows keeps the chance of any false winner at {noise.ALPHA:.0%}. {decode} "
+            "Method: `docs/reports.md`.")
 
 
 def order_note(g: Group) -> str:
@@ -364,6 +361,7 @@ def build_blocks(jobs: list[Job], groups: list[Group], charts: dict[str, dict[st
              f"(run {ok[0].result.get('run_id', '?')}); every number below is read from them."),
     ]
     extra = extra or {}
+    tail: list[tuple[str, list]] = []  # each group's Notes: they close the report
 
     def rel(name: str) -> Optional[str]:
         return str(extra[name].relative_to(root)) if name in extra else None
@@ -380,13 +378,16 @@ def build_blocks(jobs: list[Job], groups: list[Group], charts: dict[str, dict[st
             blocks.append(Heading(2, "Charts" + suffix))
             for name, p in gcharts.items():
                 blocks += [Heading(3, CHART_TITLES[name]), Image(str(p.relative_to(root)), CHART_TITLES[name])]
-        blocks += [Heading(2, "Summary" + suffix), summary_table(g)]
+        blocks += [Heading(2, "Summary" + suffix)] + summary_table(g)
         blocks.append(Para(verdict_note(g)))
         on = order_note(g)
         if on:
             blocks.append(Para(on))
-        blocks += [Heading(2, "Key Findings" + suffix), Bullets(key_findings(g) or ["Nothing to compare."])]
         by_capacity = [capacity_pick(cap)] if cap and capacity_pick(cap) else []
+        found, notes = key_findings(g, by_capacity)
+        blocks += [Heading(2, "Key Findings" + suffix), Bullets(found or ["Nothing to compare."])]
+        if notes:
+            tail.append((suffix, notes))
         blocks += [Heading(2, "Recommendation" + suffix)] + [Para(p) for p in by_capacity + recommendation(g)]
         blocks += [Heading(2, "Detailed Results" + suffix)] + detailed(g)
         blocks += [Heading(2, f"Side Tasks at C{g.cmax}" + suffix)] + side_tasks_section(g)
@@ -398,5 +399,7 @@ def build_blocks(jobs: list[Job], groups: list[Group], charts: dict[str, dict[st
     blocks += failed_jobs(jobs)
     blocks += prerequisites(jobs)
     blocks += reproducing(jobs, root)
+    for suffix, notes in tail:
+        blocks += [Heading(2, "Notes" + suffix), Bullets(notes)]
     return blocks
 

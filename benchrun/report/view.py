@@ -232,18 +232,27 @@ def family_verdicts(g: "Group") -> dict[tuple[str, int], Verdict]:
     return ranked
 
 
-def winner_cell(v: Verdict) -> str:
+# Why a Winner cell says what it says: one footnote per distinct reason under the Summary.
+WHY = {
+    "busy": "Busy machine: other processes took half a core or more during a run, and one run each cannot "
+            "tell such a gap from noise; rerun on a quiet machine or with repeats=N.",
+    "one-run": "One run each: the gap is not separable from run-to-run noise; use repeats=N.",
+    "within": "Within noise: the gap is inside the spread across repeats.",
+    "calibrated": "Single run each, past this machine's calibrated run-to-run spread (`benchrun calibrate`).",
+    "floor": "Single run each, past the assumed run-to-run floor (no calibration for this machine).",
+    "repeats-1": "One side is a single run: a t prediction test against the other's repeats.",
+}
+
+
+def winner_cell(v: Verdict) -> tuple[str, Optional[str]]:
+    """(the cell: 'Tie', 'Tie?', 'a (1.7x)', '—'; the reason for its footnote, or None)."""
     if v.best is None or v.runner_up is None:
-        return "—"
+        return "—", None
     if v.delta and v.delta.change == "same":
-        return "Tie"
+        return "Tie", None
     if v.cannot_tell:
-        if v.delta.method == "disturbed":
-            return "Tie? (busy machine: one run each cannot tell; use repeats)"
-        return "Tie? (one run each: not separable from noise; use repeats)"
+        return "Tie?", WHY["busy" if v.delta.method == "disturbed" else "one-run"]
     if not v.decided:
-        return "Tie (within noise)"
+        return "Tie", WHY["within"]
     method = (v.delta.method if v.delta else "").split("+")[0]
-    tag = {"calibrated": " (single run, calibrated)", "floor": " (single run, past the floor)",
-           "repeats-1": " (one side single run)"}.get(method, "")
-    return f"{v.best} ({v.times}){tag}"
+    return f"{v.best} ({v.times})", WHY.get(method)

@@ -138,3 +138,17 @@ def planted_regression(root: Path) -> dict[str, Path]:
     aa = [d["base"], d["noise"]] + [sweep(root / f"aa{i}", jitter_seed=10 + i) for i in range(2)]
     d["cal"] = save(calibrate(aa), root / "noise.json")
     return d
+
+
+MARKS = "¹²³⁴⁵⁶⁷⁸⁹"
+
+
+def footnote(md: str, cell: str, heading: str = "## Summary") -> str:
+    """The Summary footnote a Winner cell's marker points to ('' for a cell without one)."""
+    mark = cell.strip()[-1:]
+    if mark not in MARKS:
+        return ""
+    part = md.split(heading, 1)[1].split("\n## ", 1)[0]
+    lines = [ln for ln in part.splitlines() if ln.startswith(mark + " ")]
+    assert len(lines) == 1, (mark, lines)  # one footnote per marker
+    return lines[0][2:]

@@ -6,7 +6,7 @@ import json
 import re
 
 import pytest
-from support.handmade import make_job, png_size, table_after
+from support.handmade import footnote, make_job, png_size, table_after
 
 from benchrun.load.records import RecordWriter, RequestRecord
 from benchrun.report import write_report
@@ -111,8 +111,10 @@ def test_within_noise_is_a_tie(tmp_path):
         make_job(tmp_path, num, model, 2, 100, 10, repeats=3, seed=10 + num)
     md = write_report(tmp_path, html=False).report_md.read_text()
     rows = {r[0]: r for r in table_after(md, "## Summary")}
-    assert rows["TTFT p50 (C2)"][3] == "Tie (within noise)"
-    assert rows["Decode speed per request, harmonic mean (C2)"][3] == "Tie (within noise)"
+    for row in ("TTFT p50 (C2)", "Decode speed per request, harmonic mean (C2)"):
+        assert rows[row][3] == "Tie ¹", rows[row]
+        assert footnote(md, rows[row][3]).startswith("Within noise")
+    assert md.count("Within noise") == 1  # the reason once, under the table, not in each row
     assert "faster per request" not in md
     assert "are level on Decode speed per request (harmonic mean) at C2" in md
     assert "No preset is faster beyond noise" in md
@@ -151,9 +153,9 @@ def test_busy_machine_and_busy_client_are_findings(tmp_path):
     make_job(tmp_path, 1, "m", 4, 50, 5, seed=1, extra=tel(other=5.0, client=97.0))
     md = write_report(tmp_path, html=False, charts=False).report_md.read_text()
     findings = md.split("## Key Findings")[1].split("\n## ")[0]
-    assert "m at C1: other processes used 130% of a core" in findings
-    assert "m at C4: benchrun itself used 97% of a core" in findings
-    assert "m at C4: other processes" not in findings and "m at C1: benchrun itself" not in findings
+    assert "**Busy machine** at C1 for m: other processes used 130% of a core" in findings
+    assert "**Busy client** at C4 for m: benchrun itself used 97% of a core" in findings
+    assert findings.count("other processes used") == 1 and findings.count("benchrun itself used") == 1
 
 
 def test_a_corrupt_result_is_a_failed_job_and_the_rest_still_reports(tmp_path):

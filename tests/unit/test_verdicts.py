@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from support.handmade import make_job, table_after
+from support.handmade import footnote, make_job, table_after
 
 from benchrun.analysis.diff import diff_dirs
 from benchrun.report import write_report
@@ -87,7 +87,8 @@ def test_single_runs_tie_with_a_reason_and_a_busy_machine_cannot_tell(tmp_path):
         make_job(tmp_path / "one", num, m, 1, 100, 10, n=20, seed=num, scale={"ttft": 1.2 if m == "b" else 1.0})
     md = write_report(tmp_path / "one", html=False, charts=False).report_md.read_text()
     rows = {r[0]: r for r in table_after(md, "## Summary")}
-    assert rows["TTFT p50 (C1)"][-1] == "Tie? (one run each: not separable from noise; use repeats)"
+    assert rows["TTFT p50 (C1)"][-1][:-1] == "Tie? "  # the cell: the verdict and one footnote marker
+    assert footnote(md, rows["TTFT p50 (C1)"][-1]) == "One run each: the gap is not separable from run-to-run noise; use repeats=N."
     assert "assumed run-to-run floor" in md
     # Twice the TTFT is past the floor -- unless the machine was busy during either run.
     for side, busy in (("q", 1.0), ("busy", 120.0)):
