@@ -25,7 +25,7 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from benchrun.analysis import noise
 from benchrun.analysis.noise import BUSY_KEY
@@ -53,7 +53,7 @@ def noise_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "benchrun" / "noise"
 
 
-def machine_key(hardware: Optional[dict]) -> str:
+def machine_key(hardware: Optional[dict[str, Any]]) -> str:
     """A file-name-safe key for the machine a result was measured on: CPU model, cores, memory
     (GiB) and GPU, as result.json `hardware` records them."""
     hw = hardware or {}
@@ -63,7 +63,7 @@ def machine_key(hardware: Optional[dict]) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", "_".join(str(p) for p in parts)).strip("-").lower()
 
 
-def calibrate(dirs: list[Path]) -> dict:
+def calibrate(dirs: list[Path]) -> dict[str, Any]:
     """The calibration of >= 2 identical runs (see the module docstring). Raises ReportError
     with one line when the runs are not identical or too few."""
     if len(dirs) < 2:
@@ -87,10 +87,10 @@ def calibrate(dirs: list[Path]) -> dict:
                 raise ReportError(f"{d}: job {k} is not identical to {dirs[0]}'s: {why[0]}")
             if machine_key(j.result.get("hardware")) != machine:
                 raise ReportError(f"{d} was measured on another machine ({machine_key(j.result.get('hardware'))})")
-    workloads: dict = {}
+    workloads: dict[str, Any] = {}
     for wl in sorted({k[1] for k in keys}):
         wkeys = sorted(k for k in keys if k[1] == wl)
-        entry = {}
+        entry: dict[str, Any] = {}
         for mk in metric_keys():
             groups = [[r[k].value(mk) for r in runs] for k in wkeys]
             sd, df = noise.pooled_log_sd(groups)
@@ -100,9 +100,9 @@ def calibrate(dirs: list[Path]) -> dict:
         # Per job as well: jobs differ in how noisy they are (here the CV of ITL p50 ranged
         # 32-173% across the six quickstart jobs), and a pooled SD then under-states the noisy
         # ones; a diff of the same job uses its own, with its own (smaller) df.
-        per_job = {}
+        per_job: dict[str, Any] = {}
         for k in wkeys:
-            e = {}
+            e: dict[str, Any] = {}
             for mk in metric_keys():
                 sd, df = noise.pooled_log_sd([[r[k].value(mk) for r in runs]])
                 if sd is not None:
@@ -110,17 +110,17 @@ def calibrate(dirs: list[Path]) -> dict:
             per_job[job_id(k[0], k[2])] = e
         reps = runs[0][wkeys[0]].repeats
         busy = [((r[k].result.get("telemetry") or {}).get("cpu") or {}).get("other_pct") for r in runs for k in wkeys]
-        busy = [b for b in busy if isinstance(b, (int, float))]
+        busy_pct = [float(b) for b in busy if isinstance(b, (int, float))]
         # How busy the box was while the calibration runs were measured: runs at most this busy
         # are judged by it (compare.py); busier ones were not represented, so cannot be told.
-        workloads[wl] = {"repeats": reps, "runs": len(runs), "other_cpu_pct_max": max(busy) if busy else None,
+        workloads[wl] = {"repeats": reps, "runs": len(runs), "other_cpu_pct_max": max(busy_pct) if busy_pct else None,
                          "metrics": entry, "jobs": per_job}
     return {"version": VERSION, "machine": machine, "hardware": first.result.get("hardware"),
             "created": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
             "runs": [str(d) for d in dirs], "alpha": noise.ALPHA, "workloads": workloads}
 
 
-def save(cal: dict, path: Optional[Path] = None) -> Path:
+def save(cal: dict[str, Any], path: Optional[Path] = None) -> Path:
     """Write (merging other workloads already calibrated on this machine)."""
     path = Path(path) if path else noise_dir() / f"{cal['machine']}.json"
     old = load_file(path) or {}
@@ -131,7 +131,7 @@ def save(cal: dict, path: Optional[Path] = None) -> Path:
     return path
 
 
-def load_file(path: Path) -> Optional[dict]:
+def load_file(path: Path) -> Optional[dict[str, Any]]:
     try:
         cal = json.loads(Path(path).read_text())
     except FileNotFoundError:
@@ -147,8 +147,8 @@ def job_id(model: str, concurrency: int) -> str:
     return f"{model}/c{concurrency}"
 
 
-def lookup(hardware: Optional[dict], workload: str, repeats: int, path: Optional[Path] = None,
-           job: Optional[str] = None) -> Optional[dict]:
+def lookup(hardware: Optional[dict[str, Any]], workload: str, repeats: int, path: Optional[Path] = None,
+           job: Optional[str] = None) -> Optional[dict[str, Any]]:
     """{metric key: (run_sd, df)} for runs of `workload` with `repeats` measured on `hardware`,
     from `path` or the machine's file; None when there is none that applies. job (job_id):
     that job's own spread where the calibration has it, else the pooled one."""
@@ -158,7 +158,7 @@ def lookup(hardware: Optional[dict], workload: str, repeats: int, path: Optional
     w = (cal.get("workloads") or {}).get(workload)
     if not w or int(w.get("repeats") or 1) != int(repeats or 1):
         return None
-    def pick(d: dict) -> dict:
+    def pick(d: dict[str, Any]) -> dict[str, Any]:
         return {k: (float(v["run_sd"]), float(v["df"])) for k, v in (d or {}).items()
                 if isinstance(v.get("run_sd"), (int, float)) and v.get("df") and math.isfinite(v["run_sd"])}
 
@@ -169,7 +169,7 @@ def lookup(hardware: Optional[dict], workload: str, repeats: int, path: Optional
     return out
 
 
-def describe(cal: dict) -> str:
+def describe(cal: dict[str, Any]) -> str:
     """The floors as a table for the terminal."""
     lines = [f"machine: {cal['machine']}  ({len(cal['runs'])} runs)"]
     for wl, w in cal["workloads"].items():

@@ -33,7 +33,7 @@ class Probe:
     status: str
     requests: int = 0
     good: int = 0
-    missed: dict = field(default_factory=dict)  # goodput.missed: failed, and each SLO missed
+    missed: dict[str, Any] = field(default_factory=dict)  # goodput.missed: failed, and each SLO missed
     ttft_p90_ms: Optional[float] = None
     tpot_p90_ms: Optional[float] = None
     e2e_p90_ms: Optional[float] = None
@@ -45,11 +45,11 @@ class Probe:
     error: Optional[str] = None
 
 
-def _p90(metrics: dict, key: str) -> Optional[float]:
+def _p90(metrics: dict[str, Any], key: str) -> Optional[float]:
     return (metrics.get(key) or {}).get("p90")
 
 
-def probe_of(result: dict, level: float, job: str, parallel: Optional[int], variable: str) -> Probe:
+def probe_of(result: dict[str, Any], level: float, job: str, parallel: Optional[int], variable: str) -> Probe:
     """A probe from its job's result.json (a failed job too: it is a probe that failed)."""
     metrics, good = result.get("metrics") or {}, result.get("goodput") or {}
     return Probe(level=level, job=job, status=result.get("status", "failed"),
@@ -120,7 +120,7 @@ def _saturated(passes: list[Step], min_gain: float) -> Optional[tuple[Step, Step
     for a, b in zip(passes, passes[1:]):
         ta, tb = a.mean("throughput_tok_s"), b.mean("throughput_tok_s")
         la, lb = a.mean("ttft_p90_ms") or a.mean("e2e_p90_ms"), b.mean("ttft_p90_ms") or b.mean("e2e_p90_ms")
-        if None in (ta, tb, la, lb) or not ta or not la:
+        if ta is None or tb is None or la is None or lb is None or not ta or not la:
             continue
         if tb < ta * (1 + min_gain) and lb > la * (1 + min_gain):
             return a, b
@@ -224,6 +224,7 @@ def decide(probes: list[Probe], s: SearchConfig, parallel: Optional[int] = None,
     if len(probes) >= s.max_steps or (s.max_time_s is not None and elapsed_s >= s.max_time_s):
         return Decision(None, lo, bounds, "budget", f"budget spent after {len(probes)} probes ({elapsed_s:.0f} s)")
     if hi is None:
+        assert lo is not None  # a last probe neither noise nor fail is a pass
         if lo >= s.max_level:
             return Decision(None, lo, bounds, "upper bound", f"passes at the upper bound search.max_level={s.max_level:g}")
         return Decision(next_level=_grow(lo, s))
@@ -233,7 +234,7 @@ def decide(probes: list[Probe], s: SearchConfig, parallel: Optional[int] = None,
 
 
 def summary(probes: list[Probe], s: SearchConfig, d: Decision, preset: str, parallel: Optional[int],
-            status: str = "done", slo: Optional[dict] = None) -> dict[str, Any]:
+            status: str = "done", slo: Optional[dict[str, Any]] = None) -> dict[str, Any]:
     """capacity.json's entry for one search."""
     steps = {st.level: st for st in steps_of(probes, s)}
     return {

@@ -9,7 +9,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Literal, Optional, Union
 
 from benchrun.analysis import capacity, noise
 from benchrun.measure.catalogue import BY_KEY, HEADLINE, Metric
@@ -17,9 +17,13 @@ from benchrun.report.compare import Delta, comparability, compare, method_text
 from benchrun.report.data import Job, ReportError, load_jobs, metric
 
 
+JobKey = tuple[str, str, int]  # (model, workload, concurrency)
+NoiseFile = Union[Path, None, Literal[False]]  # a calibration file; None: the machine's own; False: none
+
+
 @dataclass
 class JobDiff:
-    key: tuple  # (model, workload, concurrency)
+    key: JobKey  # (model, workload, concurrency)
     base_dir: str
     cand_dir: str
     deltas: list[Delta]
@@ -34,14 +38,14 @@ class Diff:
     only_base: list[str]
     only_cand: list[str]
     warnings: list[str]  # run-wide notes (ambiguous matches, failed jobs)
-    capacity: list[dict] = field(default_factory=list)  # both sweeps searched: capacity.compare
+    capacity: list[dict[str, Any]] = field(default_factory=list)  # both sweeps searched: capacity.compare
 
 
 def _index(jobs: list[Job], side: str, notes: list[str], only: Optional[str] = None,
-           rename: Optional[str] = None) -> dict[tuple, Job]:
+           rename: Optional[str] = None) -> dict[JobKey, Job]:
     """Ok jobs by (model, workload, concurrency). only/rename: keep one model's jobs and file
     them under another model's name (to compare two presets, even within one sweep)."""
-    out: dict[tuple, Job] = {}
+    out: dict[JobKey, Job] = {}
     for j in jobs:
         if only is not None and j.model != only:
             continue
@@ -57,7 +61,7 @@ def _index(jobs: list[Job], side: str, notes: list[str], only: Optional[str] = N
     return out
 
 
-def _fmt_key(key: tuple) -> str:
+def _fmt_key(key: JobKey) -> str:
     return f"{key[0]} / {key[1]} / C{key[2]}"
 
 
@@ -66,7 +70,7 @@ def _name(metric_key: str) -> str:
     return "wall_s per repeat" if metric_key == "wall_s" else metric_key
 
 
-def _calibration_for(ja: Job, jb: Job, noise_file, notes: list[str]) -> Optional[dict]:
+def _calibration_for(ja: Job, jb: Job, noise_file: NoiseFile, notes: list[str]) -> Optional[dict[str, Any]]:
     """The run-to-run calibration that applies to this pair: both measured on one machine, with
     the same workload and repeats as the calibration runs. noise_file False: none."""
     from benchrun.analysis.calibration import job_id, lookup, machine_key
@@ -86,7 +90,7 @@ def _calibration_for(ja: Job, jb: Job, noise_file, notes: list[str]) -> Optional
 
 
 def diff_dirs(base: Path, cand: Path, metrics: tuple[Metric, ...] = HEADLINE, seed: int = 0,
-              models: Optional[tuple[str, str]] = None, noise_file=None) -> Diff:
+              models: Optional[tuple[str, str]] = None, noise_file: NoiseFile = None) -> Diff:
     """models=(A, B): compare preset A's jobs in `base` with preset B's jobs in `cand` (which
     may be the same dir), matched on workload and concurrency. noise_file: a calibration file
     (benchrun calibrate --out), None = the measuring machine's own, False = none."""
@@ -117,9 +121,9 @@ def diff_dirs(base: Path, cand: Path, metrics: tuple[Metric, ...] = HEADLINE, se
                           f"(matched on model, workload, concurrency){why}")
     if models:
         notes.insert(0, f"comparing model {models[0]} (baseline) with model {models[1]} (candidate)")
-    caps = capacity.read_capacity(base), capacity.read_capacity(cand)
+    cap_a, cap_b = capacity.read_capacity(base), capacity.read_capacity(cand)
     return Diff(str(base), str(cand), jobs, only_a, only_b, notes,
-                capacity.compare(*caps) if all(caps) else [])
+                capacity.compare(cap_a, cap_b) if cap_a and cap_b else [])
 
 
 # --- --fail-on -------------------------------------------------------------------------------
@@ -221,7 +225,7 @@ def format_table(d: Diff) -> str:
 
 
 def _capacity_lines(d: Diff) -> list[str]:
-    def level(v, unit):
+    def level(v: Optional[float], unit: str) -> str:
         return "none" if v is None else f"{v:g}" + (" req/s" if unit == "rate" else "")
 
     return [f"capacity {c['preset']}: {level(c['baseline'], c['unit'])} -> {level(c['candidate'], c['unit'])} "
@@ -258,7 +262,7 @@ def format_md(d: Diff) -> str:
 
 
 def format_json(d: Diff, failures: list[str]) -> str:
-    def clean(v):
+    def clean(v: Any) -> Any:
         return None if isinstance(v, float) and not math.isfinite(v) else v
 
     return json.dumps({

@@ -88,6 +88,7 @@ def welch_log(a: Sequence[float], b: Sequence[float]) -> Test:
     cand - base, scaled from the geometric mean of the base side."""
     la, lb = np.log(np.asarray(a, float)), np.log(np.asarray(b, float))
     t = welch_samples(la, lb)
+    assert t.low is not None and t.high is not None  # welch() always gives an interval
     g = math.exp(float(la.mean()))
     return Test(float(np.mean(b) - np.mean(a)), g * (math.exp(t.low) - 1), g * (math.exp(t.high) - 1), t.p)
 
@@ -129,7 +130,7 @@ def floor_pct(run_sd: float, df: float = math.inf, alpha: float = ALPHA) -> floa
     return math.exp(_t_half(df, math.sqrt(2) * run_sd, alpha)) - 1
 
 
-def pooled_log_sd(groups: Sequence[Sequence[float]]) -> tuple[Optional[float], int]:
+def pooled_log_sd(groups: Sequence[Sequence[Optional[float]]]) -> tuple[Optional[float], int]:
     """Run-to-run spread from A/A runs: each group holds one job's value in each identical run
     (all > 0). The pooled within-group SD of log values and its degrees of freedom
     (sum of n_i - 1). Groups with fewer than 2 values or a value <= 0 are skipped."""
@@ -156,11 +157,11 @@ def bootstrap_p(diffs: np.ndarray) -> float:
 def holm(pvalues: Sequence[Optional[float]], alpha: float = ALPHA) -> list[Optional[bool]]:
     """Holm's step-down procedure: which p-values are significant while keeping the chance
     of any false positive in the family at alpha. None (no test) stays None."""
-    idx = sorted((i for i, p in enumerate(pvalues) if p is not None), key=lambda i: pvalues[i])
-    m = len(idx)
+    tested = sorted((p, i) for i, p in enumerate(pvalues) if p is not None)
+    m = len(tested)
     out: list[Optional[bool]] = [None if p is None else False for p in pvalues]
-    for rank, i in enumerate(idx):
-        if pvalues[i] < alpha / (m - rank):
+    for rank, (p, i) in enumerate(tested):
+        if p < alpha / (m - rank):
             out[i] = True
         else:
             break

@@ -33,26 +33,26 @@ class JobResult:
     status: str  # ok | failed | interrupted (report readers also meet "unreadable")
     error: Optional[str]
     run_id: str
-    job: dict  # num, name, started_at, finished_at, overrides (the command line), settings (its values)
-    model: dict
-    server: dict
+    job: dict[str, Any]  # num, name, started_at, finished_at, overrides (the command line), settings (its values)
+    model: dict[str, Any]
+    server: dict[str, Any]
     concurrency: int
     repeats: int
-    order: dict  # how the sweep ordered its jobs (order.py): mode, seed, round, rounds
-    workload: dict
-    hardware: dict
-    load: dict
-    metrics: dict  # the catalogue's metrics over every measured request (catalogue.py)
-    server_timings: dict
-    tasks: list = field(default_factory=list)
-    repeat_metrics: Optional[list] = None  # one metrics dict per repeat this job ran
-    repeats_ci95: Optional[dict] = None
-    goodput: Optional[dict] = None
-    server_metrics: Optional[dict] = None  # /metrics counter deltas and gauge peaks
-    energy: Optional[dict] = None
-    telemetry: Optional[dict] = None
+    order: dict[str, Any]  # how the sweep ordered its jobs (order.py): mode, seed, round, rounds
+    workload: dict[str, Any]
+    hardware: dict[str, Any]
+    load: dict[str, Any]
+    metrics: dict[str, Any]  # the catalogue's metrics over every measured request (catalogue.py)
+    server_timings: dict[str, Any]
+    tasks: list[Any] = field(default_factory=list)
+    repeat_metrics: Optional[list[Any]] = None  # one metrics dict per repeat this job ran
+    repeats_ci95: Optional[dict[str, Any]] = None
+    goodput: Optional[dict[str, Any]] = None
+    server_metrics: Optional[dict[str, Any]] = None  # /metrics counter deltas and gauge peaks
+    energy: Optional[dict[str, Any]] = None
+    telemetry: Optional[dict[str, Any]] = None
     # The client's check on itself (load/selfcheck.py): its loop lag, CPU share, saturated, why.
-    client: Optional[dict] = None
+    client: Optional[dict[str, Any]] = None
 
     OPTIONAL = ("repeat_metrics", "repeats_ci95", "goodput", "server_metrics", "telemetry", "client")
 
@@ -61,24 +61,24 @@ class JobResult:
                 if getattr(self, f.name) is not None or f.name not in self.OPTIONAL}
 
 
-def result_schema() -> dict:
+def result_schema() -> dict[str, Any]:
     """The shipped schema, its `metrics` part generated from the metric catalogue (so a metric
     is declared in one place, benchrun/measure/catalogue.py)."""
     from benchrun.measure.catalogue import metrics_schema
 
-    schema = json.loads(resources.files("benchrun").joinpath("schemas/result.schema.json").read_text())
+    schema: dict[str, Any] = json.loads(resources.files("benchrun").joinpath("schemas/result.schema.json").read_text())
     schema["properties"]["metrics"] = metrics_schema()
     return schema
 
 
 @lru_cache(maxsize=1)
-def _validator():
+def _validator() -> Any:
     import jsonschema
 
     return jsonschema.Draft202012Validator(result_schema())
 
 
-def validate_result(result: dict) -> None:
+def validate_result(result: dict[str, Any]) -> None:
     """Raise ValueError (one line) when `result` does not match the schema."""
     err = next(iter(sorted(_validator().iter_errors(result), key=lambda e: list(e.path))), None)
     if err is not None:
@@ -123,16 +123,17 @@ def write_result(job_dir: Path, result: JobResult | dict[str, Any]) -> Path:
     return path
 
 
-def read_result(path: Path) -> dict:
+def read_result(path: Path) -> dict[str, Any]:
     with open(path) as fh:
-        return json.load(fh)
+        res: dict[str, Any] = json.load(fh)
+    return res
 
 
 UNREADABLE = "unreadable"
 _JOB_DIR = re.compile(r"^\d+_(?P<model>.+)_c(?P<c>\d+)$")  # hydra's subdir: <num>_<model>_c<N>
 
 
-def load_result(path: Path) -> dict:
+def load_result(path: Path) -> dict[str, Any]:
     """result.json for reports and summaries: one that cannot be read becomes a failed job
     (status `unreadable`, named from its dir), so one bad file never hides the other results."""
     try:
@@ -154,7 +155,7 @@ def find_results(root: Path) -> list[Path]:
         return [root / RESULT_FILE]
     found = [p for p in root.rglob(RESULT_FILE) if ".hydra" not in p.parts]
 
-    def job_num(p: Path):
+    def job_num(p: Path) -> tuple[int, int, str]:
         head = p.parent.name.split("_", 1)[0]
         return (0, int(head), str(p)) if head.isdigit() else (1, 0, str(p))
 
