@@ -63,7 +63,7 @@ def key_findings(g: Group, leads: Iterable[str] = ()) -> tuple[list[Item], list[
     (the capacity search's answer), which rank first."""
     ranked: list[tuple[int, Item]] = [(0, Item("Capacity", ": " + s.replace("**", ""))) for s in leads]
     wins, said_ttft = _wins(g)
-    ranked += wins + _undecided(g, bool(wins)) + _scaling(g, said_ttft) + _quality(g)
+    ranked += wins + _undecided(g, bool(wins)) + _quality(g) + _scaling(g, said_ttft)
     ranked += [(2, i) for i in sandbox_findings(g)] + _request_notes(g) + _disturbed(g)
     ranked.sort(key=lambda r: r[0])  # stable: within a rank, the order above
     top = [i for r, i in ranked if r < NOTE][:MAX_FINDINGS]
@@ -248,9 +248,9 @@ def _quality(g: Group) -> list[tuple[int, Item]]:
     if clean:
         if len(clean) == len(g.labels) > 1 and len({n for _, n in clean}) == 1:
             who = "Both presets pass" if len(clean) == 2 else f"All {len(clean)} presets pass"
-            out.append((4, Item(f"{who} all quality checks", f" ({clean[0][1]}/{clean[0][1]} at C{g.cmax} each).")))
+            out.append((3, Item(f"{who} all quality checks", f" ({clean[0][1]}/{clean[0][1]} at C{g.cmax} each).")))
         else:
-            out += [(4, Item(f"{lab} passes all {n} quality checks", f" at C{g.cmax}.")) for lab, n in clean]
+            out += [(3, Item(f"{lab} passes all {n} quality checks", f" at C{g.cmax}.")) for lab, n in clean]
     return out
 
 

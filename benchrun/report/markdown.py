@@ -114,7 +114,7 @@ def summary_table(g: Group) -> list[Block]:
         rows.append(row)
     tallies = {lab: g.tally(lab) for lab in g.labels}
     if any(t[1] for t in tallies.values()):
-        row = [f"Quality checks (C{g.cmax})"] + [f"{p}/{n} PASS" if n else "—" for p, n in tallies.values()]
+        row = [f"Quality checks (C{g.cmax})"] + [_tasks_cell(g, lab, p, n) for lab, (p, n) in tallies.items()]
         if many:
             rates = {lab: p / n for lab, (p, n) in tallies.items() if n}
             best = sorted(rates.values(), reverse=True)
@@ -123,6 +123,15 @@ def summary_table(g: Group) -> list[Block]:
     headers = ["Metric"] + g.labels + (["Winner"] if many else [])
     notes = [Para(f"{MARKS[min(i, len(MARKS) - 1)]} {r}") for i, r in enumerate(reasons)]
     return [Table(headers, rows, "l" + "r" * len(g.labels) + ("l" if many else ""))] + notes
+
+
+def _tasks_cell(g: Group, lab: str, p: int, n: int) -> str:
+    """The seed's '2/2 PASS': tasks passing in every repeat; over repeats also the runs, '(6/6 runs)'."""
+    if not n:
+        return "—"
+    rows = [r for r in task_rows(g.job(lab, g.cmax)).values() if r["passed"]]
+    k = sum(1 for r in rows if all(r["passed"]))
+    return f"{k}/{len(rows)} PASS" + (f" ({p}/{n} runs)" if n != len(rows) else "")
 
 
 def detailed(g: Group) -> list[Block]:

@@ -63,7 +63,7 @@ def test_report_from_handmade_sweep(two_models):
     assert rows["TTFT p50 (C1)"][3].startswith("slow (")  # lower is better: slow wins at C1
     assert rows["TTFT p50 (C3)"][3].startswith("fast (")
     assert rows["Peak memory"][3].startswith("slow (")  # less memory wins
-    assert rows["Quality checks (C3)"][1:] == ["9/9 PASS", "0/9 PASS", "fast"]
+    assert rows["Quality checks (C3)"][1:] == ["3/3 PASS (9/9 runs)", "0/3 PASS (0/9 runs)", "fast"]
     # Findings: ratios from the numbers, degradation, the random-weight model named plainly.
     findings = md.split("## Key Findings", 1)[1].split("## Recommendation", 1)[0]
     assert f"**fast** decodes {ratio:.1f}x faster per request than slow at C3" in findings
