@@ -1,6 +1,9 @@
 """Charts from measured data only (matplotlib, Agg canvas: no display, no pyplot global state).
-Every chart has a title, axis units and a legend; error bars are 95% CIs across repeats when
-the run has repeats. Each chart is built as a Figure (`CHARTS`), so tests read back what it
+Every chart has a title, axis units and a legend, and shows how uncertain each point is: error
+bars are 95% CIs across repeats when the job has repeats; for a single run, a seeded request
+bootstrap 95% CI where the metric is per request (TTFT p50, decode speed: within-run spread only,
+so narrower than a rerun would move); otherwise the point is drawn hollow (a bar hatched) and the
+title says "single run". Each chart is built as a Figure (`CHARTS`), so tests read back what it
 plots; `all_charts` saves them. Values are printed plainly (1,810, not 1.81e+03), and a metric
 whose presets differ more than 10x is drawn as points on a log axis, never as bars (a bar's
 length means nothing on a log scale)."""
@@ -49,9 +52,48 @@ def _color(i: int) -> str:
     return f"C{i % 10}"
 
 
+# Single-run bootstrap: (per-request sample, statistic of a resample) per chartable metric.
+BOOT = {"ttft_ms.p50": ("ttft_ms", lambda x: np.median(x, axis=-1)),
+        "decode_tok_s.hmean": ("tpot_ms", lambda x: 1000.0 / np.mean(x, axis=-1))}
+
+
+def interval(job: Optional[Job], key: str) -> tuple[float, str]:
+    """(half-width, kind): kind 'repeats' (95% CI across repeats), 'bootstrap' (one run: seeded
+    request bootstrap, 95%) or 'single' (one run, no interval: the chart marks it)."""
+    if job is None:
+        return 0.0, "single"
+    h = half_width(job, M[key])
+    if h is not None:
+        return h, "repeats"
+    if key in BOOT and job.records:
+        name, stat = BOOT[key]
+        x = np.asarray([v for v in job.samples(name) if v is not None and v > 0], float)
+        if x.size >= 5:
+            rs = x[np.random.default_rng(0).integers(0, x.size, (400, x.size))]
+            lo, hi = np.percentile(stat(rs), [2.5, 97.5])
+            return float(hi - lo) / 2, "bootstrap"
+    return 0.0, "single"
+
+
 def _err(job: Optional[Job], key: str) -> float:
-    h = half_width(job, M[key]) if job else None
-    return h or 0.0
+    return interval(job, key)[0]
+
+
+def _uncertainty(g: Group, key: str) -> str:
+    """A subplot title's second line: what its error bars are, from the kinds its points have."""
+    kinds = {interval(j, key)[1] for row in g.grid.values() for j in row.values()}
+    out = []
+    if "repeats" in kinds:
+        out.append("bars: 95% CI over repeats")
+    if "bootstrap" in kinds:
+        out.append("bars: request bootstrap 95%, one run (within-run spread only)")
+    if "single" in kinds:
+        out.append("hollow/hatched: single run, no interval")
+    return "; ".join(out)
+
+
+def _title(ax, g: Group, key: str, title: str) -> None:
+    ax.set_title(f"{title}\n{_uncertainty(g, key)}".rstrip(), fontsize=10)
 
 
 def _yerr(ys: list, es: list):
@@ -79,10 +121,6 @@ def _log_if_wide(ax, values: list) -> None:
 
 def _has_repeats(g: Group) -> bool:
     return any(len(j.result.get("repeat_metrics") or []) >= 2 for row in g.grid.values() for j in row.values())
-
-
-def _subtitle(g: Group) -> str:
-    return " (error bars: 95% CI across repeats)" if _has_repeats(g) else " (single run per point)"
 
 
 # --- radar -----------------------------------------------------------------------------------
@@ -147,13 +185,20 @@ def radar(g: Group) -> Optional[Figure]:
         ax.fill(xs, ys, color=_color(i), alpha=0.15)
     ax.set_xticks(ang)
     ax.set_xticklabels([a[0] for a in axes], fontsize=8.5)
-    ax.tick_params(axis="x", pad=14)
+    ax.set_theta_offset(np.pi / 2)  # the first axis at the top, the rest clockwise
+    ax.set_theta_direction(-1)
+    # Each label anchored on the side facing the plot, so a long one grows away from it
+    # instead of over the outer ring (centred labels at 3 and 9 o'clock collided).
+    for t, a in zip(ax.get_xticklabels(), ang):
+        x = np.sin(a)
+        t.set_horizontalalignment("left" if x > 0.2 else "right" if x < -0.2 else "center")
+    ax.tick_params(axis="x", pad=10)
     ax.set_ylim(0, 1.05)
     ax.set_yticks([0.25, 0.5, 0.75, 1.0])
     ax.set_yticklabels(["0.25", "0.5", "0.75", "1"], fontsize=7, color="grey")
     ax.set_title(f"Model comparison — {g.workload}\n(1 = best measured preset on each axis; "
-                 "quality = share of checks passed)", fontsize=10, pad=24)
-    ax.legend(loc="upper right", bbox_to_anchor=(1.28, 1.12), fontsize=9)
+                 "quality = share of checks passed)", fontsize=10, pad=34)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.12), fontsize=9)
     return fig
 
 
@@ -168,6 +213,10 @@ def _line(ax, g: Group, key: str, labels: bool = False) -> None:
         ys = [g.grid[lab][c].value(key) for c in cs]
         es = [_err(g.grid[lab][c], key) for c in cs]
         ax.errorbar(cs, ys, yerr=_yerr(ys, es), marker="o", capsize=4, color=_color(i), label=lab)
+        single = [(c, y) for c, y in zip(cs, ys) if interval(g.grid[lab][c], key)[1] == "single"]
+        if single:  # no interval to draw: a hollow point says "one run, uncertainty unknown"
+            ax.plot(*zip(*single), linestyle="none", marker="o", markerfacecolor="white", color=_color(i),
+                    zorder=3, label="_single")
         for c, y in zip(cs, ys) if labels else ():
             ax.annotate(value_text(y), (c, y), ha="center", va="bottom", fontsize=7, xytext=(0, 4),
                         textcoords="offset points", color=_color(i))
@@ -191,11 +240,11 @@ def degradation(g: Group) -> Figure:
     a1, a2 = fig.subplots(1, 2)
     a1.set_ylabel("time to first token, p50 (ms)")
     _line(a1, g, "ttft_ms.p50")
-    a1.set_title("TTFT p50 vs concurrency")
+    _title(a1, g, "ttft_ms.p50", "TTFT p50 vs concurrency")
     a2.set_ylabel("wall time per repeat (s)")
     _line(a2, g, "wall_s")
-    a2.set_title("Total time per repeat vs concurrency")
-    fig.suptitle(f"Degradation under load — {g.workload}{_subtitle(g)}", fontsize=11)
+    _title(a2, g, "wall_s", "Total time per repeat vs concurrency")
+    fig.suptitle(f"Degradation under load — {g.workload}", fontsize=11, y=1.04)
     return fig
 
 
@@ -214,6 +263,10 @@ def _bars(ax, g: Group, key: str) -> None:
         pos = x - 0.4 + width * (i + 0.5)
         h = [y or 0.0 for y in ys]
         bars = ax.bar(pos, h, width, yerr=_yerr(h, es), capsize=3, color=_color(i), label=lab)
+        for b, c in zip(bars, g.levels):
+            if interval(g.job(lab, c), key)[1] == "single":
+                b.set_hatch("//")
+                b.set_edgecolor("white")
         for b, y in zip(bars, ys):
             if y is not None:
                 ax.annotate(value_text(y), (b.get_x() + b.get_width() / 2, b.get_height()),
@@ -230,11 +283,11 @@ def throughput(g: Group) -> Figure:
     a1, a2 = fig.subplots(1, 2)
     a1.set_ylabel("tokens/s per request")
     _bars(a1, g, "decode_tok_s.hmean")
-    a1.set_title("Per-request decode speed (harmonic mean)")
+    _title(a1, g, "decode_tok_s.hmean", "Per-request decode speed (harmonic mean)")
     a2.set_ylabel("output tokens/s, all requests")
     _bars(a2, g, "output_throughput_tok_s")
-    a2.set_title("Aggregate output throughput")
-    fig.suptitle(f"Throughput by concurrency — {g.workload}{_subtitle(g)}", fontsize=11)
+    _title(a2, g, "output_throughput_tok_s", "Aggregate output throughput")
+    fig.suptitle(f"Throughput by concurrency — {g.workload}", fontsize=11, y=1.04)
     return fig
 
 
