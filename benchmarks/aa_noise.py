@@ -78,7 +78,8 @@ def busy(dirs: list[Path]) -> list[float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("dirs", nargs="+", type=Path)
-    ap.add_argument("--calibrated", action="store_true", help="also judge each pair against a calibration of the other runs")
+    ap.add_argument("--calibrated", action="store_true",
+                    help="also judge each pair against a calibration of the other runs")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     res = {"runs": [str(d) for d in args.dirs], "other_cpu_pct": busy(args.dirs), "cv": cv_table(args.dirs),
@@ -88,7 +89,8 @@ def main() -> None:
     if args.json:
         print(json.dumps(res, indent=2))
         return
-    print(f"{len(args.dirs)} runs; other processes' CPU while measured (% of a core, mean over jobs): {res['other_cpu_pct']}")
+    print(f"{len(args.dirs)} runs; other processes' CPU while measured (% of a core, mean over jobs): "
+          f"{res['other_cpu_pct']}")
     print("coefficient of variation across runs (median over jobs; per job):")
     for mk, v in res["cv"].items():
         jobs = ", ".join(f"{k} {x:.0%}" for k, x in v["jobs"].items())
@@ -99,9 +101,11 @@ def main() -> None:
         pairs = res[name]
         j, b, u = (sum(p[k] for p in pairs) for k in ("judged", "beyond", "cannot_tell"))
         print(f"A/A pairs ({name}): {len(pairs)} pairs, {j} metrics judged, {b} beyond noise "
-              f"({b / j:.1%} of judged)" if j else f"A/A pairs ({name}): {len(pairs)} pairs, none judged", f"; {u} cannot tell")
+              f"({b / j:.1%} of judged)" if j else f"A/A pairs ({name}): {len(pairs)} pairs, none judged",
+              f"; {u} cannot tell")
         for p in pairs:
-            print(f"    {p['pair']}: judged {p['judged']}, beyond {p['beyond']} {p['beyond_keys']}, cannot tell {p['cannot_tell']}")
+            print(f"    {p['pair']}: judged {p['judged']}, beyond {p['beyond']} {p['beyond_keys']}, "
+                  f"cannot tell {p['cannot_tell']}")
 
 
 if __name__ == "__main__":

@@ -10,8 +10,9 @@ import os
 import secrets
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from omegaconf import OmegaConf
 
@@ -247,7 +248,8 @@ def precheck(overrides: list[str], multirun: bool, max_jobs: int = 256) -> list[
                 if cfg.search is not None:
                     check_search(cfg, job, multirun)
                 wl = make_workload(cfg.workload, cfg.concurrency)  # a missing trace file, a bad agent
-                context.check(cfg, wl.context_need(context.bytes_per_token_for(cfg.model)))  # a late turn that cannot fit its slot
+                # a late turn that cannot fit its slot
+                context.check(cfg, wl.context_need(context.bytes_per_token_for(cfg.model)))
                 if (cfg.model.package and backend_for(cfg.model.backend).needs_model_file(cfg.model)
                         and cfg.model.package not in packages):
                     packages.append(cfg.model.package)

@@ -9,9 +9,10 @@ use this module; it knows neither Hydra nor the CLI.
   status_line(name, result)             the job's console line"""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 from benchrun import interrupts
 from benchrun.config import BenchConfig, validate

@@ -175,5 +175,6 @@ def describe(cal: dict[str, Any]) -> str:
     for wl, w in cal["workloads"].items():
         lines.append(f"workload {wl} (repeats={w['repeats']}): smallest change one run can separate, at 5%:")
         for k, v in w["metrics"].items():
-            lines.append(f"  {k:28s} run-to-run SD {v['run_sd'] * 100:5.1f}%   floor ±{v['floor_pct'] * 100:5.1f}%   df {v['df']}")
+            lines.append(f"  {k:28s} run-to-run SD {v['run_sd'] * 100:5.1f}%   "
+                         f"floor ±{v['floor_pct'] * 100:5.1f}%   df {v['df']}")
     return "\n".join(lines)

@@ -216,7 +216,8 @@ def decide(probes: list[Probe], s: SearchConfig, parallel: Optional[int] = None,
         a, b = sat
         slots = a.last.queueing or b.last.queueing
         return Decision(None, a.level, (a.level, None), "saturation" + (" (slots)" if slots else ""),
-                        f"saturated: throughput {a.mean('throughput_tok_s'):.1f} -> {b.mean('throughput_tok_s'):.1f} tok/s "
+                        f"saturated: throughput {a.mean('throughput_tok_s'):.1f} -> "
+                        f"{b.mean('throughput_tok_s'):.1f} tok/s "
                         f"from {unit} {a.level:g} to {b.level:g} while p90 latency rose")
     if hi is not None and lo is not None and _close(lo, hi.level, s):
         return Decision(None, lo, bounds, limit_of(hi, parallel),
@@ -226,7 +227,8 @@ def decide(probes: list[Probe], s: SearchConfig, parallel: Optional[int] = None,
     if hi is None:
         assert lo is not None  # a last probe neither noise nor fail is a pass
         if lo >= s.max_level:
-            return Decision(None, lo, bounds, "upper bound", f"passes at the upper bound search.max_level={s.max_level:g}")
+            return Decision(None, lo, bounds, "upper bound",
+                            f"passes at the upper bound search.max_level={s.max_level:g}")
         return Decision(next_level=_grow(lo, s))
     if lo is None:  # only failures so far above start: go down toward it
         return Decision(next_level=max(_round(s.start, s), _round(hi.level / s.growth, s)))

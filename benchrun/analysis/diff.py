@@ -16,7 +16,6 @@ from benchrun.measure.catalogue import BY_KEY, HEADLINE, Metric
 from benchrun.report.compare import Delta, comparability, compare, method_text
 from benchrun.report.data import Job, ReportError, load_jobs, metric
 
-
 JobKey = tuple[str, str, int]  # (model, workload, concurrency)
 NoiseFile = Union[Path, None, Literal[False]]  # a calibration file; None: the machine's own; False: none
 

@@ -21,8 +21,9 @@ moves (measured here: identical runs differ by 10-60% where a request bootstrap 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 from scipy import stats as st

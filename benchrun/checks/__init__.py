@@ -15,9 +15,10 @@ when a check that executes code was not run because no sandbox could contain it 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from benchrun.checks import execute, static
 from benchrun.checks.sandbox import Limits, NoSandbox, isolation

@@ -38,8 +38,12 @@ def _die(msg: str) -> None:
     os._exit(126)
 
 
+def _enc(s):
+    return None if s is None else s.encode()
+
+
 def _mount(src, dst, fstype, flags: int, data=None) -> None:
-    enc = (lambda s: None if s is None else s.encode())
+    enc = _enc
     if libc.mount(enc(src), enc(dst), enc(fstype), flags, enc(data)) != 0:
         _die(f"mount {fstype or src} on {dst}: {os.strerror(ctypes.get_errno())}")
 

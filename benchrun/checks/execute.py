@@ -13,7 +13,7 @@ Outcome = tuple[bool, str]
 
 
 def _tail(s: str, n: int = 160) -> str:
-    lines = [l for l in s.strip().splitlines() if l.strip()]
+    lines = [line for line in s.strip().splitlines() if line.strip()]
     return (lines[-1] if lines else "")[-n:]
 
 

@@ -32,9 +32,10 @@ import sys
 import sysconfig
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 from benchrun.config import (
     SandboxLimits as Limits,  # the limits are config: declared once there
@@ -184,7 +185,7 @@ def _env(home: str, tmp: str) -> dict:
             "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def unavailable(mode: str) -> Optional[str]:
     """None when `mode` works here, else why not. Probed once, by running our interpreter in it
     and importing pytest as the sandbox user: exactly what checks will do."""
@@ -203,7 +204,7 @@ def unavailable(mode: str) -> Optional[str]:
     return f"{mode}: {'timed out' if r.timed_out else err}"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def kernel_refusal(mode: str) -> Optional[str]:
     """Why this machine itself cannot run `mode` (the tool is missing, the kernel refuses the
     namespaces it needs), else None. Narrower than unavailable(): a mode the kernel allows but
@@ -257,7 +258,7 @@ class Sandbox:
         self.limits, self.mode = limits, mode
         self.dir: Path = Path()  # staging: what write() puts here is copied into the scratch dir
 
-    def __enter__(self) -> "Sandbox":
+    def __enter__(self) -> Sandbox:
         self.dir = Path(tempfile.mkdtemp(prefix="benchrun-sbx-"))
         self._out = Path(tempfile.mkdtemp(prefix="benchrun-sbx-out-"))  # never visible inside
         self._chown(self.dir)

@@ -19,9 +19,10 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Optional
 
 from benchrun.provision.modelfile import sha256_file, sha256_of
 from benchrun.provision.pipfetch import FetchError, pip_download

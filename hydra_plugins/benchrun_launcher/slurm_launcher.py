@@ -93,7 +93,8 @@ class BenchrunSlurmLauncher(SlurmLauncher):
                 n += 1
             root.rename(root.with_name(f"{root.name}.previous-{n}"))
         self._launches += 1
-        init = {f"{self._EXECUTOR}_max_num_timeout": params.pop("max_num_timeout")} if "max_num_timeout" in params else {}
+        init = ({f"{self._EXECUTOR}_max_num_timeout": params.pop("max_num_timeout")}
+                if "max_num_timeout" in params else {})
         executor = submitit.AutoExecutor(cluster=self._EXECUTOR, folder=folder, **init)
         base = set(OmegaConf.structured(BaseQueueConf).keys())
         executor.update_parameters(**{k if k in base else f"{self._EXECUTOR}_{k}": v for k, v in params.items()})
