@@ -52,6 +52,7 @@ class ModelConfig:
     kv_unified: bool = False
     cache_type_k: Optional[str] = None
     cache_type_v: Optional[str] = None
+    cache_ram_mib: Optional[int] = None  # llama.cpp's host-memory prompt cache (--cache-ram); None: its default, 0: off
     metrics_endpoint: bool = True
     extra_args: List[str] = field(default_factory=list)
     startup_timeout_s: float = 120.0

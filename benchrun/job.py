@@ -211,6 +211,7 @@ def run_job(cfg: BenchConfig, job_dir: Path, pool: ServerPool, job_num: int, run
         estimate = fit.estimate_for(cfg, model_path)  # kept in the result, refused or not
         fit.check(cfg, estimate, result.hardware)  # refuses what cannot fit, before launching
         workload = make_workload(cfg.workload, cfg.concurrency)  # a bad workload launches nothing
+        workload.slots = int(m.parallel) if m.parallel else None
         need = workload.context_need(context.bytes_per_token_for(m, model_path))
         result.workload["context"] = context.describe(cfg, need)
         context.check(cfg, need)  # a late turn that cannot fit one slot: refused before launch
@@ -220,6 +221,9 @@ def run_job(cfg: BenchConfig, job_dir: Path, pool: ServerPool, job_num: int, run
             log_offset = server.log_path.stat().st_size if reused else 0
         result.server.update(server.describe(), reused=reused)
         workload.prepare(backend_for(server.backend).tokenizer(server))
+        need = workload.context_need(context.bytes_per_token_for(m, model_path))  # now in the server's tokens, where it has them
+        result.workload["context"] = context.describe(cfg, need)
+        context.check(cfg, need)
         result.workload = {"name": cfg.workload.name, **workload.describe(),
                            "context": result.workload["context"]}
         sampler = telemetry.start_for_job(cfg, server, job_dir)  # idle memory: before traffic
@@ -251,6 +255,7 @@ def run_job(cfg: BenchConfig, job_dir: Path, pool: ServerPool, job_num: int, run
         result.goodput = goodput_of(records, plain(cfg.slo), sum(walls))
         result.server_timings = server_timings(records, result.metrics["decode_tok_s"]["mean"])
         result.tasks = workload.evaluate(records)
+        result.workload.update(workload.summary(records))
         _check_server(server, cfg.load.request_timeout_s)
         result.status = "ok"
     except KeyboardInterrupt:

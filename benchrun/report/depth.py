@@ -1,10 +1,13 @@
 """The report's Depth section (workload=depth): a table like llama-bench's -- prefill (pp) and
 decode (tg) speed per depth, per preset and level, benchrun's client-side figures beside
-llama.cpp's own timings -- and a chart of pp and tg against depth. Read from result files only."""
+llama.cpp's own timings -- and a chart of pp and tg against depth; then the agents' prompt cache
+per turn (benchrun/report/cache.py), which rides on this section's hook in markdown.py. Read from
+result files only."""
 from __future__ import annotations
 
 from typing import Optional
 
+from benchrun.report.cache import blocks as cache_blocks
 from benchrun.report.blocks import Block, Heading, Image, Para, Table
 from benchrun.report.data import Job
 
@@ -34,6 +37,10 @@ def _speed(v: Optional[float]) -> str:
 
 
 def blocks(jobs: list[Job], chart: Optional[str]) -> list[Block]:
+    return depth_blocks(jobs, chart) + cache_blocks(jobs)
+
+
+def depth_blocks(jobs: list[Job], chart: Optional[str]) -> list[Block]:
     rows = rows_of(jobs)
     if not rows:
         return []

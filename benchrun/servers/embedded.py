@@ -28,7 +28,7 @@ class Embedded(Backend):
                   "parallel": m.parallel, "n_gpu_layers": m.n_gpu_layers, "kv_unified": m.kv_unified,
                   "metrics_endpoint": m.metrics_endpoint, "flash_attn": m.flash_attn,
                   "threads": m.threads or default_threads(), "cache_type_k": m.cache_type_k,
-                  "cache_type_v": m.cache_type_v}
+                  "cache_type_v": m.cache_type_v, "cache_ram_mib": m.cache_ram_mib}
         return [sys.executable, "-m", "benchrun.servers.embedded_child", json.dumps(params)]
 
     def build_info(self, handle: Any) -> Optional[str]:

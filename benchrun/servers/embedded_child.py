@@ -50,6 +50,8 @@ def start(p: dict):
     for kind in ("cache_type_k", "cache_type_v"):
         if p.get(kind):
             setattr(params, kind, getattr(xllamacpp.ggml_type, "GGML_TYPE_" + p[kind].upper()))
+    if p.get("cache_ram_mib") is not None:  # 0: evicted slots' prompts are not kept in RAM
+        params.cache_ram_mib = int(p["cache_ram_mib"])
     try:
         fa = {"on": "ENABLED", "off": "DISABLED", "auto": "AUTO"}[p["flash_attn"]]
     except KeyError:

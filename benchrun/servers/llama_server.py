@@ -48,6 +48,8 @@ def llama_server_flags(m: Any, model_path: Path, port: int) -> list[Flag]:
         flags.append(Flag("--cache-type-k", m.cache_type_k, "model.cache_type_k"))
     if m.cache_type_v:
         flags.append(Flag("--cache-type-v", m.cache_type_v, "model.cache_type_v"))
+    if m.cache_ram_mib is not None:
+        flags.append(Flag("--cache-ram", str(m.cache_ram_mib), "model.cache_ram_mib"))
     return flags
 
 

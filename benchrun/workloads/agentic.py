@@ -11,7 +11,13 @@ whole conversation so far (history accumulates as in a real chat). Two forms:
 
 Templates: `{{ NAME.last }}` (NAME's last reply; in a copy S1#2, its own name means itself), `{{ NAME.code }}` (the code block of it),
 `{{ NAME.turnK }}` (its K-th reply, 1-based), `{{ data:FILE }}` (a file shipped in
-benchrun/workloads/data). Nothing else in a prompt is special, so code with braces is safe."""
+benchrun/workloads/data), `{{ source:FILE }}` (the next slice of a source corpus there: the
+agent's references share `workload.depth` tokens, agentic_session.py). Nothing else in a prompt
+is special, so code with braces is safe.
+
+The prompt cache: every measured turn's cache_n / prompt_n / TTFT is kept per task, and
+`summary` gives result.json's `workload.cache_turns` (per-turn table, misses and why: agentic_cache.py).
+The context check counts the server's own tokens once `prepare` has its tokenizer."""
 from __future__ import annotations
 
 import asyncio
@@ -39,6 +45,8 @@ from benchrun.measure.metrics import (
     tpot_ms,
     ttft_ms,
 )
+from benchrun.workloads.agentic_cache import turn_rows, turn_table
+from benchrun.workloads.agentic_session import SOURCE, Sources, fill, refs
 from benchrun.workloads.base import Workload
 
 _REF = re.compile(r"\{\{\s*(?:data:\s*([\w./-]+)|([A-Za-z_][\w-]*)\.(last|code|turn\d+))\s*\}\}")
@@ -175,7 +183,7 @@ class _Board:
 
 
 class AgenticWorkload(Workload):
-    own_fields = ("agents", "sandbox", "max_tokens_cap")
+    own_fields = ("agents", "sandbox", "max_tokens_cap", "depth")
 
     def __init__(self, cfg: WorkloadConfig, concurrency: int):
         super().__init__(cfg, concurrency)
@@ -189,6 +197,29 @@ class AgenticWorkload(Workload):
                 isolation(self.isolation_pref)
             except NoSandbox as e:
                 raise ValueError(f"workload.sandbox.isolation: {e}") from None
+        self.sources = Sources(cfg.depth, DATA_DIR)
+        files = [f for a in self.agents for f in self._source_files(a)]
+        self.sources.check(files)
+        if cfg.depth and not files:
+            raise ValueError(f"workload.depth={cfg.depth}: workload {cfg.name!r} has no {{{{ source:FILE }}}} "
+                             f"turn to paste that much source into (see conf/workload/agentic_long.yaml)")
+        self.tokenizer = None
+        self._counted: dict[str, int] = {}
+        self._table: dict | None = None
+
+    @staticmethod
+    def _source_files(agent: Agent) -> list[str]:
+        return [f for t in agent.turns for f in refs(t.prompt)]
+
+    def prepare(self, tokenizer) -> None:
+        """With the server's tokenizer: source slices cut in its tokens, the context need counted in them."""
+        self.tokenizer = tokenizer
+        self._counted = {}
+        insts = self.instances()
+        self.sources.prepare(tokenizer, [(j, len(insts), self._source_files(i.agent)) for j, i in enumerate(insts)])
+
+    def _slices(self, j: int, inst: Instance) -> list[str]:
+        return self.sources.slices(j, len(self.instances()), self._source_files(inst.agent))
 
     def planned_requests(self) -> int:
         return sum(len(inst.agent.turns) for inst in self.instances())
@@ -214,8 +245,13 @@ class AgenticWorkload(Workload):
                            tags={"agent": inst.label, "turn": k + 1, "role": inst.agent.role,
                                  "title": inst.agent.title}, reply_needed=needed)
 
-    def _conversation(self, inst: Instance, board: _Board) -> Conversation:
+    def _conversation(self, inst: Instance, board: _Board, j: int = 0, repeat: int = 0) -> Conversation:
         agent = inst.agent
+        slices, used = self._slices(j, inst), 0
+        # A session line opens each conversation: with the prompt cache on, an agent's first turn
+        # must not find its prompt left in a slot by the same agent at an earlier level or repeat
+        # (the server is reused); only the system prompt, as shared by real agents, may hit.
+        tag = f"[session {self.concurrency}.{repeat}.{inst.label}]\n\n"
         try:
             if agent.needs:
                 yield board.wait(agent.needs)  # the engine awaits it; we resume once inputs are in
@@ -224,7 +260,8 @@ class AgenticWorkload(Workload):
             for k, turn in enumerate(agent.turns):
                 # `{{ S1.last }}` in S1's own prompt is this copy's reply: S1#2 must not read S1's.
                 seen = {**board.outputs, agent.name: replies}
-                history.append({"role": "user", "content": render(turn.prompt, seen)})
+                text, used = fill(render(turn.prompt, seen), slices, used)
+                history.append({"role": "user", "content": (tag if k == 0 else "") + text})
                 rec = yield self._spec(inst, k, list(history))
                 history.append({"role": "assistant", "content": rec.text})
                 replies.append(rec.text)
@@ -233,14 +270,14 @@ class AgenticWorkload(Workload):
 
     def conversations(self, repeat: int) -> list[Conversation]:
         board = _Board()
-        return [self._conversation(inst, board) for inst in self.instances()]
+        return [self._conversation(inst, board, j, repeat) for j, inst in enumerate(self.instances())]
 
     def warmup(self) -> list[Conversation]:
         """One short request (the first agent's first turn, 8 tokens) to load the model."""
         inst = Instance("warmup", self.agents[0])
         first = self.agents[0].turns[0]
         msgs = ([{"role": "system", "content": inst.agent.system}] if inst.agent.system else []) + \
-               [{"role": "user", "content": render(first.prompt, {})}]
+               [{"role": "user", "content": fill(render(first.prompt, {}), [], 0)[0]}]
 
         def one() -> Conversation:
             yield self._spec(inst, 0, msgs, max_tokens=min(8, first.max_tokens))
@@ -258,12 +295,22 @@ class AgenticWorkload(Workload):
         for r in records:
             if not r.warmup and "agent" in r.tags:
                 by.setdefault((r.repeat, r.tags["agent"]), []).append(r)
-        tasks = []
+        tasks, rows = [], []
+        in_flight = len(self.instances()) if not self.pipeline else min(self.concurrency, len(self.agents))
         for rep in sorted({r.repeat for r in records if not r.warmup}):
             for inst in self.instances():
                 recs = sorted(by.get((rep, inst.label), []), key=lambda r: r.tags["turn"])
-                tasks.append(self._task(inst, rep, recs, ctx, iso))
+                task = self._task(inst, rep, recs, ctx, iso)
+                task["cache"] = turn_rows(
+                    recs, {k: t.cache_prompt for k, t in enumerate(inst.agent.turns, start=1)}, in_flight, self.slots)
+                rows += task["cache"]
+                tasks.append(task)
+        self._table = turn_table(rows, in_flight, self.slots, bool(self.cfg.cache_prompt))
         return tasks
+
+    def summary(self, records: list) -> dict:
+        """result.json's workload.cache_turns: per-turn TTFT and cache share, misses and why (after evaluate)."""
+        return {} if self._table is None else {"cache_turns": self._table}
 
     def context_need(self, bytes_per_token: float = 3.0):
         """The largest turn of any agent that runs at this concurrency, worst case: system +
@@ -273,13 +320,21 @@ class AgenticWorkload(Workload):
         from benchrun.preflight.context import TEMPLATE_TOKENS_PER_MESSAGE as PER_MSG
         from benchrun.preflight.context import ContextNeed, estimate_tokens
 
+        self.sources.bytes_per_token = bytes_per_token  # without a tokenizer, slices are cut by it
+        tok = self.tokenizer
+
         def est(text: str) -> int:
-            return estimate_tokens(text, bytes_per_token)
+            if tok is None:
+                return estimate_tokens(text, bytes_per_token)
+            if text not in self._counted:  # the server's own count (a few short texts: cached)
+                self._counted[text] = len(tok.tokenize(text, False))
+            return self._counted[text]
 
         by_name = {a.name: a for a in self.agents}
 
-        def prompt_tokens(template: str) -> int:
-            refs = 0
+        def prompt_tokens(template: str, budgets: list[int]) -> int:
+            refs = sum(budgets)  # source slices: cut to exactly these many tokens
+            template = SOURCE.sub("", template)
             for m in _REF.finditer(template):
                 if m.group(1):
                     refs += est((DATA_DIR / m.group(1)).read_text())
@@ -294,12 +349,15 @@ class AgenticWorkload(Workload):
             a = inst.agent
             n = est(a.system) + PER_MSG if a.system else 0
             mine = 0
+            budgets = Sources.budgets(len(self._source_files(a)), int(self.cfg.depth))
             for k, t in enumerate(a.turns, start=1):
-                n += prompt_tokens(t.prompt)
+                mine_refs = len(refs(t.prompt))
+                n += prompt_tokens(t.prompt, budgets[:mine_refs])
+                budgets = budgets[mine_refs:]
                 mine = max(mine, n + t.max_tokens)
                 if best is None or n + t.max_tokens > best.tokens:
                     best = ContextNeed(n + t.max_tokens, f"agent {inst.label}, turn {k}: system + "
-                                       f"{k} prompt(s) + {k} x max_tokens", True)
+                                       f"{k} prompt(s) + {k} x max_tokens", tok is None)
                 n += t.max_tokens + PER_MSG  # the reply joins the history, at its worst
             worst_each.append(mine)
         if best is not None:  # concurrent agents all run at once; a pipeline `concurrency` at a time

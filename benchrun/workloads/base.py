@@ -21,6 +21,8 @@ class Workload:
 
     # The workload fields only this kind reads (its part of the schema); the rest are common.
     own_fields: ClassVar[tuple[str, ...]] = ()
+    # The server's slots (model.parallel), set by the job: agents beyond them evict each other's cache.
+    slots: Optional[int] = None
 
     def __init__(self, cfg: WorkloadConfig, concurrency: int):
         self.cfg = cfg
@@ -55,3 +57,7 @@ class Workload:
     def evaluate(self, records: list) -> list[dict]:
         """Per-task outcomes (quality checks) for result.json's `tasks`; none by default."""
         return []
+
+    def summary(self, records: list) -> dict:
+        """Workload-level figures merged into result.json's `workload` after evaluate (none by default)."""
+        return {}
