@@ -105,3 +105,61 @@ def test_diff_run_against_itself(sweep, tmp_path):
     for j in data["jobs"]:
         assert j["warnings"] == []
         assert all(m["change"] == "same" and m["beyond_noise"] is not True for m in j["metrics"])
+
+
+# Runs after the page's load event (every data: image decoded by then) and writes what the
+# browser rendered into the DOM, which --dump-dom prints: no driver or debugging port needed.
+PROBE = """<script>window.addEventListener('load', () => {
+  const imgs = [...document.images], tables = [...document.querySelectorAll('table')];
+  const r = {images: imgs.length, loaded: imgs.filter(i => i.complete && i.naturalWidth > 0).length,
+             widths: imgs.map(i => i.getBoundingClientRect().width),
+             rows: tables.map(t => t.rows.length), cells: tables.map(t => t.rows[0].cells.length),
+             heights: tables.map(t => t.getBoundingClientRect().height),
+             strong: document.querySelectorAll('li > strong').length};
+  const p = document.createElement('pre'); p.id = 'probe'; p.textContent = JSON.stringify(r);
+  document.body.appendChild(p);
+});</script>"""
+
+
+def _chromium():
+    import os
+
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed (.ci/run installs the Debian package)")
+        pytest.skip("no chromium (Debian package `chromium`)")
+    return exe
+
+
+def test_report_html_renders_in_headless_chromium(tmp_path):
+    """report.html of the handmade seed sweep, loaded in a real headless Chromium: every chart
+    decodes to an image with a size on the page, every table is laid out with the rows and
+    columns the Markdown has, and the findings' leads are rendered as <strong>."""
+    import re
+    import subprocess
+
+    from support.handmade_seed import seed_results
+
+    from benchrun.report import write_report
+
+    exe = _chromium()
+    root = seed_results(tmp_path / "seed")
+    w = write_report(root)
+    page = w.report_html.read_text()
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.replace("</body>", PROBE + "</body>"))
+    proc = subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                           f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000",
+                           "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=180)
+    m = re.search(r'<pre id="probe">(.*?)</pre>', proc.stdout, re.S)
+    assert m, (proc.returncode, proc.stderr[-2000:])
+    r = json.loads(m.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    assert r["images"] == len(w.charts) == 5 and r["loaded"] == 5, r
+    assert all(x > 200 for x in r["widths"]), r
+    md = w.report_md.read_text()
+    tables = [b for b in md.split("\n\n") if b.startswith("| ")]
+    assert r["rows"] == [len(t.splitlines()) - 1 for t in tables], r  # the |---| line is no row
+    assert r["cells"] == [t.splitlines()[0].count(" | ") + 1 for t in tables], r
+    assert all(h > 20 for h in r["heights"]), r
+    assert r["strong"] >= 5, r  # each finding's lead (and the Notes') in bold
