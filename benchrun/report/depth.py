@@ -13,7 +13,10 @@ from benchrun.report.data import Job
 
 
 def depth_of(j: Job) -> Optional[int]:
-    d = (j.result.get("workload") or {}).get("depth")
+    w = j.result.get("workload") or {}
+    if w.get("kind") not in (None, "depth"):
+        return None  # an agentic session's depth is its source, not a depth job's context
+    d = w.get("depth")
     return int(d) if isinstance(d, (int, float)) else None
 
 

@@ -248,10 +248,10 @@ class AgenticWorkload(Workload):
     def _conversation(self, inst: Instance, board: _Board, j: int = 0, repeat: int = 0) -> Conversation:
         agent = inst.agent
         slices, used = self._slices(j, inst), 0
-        # A session line opens each conversation: with the prompt cache on, an agent's first turn
+        # With the prompt cache on, a session line opens each conversation: an agent's first turn
         # must not find its prompt left in a slot by the same agent at an earlier level or repeat
         # (the server is reused); only the system prompt, as shared by real agents, may hit.
-        tag = f"[session {self.concurrency}.{repeat}.{inst.label}]\n\n"
+        tag = f"[session {self.concurrency}.{repeat}.{inst.label}]\n\n" if agent.turns[0].cache_prompt else ""
         try:
             if agent.needs:
                 yield board.wait(agent.needs)  # the engine awaits it; we resume once inputs are in
