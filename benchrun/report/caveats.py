@@ -4,7 +4,8 @@ code that ran unconfined or not at all; plus the per-task rows the Side Tasks ta
 read. Each line is (rank, blocks.Item); findings.key_findings ranks them with the wins."""
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from collections.abc import Iterable
+from typing import Optional
 
 from benchrun.measure.telemetry import BUSY_PCT
 from benchrun.report.blocks import Item

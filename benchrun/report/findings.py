@@ -8,7 +8,8 @@ where it applies ("at C1-C3 for both presets"). A difference is called a win onl
 noise (Group.verdict: the same Holm-adjusted verdicts as the Summary's Winner column)."""
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from collections.abc import Iterable
+from typing import Optional
 
 from benchrun.measure.catalogue import BY_KEY
 from benchrun.report.blocks import Item
