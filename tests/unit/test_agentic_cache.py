@@ -141,3 +141,18 @@ def test_the_report_table_shows_misses_and_the_sentence():
     assert any("agents outnumbered 2 slots" in getattr(b, "text", "") for b in out)
     one_turn = {**res, "workload": {"name": "x", "cache_turns": turn_table(rows[:1], 1, 2, True)}}
     assert blocks([Job(Path("0_tiny_c1"), one_turn)]) == []
+
+
+def test_cache_ram_reaches_both_backends_only_when_set(compose):
+    import json as _json
+    from pathlib import Path
+
+    from benchrun.servers.embedded import Embedded
+    from benchrun.servers.llama_server import llama_server_flags
+
+    off = compose(["model=tiny", "model.cache_ram_mib=0"]).model
+    default = compose(["model=tiny"]).model
+    assert [f.value for f in llama_server_flags(off, Path("m.gguf"), 1) if f.name == "--cache-ram"] == ["0"]
+    assert not [f for f in llama_server_flags(default, Path("m.gguf"), 1) if f.name == "--cache-ram"]
+    assert _json.loads(Embedded().command(off, Path("m.gguf"), 1)[-1])["cache_ram_mib"] == 0
+    assert _json.loads(Embedded().command(default, Path("m.gguf"), 1)[-1])["cache_ram_mib"] is None
