@@ -45,24 +45,34 @@ def pct_range(xs: list[float]) -> str:
 
 
 def quality(g: Group) -> list[tuple[int, Item]]:
-    """A failed quality gate ranks with the wins; presets passing everything share one line."""
-    out, clean = [], []
+    """A failed quality gate ranks with the wins; presets failing everything share one line, and
+    so do presets passing everything."""
+    out, clean, none = [], [], []
+    luck = (" — expected: it is a random-weight test model, so its output is noise. Its numbers "
+            "measure speed only, never quality.")
     for lab in g.labels:
         passed, judged = g.tally(lab)
         if not judged:
             continue
         rw = is_random_weights(g.job(lab, g.cmax).result)
-        luck = (" — expected: it is a random-weight test model, so its output is noise. Its numbers "
-                "measure speed only, never quality.")
         if passed == judged:
             clean.append((lab, judged))
         elif passed == 0:
-            out.append((2, Item(f"{lab} fails every quality check", f" ({passed}/{judged} at C{g.cmax})"
-                                + (luck if rw else "."))))
+            none.append((lab, judged, rw))
         else:
             out.append((2, Item(f"{lab} fails {judged - passed} of {judged} quality checks",
                                 f" at C{g.cmax} ({passed}/{judged} PASS)"
                                 + (" (Random-weight test model: any pass is luck, not quality.)" if rw else "."))))
+    if len(none) == 1:
+        lab, judged, rw = none[0]
+        out.insert(0, (2, Item(f"{lab} fails every quality check",
+                               f" (0/{judged} at C{g.cmax})" + (luck if rw else "."))))
+    elif none:
+        labs = " and ".join(lab for lab, _, _ in none)
+        counts = "/".join(dict.fromkeys(f"0/{n}" for _, n, _ in none))
+        why = (" — expected: random-weight test models, whose output is noise." if all(r for *_, r in none)
+               else ".")
+        out.insert(0, (2, Item(f"{labs} fail every quality check", f" ({counts} at C{g.cmax} each){why}")))
     if clean:
         if len(clean) == len(g.labels) > 1 and len({n for _, n in clean}) == 1:
             who = "Both presets pass" if len(clean) == 2 else f"All {len(clean)} presets pass"

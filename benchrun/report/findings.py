@@ -44,7 +44,8 @@ def key_findings(g: Group, leads: Iterable[str] = ()) -> tuple[list[Item], list[
     (the capacity search's answer), which rank first."""
     ranked: list[tuple[int, Item]] = [(0, Item("Capacity", ": " + s.replace("**", ""))) for s in leads]
     wins, said_ttft = _wins(g)
-    ranked += wins + _undecided(g, bool(wins)) + quality(g) + _scaling(g, said_ttft)
+    # With no speed or TTFT win, the line saying so leads; otherwise those gaps are notes.
+    ranked += wins + _undecided(g, any(r <= 2 for r, _ in wins)) + quality(g) + _scaling(g, said_ttft)
     ranked += [(2, i) for i in sandbox_findings(g)] + request_notes(g) + disturbed(g)
     ranked.sort(key=lambda r: r[0])  # stable: within a rank, the order above
     top = [i for r, i in ranked if r < NOTE][:MAX_FINDINGS]

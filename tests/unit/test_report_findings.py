@@ -66,3 +66,15 @@ def test_levels_and_presets_are_named_where_a_note_applies_only_there(tmp_path):
     assert levels_text([2], g) == "C2" and levels_text([1, 2], g) == "C1 and C2"
     assert where([("a", 1), ("b", 1), ("a", 2), ("b", 2), ("a", 3), ("b", 3)], g) == "at C1-C3 for both presets"
     assert where([("a", 1), ("b", 2), ("b", 3)], g) == "at C1 for a, at C2 and C3 for b"
+
+
+def test_presets_failing_every_check_share_one_line(tmp_path):
+    fail = {"agent": "S1", "title": "Docstring", "role": "side", "repeat": 0, "turns": 1, "latency_ms": 900.0,
+            "passed": False, "isolation": "bwrap",
+            "checks": [{"name": "has_docstrings", "passed": False, "reason": "no docstring found"}]}
+    for num, model in enumerate(("a", "b")):
+        make_job(tmp_path, num, model, 1, 100, 10, seed=num, tasks=[fail])
+    md = write_report(tmp_path, html=False, charts=False).report_md.read_text()
+    findings = md.split("## Key Findings", 1)[1].split("\n## ", 1)[0]
+    assert "- **a and b fail every quality check** (0/1 at C1 each)." in findings
+    assert findings.count("fail") == 1
