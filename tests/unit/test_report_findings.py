@@ -70,8 +70,8 @@ def test_levels_and_presets_are_named_where_a_note_applies_only_there(tmp_path):
 
 def test_presets_failing_every_check_share_one_line(tmp_path):
     fail = {"agent": "S1", "title": "Docstring", "role": "side", "repeat": 0, "turns": 1, "latency_ms": 900.0,
-            "passed": False, "isolation": "bwrap",
-            "checks": [{"name": "has_docstrings", "passed": False, "reason": "no docstring found"}]}
+            "ttft_ms": 50.0, "output_tokens": 100, "passed": False, "isolation": "bwrap",
+            "checks": [{"name": "has_docstrings", "passed": False, "reason": "no docstring found", "duration_ms": 3.0}]}
     for num, model in enumerate(("a", "b")):
         make_job(tmp_path, num, model, 1, 100, 10, seed=num, tasks=[fail])
     md = write_report(tmp_path, html=False, charts=False).report_md.read_text()
