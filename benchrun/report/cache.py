@@ -2,7 +2,8 @@
 and turn index the TTFT p50, mean prompt tokens, the share that came from llama.cpp's prompt cache
 (timings.cache_n / (cache_n + prompt_n)) and the later turns that missed it, then one plain
 sentence per job saying why (agents outnumbered slots, the prefix changed, cache_prompt off).
-Read from result.json's workload.cache_turns only (benchrun/workloads/agentic_cache.py writes it);
+Read from result.json's workload.cache_turns (benchrun/workloads/agentic_cache.py writes it; for
+interleaved rounds merged into one job, rebuilt from every round's tasks[].cache);
 a server that does not report cache_n reads "not reported", never 0."""
 from __future__ import annotations
 
@@ -12,7 +13,14 @@ from benchrun.report.data import Job
 
 def _table_of(j: Job) -> dict | None:
     t = (j.result.get("workload") or {}).get("cache_turns")
-    return t if j.ok and isinstance(t, dict) and t.get("turns") else None
+    if not (j.ok and isinstance(t, dict) and t.get("turns")):
+        return None
+    if j.parts:  # interleaved rounds merged into one job: its table is every round's turns, not the first's
+        from benchrun.workloads.agentic_cache import turn_table
+
+        rows = [r for task in j.result.get("tasks") or [] for r in task.get("cache") or []]
+        t = turn_table(rows, t.get("agents_in_flight") or 0, t.get("slots"), bool(t.get("cache_prompt")))
+    return t
 
 
 def _ms(v) -> str:

@@ -156,3 +156,21 @@ def test_cache_ram_reaches_both_backends_only_when_set(compose):
     assert not [f for f in llama_server_flags(default, Path("m.gguf"), 1) if f.name == "--cache-ram"]
     assert _json.loads(Embedded().command(off, Path("m.gguf"), 1)[-1])["cache_ram_mib"] == 0
     assert _json.loads(Embedded().command(default, Path("m.gguf"), 1)[-1])["cache_ram_mib"] is None
+
+
+def test_merged_rounds_report_every_rounds_turns():
+    from pathlib import Path
+
+    from benchrun.report.cache import blocks
+    from benchrun.report.data import Job
+
+    def res(turns):
+        rows = turn_rows([rec(1, 0, 400), rec(2, *turns)], ON, 4, 2)
+        return {"status": "ok", "model": {"name": "tiny"}, "concurrency": 4, "metrics": {}, "tasks": [{"cache": rows}],
+                "workload": {"name": "agentic_long", "cache_turns": turn_table(rows, 4, 2, True)}}
+
+    a, b = res((10, 500)), res((400, 10))  # round 1 missed turn 2, round 2 hit it
+    merged = {**a, "tasks": a["tasks"] + b["tasks"]}
+    job = Job(Path("0_tiny_c4"), merged, parts=[Job(Path("0"), a), Job(Path("1"), b)])
+    table = next(x for x in blocks([job]) if hasattr(x, "rows"))
+    assert any(r[3] == "2" and r[4] == "2" and r[-1] == "1 of 2" for r in table.rows), table.rows
