@@ -348,6 +348,8 @@ class AgenticWorkload(Workload):
         for inst in self.instances():
             a = inst.agent
             n = est(a.system) + PER_MSG if a.system else 0
+            if a.turns[0].cache_prompt:  # the session line (see _conversation), at its longest repeat number
+                n += est(f"[session {self.concurrency}.999.{inst.label}]\n\n")
             mine = 0
             budgets = Sources.budgets(len(self._source_files(a)), int(self.cfg.depth))
             for k, t in enumerate(a.turns, start=1):
