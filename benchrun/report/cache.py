@@ -43,7 +43,9 @@ def blocks(jobs: list[Job]) -> list[Block]:
             rows.append([j.model, level, f"{t.get('agents_in_flight')} / {slots}", str(r["turn"]), str(r["requests"]),
                          _ms(r.get("ttft_ms_p50")),
                          "-" if r.get("prompt_tokens_mean") is None else f"{r['prompt_tokens_mean']:,.0f}", share, misses])
-        notes.append(f"**{j.model} {level}** ({t.get('agents_in_flight')} agents, {slots} slots): {t.get('note', '')}")
+        n = t.get("agents_in_flight")
+        notes.append(f"**{j.model} {level}** ({n} agent{'' if n == 1 else 's'}, {slots} slot{'' if slots == '1' else 's'}): "
+                     f"{t.get('note', '')}")
     return [Heading(2, "Prompt cache per turn"), Para(
         "Each agent's turn k is sent with its whole history; with `cache_prompt` on, llama.cpp reuses the "
         "slot's KV cache for the part it already holds and prefills only the rest. Cache share = prompt tokens "
