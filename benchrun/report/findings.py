@@ -51,6 +51,10 @@ def key_findings(g: Group, leads: Iterable[str] = ()) -> tuple[list[Item], list[
     top = [i for r, i in ranked if r < NOTE][:MAX_FINDINGS]
     return top, [i for _, i in ranked if not any(i is t for t in top)]
 
+SHORT = {"decode_tok_s.hmean": "decode speed", "ttft_ms.p50": "TTFT p50", "wall_s": "total time",
+         "output_throughput_tok_s": "aggregate throughput", "memory.peak_mib": "peak memory",
+         "energy.tokens_per_joule": "tokens per joule"}
+
 
 def _levels_of(key: str, g: Group) -> list[int]:
     """Highest level first: the one a choice under load turns on."""
@@ -102,7 +106,8 @@ def _undecided(g: Group, any_win: bool) -> list[tuple[int, Item]]:
     """The axes with no winner, merged: level within noise / one run each cannot tell."""
     if len(g.labels) < 2:
         return []
-    level, unsure, busy = [], [], False
+    level, busy = [], False
+    unsure: dict[str, dict[str, list[int]]] = {}  # leader -> short metric name -> levels
     for keys, _, _ in WIN_LINES:
         for key in keys:
             for c in _levels_of(key, g):
@@ -111,7 +116,7 @@ def _undecided(g: Group, any_win: bool) -> list[tuple[int, Item]]:
                     continue
                 if v.cannot_tell:
                     busy |= v.delta.method == "disturbed"
-                    unsure.append(f"{M[key].label} at C{c} ({v.best} ahead, {_vals(g, key, c, v)})")
+                    unsure.setdefault(v.best, {}).setdefault(SHORT.get(key, M[key].label), []).append(c)
                 elif v.delta.change != "same":
                     level.append(f"{M[key].label} at C{c} ({_vals(g, key, c, v)})")
     rank = 1 if not any_win else NOTE
@@ -119,10 +124,12 @@ def _undecided(g: Group, any_win: bool) -> list[tuple[int, Item]]:
     out = []
     if level:
         out.append((rank, Item(who, "are level on " + ", ".join(level) + " (within noise).")))
-    if unsure:
+    if unsure:  # who is ahead where, briefly: the figures are in the Summary
         on = " on a busy machine" if busy else ""
+        ahead = "; ".join(f"{lab} on " + ", ".join(f"{k} ({', '.join(f'C{c}' for c in sorted(cs))})"
+                                                  for k, cs in per.items()) for lab, per in unsure.items())
         out.append((rank, Item("No winner", f": one run each{on} cannot tell these gaps from run-to-run noise "
-                                            "(run with repeats=N): " + "; ".join(unsure) + ".")))
+                                            f"(run with repeats=N). Ahead: {ahead}.")))
     return out
 
 

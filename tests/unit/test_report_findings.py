@@ -41,6 +41,8 @@ def test_repeated_notes_merge_into_one_line_each_and_findings_stay_few(tmp_path)
     # No preset wins on one busy run each: one line says so, with the gaps, not one line per axis.
     assert sum(ln.startswith("- **No winner**: one run each on a busy machine cannot tell") for ln in items) == 1
     assert "leads" not in findings
+    # a decodes faster (ITL 10 vs 11 ms) and has the lower TTFT (same draws): it is ahead, not a winner
+    assert "Ahead: a on decode speed (C1, C3)" in findings
     # Winner cells carry a marker; the reason is one footnote, said once.
     rows = table_after(md, "## Summary")[1:]
     cells = {r[-1] for r in rows if not r[0].startswith("Quality")}
