@@ -22,6 +22,8 @@ import json
 import os
 import resource
 import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 
@@ -34,10 +36,13 @@ from support import timedserver  # noqa: E402
 
 from benchrun.load.client import RequestSpec, make_session  # noqa: E402
 from benchrun.load.engine import Engine, LoadPlan, run_loop  # noqa: E402
+from benchrun.load.records import RecordWriter  # noqa: E402
+from benchrun.load.selfcheck import SelfCheck  # noqa: E402
 from benchrun.measure import metrics as M  # noqa: E402
 
 # Known timing per level: ITL is longer at 256 so the (Python) test server keeps up on 2 cores.
 DECODE_CPU: list[float] = []
+CLIENT: list[dict] = []  # benchrun's self-check per run, to show beside the figures
 TIMING = {1: (20.0, 10.0), 32: (20.0, 10.0), 256: (20.0, 25.0)}
 
 
@@ -59,6 +64,8 @@ def plan_bodies(c: int, tokens: int, tag: str) -> list[tuple[str, dict]]:
 
 
 def run_benchrun(url: str, bodies, c: int) -> dict[str, list[int]]:
+    """benchrun as a job runs it: records written to a requests.jsonl (a temp file) and the
+    client's self-check (load/selfcheck.py) running, so their CPU is counted too."""
     def conv(rid, body):
         yield RequestSpec(messages=body["messages"], max_tokens=body["max_tokens"],
                           body={k: body[k] for k in ("ttft_ms", "itl_ms", "rid", "timings_per_token")},
@@ -67,7 +74,7 @@ def run_benchrun(url: str, bodies, c: int) -> dict[str, list[int]]:
 
     async def go():
         async with make_session(60, {}) as session:
-            engine = Engine(session, url + "/v1/chat/completions")
+            engine = Engine(session, url + "/v1/chat/completions", on_record=writer.write)
             flush = engine._flush_deferred
 
             def timed_flush():  # the decoding done after the run, counted apart
@@ -76,10 +83,18 @@ def run_benchrun(url: str, bodies, c: int) -> dict[str, list[int]]:
                 DECODE_CPU.append(cpu_s() - c0)
 
             engine._flush_deferred = timed_flush
-            recs, _ = await engine.run([conv(rid, b) for rid, b in bodies], LoadPlan(concurrency=c))
+            check = SelfCheck()
+            recs, _ = await engine.run([conv(rid, b) for rid, b in bodies], LoadPlan(concurrency=c),
+                                       check=check)
+            CLIENT.append(check.summary())
             return recs
 
-    recs = run_loop(go())
+    with tempfile.TemporaryDirectory() as tmp:
+        writer = RecordWriter(Path(tmp) / "requests.jsonl")
+        try:
+            recs = run_loop(go())
+        finally:
+            writer.close()
     bad = [r.error for r in recs if not r.ok]
     if bad:
         raise SystemExit(f"benchrun client: {len(bad)} failed requests, e.g. {bad[0]}")
@@ -165,6 +180,14 @@ def main() -> None:
         b, m = by[("benchrun", 256)], by.get(("minimal", 256), {})
         print(f"c=256 CPU per token: benchrun {b['cpu_us_per_token']:.1f} us ({b['cpu_hot_us_per_token']:.1f} while "
               f"streaming), minimal client {m.get('cpu_us_per_token', float('nan')):.1f} us (target <= 20)")
+    for c in levels:
+        if ("benchrun", c) in by and ("minimal", c) in by:
+            b, m = by[("benchrun", c)], by[("minimal", c)]
+            print(f"c={c} total CPU per token, benchrun / minimal client: "
+                  f"{b['cpu_us_per_token'] / m['cpu_us_per_token']:.2f}x (target <= 1.10)")
+    for chk in CLIENT[-len(levels) * args.rounds:]:
+        if chk["saturated"]:
+            print(f"benchrun's self-check said saturated in one run: {chk['why']}")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(rows, fh, indent=2)

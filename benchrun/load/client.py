@@ -30,7 +30,7 @@ from benchrun.load.records import (
     USAGE,
     RequestRecord,
 )
-from benchrun.load.sse import iter_events
+from benchrun.load.sse import clean_events, iter_event_bytes
 
 
 @dataclass
@@ -224,42 +224,152 @@ async def send(session: aiohttp.ClientSession, url: str, body: bytes, rec: Reque
 
 def parse_stream(rec: RequestRecord, chunks: list[tuple[int, bytes]]) -> None:
     """Decode the stamped chunks into the record's events, text, usage, timings and the
-    tokens each event carried (event_tokens, when the server said)."""
+    tokens each event carried (event_tokens, when the server said).
+
+    Lean, since it runs once per request and its CPU is part of every token's cost
+    (benchmarks/client_overhead.py): each event goes straight to the C JSON scanner (no
+    json.loads wrapper), which must consume the whole event or it takes json.loads' path; and
+    llama.cpp's per-chunk `timings` object (most of each chunk's bytes, nine numbers) is cut
+    off before decoding when it is the flat last member of the event, as llama.cpp writes it:
+    only its predicted_n is read, and the last one is decoded whole as rec.timings. (A cut
+    timings object's other members are not checked for being valid JSON.)"""
     start = rec.start_ns
+    event_ns = rec.event_ns
     kinds: list[str] = []
     text: list[str] = []
     reasoning: list[str] = []
     by_timings: list[int] = []  # cumulative timings.predicted_n per event (-1: none)
     by_logprobs: list[int] = []  # logprobs.content entries per event
-    for ns, data in iter_events(chunks):
-        rec.event_ns.append(ns - start)
-        by_timings.append(-1)
+    pre = suf = None  # the content-event template: the bytes before and after its string
+    pre_n = suf_n = 0
+    clean = clean_events(chunks)
+    pairs = zip(*clean) if clean is not None else iter_event_bytes(chunks)
+    for ns, raw in pairs:
+        event_ns.append(ns - start)
         by_logprobs.append(0)
-        if data == "[DONE]":
+        if raw == b"[DONE]":
+            by_timings.append(-1)
             rec.done = True
             kinds.append(DONE)
             continue
-        if not data:  # an empty `data:` line: a keep-alive some proxies send
+        if not raw:  # an empty `data:` line: a keep-alive some proxies send
+            by_timings.append(-1)
             kinds.append(OTHER)
             continue
-        try:
-            ev = json.loads(data)
-        except ValueError:
-            kinds.append(ERROR)
-            rec.error = rec.error or f"malformed SSE event: {data[:120]!r}"
-            continue
+        data, n, seg = _cut_timings(raw)
+        # An event that is the last plain content event byte for byte but for its content
+        # string (one with no quote, backslash or invalid UTF-8 in it) is a content event of
+        # that string: no JSON decoding. The template is learnt from the last content event
+        # the decoder read (below); `created` changing every second merely makes it relearn.
+        if pre is not None and len(data) > pre_n + suf_n and data.startswith(pre) and data.endswith(suf):
+            mid = data[pre_n:len(data) - suf_n]
+            if b'"' not in mid and b"\\" not in mid:
+                try:
+                    content = mid.decode()
+                except UnicodeDecodeError:
+                    content = ""
+                if content:
+                    by_timings.append(n)
+                    text.append(content)
+                    kinds.append(CONTENT)
+                    if seg is not None:
+                        rec.timings = seg
+                    continue
+        ev = _scan(data)
+        if ev is _MALFORMED and seg is not None:
+            data, n, seg = raw, -1, None
+            ev = _scan(data)
+        by_timings.append(n)
+        if ev is _MALFORMED:
+            text_data = raw.decode("utf-8", "replace")
+            try:
+                ev = json.loads(text_data)  # what the scanner refused, e.g. leading whitespace
+            except ValueError:
+                kinds.append(ERROR)
+                rec.error = rec.error or f"malformed SSE event: {text_data[:120]!r}"
+                continue
+        # The usual token event, classified in line (the same answer _classify and _count give):
+        # one choice whose delta is a non-empty content string and nothing else, no finish
+        # reason, no usage, error, timings or logprobs left in the event.
+        if type(ev) is dict and len(ev) - ("object" in ev) - ("model" in ev) - ("id" in ev) - (
+                "created" in ev) - ("system_fingerprint" in ev) == 1:
+            choices = ev.get("choices")
+            if type(choices) is list and len(choices) == 1:
+                choice = choices[0]
+                if type(choice) is dict and choice.get("finish_reason") is None and choice.get("logprobs") is None:
+                    delta = choice.get("delta")
+                    if type(delta) is dict and len(delta) == 1:
+                        content = delta.get("content")
+                        if type(content) is str and content:
+                            text.append(content)
+                            kinds.append(CONTENT)
+                            if seg is not None:
+                                rec.timings = seg
+                            k = data.find(b'"content":"') + 11
+                            end = data.find(b'"', k)
+                            if k >= 11 and end > k and data[k:end] == content.encode():
+                                pre, suf = data[:k], data[end:]
+                                pre_n, suf_n = len(pre), len(suf)
+                            continue
         try:
             kinds.append(_classify(ev, rec, text, reasoning))
         except (AttributeError, TypeError, IndexError, KeyError):  # valid JSON, wrong shape
             kinds.append(ERROR)
-            rec.error = rec.error or f"unexpected SSE event: {data[:120]!r}"
+            rec.error = rec.error or f"unexpected SSE event: {raw[:120].decode('utf-8', 'replace')!r}"
         _count(ev, by_timings, by_logprobs)
+        if seg is not None:  # in stream order, so a later uncut timings object still wins
+            rec.timings = seg
+    if isinstance(rec.timings, bytes):
+        try:
+            rec.timings = json.loads(rec.timings)
+        except ValueError:
+            rec.timings = None
     rec.event_kinds = "".join(kinds)
     rec.text = "".join(text)
     rec.reasoning = "".join(reasoning)
     rec.event_tokens, rec.token_source = _event_tokens(rec.event_kinds, by_timings, by_logprobs)
     if rec.error is None and rec.status == 200 and not rec.done:
         rec.error = "stream ended without [DONE]" if chunks else "empty response body"
+
+
+_MALFORMED = object()  # _scan's "not one JSON value"
+_SCAN = json.JSONDecoder().scan_once  # the C scanner on CPython: one call per event, no wrapper
+_TIMINGS = b',"timings":{'
+
+
+def _scan(data: bytes):
+    """The one JSON value that is all of `data`, or _MALFORMED (also for what json.loads would
+    accept, such as surrounding whitespace: the caller then asks json.loads)."""
+    try:
+        text = data.decode()
+        ev, end = _SCAN(text, 0)
+    except (ValueError, StopIteration):  # UnicodeDecodeError, JSONDecodeError; StopIteration: no value
+        return _MALFORMED
+    return ev if end == len(text) else _MALFORMED
+
+
+def _cut_timings(data: bytes) -> tuple[bytes, int, bytes | None]:
+    """(event without its timings, timings.predicted_n or -1, the timings object's bytes or None).
+    Cut only when `"timings":{...}` is the event's last member, flat (no nested braces or
+    brackets, no escapes) and holds an integer predicted_n: its closing brace is then the
+    event's second-last byte. The byte sequence `,"timings":{` cannot lie inside a JSON string
+    (a quote there would be escaped, after a backslash, not a comma), so the cut never splits one."""
+    # Byte searches (each one C call), not a regex: this runs once per chunk.
+    i = data.rfind(_TIMINGS)
+    if i < 0 or not data.endswith(b"}}"):
+        return data, -1, None
+    seg = data[i + 11:-1]  # {...}
+    if seg.count(b"{") != 1 or seg.count(b"}") != 1 or b"[" in seg or b"\\" in seg:
+        return data, -1, None
+    j = seg.find(b'"predicted_n":')
+    if j < 0:
+        return data, -1, None
+    j += 14
+    e = seg.find(b",", j)
+    v = seg[j:e if e >= 0 else -1]
+    if not v.isdigit():
+        return data, -1, None
+    return data[:i] + b"}", int(v), seg
 
 
 def _count(ev: Any, by_timings: list, by_logprobs: list) -> None:

@@ -1,24 +1,50 @@
 """A small, total Server-Sent Events decoder over timestamped byte chunks.
 
 The hot loop only stamps and stores raw chunks; this runs after the stream ends. An event's
-time is the arrival time of the chunk that completed it (its terminating blank line)."""
+time is the arrival time of the chunk that completed it (its terminating blank line).
+iter_event_bytes yields each event's data as raw bytes (what client.parse_stream hands to the
+JSON decoder in one batch); iter_events the same decoded to text (invalid UTF-8 replaced)."""
 from __future__ import annotations
 
 from typing import Iterable, Iterator
 
 
-def _data_value(line: bytes) -> str | None:
+def _data_value(line: bytes) -> bytes | None:
     field, sep, value = line.partition(b":")
     if field != b"data" or not sep:
         return None  # comments (":..."), other fields, junk lines
-    return (value[1:] if value.startswith(b" ") else value).decode("utf-8", "replace")
+    return value[1:] if value.startswith(b" ") else value
 
 
 def iter_events(chunks: Iterable[tuple[int, bytes]]) -> Iterator[tuple[int, str]]:
+    """iter_event_bytes, each event's data decoded as UTF-8 (invalid bytes replaced)."""
+    for ns, data in iter_event_bytes(chunks):
+        yield ns, data.decode("utf-8", "replace")
+
+
+def clean_events(chunks: Iterable[tuple[int, bytes]]) -> tuple[list[int], list[bytes]] | None:
+    """The usual stream, fast: (ns per event, data per event) when every chunk is whole
+    `data: ...\\n\\n` events and nothing else (no other fields, comments, multi-line data or
+    \\r); else None, and iter_event_bytes (which reads anything) gives the same answer.
+    Per chunk it makes a few C calls and no Python-level work per event."""
+    stamps: list[int] = []
+    datas: list[bytes] = []
+    for ns, chunk in chunks:
+        if not (chunk.startswith(b"data: ") and chunk.endswith(b"\n\n")) or b"\r" in chunk:
+            return None
+        parts = chunk[6:-2].split(b"\n\ndata: ")
+        if chunk.count(b"\n") != 2 * len(parts):  # a line that is not one event's data line
+            return None
+        stamps.extend([ns] * len(parts))
+        datas.extend(parts)
+    return stamps, datas
+
+
+def iter_event_bytes(chunks: Iterable[tuple[int, bytes]]) -> Iterator[tuple[int, bytes]]:
     """Yield (ns, data) for each event. Line breaks are \\r\\n, \\n or \\r; multi-line data
     is joined with \\n. A stream cut without a final blank line still yields its last event."""
     buf = b""
-    data: list[str] = []
+    data: list[bytes] = []
     ns = 0
     skip_lf = False  # the last chunk ended in \r: a \n starting the next one belongs to it
     for ns, chunk in chunks:
@@ -34,7 +60,7 @@ def iter_events(chunks: Iterable[tuple[int, bytes]]) -> Iterator[tuple[int, str]
                     continue
                 lines = [v for line in part.split(b"\n") if line and (v := _data_value(line)) is not None]
                 if lines:
-                    yield ns, "\n".join(lines)
+                    yield ns, b"\n".join(lines)
             continue
         buf += chunk
         while True:
@@ -50,7 +76,7 @@ def iter_events(chunks: Iterable[tuple[int, bytes]]) -> Iterator[tuple[int, str]
             line, buf = buf[:end], buf[nxt:]
             if not line:
                 if data:
-                    yield ns, "\n".join(data)
+                    yield ns, b"\n".join(data)
                     data = []
             elif (value := _data_value(line)) is not None:
                 data.append(value)
@@ -59,4 +85,4 @@ def iter_events(chunks: Iterable[tuple[int, bytes]]) -> Iterator[tuple[int, str]
         if value is not None:
             data.append(value)
     if data:
-        yield ns, "\n".join(data)
+        yield ns, b"\n".join(data)

@@ -89,3 +89,75 @@ def test_null_error_field_and_empty_keepalive_are_not_failures():
     chunk = {**delta(content="A"), "error": None}
     r = _record([(110, ev(chunk)), (115, b"data:\n\n"), (120, b"data: [DONE]\n\n")])
     assert r.ok and r.event_kinds == "cod" and r.text == "A"
+
+
+# The fast paths of parse_stream (no JSON decoding of a chunk shaped like the last content chunk;
+# llama.cpp's flat per-chunk `timings` cut off before decoding): on compact, llama.cpp-ordered
+# chunks they must give exactly what decoding every event gives.
+
+def _llama(content=None, n=None, created=1, finish=None, delta_=None, **extra) -> bytes:
+    d = delta_ if delta_ is not None else {"content": content}
+    obj = {"choices": [{"finish_reason": finish, "index": 0, "delta": d}], "created": created,
+           "id": "chatcmpl-1", "model": "m", "system_fingerprint": "b1", "object": "chat.completion.chunk",
+           **extra}
+    if n is not None:
+        obj["timings"] = {"prompt_n": 8, "prompt_ms": 1.5, "predicted_n": n, "predicted_ms": n * 9.5,
+                          "predicted_per_second": 105.2}
+    return b"data: " + json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode() + b"\n\n"
+
+
+def _slow(chunks):
+    """The same stream with every event decoded: spaced JSON defeats both fast paths."""
+    out = []
+    for t, c in chunks:
+        parts = [p for p in c.split(b"\n\n") if p]
+        out.append((t, b"".join(b"data: " + (json.dumps(json.loads(p[6:])).encode() if p[6:] != b"[DONE]"
+                                              else p[6:]) + b"\n\n" for p in parts)))
+    return _record(out)
+
+
+def test_fast_paths_give_what_decoding_every_event_gives():
+    words = ["Hel", "lo", ' "quoted"', " back\\slash", " caf\u00e9", " \u4e16\u754c", "!"]
+    chunks = [(101, _llama(delta_={"role": "assistant", "content": None}, n=0))]
+    for i, w in enumerate(words):
+        # `created` ticks over mid-stream, as llama.cpp's does each second; two events share a chunk.
+        chunks.append((110 + i, _llama(w, n=i + 1, created=1 if i < 3 else 2)))
+    chunks[-1] = (chunks[-1][0], chunks[-1][1] + _llama(" end", n=len(words) + 1, created=2))
+    chunks.append((130, _llama(delta_={}, finish="stop", n=len(words) + 1)))
+    chunks.append((131, b'data: {"choices":[],"usage":{"completion_tokens":9},"timings":{"predicted_n":9,'
+                        b'"predicted_ms":85.5}}\n\n'))
+    chunks.append((132, b"data: [DONE]\n\n"))
+    fast, slow = _record(chunks), _slow(chunks)
+    assert fast.text == "".join(words) + " end" and fast.ok
+    for name in ("event_ns", "event_kinds", "text", "event_tokens", "token_source", "timings", "usage",
+                 "finish_reason", "done", "error"):
+        assert getattr(fast, name) == getattr(slow, name), name
+    assert fast.event_tokens == [0, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0] and fast.timings["predicted_ms"] == 85.5
+
+
+def test_a_chunk_that_only_looks_like_the_template_is_decoded():
+    """Same bytes around the content, but a different event: a finish reason, or a content
+    string that would end early. Each must be read as the decoder reads it."""
+    chunks = [(101, _llama("a", n=1)), (102, _llama("b", n=2)),
+              (103, _llama("c", n=3, finish="length")), (104, _llama('x","y', n=4)),
+              (105, b"data: [DONE]\n\n")]
+    fast, slow = _record(chunks), _slow(chunks)
+    assert fast.event_kinds == slow.event_kinds == "ccccd"
+    assert fast.finish_reason == "length" and fast.text == slow.text == 'abcx","y'
+
+
+def test_timings_that_are_not_flat_or_not_last_are_still_counted():
+    nested = (b'data: {"choices":[{"finish_reason":null,"index":0,"delta":{"content":"a"}}],'
+              b'"timings":{"predicted_n":1,"extra":{"k":1}}}\n\n')
+    not_last = (b'data: {"timings":{"predicted_n":2},"choices":[{"finish_reason":null,"index":0,'
+                b'"delta":{"content":"b"}}]}\n\n')
+    float_n = (b'data: {"choices":[{"finish_reason":null,"index":0,"delta":{"content":"c"}}],'
+               b'"timings":{"predicted_n":3.0}}\n\n')
+    r = _record([(101, nested), (102, not_last), (103, float_n), (104, b"data: [DONE]\n\n")])
+    assert r.event_kinds == "cccd" and r.text == "abc"
+    assert r.event_tokens == [1, 1, 0, 0] and r.token_source == "timings"
+    assert r.timings == {"predicted_n": 3.0}  # the last event's, decoded (not cut: not an int)
+    # A member after the timings object that ends in `}}` too: cutting there would lose it.
+    after = (b'data: {"choices":[],"timings":{"predicted_n":3,"x":1},"usage":{"completion_tokens":3}}\n\n')
+    u = _record([(101, after), (102, b"data: [DONE]\n\n")])
+    assert u.usage == {"completion_tokens": 3} and u.event_kinds == "ud"
