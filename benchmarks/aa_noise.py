@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchrun.analysis.calibration import calibrate, save  # noqa: E402
 from benchrun.analysis.diff import diff_dirs  # noqa: E402
-from benchrun.report.data import HEADLINE, load_jobs  # noqa: E402
+from benchrun.analysis.jobs import HEADLINE, load_jobs  # noqa: E402
 
 CV_KEYS = ("ttft_ms.p50", "ttft_ms.p90", "itl_ms.p50", "tpot_ms.mean", "e2e_ms.p50", "decode_tok_s.hmean",
            "decode_tok_s.mean", "output_throughput_tok_s", "wall_s")

@@ -281,7 +281,8 @@ def run_job(cfg: BenchConfig, job_dir: Path, pool: ServerPool, job_num: int, run
                 result.status, result.error = "interrupted", f"{interrupts.reason()}; first: {result.error}"
             if result.status != "ok" and result.repeat_metrics is None:
                 _partial_metrics(result, writer.measured)
-            telemetry.record_for_job(result, sampler, estimate, cfg.telemetry.enabled)
+            result.server["memory"], result.energy, result.telemetry = telemetry.for_job(
+                int(result.metrics.get("output_tokens") or 0), sampler, estimate, cfg.telemetry.enabled)
             if server is not None and result.status != "ok" and (server_failed or _broken(server)):
                 pool.close()  # dead, hung or interrupted: the next job gets a fresh server
             if server is not None:

@@ -30,8 +30,8 @@ from typing import Any, Optional
 from benchrun.analysis import noise
 from benchrun.analysis.noise import BUSY_KEY
 from benchrun.measure.catalogue import HEADLINE, PER_REQUEST_NAMES, RECIPROCAL
-from benchrun.report.compare import comparability
-from benchrun.report.data import ReportError, load_jobs
+from benchrun.analysis.compare import comparability
+from benchrun.analysis.jobs import ReportError, load_jobs
 from benchrun.results import atomic_write_text
 
 VERSION = 1

@@ -1,6 +1,6 @@
 """Compare two run or sweep dirs job by job: matched on (model, workload, concurrency), every
 headline metric with baseline, candidate, absolute and relative change, and whether the change
-is beyond noise (see report/compare.py for the method of each verdict, noise.py for the tests).
+is beyond noise (see analysis/compare.py for the method of each verdict, noise.py for the tests).
 Each verdict is its own test at a nominal 5% false-positive rate. Reads files only (the
 machine's noise calibration included, when there is one)."""
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any, Literal, Optional, Union
 
 from benchrun.analysis import capacity, noise
 from benchrun.measure.catalogue import BY_KEY, HEADLINE, Metric
-from benchrun.report.compare import Delta, comparability, compare, method_text
-from benchrun.report.data import Job, ReportError, load_jobs, metric
+from benchrun.analysis.compare import Delta, comparability, compare, method_text
+from benchrun.analysis.jobs import Job, ReportError, load_jobs, metric
 
 JobKey = tuple[str, str, int]  # (model, workload, concurrency)
 NoiseFile = Union[Path, None, Literal[False]]  # a calibration file; None: the machine's own; False: none

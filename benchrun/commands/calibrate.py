@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchrun.report.data import ReportError
+from benchrun.analysis.jobs import ReportError
 
 
 def _parser() -> argparse.ArgumentParser:

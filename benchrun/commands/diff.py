@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchrun.report.data import ReportError
+from benchrun.analysis.jobs import ReportError
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -22,7 +22,6 @@ from typing import Any, Optional
 
 from benchrun.config import BenchConfig
 from benchrun.measure.hardware import MIB, open_nvml
-from benchrun.results import JobResult
 
 
 def _try(fn, *args):
@@ -342,20 +341,21 @@ def start_for_job(cfg: BenchConfig, server: Any, job_dir: Path) -> Optional[Samp
         return None
 
 
-def record_for_job(result: JobResult, sampler: Optional[Sampler], estimate: Any, enabled: bool = True) -> None:
-    """Put server.memory, energy and telemetry of a stopped sampler (job.py stops it when the
-    load ends) into result. Never raises."""
+def for_job(output_tokens: int, sampler: Optional[Sampler], estimate: Any,
+            enabled: bool = True) -> tuple[dict[str, Any], Optional[dict[str, Any]], dict[str, Any]]:
+    """What job.py stores of a stopped sampler (job.py stops it when the load ends): server.memory
+    (with the fit estimate beside the reading), energy and telemetry. Never raises."""
+    mem: dict[str, Any] = {"kind": None, "peak_mib": None, "idle_mib": None}
     try:
         if sampler is None:
             s = disabled_summary("telemetry.enabled=false" if not enabled else "sampler not started")
         else:
-            s = sampler.summary(int(result.metrics.get("output_tokens") or 0))
-        mem = s["memory"] or {"kind": None, "peak_mib": None, "idle_mib": None}
+            s = sampler.summary(output_tokens)
+        mem = s["memory"] or mem
         if estimate is not None:
             mem["estimate_mib"] = estimate.total_mib
             mem["estimate"] = estimate.as_dict()
         mem.setdefault("estimate_mib", None)
-        result.server["memory"] = mem
-        result.energy, result.telemetry = s["energy"], s["telemetry"]
+        return mem, s["energy"], s["telemetry"]
     except Exception as e:  # noqa: BLE001
-        result.telemetry = {"enabled": enabled, "samples": 0, "notes": [f"telemetry failed: {e}"]}
+        return mem, None, {"enabled": enabled, "samples": 0, "notes": [f"telemetry failed: {e}"]}

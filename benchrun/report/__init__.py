@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchrun.report.data import ReportError, load_jobs
+from benchrun.analysis.jobs import ReportError, load_jobs
 from benchrun.results import atomic_write_text
 
 __all__ = ["ReportError", "Written", "write_report"]

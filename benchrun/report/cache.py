@@ -8,7 +8,7 @@ a server that does not report cache_n reads "not reported", never 0."""
 from __future__ import annotations
 
 from benchrun.report.blocks import Block, Heading, Para, Table
-from benchrun.report.data import Job
+from benchrun.analysis.jobs import Job
 
 
 def _table_of(j: Job) -> dict | None:

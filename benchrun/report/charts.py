@@ -19,7 +19,7 @@ from matplotlib.ticker import FuncFormatter
 from benchrun.measure.catalogue import BY_KEY
 from benchrun.report.chart_base import _color, _fig, _has_repeats, _save, _yerr, value_text  # noqa: F401 -- re-exported
 from benchrun.report.chart_tasks import latency_cdf, side_tasks
-from benchrun.report.data import Job
+from benchrun.analysis.jobs import Job
 from benchrun.report.view import Group, half_width
 
 M = BY_KEY

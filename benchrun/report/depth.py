@@ -9,7 +9,7 @@ from typing import Optional
 
 from benchrun.report.cache import blocks as cache_blocks
 from benchrun.report.blocks import Block, Heading, Image, Para, Table
-from benchrun.report.data import Job
+from benchrun.analysis.jobs import Job
 
 
 def depth_of(j: Job) -> Optional[int]:

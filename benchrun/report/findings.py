@@ -24,8 +24,8 @@ from benchrun.report.caveats import (  # noqa: F401 -- re-exported: markdown, ch
     task_rows,
     verdict,
 )
-from benchrun.report.compare import compare, method_text, ratio_text
-from benchrun.report.data import Job
+from benchrun.analysis.compare import compare, method_text, ratio_text
+from benchrun.analysis.jobs import Job
 from benchrun.report.view import Group, show
 
 M = BY_KEY

@@ -8,7 +8,7 @@ from typing import Optional
 
 from benchrun.checks.extract import extract_code, fenced_blocks
 from benchrun.report.blocks import Block, Code, Para
-from benchrun.report.data import Job
+from benchrun.analysis.jobs import Job
 from benchrun.report.view import Group
 
 MAX_LINES = 40  # a report is read, not scrolled: longer code is cut with a pointer to the record

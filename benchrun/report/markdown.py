@@ -9,7 +9,7 @@ from benchrun.measure.catalogue import BY_KEY
 from benchrun.report.blocks import Block, Bullets, Heading, Image, Para, Table
 from benchrun.report.capacity import blocks as capacity_blocks
 from benchrun.report.capacity import pick as capacity_pick
-from benchrun.report.data import Job
+from benchrun.analysis.jobs import Job
 from benchrun.report.depth import blocks as depth_blocks
 from benchrun.report.findings import CONTAINED, key_findings, sandbox_findings, task_rows, verdict
 from benchrun.report.generated import generated_code

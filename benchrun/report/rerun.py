@@ -6,7 +6,7 @@ import shlex
 from pathlib import Path
 
 from benchrun.report.blocks import Block, Bullets, Code, Heading, Para
-from benchrun.report.data import Job, is_random_weights
+from benchrun.analysis.jobs import Job, is_random_weights
 from benchrun.report.view import overrides_of
 from benchrun.results import UNREADABLE
 from benchrun.servers.registry import known_backend

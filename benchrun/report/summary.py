@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from benchrun.measure.catalogue import SUMMARY_STATS, Flag, with_flag
-from benchrun.report.data import Job, metric, task_tally, value_of
+from benchrun.analysis.jobs import Job, metric, task_tally, value_of
 from benchrun.report.view import spread
 from benchrun.results import atomic_write_text, find_results, load_result
 

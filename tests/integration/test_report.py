@@ -11,8 +11,8 @@ import pytest
 from support import output_dir_of, run_cli
 from support.handmade import footnote, png_size, table_after
 
-from benchrun.report.compare import disturbed
-from benchrun.report.data import load_jobs
+from benchrun.analysis.compare import disturbed
+from benchrun.analysis.jobs import load_jobs
 
 # 48 tokens a reply: decoding spans several reads even for a client starved by other work (a
 # reply read in one go has no decode rate, and the ratio below could not be checked).

@@ -130,7 +130,7 @@ def test_the_report_table_shows_misses_and_the_sentence():
     from pathlib import Path
 
     from benchrun.report.cache import blocks
-    from benchrun.report.data import Job
+    from benchrun.analysis.jobs import Job
 
     rows = turn_rows([rec(1, 0, 400), rec(2, 10, 500)], ON, 4, 2)
     res = {"status": "ok", "model": {"name": "tiny"}, "concurrency": 4, "metrics": {},
@@ -162,7 +162,7 @@ def test_merged_rounds_report_every_rounds_turns():
     from pathlib import Path
 
     from benchrun.report.cache import blocks
-    from benchrun.report.data import Job
+    from benchrun.analysis.jobs import Job
 
     def res(turns):
         rows = turn_rows([rec(1, 0, 400), rec(2, *turns)], ON, 4, 2)

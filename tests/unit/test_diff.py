@@ -51,7 +51,7 @@ def test_one_run_each_without_calibration_cannot_tell_20_percent(dirs):
     t = by_key(slow, 1)["ttft_ms.p50"]
     assert t.method == "floor+boot" and t.beyond_noise is None and t.change == "worse"
     assert t.floor > 0.3  # the assumed floor, stated on the Delta
-    from benchrun.report.compare import method_text
+    from benchrun.analysis.compare import method_text
 
     assert "assumed floor" in method_text(t)
 
@@ -68,7 +68,7 @@ def test_fail_on_a_metric_outside_the_headline_set_still_fires(dirs, capsys):
 
 
 def test_bootstrap_is_symmetric_and_copes_with_unequal_large_itl_sets():
-    from benchrun.report.compare import bootstrap_diff_ci
+    from benchrun.analysis.compare import bootstrap_diff_ci
 
     rng = np.random.default_rng(7)
     a, b = list(rng.normal(100, 10, 30)), list(rng.normal(106, 10, 30))

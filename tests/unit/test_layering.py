@@ -106,3 +106,29 @@ def test_no_import_cycles():
     assert "benchrun.measure.catalogue" in graph["benchrun.job"]  # the walk sees imports
     assert "benchrun.runner" in graph["hydra_plugins.benchrun_launcher.slurm_launcher"]  # and the plugins
     graphlib.TopologicalSorter(graph).prepare()  # raises CycleError naming the cycle
+
+
+def _package_of(mod: str, packages: set[str]) -> str:
+    """The deepest package a module lives in (a package's __init__ is its own package)."""
+    parts = mod.split(".")
+    while ".".join(parts) not in packages:
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def test_no_package_cycles():
+    """Packages depend one way too (report reads what analysis decided, never the reverse):
+    an edge between two packages, neither inside the other, for every import between their
+    modules. A package and its parent (benchrun.report -> benchrun.config) are not a cycle."""
+    import graphlib
+
+    packages = {mod for mod, pkg, _ in _all_modules() if pkg}
+    edges: dict[str, set[str]] = {}
+    for mod, deps in _graph().items():
+        a = _package_of(mod, packages)
+        for dep in deps:
+            b = _package_of(dep, packages)
+            if not (a == b or a.startswith(b + ".") or b.startswith(a + ".")):
+                edges.setdefault(a, set()).add(b)
+    assert "benchrun.measure" in edges["benchrun.report"]  # the walk sees packages
+    graphlib.TopologicalSorter(edges).prepare()  # raises CycleError naming the cycle

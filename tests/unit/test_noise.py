@@ -94,7 +94,7 @@ def test_request_bootstrap_alone_fails_an_a_a_test():
     """Why the bootstrap may not judge alone: two runs that differ by run-level drift only (every
     request of a run shifted by the same factor, 10% SD), each with 16 requests of small
     request-to-request spread: the request bootstrap calls most of them beyond noise."""
-    from benchrun.report.compare import bootstrap_diffs
+    from benchrun.analysis.compare import bootstrap_diffs
 
     rng = np.random.default_rng(5)
     fired = 0
@@ -130,7 +130,7 @@ def test_bootstrap_p_and_pooled_sd():
 def test_harmonic_mean_decode_cannot_explode():
     """One reply whose 64 tokens arrived in one read (TPOT ~0.00003 ms) beside 15 normal ones:
     the mean of per-request rates explodes, the summary's harmonic mean does not."""
-    from benchrun.report.data import value_of
+    from benchrun.analysis.jobs import value_of
 
     tpot = np.array([0.5] * 15 + [0.0000276])
     rates = 1000 / tpot

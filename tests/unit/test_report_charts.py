@@ -7,7 +7,7 @@ from support.handmade import make_job
 from support.handmade_seed import seed_results
 
 from benchrun.report.charts import CHARTS
-from benchrun.report.data import load_jobs
+from benchrun.analysis.jobs import load_jobs
 from benchrun.report.view import build_groups
 
 

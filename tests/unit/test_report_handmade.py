@@ -10,7 +10,7 @@ from support.handmade import footnote, make_job, png_size, table_after
 
 from benchrun.load.records import RecordWriter, RequestRecord
 from benchrun.report import write_report
-from benchrun.report.data import load_jobs
+from benchrun.analysis.jobs import load_jobs
 from benchrun.report.markdown import sweep_command
 
 
@@ -457,7 +457,7 @@ def test_a_metric_presets_differ_on_by_more_than_10x_is_points_on_a_log_axis(tmp
 def test_labels_read_recorded_settings_not_override_text(tmp_path):
     """A job that recorded job.settings is labelled from those values, however its override
     was spelled; an older one (overrides only) still gets the same label."""
-    from benchrun.report.data import Job, settings_of
+    from benchrun.analysis.jobs import Job, settings_of
     from benchrun.report.view import assign_labels
 
     def job(name, overrides, settings=None):

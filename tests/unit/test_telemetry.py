@@ -173,8 +173,5 @@ def test_a_broken_reading_never_fails(monkeypatch, tmp_path):
     s = Sampler(os.getpid(), tmp_path / "t.jsonl", interval_s=10.0).start()
     s.stop()
     assert "used_mib" not in read_lines(tmp_path / "t.jsonl")[0]["gpus"][0]
-    from benchrun.results import JobResult
-
-    result = JobResult(2, "ok", None, "r", {}, {}, {}, 1, 1, {}, {}, {}, {}, {"output_tokens": 0}, {})
-    telemetry.record_for_job(result, s, None)
-    assert result.server["memory"]["kind"] == "vram"  # per-process memory still read
+    memory, _, _ = telemetry.for_job(0, s, None)
+    assert memory["kind"] == "vram"  # per-process memory still read

@@ -12,7 +12,7 @@ from support.handmade import footnote, make_job, table_after
 
 from benchrun.analysis.diff import diff_dirs
 from benchrun.report import write_report
-from benchrun.report.data import load_jobs
+from benchrun.analysis.jobs import load_jobs
 
 
 def _as_round(job_dir: Path, r: int, rounds: int, mode: str = "interleaved", extra: dict | None = None) -> None:
