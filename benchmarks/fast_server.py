@@ -1,0 +1,250 @@
+"""A canned SSE chat server that is not the bottleneck, and the ceiling it lets one measure.
+(A benchmark tool, not a test.)
+
+The Python test servers (tests/support) cannot stream faster than benchrun reads, so they
+cannot show where the client tops out. This one is several processes (--procs, default: one
+per core) of a bare asyncio protocol on one SO_REUSEPORT port: the kernel spreads connections
+over them; each request gets prebuilt llama.cpp-shaped chunks (role, `max_tokens` content
+events with per-chunk `timings`, finish, usage, [DONE]) in HTTP/1.1 chunked encoding, paced by
+the body's `itl_ms` (0: each event written as soon as the last went out) after `ttft_ms`.
+No JSON is decoded per request beyond the body's three numbers; no HTTP feature beyond what
+aiohttp's client sends is understood.
+
+  uv run python benchmarks/fast_server.py serve [--port 8123] [--procs N]
+      serve until Ctrl-C (prints "ready http://127.0.0.1:PORT")
+  uv run python benchmarks/fast_server.py ceiling [--levels 64,256] [--tokens 256] [--itl-ms 0]
+      start the server, drive it with benchrun's engine at each concurrency and print the
+      streamed tokens/s, benchrun's CPU per token and its self-check (loop lag, CPU share,
+      saturated). On a machine with few cores the server's processes share them with the
+      client: read the figures as a floor for the client, and say how busy the machine was.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+_NUM = {k: re.compile(rb'"%s"\s*:\s*([0-9.]+)' % k.encode()) for k in ("max_tokens", "itl_ms", "ttft_ms")}
+_HEAD = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n"
+         b"Connection: keep-alive\r\n\r\n")
+
+
+def _chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def _event(obj: dict) -> bytes:
+    return _chunk(b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n")
+
+
+def _events(n: int) -> list[bytes]:
+    """The chunks of one n-token reply, llama.cpp's key order and per-chunk timings."""
+    base = {"created": 1, "id": "chatcmpl-fast", "model": "fast", "system_fingerprint": "b0",
+            "object": "chat.completion.chunk"}
+    out = [_event({"choices": [{"finish_reason": None, "index": 0,
+                                "delta": {"role": "assistant", "content": None}}], **base})]
+    for i in range(1, n + 1):
+        out.append(_event({"choices": [{"finish_reason": None, "index": 0, "delta": {"content": " tok"}}], **base,
+                           "timings": {"cache_n": 0, "prompt_n": 8, "prompt_ms": 1.2, "prompt_per_token_ms": 0.15,
+                                       "prompt_per_second": 6666.6, "predicted_n": i, "predicted_ms": i * 1.0,
+                                       "predicted_per_token_ms": 1.0, "predicted_per_second": 1000.0}}))
+    out.append(_event({"choices": [{"finish_reason": "length", "index": 0, "delta": {}}], **base}))
+    out.append(_event({"choices": [], **base, "usage": {"completion_tokens": n, "prompt_tokens": 8,
+                                                        "total_tokens": n + 8}, "timings": {"predicted_n": n}}))
+    out.append(_chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
+    return out
+
+
+class _Http(asyncio.Protocol):
+    cache: dict[int, list[bytes]] = {}
+
+    def connection_made(self, transport):
+        self.t = transport
+        self.buf = b""
+
+    def data_received(self, data):
+        self.buf += data
+        while True:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            m = re.search(rb"(?i)content-length:\s*(\d+)", self.buf[:end])
+            size = int(m.group(1)) if m else 0
+            if len(self.buf) < end + 4 + size:
+                return
+            body, self.buf = self.buf[end + 4:end + 4 + size], self.buf[end + 4 + size:]
+            self._answer(body)
+
+    def _answer(self, body: bytes):
+        def num(k, default):
+            m = _NUM[k].search(body)
+            return float(m.group(1)) if m else default
+
+        n = int(num("max_tokens", 16))
+        itl, ttft = num("itl_ms", 0.0) / 1e3, num("ttft_ms", 0.0) / 1e3
+        evs = self.cache.get(n) or self.cache.setdefault(n, _events(n))
+        self.t.write(_HEAD + evs[0])
+        if itl <= 0 and ttft <= 0:
+            asyncio.get_running_loop().create_task(self._burst(evs))
+        else:
+            asyncio.get_running_loop().create_task(self._paced(evs, ttft, itl))
+
+    async def _burst(self, evs):
+        # One write per event, yielding between them so they leave as separate segments
+        # (one big write would arrive as one chunk, which no real server sends).
+        for e in evs[1:]:
+            if self.t.is_closing():
+                return
+            self.t.write(e)
+            await asyncio.sleep(0)
+
+    async def _paced(self, evs, ttft, itl):
+        loop = asyncio.get_running_loop()
+        due = loop.time() + ttft
+        for i, e in enumerate(evs[1:]):
+            if i:
+                due += itl
+            delay = due - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if self.t.is_closing():
+                return
+            self.t.write(e)
+
+
+def _worker(port: int) -> None:
+    try:
+        import uvloop
+        uvloop.install()
+    except ImportError:
+        pass
+
+    async def main():
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(("127.0.0.1", port))
+        server = await asyncio.get_running_loop().create_server(_Http, sock=sock, backlog=4096)
+        print("ready", flush=True)
+        await server.serve_forever()
+
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+    asyncio.run(main())
+
+
+class Servers:
+    """`procs` worker processes on one port; a context manager that yields the base URL."""
+
+    def __init__(self, port: int, procs: int):
+        self.port, self.procs, self.children = port, procs, []
+
+    def __enter__(self) -> str:
+        for _ in range(self.procs):
+            p = subprocess.Popen([sys.executable, __file__, "_worker", str(self.port)],
+                                 stdout=subprocess.PIPE, text=True)
+            self.children.append(p)
+            if p.stdout.readline().strip() != "ready":
+                self.__exit__()
+                raise SystemExit("a server process did not start")
+        return f"http://127.0.0.1:{self.port}"
+
+    def __exit__(self, *exc) -> None:
+        for p in self.children:
+            p.terminate()
+        for p in self.children:
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ceiling(url: str, c: int, tokens: int, itl_ms: float, requests: int) -> dict:
+    sys.path.insert(0, os.path.dirname(HERE))
+    from benchrun.load.client import RequestSpec, make_session
+    from benchrun.load.engine import Engine, LoadPlan, run_loop
+    from benchrun.load.selfcheck import SelfCheck
+
+    def conv():
+        yield RequestSpec(messages=[{"role": "user", "content": "x"}], max_tokens=tokens,
+                          body={"itl_ms": itl_ms, "timings_per_token": True}, reply_needed=False)
+
+    out: dict = {}
+
+    async def go():
+        async with make_session(60, {}, reuse_connections=True) as session:
+            engine = Engine(session, url + "/v1/chat/completions")
+            check = SelfCheck()
+            r0 = resource.getrusage(resource.RUSAGE_SELF)
+            recs, wall = await engine.run([conv() for _ in range(requests)], LoadPlan(concurrency=c), check=check)
+            r1 = resource.getrusage(resource.RUSAGE_SELF)
+            out.update(recs=recs, wall=wall, check=check.summary(),
+                       cpu=(r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime))
+
+    run_loop(go())
+    bad = [r.error for r in out["recs"] if not r.ok]
+    toks = sum(sum(r.event_tokens or []) for r in out["recs"])
+    return {"c": c, "failed": len(bad), "first_error": bad[0] if bad else None, "tokens": toks,
+            "tok_s": toks / (out["wall"] / 1e9), "cpu_us_per_token": out["cpu"] / max(toks, 1) * 1e6,
+            "client": out["check"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("serve")
+    s.add_argument("--port", type=int, default=8123)
+    s.add_argument("--procs", type=int, default=os.cpu_count() or 1)
+    c = sub.add_parser("ceiling")
+    c.add_argument("--procs", type=int, default=os.cpu_count() or 1)
+    c.add_argument("--levels", default="64,256")
+    c.add_argument("--tokens", type=int, default=256)
+    c.add_argument("--itl-ms", type=float, default=0.0)
+    c.add_argument("--requests", type=int, default=0, help="per level (default: 2 x concurrency)")
+    w = sub.add_parser("_worker")
+    w.add_argument("port", type=int)
+    args = ap.parse_args()
+    if args.cmd == "_worker":
+        _worker(args.port)
+        return
+    if args.cmd == "serve":
+        with Servers(args.port, args.procs) as url:
+            print(f"ready {url} ({args.procs} processes)", flush=True)
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                pass
+        return
+    print(f"load average before: {os.getloadavg()[0]:.2f} (cores: {os.cpu_count()}); server processes: {args.procs}")
+    with Servers(_free_port(), args.procs) as url:
+        rows = [ceiling(url, lv, args.tokens, args.itl_ms, args.requests or 2 * lv)
+                for lv in (int(x) for x in args.levels.split(","))]
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    print(f"{'c':>5} {'tokens/s':>10} {'CPU us/tok':>11} {'lag p50':>8} {'p99':>7} {'max':>7} {'cpu%':>6}  saturated")
+    for r in rows:
+        lag, ck = r["client"]["loop_lag_ms"], r["client"]
+        print(f"{r['c']:>5} {r['tok_s']:>10.0f} {r['cpu_us_per_token']:>11.1f} {lag['p50'] or 0:>8.2f} "
+              f"{lag['p99'] or 0:>7.2f} {lag['max'] or 0:>7.2f} {ck['cpu_pct'] or 0:>6.0f}  {ck['saturated']}"
+              + (f"  ({r['failed']} failed: {r['first_error']})" if r["failed"] else ""))
+        if ck["why"]:
+            print(f"      why: {ck['why']}")
+
+
+if __name__ == "__main__":
+    main()
