@@ -28,11 +28,11 @@ from typing import Optional
 import numpy as np
 
 from benchrun.analysis import noise
+from benchrun.analysis.jobs import Job, ci_of, repeat_values
 from benchrun.analysis.noise import BUSY_KEY
 from benchrun.measure.catalogue import BY_NAME, PER_REQUEST_NAMES, Kind, Metric
 from benchrun.measure.stats import t975
 from benchrun.measure.telemetry import BUSY_PCT
-from benchrun.analysis.jobs import Job, ci_of, repeat_values
 
 N_BOOT = 1000
 MIN_SAMPLES = 5  # fewer per-request samples than this: no bootstrap

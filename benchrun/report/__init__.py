@@ -49,7 +49,6 @@ def write_report(root: Path, html: bool = True, charts: bool = True) -> Written:
         for i, g in enumerate(groups):
             made[g.workload] = all_charts(g, root_out / "charts", "" if i == 0 else f"_{_slug(g.workload)}")
     from benchrun.report.capacity import knee_chart, read_capacity
-
     from benchrun.report.charts import _save
     from benchrun.report.depth import chart as depth_chart
 

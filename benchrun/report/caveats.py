@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Optional
 
+from benchrun.analysis.jobs import Job, is_random_weights
 from benchrun.measure.telemetry import BUSY_PCT
 from benchrun.report.blocks import Item
-from benchrun.analysis.jobs import Job, is_random_weights
 from benchrun.report.view import Group
 
 NOTE = 99  # rank of a line that only ever goes to the Notes

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Optional
 
-from benchrun.report.cache import blocks as cache_blocks
-from benchrun.report.blocks import Block, Heading, Image, Para, Table
 from benchrun.analysis.jobs import Job
+from benchrun.report.blocks import Block, Heading, Image, Para, Table
+from benchrun.report.cache import blocks as cache_blocks
 
 
 def depth_of(j: Job) -> Optional[int]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Optional
 
+from benchrun.analysis.compare import compare, method_text, ratio_text
+from benchrun.analysis.jobs import Job
 from benchrun.measure.catalogue import BY_KEY
 from benchrun.report.blocks import Item
 from benchrun.report.caveats import (  # noqa: F401 -- re-exported: markdown, charts and tests read them here
@@ -24,8 +26,6 @@ from benchrun.report.caveats import (  # noqa: F401 -- re-exported: markdown, ch
     task_rows,
     verdict,
 )
-from benchrun.analysis.compare import compare, method_text, ratio_text
-from benchrun.analysis.jobs import Job
 from benchrun.report.view import Group, show
 
 M = BY_KEY

@@ -3,8 +3,8 @@ when another is still the better pick. A win is a Group.verdict that is beyond n
 Holm-adjusted verdicts as the Summary's Winner column and Key Findings -- so the three agree."""
 from __future__ import annotations
 
-from benchrun.measure.catalogue import BY_KEY
 from benchrun.analysis.jobs import is_random_weights
+from benchrun.measure.catalogue import BY_KEY
 from benchrun.report.view import Group, Verdict, show
 
 M = BY_KEY

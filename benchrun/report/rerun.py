@@ -5,8 +5,8 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from benchrun.report.blocks import Block, Bullets, Code, Heading, Para
 from benchrun.analysis.jobs import Job, is_random_weights
+from benchrun.report.blocks import Block, Bullets, Code, Heading, Para
 from benchrun.report.view import overrides_of
 from benchrun.results import UNREADABLE
 from benchrun.servers.registry import known_backend

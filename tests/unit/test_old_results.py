@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from benchrun.analysis.diff import diff_dirs
-from benchrun.report import write_report
 from benchrun.analysis.jobs import load_jobs, merge_rounds
+from benchrun.report import write_report
 from benchrun.report.summary import write_summary
 
 V1 = Path(__file__).parent.parent / "support" / "data" / "v1_sweep"

@@ -17,8 +17,8 @@ def test_the_real_presets_pin_the_issues_files():
 
 
 def test_the_report_says_a_packaged_model_comes_from_its_package(tmp_path):
-    from benchrun.report.blocks import Bullets
     from benchrun.analysis.jobs import Job
+    from benchrun.report.blocks import Bullets
     from benchrun.report.markdown import prerequisites
 
     result = {"status": "ok", "model": {"name": "smollm2", "path": "/c/SmolLM2-135M-Instruct.Q4_1.gguf",

@@ -6,8 +6,8 @@ import numpy as np
 from support.handmade import make_job
 from support.handmade_seed import seed_results
 
-from benchrun.report.charts import CHARTS
 from benchrun.analysis.jobs import load_jobs
+from benchrun.report.charts import CHARTS
 from benchrun.report.view import build_groups
 
 
