@@ -3,8 +3,10 @@
 llama.cpp gives each slot `ctx_size / parallel` tokens of KV cache unless the cache is unified
 (`--kv-unified`: every sequence may use the whole `ctx_size`, and the running ones share it,
 so there the requests in flight together must fit `ctx_size`); llama.cpp may pad the per-slot
-figure up to a multiple of 256, so the floor used here is a lower bound. A request whose prompt plus reply outgrows its slot fails with HTTP 400
-`exceed_context_size_error`, usually late in a conversation whose history accumulated.
+figure up to a multiple of 256, so the floor used here is a lower bound. llama-server also caps a
+slot at the model's training context (`<arch>.context_length` in the GGUF header): a bigger
+ctx_size buys nothing past it. A request whose prompt plus reply outgrows its slot fails with
+HTTP 400 `exceed_context_size_error`, usually late in a conversation whose history accumulated.
 
 Each workload states its worst case (`Workload.context_need`): the largest prompt plus
 max_tokens any of its requests can reach at this concurrency, i.e. for an agent's last turn the
@@ -71,38 +73,67 @@ class ContextNeed:
                 "concurrent_need_tokens": self.concurrent_tokens or self.tokens}
 
 
-def per_slot(m: Any) -> Optional[int]:
-    """Tokens one request may use on preset m, or None when unknown (a server whose context the
-    preset does not set, ctx 0 = the model's own length)."""
+def train_context(m: Any, path: Optional[Path] = None) -> Optional[int]:
+    """The model's training context from its GGUF header (llama-server's cap on a slot), or None
+    when the file is not there yet or does not say. Reads only the header."""
+    path = path or (Path(str(m.path)).expanduser() if m.path else None)
+    if path is None or not path.is_file():
+        return None
+    from benchrun.preflight.fit import read_gguf_facts
+
+    try:
+        return read_gguf_facts(path).context_length or None
+    except (ValueError, OSError, KeyError):  # an unreadable header: the fit check says so
+        return None
+
+
+def _slot(m: Any) -> int:
+    return int(m.ctx_size) if m.kv_unified else int(m.ctx_size) // max(1, int(m.parallel))
+
+
+def per_slot(m: Any, path: Optional[Path] = None) -> Optional[int]:
+    """Tokens one request may use on preset m (capped at the model's training context where its
+    GGUF is at hand), or None when unknown (a server whose context the preset does not set,
+    ctx 0 = the model's own length)."""
     from benchrun.servers.registry import backend_for
 
     if not m.ctx_size or not backend_for(m.backend).sets_context(m):
         return None
-    return int(m.ctx_size) if m.kv_unified else int(m.ctx_size) // max(1, int(m.parallel))
+    train = train_context(m, path)
+    return min(_slot(m), train) if train else _slot(m)
 
 
-def _fits(m: Any, need: ContextNeed, unified: bool) -> bool:
+def _fits(m: Any, need: ContextNeed, unified: bool, path: Optional[Path] = None) -> bool:
+    train = train_context(m, path)
+    if train and need.tokens > train:
+        return False
     if unified:  # one pool: everything in flight at once must fit it
         return (need.concurrent_tokens or need.tokens) <= int(m.ctx_size)
     return need.tokens <= int(m.ctx_size) // max(1, int(m.parallel))
 
 
-def describe(cfg: BenchConfig, need: Optional[ContextNeed]) -> Optional[dict]:
+def describe(cfg: BenchConfig, need: Optional[ContextNeed], path: Optional[Path] = None) -> Optional[dict]:
     """What result.json's workload.context records: need, per-slot context and the verdict."""
     if need is None:
         return None
-    slot = per_slot(cfg.model)
+    slot = per_slot(cfg.model, path)
     return {**need.as_dict(), "per_slot_tokens": slot, "kv_unified": bool(cfg.model.kv_unified),
-            "fits": None if slot is None else _fits(cfg.model, need, bool(cfg.model.kv_unified))}
+            "fits": None if slot is None else _fits(cfg.model, need, bool(cfg.model.kv_unified), path)}
 
 
-def check(cfg: BenchConfig, need: Optional[ContextNeed]) -> None:
+def check(cfg: BenchConfig, need: Optional[ContextNeed], path: Optional[Path] = None) -> None:
     """Raise ValueError (one line) when the workload's worst case outgrows its context."""
     m = cfg.model
-    if need is None or per_slot(m) is None or not cfg.context_check or _fits(m, need, bool(m.kv_unified)):
+    if need is None or per_slot(m, path) is None or not cfg.context_check or _fits(m, need, bool(m.kv_unified), path):
         return
     about = "about " if need.estimated else ""
     est = ", estimated" if need.estimated else ""
+    train = train_context(m, path)
+    if train and need.tokens > train:
+        raise ValueError(f"workload {cfg.workload.name!r} needs {about}{need.tokens} tokens of context for its "
+                         f"largest request ({need.what}{est}) but model {m.name!r} was trained for {train} and "
+                         f"llama-server caps each slot there, whatever ctx_size is; set a lower workload.depth "
+                         f"or workload.max_tokens_cap, or context_check=false to run anyway")
     if m.kv_unified:
         what = (f"needs {about}{need.concurrent_tokens} tokens of context for the requests it can have in "
                 f"flight together (the largest: {need.tokens}, {need.what}{est}) but preset {m.name!r} "

@@ -84,3 +84,21 @@ def test_a_depth_that_cannot_fit_a_slot_is_refused_with_both_numbers_and_the_fix
     assert err is not None and "needs 16448 tokens" in err and "gives each slot 4096" in err, err
     assert "model.ctx_size=" in err
     assert _context_error(compose, ["model=smollm2", "workload=depth", "workload.depth=2048"]) is None
+
+
+def test_a_slot_is_capped_at_the_models_training_context(compose):
+    """llama-server caps each slot at the GGUF's context_length (tiny: 4096): a depth past it is
+    refused before launch, however large ctx_size is, and the fix does not say "raise ctx_size"."""
+    from benchrun.provision.tinymodel import ensure_tiny_model
+
+    path = ensure_tiny_model("tiny")
+    cfg = compose(["model=tiny", "model.parallel=1", "model.ctx_size=32768", "workload=depth"])
+    assert context.train_context(cfg.model, path) == 4096
+    need = context.ContextNeed(tokens=16_400, what="depth 16384", estimated=False)
+    d = context.describe(cfg, need, path)
+    assert d["per_slot_tokens"] == 4096 and d["fits"] is False
+    with pytest.raises(ValueError, match=r"needs 16400 tokens .* trained for 4096 .* caps each slot") as e:
+        context.check(cfg, need, path)
+    assert "ctx_size=" not in str(e.value)
+    context.check(cfg, context.ContextNeed(tokens=4000, what="depth 3900", estimated=False), path)  # fits
+    assert context.per_slot(cfg.model) == 32768  # without the file at hand: ctx_size / parallel
