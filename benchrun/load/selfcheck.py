@@ -3,7 +3,7 @@
 Contract: a SelfCheck is resumed by Engine.run while its streams are live and paused before the
 post-stream decoding (which runs with no stream live, so its CPU and its blocking of the loop
 cannot delay a timestamp). While resumed it keeps
-  - the event loop's wake-up lag: a task sleeps PERIOD_S over and over and notes how late each
+  - the event loop's wake-up lag: a timer set PERIOD_S ahead, over and over, notes how late each
     wake-up came. Every timestamp benchrun takes is taken by code on this loop, so a wake-up
     that is late by L ms means any chunk arriving then was stamped up to L ms late too;
   - the CPU share of benchrun's process (time.process_time over wall time, 100 = one core).
@@ -17,6 +17,7 @@ Costs PERIOD_S's wake-ups (20/s, a few microseconds each) and nothing per chunk.
 from __future__ import annotations
 
 import asyncio
+import random
 from array import array
 from time import perf_counter_ns, process_time
 
@@ -38,28 +39,36 @@ class SelfCheck:
         self.lags_ns = array("q")  # lateness of each wake-up; array: 8 bytes a sample for long jobs
         self.cpu_s = 0.0
         self.wall_ns = 0
-        self._task: asyncio.Task | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop = None
+        self._due = self._period_ns = 0
+        self._rng = random.Random(0)
         self._c0 = 0.0
         self._t0 = 0
 
-    async def _probe(self) -> None:
-        period_ns = int(self.period_s * 1e9)
-        append = self.lags_ns.append
-        while True:
-            due = perf_counter_ns() + period_ns
-            await asyncio.sleep(self.period_s)
-            append(max(0, perf_counter_ns() - due))
+    # A plain timer callback, not a sleeping task: no future or task step per wake-up. Each
+    # wait is drawn from 0.5-1.5 periods: a fixed period can lock in phase with periodic work
+    # on the loop (wake just as each busy stretch ends) and never see it.
+    def _tick(self) -> None:
+        now = perf_counter_ns()
+        self.lags_ns.append(max(0, now - self._due))
+        wait = self.period_s * (0.5 + self._rng.random())
+        self._due = now + int(wait * 1e9)
+        self._timer = self._loop.call_later(wait, self._tick)
 
     def resume(self) -> None:
         """Start (or go on) measuring; call on the running loop."""
-        if self._task is None:
+        if self._timer is None:
+            self._loop = asyncio.get_running_loop()
             self._c0, self._t0 = process_time(), perf_counter_ns()
-            self._task = asyncio.get_running_loop().create_task(self._probe())
+            self._period_ns = int(self.period_s * 1e9)
+            self._due = self._t0 + self._period_ns
+            self._timer = self._loop.call_later(self.period_s, self._tick)
 
     def pause(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
             self.cpu_s += process_time() - self._c0
             self.wall_ns += perf_counter_ns() - self._t0
 
