@@ -394,9 +394,13 @@ def _event_tokens(kinds: str, by_timings: list, by_logprobs: list) -> tuple[Opti
     token_idx = [i for i, k in enumerate(kinds) if k in TOKEN_KINDS]
     if any(by_timings[i] >= 0 for i in token_idx):
         out, last = [], 0
-        for n in by_timings:
-            out.append(max(0, n - last) if n >= 0 else 0)
-            last = max(last, n)
+        append = out.append
+        for n in by_timings:  # plain comparisons, not max(): this runs once per event
+            if n > last:
+                append(n - last)
+                last = n
+            else:
+                append(0)
         return out, "timings"
     if any(by_logprobs[i] for i in token_idx):
         return list(by_logprobs), "logprobs"
