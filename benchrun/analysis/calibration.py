@@ -109,8 +109,7 @@ def calibrate(dirs: list[Path]) -> dict[str, Any]:
                     e[mk] = {"run_sd": sd, "df": df}
             per_job[job_id(k[0], k[2])] = e
         reps = runs[0][wkeys[0]].repeats
-        busy = [((r[k].result.get("telemetry") or {}).get("cpu") or {}).get("other_pct") for r in runs for k in wkeys]
-        busy_pct = [float(b) for b in busy if isinstance(b, (int, float))]
+        busy_pct = [b for b in (r[k].facts.cpu.other_pct for r in runs for k in wkeys) if b is not None]
         # How busy the box was while the calibration runs were measured: runs at most this busy
         # are judged by it (compare.py); busier ones were not represented, so cannot be told.
         workloads[wl] = {"repeats": reps, "runs": len(runs), "other_cpu_pct_max": max(busy_pct) if busy_pct else None,

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from benchrun.config import SearchConfig
+from benchrun.results.parts import read_parts
 
 
 @dataclass
@@ -45,18 +46,15 @@ class Probe:
     error: Optional[str] = None
 
 
-def _p90(metrics: dict[str, Any], key: str) -> Optional[float]:
-    return (metrics.get(key) or {}).get("p90")
-
-
 def probe_of(result: dict[str, Any], level: float, job: str, parallel: Optional[int], variable: str) -> Probe:
     """A probe from its job's result.json (a failed job too: it is a probe that failed)."""
-    metrics, good = result.get("metrics") or {}, result.get("goodput") or {}
+    p = read_parts(result)
+    metrics, good = p.metrics, p.goodput
     return Probe(level=level, job=job, status=result.get("status", "failed"),
                  requests=int(good.get("requests") or 0), good=int(good.get("requests_good") or 0),
-                 missed=dict(good.get("missed") or {}), ttft_p90_ms=_p90(metrics, "ttft_ms"),
-                 tpot_p90_ms=_p90(metrics, "tpot_ms"), e2e_p90_ms=_p90(metrics, "e2e_ms"),
-                 queue_p90_ms=_p90(metrics, "queue_ms"),
+                 missed=dict(good.get("missed") or {}), ttft_p90_ms=p.metric("ttft_ms", "p90"),
+                 tpot_p90_ms=p.metric("tpot_ms", "p90"), e2e_p90_ms=p.metric("e2e_ms", "p90"),
+                 queue_p90_ms=p.metric("queue_ms", "p90"),
                  throughput_tok_s=metrics.get("output_throughput_tok_s"),
                  request_rps=metrics.get("request_throughput_rps"), wall_s=float(metrics.get("wall_s_total") or 0.0),
                  queueing=variable == "concurrency" and parallel is not None and level > parallel,

@@ -148,7 +148,7 @@ def _n_samples(samples: list, clustered: bool) -> int:
 def _stored_welch(base: Job, cand: Job, key: str) -> Optional[noise.Test]:
     """Welch's test from stored repeats_ci95 (mean, 95% t half-width, n) when the per-repeat
     values are gone: the half-width gives back the repeats' SD."""
-    ca, cb = (base.result.get("repeats_ci95") or {}).get(key), (cand.result.get("repeats_ci95") or {}).get(key)
+    ca, cb = base.facts.ci(key), cand.facts.ci(key)
     if not (ca and cb and ci_of(base.result, key) and ci_of(cand.result, key)):
         return None
 
@@ -218,9 +218,8 @@ def disturbed(job: Job, calibration: Optional[dict] = None) -> bool:
     more than during any run of the calibration (if one applies): on the shared 2-core VM
     identical jobs then differed by up to 3x, so one such run cannot be judged against a
     run-to-run floor measured or assumed for a quieter machine."""
-    cpu = (job.result.get("telemetry") or {}).get("cpu") or {}
     limit = max(BUSY_PCT, float((calibration or {}).get(BUSY_KEY) or 0))
-    return (cpu.get("other_pct") or 0) >= limit
+    return (job.facts.cpu.other_pct or 0) >= limit
 
 
 def _bootstrap_p(base: Job, cand: Job, m: Metric, seed: int) -> Optional[float]:

@@ -29,6 +29,7 @@ from benchrun.measure.catalogue import (  # noqa: F401
     value,
 )
 from benchrun.results import find_results, load_result
+from benchrun.results.parts import Parts, read_parts
 
 
 class ReportError(Exception):
@@ -67,7 +68,7 @@ def repeat_values(res: dict, key: str) -> list[float]:
 
 def ci_of(res: dict, key: str) -> Optional[tuple[float, float]]:
     """95% CI across repeats: repeats_ci95 when the run stored it (n >= 2), else None."""
-    ci = (res.get("repeats_ci95") or {}).get(key)
+    ci = read_parts(res).ci(key)
     if ci and (ci.get("n") or 0) >= 2 and ci.get("low") is not None and ci.get("high") is not None:
         return float(ci["low"]), float(ci["high"])
     return None
@@ -99,6 +100,11 @@ class Job:
     @property
     def key(self) -> tuple:
         return (self.model, self.workload, self.concurrency)
+
+    @cached_property
+    def facts(self) -> Parts:
+        """result.json's typed parts (results/parts.py): read them here, not through dict chains."""
+        return read_parts(self.result)
 
     @property
     def repeats(self) -> int:
@@ -144,16 +150,16 @@ def settings_of(res: dict) -> dict[str, str]:
     """What the job's command line set, key -> value as text ("model.parallel" -> "2"): result.json
     job.settings, recorded at run time. Results written before it (schema_version 1) only have
     the override strings, which are read instead."""
-    job = res.get("job") or {}
-    if "settings" in job:
-        return {k: v if isinstance(v, str) else json.dumps(v) for k, v in (job["settings"] or {}).items()}
-    return dict(split_override(str(o)) for o in job.get("overrides") or [])
+    job = read_parts(res).job
+    if job.settings is not None:
+        return {k: v if isinstance(v, str) else json.dumps(v) for k, v in job.settings.items()}
+    return dict(split_override(o) for o in job.overrides)
 
 
 def round_of(res: dict) -> Optional[int]:
     """The round of an interleaved sweep this job is (result.json `order`), else None."""
-    o = res.get("order") or {}
-    return o.get("round") if (o.get("rounds") or 1) > 1 else None
+    o = read_parts(res).order
+    return o.round if o.rounds > 1 else None
 
 
 def merge_rounds(jobs: list[Job]) -> list[Job]:
@@ -197,11 +203,10 @@ def _merged(parts: list[Job], repeats_ci95) -> Job:
     if recs and all((j.dir / "requests.jsonl").is_file() for j in parts):
         wall_ns = int(sum((rm.get("wall_s") or 0) for rm in reps) * 1e9)
         res["metrics"] = compute_metrics(recs, wall_ns, len(reps))  # one definition: as for back-to-back repeats
-    peaks = [((j.result.get("server") or {}).get("memory") or {}).get("peak_mib") for j in parts]
-    peaks = [x for x in peaks if isinstance(x, (int, float))]
+    peaks = [x for x in (j.facts.memory.peak_mib for j in parts) if x is not None]
     if peaks:
-        res["server"] = {**(res.get("server") or {}),
-                         "memory": {**((res.get("server") or {}).get("memory") or {}), "peak_mib": max(peaks)}}
+        server = dict(res.get("server") or {})
+        res["server"] = {**server, "memory": {**dict(server.get("memory") or {}), "peak_mib": max(peaks)}}
     return job
 
 
@@ -210,5 +215,5 @@ TINY_FILE = re.compile(r"^tiny(_\w+)?-[0-9a-f]{6,}\.gguf$")
 
 def is_random_weights(res: dict) -> bool:
     """benchrun's own generated test models (random weights): their output is noise."""
-    path = (res.get("model") or {}).get("path") or ""
-    return bool(TINY_FILE.match(Path(path).name)) or (res.get("model") or {}).get("random_weights") is True
+    model = read_parts(res).model
+    return bool(TINY_FILE.match(Path(model.path).name)) or model.random_weights
