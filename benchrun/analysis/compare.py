@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import asdict, dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -40,11 +40,11 @@ MIN_SAMPLES = 5  # fewer per-request samples than this: no bootstrap
 
 def _stat(x: np.ndarray, stat: str, axis: int = -1) -> np.ndarray:
     if stat == "hmean":  # of a rate: 1 / mean(1 / rate) -- one near-zero interval cannot swing it
-        return 1.0 / (1.0 / x).mean(axis=axis)
+        return np.asarray(1.0 / (1.0 / x).mean(axis=axis))
     if stat == "mean":
-        return x.mean(axis=axis)
+        return np.asarray(x.mean(axis=axis))
     if stat.startswith("p"):
-        return np.percentile(x, float(stat[1:]), axis=axis)
+        return np.asarray(np.percentile(x, float(stat[1:]), axis=axis))
     raise ValueError(stat)
 
 
@@ -57,7 +57,7 @@ def _rng(seed: int, *parts: np.ndarray) -> np.random.Generator:
     return np.random.default_rng([seed, h])
 
 
-def bootstrap_diff_ci(a: list, b: list, stat: str, seed: int = 0, n_boot: int = N_BOOT,
+def bootstrap_diff_ci(a: list[Any], b: list[Any], stat: str, seed: int = 0, n_boot: int = N_BOOT,
                       clustered: bool = False) -> tuple[float, float]:
     """95% percentile-bootstrap CI of stat(b) - stat(a). `clustered`: a and b are lists of
     per-request lists (ITL gaps); requests are resampled whole."""
@@ -66,7 +66,7 @@ def bootstrap_diff_ci(a: list, b: list, stat: str, seed: int = 0, n_boot: int = 
     return float(lo), float(hi)
 
 
-def bootstrap_diffs(a: list, b: list, stat: str, seed: int = 0, n_boot: int = N_BOOT,
+def bootstrap_diffs(a: list[Any], b: list[Any], stat: str, seed: int = 0, n_boot: int = N_BOOT,
                     clustered: bool = False) -> np.ndarray:
     """The bootstrap replicates of stat(b) - stat(a) (see bootstrap_diff_ci)."""
     if not clustered:
@@ -80,10 +80,10 @@ def bootstrap_diffs(a: list, b: list, stat: str, seed: int = 0, n_boot: int = N_
         n_vals = max(sum(len(g) for g in a), sum(len(g) for g in b), 1)
         n_boot = max(100, min(n_boot, int(2e7 // n_vals)))
         d = _cluster_stat(b, stat, seed, n_boot) - _cluster_stat(a, stat, seed, n_boot)
-    return d
+    return np.asarray(d)
 
 
-def _cluster_stat(groups: list, stat: str, seed: int, n_boot: int) -> np.ndarray:
+def _cluster_stat(groups: list[Any], stat: str, seed: int, n_boot: int) -> np.ndarray:
     """stat over the pooled values of `n_boot` resamples of whole groups (requests), at once:
     a resample is a count per group, i.e. a weight on each pooled value (sorted once)."""
     sizes = np.array([len(g) for g in groups])
@@ -99,11 +99,11 @@ def _cluster_stat(groups: list, stat: str, seed: int, n_boot: int) -> np.ndarray
     total = w.sum(axis=1)
     total[total == 0] = 1.0  # a resample of only empty groups: stat 0, like an empty sample
     if stat == "mean":
-        return (w @ vals) / total
+        return np.asarray((w @ vals) / total)
     cum = np.cumsum(w, axis=1)
     target = float(stat[1:]) / 100 * total
     idx = (cum < target[:, None]).sum(axis=1).clip(0, vals.size - 1)  # inverted-CDF quantile
-    return vals[idx]
+    return np.asarray(vals[idx])
 
 
 @dataclass
@@ -137,11 +137,11 @@ class Delta:
             return True
         return False if self.can_be_within else None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _n_samples(samples: list, clustered: bool) -> int:
+def _n_samples(samples: list[Any], clustered: bool) -> int:
     return sum(1 for x in samples if len(x)) if clustered else len(samples)
 
 
@@ -152,7 +152,7 @@ def _stored_welch(base: Job, cand: Job, key: str) -> Optional[noise.Test]:
     if not (ca and cb and ci_of(base.result, key) and ci_of(cand.result, key)):
         return None
 
-    def mv(c):
+    def mv(c: dict[str, Any]) -> tuple[float, float, int]:
         n = int(c["n"])
         sd = (c["high"] - c["low"]) / 2 / t975(n - 1) * math.sqrt(n)
         return float(c["mean"]), sd * sd, n
@@ -161,7 +161,8 @@ def _stored_welch(base: Job, cand: Job, key: str) -> Optional[noise.Test]:
     return noise.welch(ma, va, na, mb, vb, nb)
 
 
-def compare(base: Job, cand: Job, m: Metric, seed: int = 0, calibration=None) -> Delta:
+def compare(base: Job, cand: Job, m: Metric, seed: int = 0,
+            calibration: Optional[dict[str, Any]] = None) -> Delta:
     """cand against base on metric m, with the best noise estimate the files allow.
     calibration: {metric key: (run_sd, df)} measured on the machine and workload of these
     runs (benchrun/analysis/calibration.py); None = none."""
@@ -213,7 +214,7 @@ def compare(base: Job, cand: Job, m: Metric, seed: int = 0, calibration=None) ->
 NOT_TIMINGS = ("memory.peak_mib", "tasks.pass_rate")  # a busy CPU does not move these
 
 
-def disturbed(job: Job, calibration: Optional[dict] = None) -> bool:
+def disturbed(job: Job, calibration: Optional[dict[str, Any]] = None) -> bool:
     """Other processes took half a core or more while this job was measured (telemetry.cpu),
     more than during any run of the calibration (if one applies): on the shared 2-core VM
     identical jobs then differed by up to 3x, so one such run cannot be judged against a
@@ -251,9 +252,9 @@ def method_text(x: Delta) -> str:
     if base == "repeats-1":
         return f"repeats vs 1 run (t){p}"
     if base == "calibrated":
-        return f"calibrated floor ±{x.floor * 100:.0f}%{boot}{p}"
+        return f"calibrated floor ±{(x.floor or 0) * 100:.0f}%{boot}{p}"
     if base == "floor":
-        return f"assumed floor ±{x.floor * 100:.0f}%{boot}{p}"
+        return f"assumed floor ±{(x.floor or 0) * 100:.0f}%{boot}{p}"
     if base == "disturbed":
         return "busy machine: one run cannot tell"
     return "none"
@@ -263,7 +264,7 @@ def method_text(x: Delta) -> str:
 _HW_KEYS = ("name", "gpu", "gpu_memory_mib", "cpu", "memory_mib")
 
 
-def comparability(a: dict, b: dict) -> list[str]:
+def comparability(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     """Why two results may not be comparable (each a one-line warning)."""
     w = []
     sa, sb = a["model"].get("sha256"), b["model"].get("sha256")

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from benchrun.config import split_override
 from benchrun.load.records import read_records
@@ -50,12 +50,12 @@ def metric(key: str) -> Metric:
     raise ReportError(f"unknown metric {key!r}; known: {', '.join(BY_KEY)}")
 
 
-def value_of(res: dict, key: str) -> Optional[float]:
+def value_of(res: dict[str, Any], key: str) -> Optional[float]:
     """One number for `key` from a result.json dict (None when absent): catalogue.value."""
     return value(res, key)
 
 
-def repeat_values(res: dict, key: str) -> list[float]:
+def repeat_values(res: dict[str, Any], key: str) -> list[float]:
     """The metric's value in each repeat (from repeat_metrics), for spread across repeats."""
     name, _, stat = key.partition(".")
     out = []
@@ -66,7 +66,7 @@ def repeat_values(res: dict, key: str) -> list[float]:
     return out
 
 
-def ci_of(res: dict, key: str) -> Optional[tuple[float, float]]:
+def ci_of(res: dict[str, Any], key: str) -> Optional[tuple[float, float]]:
     """95% CI across repeats: repeats_ci95 when the run stored it (n >= 2), else None."""
     ci = read_parts(res).ci(key)
     if ci and (ci.get("n") or 0) >= 2 and ci.get("low") is not None and ci.get("high") is not None:
@@ -77,9 +77,9 @@ def ci_of(res: dict, key: str) -> Optional[tuple[float, float]]:
 @dataclass
 class Job:
     dir: Path
-    result: dict
-    _records: Optional[list] = field(default=None, repr=False)
-    parts: list = field(default_factory=list, repr=False)  # the round jobs merged into this one
+    result: dict[str, Any]
+    _records: Optional[list[Any]] = field(default=None, repr=False)
+    parts: list[Any] = field(default_factory=list, repr=False)  # the round jobs merged into this one
 
     @property
     def ok(self) -> bool:
@@ -87,18 +87,18 @@ class Job:
 
     @property
     def model(self) -> str:
-        return self.result["model"]["name"]
+        return str(self.result["model"]["name"])
 
     @property
     def workload(self) -> str:
-        return self.result["workload"]["name"]
+        return str(self.result["workload"]["name"])
 
     @property
     def concurrency(self) -> int:
         return int(self.result.get("concurrency") or 1)
 
     @property
-    def key(self) -> tuple:
+    def key(self) -> tuple[Any, ...]:
         return (self.model, self.workload, self.concurrency)
 
     @cached_property
@@ -114,7 +114,7 @@ class Job:
         return value_of(self.result, key)
 
     @cached_property
-    def records(self) -> list:
+    def records(self) -> list[Any]:
         """Measured requests (no warm-up) from requests.jsonl; [] when the file is gone."""
         if self.parts:
             return [r for part in self.parts for r in part.records]
@@ -123,11 +123,12 @@ class Job:
             return []
         return [r for r in read_records(p) if not r.warmup]
 
-    def samples(self, name: str) -> list:
+    def samples(self, name: str) -> list[Any]:
         """Per-request values of a per-request metric over the good requests. For a TOKENS metric
         (itl_ms), one list of gaps per request (the request is the resampling unit, its gaps are correlated)."""
         good = [r for r in self.records if M.is_good(r)]
-        f: Callable = BY_NAME[name].fn
+        f = BY_NAME[name].fn
+        assert f is not None  # every per-request metric has its function
         if BY_NAME[name].kind is Kind.TOKENS:
             return [f(r) for r in good]
         return [v for v in (f(r) for r in good) if v is not None]
@@ -146,7 +147,7 @@ def load_jobs(root: Path) -> list[Job]:
     return merge_rounds([Job(p.parent, load_result(p)) for p in paths])
 
 
-def settings_of(res: dict) -> dict[str, str]:
+def settings_of(res: dict[str, Any]) -> dict[str, str]:
     """What the job's command line set, key -> value as text ("model.parallel" -> "2"): result.json
     job.settings, recorded at run time. Results written before it (schema_version 1) only have
     the override strings, which are read instead."""
@@ -156,7 +157,7 @@ def settings_of(res: dict) -> dict[str, str]:
     return dict(split_override(o) for o in job.overrides)
 
 
-def round_of(res: dict) -> Optional[int]:
+def round_of(res: dict[str, Any]) -> Optional[int]:
     """The round of an interleaved sweep this job is (result.json `order`), else None."""
     o = read_parts(res).order
     return o.round if o.rounds > 1 else None
@@ -170,8 +171,8 @@ def merge_rounds(jobs: list[Job]) -> list[Job]:
     jobs (the report lists them). Jobs of other sweeps pass through unchanged."""
     from benchrun.measure.stats import repeats_ci95
 
-    out: list = []
-    groups: dict[tuple, list[Job]] = {}
+    out: list[Any] = []
+    groups: dict[tuple[Any, ...], list[Job]] = {}
     for j in jobs:
         r = round_of(j.result)
         if r is None or not j.ok:
@@ -186,10 +187,10 @@ def merge_rounds(jobs: list[Job]) -> list[Job]:
     return [_merged(groups[x], repeats_ci95) if isinstance(x, tuple) else x for x in out]
 
 
-def _merged(parts: list[Job], repeats_ci95) -> Job:
+def _merged(parts: list[Job], repeats_ci95: Callable[..., Any]) -> Job:
     if len(parts) == 1:
         return parts[0]
-    parts = sorted(parts, key=lambda j: round_of(j.result))
+    parts = sorted(parts, key=lambda j: round_of(j.result) or 0)
     res = dict(parts[0].result)
     reps = [rm for j in parts for rm in (j.result.get("repeat_metrics") or [j.result.get("metrics") or {}])]
     res["repeat_metrics"] = reps
@@ -213,7 +214,7 @@ def _merged(parts: list[Job], repeats_ci95) -> Job:
 TINY_FILE = re.compile(r"^tiny(_\w+)?-[0-9a-f]{6,}\.gguf$")
 
 
-def is_random_weights(res: dict) -> bool:
+def is_random_weights(res: dict[str, Any]) -> bool:
     """benchrun's own generated test models (random weights): their output is noise."""
     model = read_parts(res).model
     return bool(TINY_FILE.match(Path(model.path).name)) or model.random_weights
