@@ -239,14 +239,16 @@ def parse_stream(rec: RequestRecord, chunks: list[tuple[int, bytes]]) -> None:
     text: list[str] = []
     reasoning: list[str] = []
     by_timings: list[int] = []  # cumulative timings.predicted_n per event (-1: none)
-    by_logprobs: list[int] = []  # logprobs.content entries per event
-    pre = suf = None  # the content-event template: the bytes before and after its string
-    pre_n = suf_n = 0
+    by_logprobs: dict[int, int] = {}  # logprobs.content entries per event index, where any
+    pre = suf_head = None  # the content-event template: the bytes before and after its string
+    pre_n = suf_head_n = 0
     clean = clean_events(chunks)
-    pairs = zip(*clean) if clean is not None else iter_event_bytes(chunks)
-    for ns, raw in pairs:
-        event_ns.append(ns - start)
-        by_logprobs.append(0)
+    if clean is None:
+        pairs = list(iter_event_bytes(chunks))
+        clean = [ns for ns, _ in pairs], [d for _, d in pairs]
+    stamps, datas = clean
+    event_ns.extend([ns - start for ns in stamps])
+    for raw in datas:
         if raw == b"[DONE]":
             by_timings.append(-1)
             rec.done = True
@@ -256,25 +258,35 @@ def parse_stream(rec: RequestRecord, chunks: list[tuple[int, bytes]]) -> None:
             by_timings.append(-1)
             kinds.append(OTHER)
             continue
-        data, n, seg = _cut_timings(raw)
         # An event that is the last plain content event byte for byte but for its content
-        # string (one with no quote, backslash or invalid UTF-8 in it) is a content event of
-        # that string: no JSON decoding. The template is learnt from the last content event
-        # the decoder read (below); `created` changing every second merely makes it relearn.
-        if pre is not None and len(data) > pre_n + suf_n and data.startswith(pre) and data.endswith(suf):
-            mid = data[pre_n:len(data) - suf_n]
-            if b'"' not in mid and b"\\" not in mid:
-                try:
-                    content = mid.decode()
-                except UnicodeDecodeError:
-                    content = ""
-                if content:
-                    by_timings.append(n)
-                    text.append(content)
-                    kinds.append(CONTENT)
-                    if seg is not None:
-                        rec.timings = seg
-                    continue
+        # string (one with no quote, backslash or invalid UTF-8 in it) and a flat timings
+        # object at its end is a content event of that string: no JSON decoding, no copy of
+        # the event. The template (the bytes before and after the string) is learnt from the
+        # last content event the decoder read (below); `created` changing every second
+        # merely makes it relearn.
+        if pre is not None and raw.startswith(pre):
+            q = raw.find(b'"', pre_n)
+            if q > pre_n and raw.startswith(suf_head, q):
+                r = q + suf_head_n
+                if r == len(raw) - 1:
+                    got = (-1, None) if raw[r] == 125 else None  # "}": no timings
+                else:
+                    got = _flat_timings(raw, r) if raw.startswith(_TIMINGS, r) else None
+                if got is not None:
+                    mid = raw[pre_n:q]
+                    if b"\\" not in mid:
+                        try:
+                            content = mid.decode()
+                        except UnicodeDecodeError:
+                            content = ""
+                        if content:
+                            by_timings.append(got[0])
+                            text.append(content)
+                            kinds.append(CONTENT)
+                            if got[1] is not None:
+                                rec.timings = got[1]
+                            continue
+        data, n, seg = _cut_timings(raw)
         ev = _scan(data)
         if ev is _MALFORMED and seg is not None:
             data, n, seg = raw, -1, None
@@ -307,9 +319,9 @@ def parse_stream(rec: RequestRecord, chunks: list[tuple[int, bytes]]) -> None:
                                 rec.timings = seg
                             k = data.find(b'"content":"') + 11
                             end = data.find(b'"', k)
-                            if k >= 11 and end > k and data[k:end] == content.encode():
-                                pre, suf = data[:k], data[end:]
-                                pre_n, suf_n = len(pre), len(suf)
+                            if k >= 11 and end > k and data[k:end] == content.encode() and data.endswith(b"}"):
+                                pre, suf_head = data[:k], data[end:-1]  # suf_head: all but the last "}"
+                                pre_n, suf_head_n = len(pre), len(suf_head)
                             continue
         try:
             kinds.append(_classify(ev, rec, text, reasoning))
@@ -356,24 +368,31 @@ def _cut_timings(data: bytes) -> tuple[bytes, int, bytes | None]:
     (a quote there would be escaped, after a backslash, not a comma), so the cut never splits one."""
     # Byte searches (each one C call), not a regex: this runs once per chunk.
     i = data.rfind(_TIMINGS)
-    if i < 0 or not data.endswith(b"}}"):
+    got = _flat_timings(data, i) if i >= 0 else None
+    if got is None:
         return data, -1, None
+    return data[:i] + b"}", got[0], got[1]
+
+
+def _flat_timings(data: bytes, i: int) -> tuple[int, bytes] | None:
+    """(predicted_n, the object's bytes) when `,"timings":{` at i opens a flat object with an
+    integer predicted_n that closes at the event's second-last byte; else None."""
+    if not data.endswith(b"}}"):
+        return None
     seg = data[i + 11:-1]  # {...}
     if seg.count(b"{") != 1 or seg.count(b"}") != 1 or b"[" in seg or b"\\" in seg:
-        return data, -1, None
+        return None
     j = seg.find(b'"predicted_n":')
     if j < 0:
-        return data, -1, None
+        return None
     j += 14
     e = seg.find(b",", j)
     v = seg[j:e if e >= 0 else -1]
-    if not v.isdigit():
-        return data, -1, None
-    return data[:i] + b"}", int(v), seg
+    return (int(v), seg) if v.isdigit() else None
 
 
-def _count(ev: Any, by_timings: list, by_logprobs: list) -> None:
-    """Note what this event says about token counts (see _event_tokens)."""
+def _count(ev: Any, by_timings: list, by_logprobs: dict) -> None:
+    """Note what this event (the last in by_timings) says about token counts (see _event_tokens)."""
     if not isinstance(ev, dict):
         return
     t = ev.get("timings")
@@ -382,10 +401,10 @@ def _count(ev: Any, by_timings: list, by_logprobs: list) -> None:
     choices = ev.get("choices")
     lp = choices[0].get("logprobs") if isinstance(choices, list) and choices and isinstance(choices[0], dict) else None
     if isinstance(lp, dict) and isinstance(lp.get("content"), list):
-        by_logprobs[-1] = len(lp["content"])
+        by_logprobs[len(by_timings) - 1] = len(lp["content"])
 
 
-def _event_tokens(kinds: str, by_timings: list, by_logprobs: list) -> tuple[Optional[list], Optional[str]]:
+def _event_tokens(kinds: str, by_timings: list, by_logprobs: dict) -> tuple[Optional[list], Optional[str]]:
     """Tokens each event carried, and the source. llama.cpp's cumulative predicted_n counts
     only when token events carry it (with timings_per_token off it appears in the final
     chunk alone, which says nothing per chunk); each event gets the rise since the last count,
@@ -402,8 +421,8 @@ def _event_tokens(kinds: str, by_timings: list, by_logprobs: list) -> tuple[Opti
             else:
                 append(0)
         return out, "timings"
-    if any(by_logprobs[i] for i in token_idx):
-        return list(by_logprobs), "logprobs"
+    if any(by_logprobs.get(i) for i in token_idx):
+        return [by_logprobs.get(i, 0) for i in range(len(kinds))], "logprobs"
     return None, None
 
 
