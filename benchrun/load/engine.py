@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from time import perf_counter_ns
-from typing import Callable, Generator, Iterable, Optional
+from typing import Optional
 
 import aiohttp
 import numpy as np

@@ -59,7 +59,7 @@ class RequestRecord:
         return json.dumps({name: getattr(self, name) for name in _NAMES}, separators=(",", ":"))
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "RequestRecord":
+    def from_dict(cls, d: dict[str, Any]) -> RequestRecord:
         return cls(**{k: v for k, v in d.items() if k in _NAMES})
 
 

@@ -2,11 +2,12 @@
 
 The hot loop only stamps and stores raw chunks; this runs after the stream ends. An event's
 time is the arrival time of the chunk that completed it (its terminating blank line).
-iter_event_bytes yields each event's data as raw bytes (what client.parse_stream hands to the
-JSON decoder in one batch); iter_events the same decoded to text (invalid UTF-8 replaced)."""
+iter_event_bytes yields each event's data as raw bytes (what client.parse_stream reads);
+clean_events gives the same for the usual stream in a few C calls per chunk; iter_events
+gives it decoded to text (invalid UTF-8 replaced)."""
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 
 def _data_value(line: bytes) -> bytes | None:
