@@ -161,3 +161,18 @@ def test_timings_that_are_not_flat_or_not_last_are_still_counted():
     after = (b'data: {"choices":[],"timings":{"predicted_n":3,"x":1},"usage":{"completion_tokens":3}}\n\n')
     u = _record([(101, after), (102, b"data: [DONE]\n\n")])
     assert u.usage == {"completion_tokens": 3} and u.event_kinds == "ud"
+
+
+def test_whole_event_chunks_and_split_ones_decode_alike():
+    """clean_events (whole `data:` events per chunk) against the general decoder: the same
+    stream cut mid-event, so only the general one can read it, gives the same record."""
+    from benchrun.load.sse import clean_events, iter_event_bytes
+
+    body = b"".join(_llama(w, n=i + 1) for i, w in enumerate(["a", "b", "c"])) + b"data: [DONE]\n\n"
+    whole = [(101, body[:body.index(b"data: ", 10)]), (102, body[body.index(b"data: ", 10):])]
+    cut = [(101, body[:7]), (101, body[7:body.index(b"data: ", 10)]), (102, body[body.index(b"data: ", 10):])]
+    assert clean_events(whole) == tuple(map(list, zip(*iter_event_bytes(whole))))
+    assert clean_events(cut) is None
+    a, b = _record(whole), _record(cut)
+    assert (a.event_ns, a.event_kinds, a.text, a.event_tokens) == (b.event_ns, b.event_kinds, b.text, b.event_tokens)
+    assert a.event_kinds == "cccd" and a.event_ns == [1, 2, 2, 2]
