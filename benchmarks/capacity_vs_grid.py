@@ -78,7 +78,8 @@ def main() -> None:
                 break
             grid_cap = lv
         cap = next(iter(json.loads((search_out / "capacity.json").read_text()).values()))
-        print(f"server: {args.server if args.server == 'slots' else args.model}; SLO TTFT p90 <= {args.slo_ttft_ms:g} ms, "
+        print(f"server: {args.server if args.server == 'slots' else args.model}; "
+              f"SLO TTFT p90 <= {args.slo_ttft_ms:g} ms, "
               f"target {s.target:.0%}, {args.requests} requests per probe")
         print(f"{'':8} {'probes':>6} {'job-s':>8} {'wall-s':>8}  capacity")
         print(f"{'grid':8} {len(grid):>6} {job_seconds(grid_out):>8.1f} {grid_wall:>8.1f}  {grid_cap}  "

@@ -175,7 +175,8 @@ def main() -> None:
         b, m = by[("benchrun", 32)], by[("minimal", 32)]
         print(f"c=32 benchrun - minimal: TTFT p50 {b['ttft_err_p50'] - m['ttft_err_p50']:+.3f} ms "
               f"(target 0.5), p99 {b['ttft_err_p99'] - m['ttft_err_p99']:+.3f} ms (target 2); "
-              f"ITL p50 {b['itl_err_p50'] - m['itl_err_p50']:+.3f}, p99 {b['itl_err_p99'] - m['itl_err_p99']:+.3f} ms (target 0.3)")
+              f"ITL p50 {b['itl_err_p50'] - m['itl_err_p50']:+.3f}, "
+              f"p99 {b['itl_err_p99'] - m['itl_err_p99']:+.3f} ms (target 0.3)")
     if ("benchrun", 256) in by:
         b, m = by[("benchrun", 256)], by.get(("minimal", 256), {})
         print(f"c=256 CPU per token: benchrun {b['cpu_us_per_token']:.1f} us ({b['cpu_hot_us_per_token']:.1f} while "

@@ -178,7 +178,8 @@ class SearchConfig:
     target: float = 0.9  # a probe passes when this share of requests meets the SLO (goodput)
     confidence: float = 0.95  # of the goodput interval a verdict must clear
     max_repeats: int = 3  # a probe within noise is repeated (its requests pooled) up to this often
-    min_gain: float = 0.1  # saturated: throughput rose less than this share while latency rose (<= -1: never stop for it)
+    # saturated: throughput rose less than this share while latency rose (<= -1: never stop for it)
+    min_gain: float = 0.1
     max_steps: int = 24  # budget: probes, repeats included
     max_time_s: Optional[float] = None  # budget: wall time of the whole search for one preset
     parallel: Optional[int] = None  # the slot count this search's server gets, the context per slot held
@@ -290,13 +291,15 @@ def validate_search(s: SearchConfig, slo: SloConfig) -> None:
         raise ValueError("search=capacity needs an SLO to hold: set at least one of "
                          + ", ".join(f"slo.{k}" for k in asdict(slo)) + " (e.g. slo.ttft_ms=2000 slo.tpot_ms=50)")
     if not 0 < s.target <= 1 or not 0 < s.confidence < 1:
-        raise ValueError(f"search.target must be in (0, 1] and search.confidence in (0, 1), got {s.target}, {s.confidence}")
+        raise ValueError(f"search.target must be in (0, 1] and search.confidence in (0, 1), "
+                         f"got {s.target}, {s.confidence}")
     if s.start <= 0 or s.growth <= 1 or s.max_level < s.start or s.resolution <= 0:
         raise ValueError("search needs start > 0, growth > 1, max_level >= start and resolution > 0; got "
                          f"start={s.start}, growth={s.growth}, max_level={s.max_level}, resolution={s.resolution}")
     if s.variable == "concurrency" and (s.start != int(s.start) or s.resolution < 1):
         raise ValueError("search.variable=concurrency needs a whole search.start and search.resolution >= 1")
     if s.max_steps < 1 or s.max_repeats < 0:
-        raise ValueError(f"search.max_steps must be >= 1 and search.max_repeats >= 0, got {s.max_steps}, {s.max_repeats}")
+        raise ValueError(f"search.max_steps must be >= 1 and search.max_repeats >= 0, "
+                         f"got {s.max_steps}, {s.max_repeats}")
     if s.parallel is not None and s.parallel < 1:
         raise ValueError(f"search.parallel must be a positive slot count, got {s.parallel}")

@@ -213,17 +213,18 @@ def run_job(cfg: BenchConfig, job_dir: Path, pool: ServerPool, job_num: int, run
         workload = make_workload(cfg.workload, cfg.concurrency)  # a bad workload launches nothing
         workload.slots = int(m.parallel) if m.parallel else None
         need = workload.context_need(context.bytes_per_token_for(m, model_path))
-        result.workload["context"] = context.describe(cfg, need)
-        context.check(cfg, need)  # a late turn that cannot fit one slot: refused before launch
+        result.workload["context"] = context.describe(cfg, need, model_path)
+        context.check(cfg, need, model_path)  # a late turn that cannot fit one slot: refused before launch
         server, reused = pool.get(m, log_path, model_path)
         server.build_info = backend_for(server.backend).build_info(server)
         if server.log_path and server.log_path.exists():
             log_offset = server.log_path.stat().st_size if reused else 0
         result.server.update(server.describe(), reused=reused)
         workload.prepare(backend_for(server.backend).tokenizer(server))
-        need = workload.context_need(context.bytes_per_token_for(m, model_path))  # now in the server's tokens, where it has them
-        result.workload["context"] = context.describe(cfg, need)
-        context.check(cfg, need)
+        # now in the server's tokens, where it has them
+        need = workload.context_need(context.bytes_per_token_for(m, model_path))
+        result.workload["context"] = context.describe(cfg, need, model_path)
+        context.check(cfg, need, model_path)
         result.workload = {"name": cfg.workload.name, **workload.describe(),
                            "context": result.workload["context"]}
         sampler = telemetry.start_for_job(cfg, server, job_dir)  # idle memory: before traffic

@@ -9,7 +9,8 @@ from pathlib import Path
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="benchrun report",
-                                description="Write report.md, report.html, charts/ and summary.csv of a run or sweep dir.")
+                                description="Write report.md, report.html, charts/ and summary.csv "
+                                            "of a run or sweep dir.")
     p.add_argument("dir", help="run or sweep dir (outputs/<run_id>)")
     p.add_argument("--no-html", action="store_true", help="skip the self-contained report.html")
     p.add_argument("--no-charts", action="store_true", help="skip charts/*.png")

@@ -19,8 +19,9 @@ and flags; per-record vs aggregate metrics), as a plain table rather than one cl
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Optional
+from typing import Any, Literal, Optional
 
 from benchrun.load.records import NOT_SENT, RequestRecord
 from benchrun.measure import metrics as M
@@ -211,7 +212,8 @@ CATALOGUE: tuple[MetricDef, ...] = (
                       "message": {"type": "string"}, "fix": {"type": "string"},
                       "n_prompt_tokens": {"type": "integer"}, "n_ctx": {"type": "integer"}}}}),
     MetricDef("cache_n_total", "Prompt tokens from cache", "", None, Kind.RUN,
-              lambda run: (sum(c[0] for c in cs) if (cs := [c for r in run.good if (c := M.cache_counts(r))]) else None),
+              lambda run: (sum(c[0] for c in cs)
+                           if (cs := [c for r in run.good if (c := M.cache_counts(r))]) else None),
               schema={"type": ["integer", "null"], "minimum": 0}, doc="null: the server does not report it"),
     MetricDef("cache_hit_share", "Prompt cache hits", "", None, Kind.RUN, lambda run: M.cache_hit_share(run.good),
               fmt="{:.0%}", schema={"type": ["number", "null"], "minimum": 0, "maximum": 1},

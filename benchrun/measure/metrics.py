@@ -14,7 +14,8 @@ docs/measurement.md states the definitions and compares them with other tools'."
 from __future__ import annotations
 
 import math
-from typing import Iterable, Optional
+from collections.abc import Iterable
+from typing import Optional
 
 import numpy as np
 

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import math
-from typing import Iterable, Optional
+from collections.abc import Iterable
+from typing import Optional
 
 from benchrun.load.records import RequestRecord
 from benchrun.measure import metrics as M
 from benchrun.measure.catalogue import CI_STATS, Flag, per_request, with_flag
+
 
 def t975(df: int) -> float:
     """The two-sided 95% Student-t critical value t(0.975, df): scipy's, as analysis/noise.py

@@ -53,7 +53,7 @@ class Sampler:
         self.errors = 0
 
     # -- lifecycle -------------------------------------------------------------------------
-    def start(self) -> "Sampler":
+    def start(self) -> Sampler:
         """Open NVML, take the idle sample synchronously (before any traffic), start the thread."""
         if self.use_nvml:
             self._nvml, why = open_nvml()

@@ -25,8 +25,9 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 from benchrun.provision.packaged import _locked
 from benchrun.provision.pipfetch import FetchError, pip_download

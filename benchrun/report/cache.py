@@ -7,8 +7,8 @@ interleaved rounds merged into one job, rebuilt from every round's tasks[].cache
 a server that does not report cache_n reads "not reported", never 0."""
 from __future__ import annotations
 
-from benchrun.report.blocks import Block, Heading, Para, Table
 from benchrun.analysis.jobs import Job
+from benchrun.report.blocks import Block, Heading, Para, Table
 
 
 def _table_of(j: Job) -> dict | None:
@@ -40,12 +40,12 @@ def blocks(jobs: list[Job]) -> list[Block]:
             share = "not reported" if r.get("cache_share") is None else f"{r['cache_share']:.0%}"
             misses = ("not reported" if r.get("misses") is None else "-" if not r.get("judged")
                       else f"{r['misses']} of {r['judged']}")
+            tokens = "-" if r.get("prompt_tokens_mean") is None else f"{r['prompt_tokens_mean']:,.0f}"
             rows.append([j.model, level, f"{t.get('agents_in_flight')} / {slots}", str(r["turn"]), str(r["requests"]),
-                         _ms(r.get("ttft_ms_p50")),
-                         "-" if r.get("prompt_tokens_mean") is None else f"{r['prompt_tokens_mean']:,.0f}", share, misses])
+                         _ms(r.get("ttft_ms_p50")), tokens, share, misses])
         n = t.get("agents_in_flight")
-        notes.append(f"**{j.model} {level}** ({n} agent{'' if n == 1 else 's'}, {slots} slot{'' if slots == '1' else 's'}): "
-                     f"{t.get('note', '')}")
+        notes.append(f"**{j.model} {level}** ({n} agent{'' if n == 1 else 's'}, "
+                     f"{slots} slot{'' if slots == '1' else 's'}): {t.get('note', '')}")
     return [Heading(2, "Prompt cache per turn"), Para(
         "Each agent's turn k is sent with its whole history; with `cache_prompt` on, llama.cpp reuses the "
         "slot's KV cache for the part it already holds and prefills only the rest. Cache share = prompt tokens "

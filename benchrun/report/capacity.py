@@ -64,7 +64,8 @@ def blocks(cap: dict[str, Any], chart: Optional[str]) -> list[Block]:
                  _ms(p.get("ttft_p90_ms")), _ms(p.get("tpot_p90_ms")),
                  "—" if p.get("throughput_tok_s") is None else f"{p['throughput_tok_s']:,.1f}",
                  "yes" if p.get("queueing") else "", f"`{p['job']}`"] for p in e.get("probes") or []]
-        out += [Para(head), Table([e["unit"].capitalize(), "Verdict", f"Goodput [{e.get('confidence', 0.95):.0%} CI, level pooled]", "TTFT p90", "TPOT p90",
+        goodput = f"Goodput [{e.get('confidence', 0.95):.0%} CI, level pooled]"
+        out += [Para(head), Table([e["unit"].capitalize(), "Verdict", goodput, "TTFT p90", "TPOT p90",
                                    "Throughput (tok/s)", "Queueing", "Job"], rows, "lllrrrll")]
     if chart:
         out.append(Image(chart, "Capacity: throughput vs p90 latency per probe"))

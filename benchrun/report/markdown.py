@@ -5,11 +5,11 @@ from pathlib import Path
 from typing import Optional
 
 from benchrun.analysis import noise
+from benchrun.analysis.jobs import Job
 from benchrun.measure.catalogue import BY_KEY
 from benchrun.report.blocks import Block, Bullets, Heading, Image, Para, Table
 from benchrun.report.capacity import blocks as capacity_blocks
 from benchrun.report.capacity import pick as capacity_pick
-from benchrun.analysis.jobs import Job
 from benchrun.report.depth import blocks as depth_blocks
 from benchrun.report.findings import CONTAINED, key_findings, sandbox_findings, task_rows, verdict
 from benchrun.report.generated import generated_code
@@ -146,15 +146,17 @@ def detailed(g: Group) -> list[Block]:
             j = g.job(lab, c)
             if j is None:
                 continue
-            m = j.result.get("metrics") or {}
-            rows.append([lab, f"{m.get('requests_ok', 0)}/{m.get('requests_failed', 0)}/{m.get('requests_truncated', 0)}",
+            m = j.facts.metrics
+            counts = f"{m.get('requests_ok', 0)}/{m.get('requests_failed', 0)}/{m.get('requests_truncated', 0)}"
+            rows.append([lab, counts,
                          show(j, M["ttft_ms.p50"], False), show(j, M["ttft_ms.p90"], False),
                          show(j, M["itl_ms.p50"], False), show(j, M["decode_tok_s.hmean"], False),
                          show(j, M["e2e_ms.p50"], False), show(j, M["output_throughput_tok_s"], False),
                          show(j, M["wall_s"], False)] + [show(j, M[k], False) for k in extra]
                         + ([_fmt(_primary_last_turn(j))] if last_turn else []))
         out.append(Table(["Model", "ok/failed/truncated", "TTFT p50 (ms)", "TTFT p90 (ms)", "ITL p50 (ms)",
-                          "Decode, harmonic mean (tok/s)", "E2E p50 (ms)", "Aggregate (tok/s)", "Total time per repeat (s)"]
+                          "Decode, harmonic mean (tok/s)", "E2E p50 (ms)", "Aggregate (tok/s)",
+                          "Total time per repeat (s)"]
                          + [f"{M[k].label} ({M[k].unit})" if M[k].unit else M[k].label for k in extra]
                          + (["Primary last turn (tok/s)"] if last_turn else []), rows))
     reps = {j.repeats for row in g.grid.values() for j in row.values()}

@@ -6,10 +6,11 @@ import io
 import json
 from pathlib import Path
 
-from benchrun.measure.catalogue import SUMMARY_STATS, Flag, with_flag
 from benchrun.analysis.jobs import Job, metric, task_tally, value_of
+from benchrun.measure.catalogue import SUMMARY_STATS, Flag, with_flag
 from benchrun.report.view import spread
 from benchrun.results import atomic_write_text, find_results, load_result
+from benchrun.results.parts import read_parts
 
 # The catalogue's Flag.CSV entries, in its order: summaries give <key>_<stat> columns, run values
 # one <key> column; csv_ci names the keys that get CI columns.
@@ -63,8 +64,8 @@ def summary_row(res: dict, job_dir: Path) -> dict:
     row["connections_new"], row["connections_reused"] = conns.get("new"), conns.get("reused")
     # "HTTP 400 exceed_context_size_error x2; read timeout x1" (absent in older results)
     row["failure_causes"] = "; ".join(f"{f.get('cause')} x{f.get('count')}" for f in m.get("failures") or []) or None
-    mem = (res.get("server") or {}).get("memory") or {}
-    row["memory_kind"], row["memory_peak_mib"], row["memory_idle_mib"] = mem.get("kind"), mem.get("peak_mib"), mem.get("idle_mib")
+    mem = read_parts(res).memory
+    row["memory_kind"], row["memory_peak_mib"], row["memory_idle_mib"] = mem.kind, mem.peak_mib, mem.idle_mib
     en = res.get("energy") or {}
     row["energy_joules"], row["tokens_per_joule"] = en.get("joules"), en.get("tokens_per_joule")
     passed, judged = task_tally(res)

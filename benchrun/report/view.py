@@ -13,11 +13,11 @@ from dataclasses import dataclass, field, replace
 from typing import Optional
 
 from benchrun.analysis import noise
+from benchrun.analysis.compare import Delta, compare, ratio_text
+from benchrun.analysis.jobs import Job, ci_of, repeat_values, settings_of
 from benchrun.config import split_override
 from benchrun.measure.catalogue import BY_KEY, Metric, task_tally
 from benchrun.measure.stats import ci95
-from benchrun.analysis.compare import Delta, compare, ratio_text
-from benchrun.analysis.jobs import Job, ci_of, repeat_values, settings_of
 
 
 def overrides_of(job: Job) -> list[str]:
@@ -62,7 +62,7 @@ class Group:
     calibration: Optional[dict] = None  # {metric key: (run_sd, df)} for this machine + workload
     _verdicts: dict = field(default_factory=dict, repr=False)
 
-    def verdict(self, key: str, c: int) -> "Verdict":
+    def verdict(self, key: str, c: int) -> Verdict:
         """Who wins metric `key` at level c among the presets, Holm-adjusted over FAMILY_AXES."""
         if not self._verdicts:
             self._verdicts = family_verdicts(self)
@@ -91,7 +91,7 @@ class Group:
 
     @property
     def common_levels(self) -> list[int]:
-        sets = [set(self.grid[l]) for l in self.labels]
+        sets = [set(self.grid[lab]) for lab in self.labels]
         return sorted(set.intersection(*sets)) if sets else []
 
 
@@ -120,7 +120,8 @@ def _calibration(g: Group) -> Optional[dict]:
     from benchrun.analysis.calibration import lookup, machine_key
 
     jobs = [j for row in g.grid.values() for j in row.values()]
-    if not jobs or len({machine_key(j.result.get("hardware")) for j in jobs}) != 1 or len({j.repeats for j in jobs}) != 1:
+    machines = {machine_key(j.result.get("hardware")) for j in jobs}
+    if not jobs or len(machines) != 1 or len({j.repeats for j in jobs}) != 1:
         return None
     try:
         return lookup(jobs[0].result.get("hardware"), g.workload, jobs[0].repeats)
@@ -209,7 +210,7 @@ FAMILY_AXES = (
 )
 
 
-def family_axes(g: "Group") -> list[tuple[str, int, str]]:
+def family_axes(g: Group) -> list[tuple[str, int, str]]:
     """FAMILY_AXES at this group's levels, duplicates (cmin == cmax) dropped."""
     out, seen = [], set()
     for key, end, label in FAMILY_AXES:
@@ -220,7 +221,7 @@ def family_axes(g: "Group") -> list[tuple[str, int, str]]:
     return out
 
 
-def family_verdicts(g: "Group") -> dict[tuple[str, int], Verdict]:
+def family_verdicts(g: Group) -> dict[tuple[str, int], Verdict]:
     """Every family axis ranked, then Holm over their p-values (best vs runner-up)."""
     ranked = {(key, c): rank(g.cands(c), BY_KEY[key], g.calibration) for key, c, _ in family_axes(g)}
     items = [(k, v) for k, v in ranked.items() if v.delta is not None and v.delta.p is not None

@@ -9,7 +9,8 @@ whole conversation so far (history accumulates as in a real chat). Two forms:
   agents it needs have finished, independent ones in parallel (up to `concurrency` at a time).
   A waiting agent's conversation yields an awaitable, which the engine awaits.
 
-Templates: `{{ NAME.last }}` (NAME's last reply; in a copy S1#2, its own name means itself), `{{ NAME.code }}` (the code block of it),
+Templates: `{{ NAME.last }}` (NAME's last reply; in a copy S1#2, its own name means itself),
+`{{ NAME.code }}` (the code block of it),
 `{{ NAME.turnK }}` (its K-th reply, 1-based), `{{ data:FILE }}` (a file shipped in
 benchrun/workloads/data), `{{ source:FILE }}` (the next slice of a source corpus there: the
 agent's references share `workload.depth` tokens, agentic_session.py). Nothing else in a prompt

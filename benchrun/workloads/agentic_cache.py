@@ -79,7 +79,8 @@ def turn_table(rows: list[dict], in_flight: int, slots: Optional[int], cache_pro
             reasons[r["miss"]] = reasons.get(r["miss"], 0) + 1
         judged_all += len(judged)
         misses_all += len(missed)
-        turns.append({"turn": k, "requests": len(rs), "ttft_ms_p50": _p50([r["ttft_ms"] for r in rs if r["ttft_ms"] is not None]),
+        ttfts = [r["ttft_ms"] for r in rs if r["ttft_ms"] is not None]
+        turns.append({"turn": k, "requests": len(rs), "ttft_ms_p50": _p50(ttfts),
                       "prompt_tokens_mean": round(total / len(counted), 1) if counted else None,
                       "cache_share": round(sum(r["cache_n"] for r in counted) / total, 4) if total else None,
                       "judged": len(judged) if reported else None, "misses": len(missed) if reported else None,

@@ -2,7 +2,8 @@
 outcomes, and the worst-case context one request can need (checked before launch)."""
 from __future__ import annotations
 
-from typing import ClassVar, Iterable, Optional
+from collections.abc import Iterable
+from typing import ClassVar, Optional
 
 from benchrun.config import WorkloadConfig, plain
 from benchrun.load.client import RequestSpec
@@ -12,8 +13,7 @@ from benchrun.servers.tokenizer import Tokenizer
 
 def fixed(specs: Iterable[RequestSpec]) -> Conversation:
     """A conversation whose requests are known up front (nothing reads the replies)."""
-    for s in specs:
-        yield s
+    yield from specs
 
 
 class Workload:

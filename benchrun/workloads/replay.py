@@ -102,4 +102,4 @@ class ReplayWorkload(Workload):
 
     def describe(self) -> dict:
         return {**super().describe(), "path": str(self.path), "conversations": len(self.lines),
-                "turns": sum(sum(m["role"] == "user" for m in l["messages"]) for l in self.lines)}
+                "turns": sum(sum(m["role"] == "user" for m in line["messages"]) for line in self.lines)}

@@ -26,7 +26,7 @@ def test_more_agents_than_slots_miss_the_cache_and_the_report_says_why(cli):
     jobs = {(j["workload"]["cache_prompt"], j["concurrency"]): j
             for j in (json.loads(p.read_text()) for p in sorted(out.glob("*/result.json")))}
     assert set(jobs) == {(True, 2), (True, 4), (False, 2), (False, 4)}
-    for (on, c), j in jobs.items():
+    for (_on, c), j in jobs.items():
         assert j["status"] == "ok", j["error"]
         ctx = j["workload"]["context"]
         assert ctx["estimated"] is False and ctx["need_tokens"] > 1024  # the server's tokens, depth included

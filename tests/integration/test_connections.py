@@ -115,7 +115,7 @@ class _DropsSecondRequest(asyncio.Protocol):
 def test_a_reused_connection_found_closed_is_sent_once_more():
     async def go():
         server = await asyncio.get_running_loop().create_server(_DropsSecondRequest, "127.0.0.1", 0)
-        url = "http://127.0.0.1:%d" % server.sockets[0].getsockname()[1]
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
         try:
             async with make_session(10, {}, reuse_connections=True) as session:
                 return (await Engine(session, url + "/v1/chat/completions").run(

@@ -50,7 +50,7 @@ async def serve_app(app):
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     try:
-        yield "http://127.0.0.1:%d" % site._server.sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
     finally:
         await runner.cleanup()
 
@@ -110,7 +110,7 @@ class LoopLag:
             await asyncio.sleep(self.period_ns / 1e9)
             self.spans.append((t, perf_counter_ns()))
 
-    async def __aenter__(self) -> "LoopLag":
+    async def __aenter__(self) -> LoopLag:
         import asyncio
 
         self._task = asyncio.ensure_future(self._probe())
@@ -173,7 +173,7 @@ def spy(conv, log: list):
 
 def agentic_workload(agents, **kw):
     """An agentic workload config with these agents, as the config schema builds it."""
-    
+
     from benchrun.config import WorkloadConfig
 
     return WorkloadConfig(name="t", kind="agentic", agents=agents, **kw)

@@ -18,8 +18,8 @@ import asyncio
 import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from time import perf_counter_ns
-from typing import Iterator
 
 from aiohttp import web
 

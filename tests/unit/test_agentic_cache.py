@@ -129,8 +129,8 @@ def test_agentic_workloads_send_cache_prompt_on_and_the_switch_turns_it_off(comp
 def test_the_report_table_shows_misses_and_the_sentence():
     from pathlib import Path
 
-    from benchrun.report.cache import blocks
     from benchrun.analysis.jobs import Job
+    from benchrun.report.cache import blocks
 
     rows = turn_rows([rec(1, 0, 400), rec(2, 10, 500)], ON, 4, 2)
     res = {"status": "ok", "model": {"name": "tiny"}, "concurrency": 4, "metrics": {},
@@ -161,8 +161,8 @@ def test_cache_ram_reaches_both_backends_only_when_set(compose):
 def test_merged_rounds_report_every_rounds_turns():
     from pathlib import Path
 
-    from benchrun.report.cache import blocks
     from benchrun.analysis.jobs import Job
+    from benchrun.report.cache import blocks
 
     def res(turns):
         rows = turn_rows([rec(1, 0, 400), rec(2, *turns)], ON, 4, 2)

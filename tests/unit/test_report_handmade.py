@@ -8,9 +8,9 @@ import re
 import pytest
 from support.handmade import footnote, make_job, png_size, table_after
 
+from benchrun.analysis.jobs import load_jobs
 from benchrun.load.records import RecordWriter, RequestRecord
 from benchrun.report import write_report
-from benchrun.analysis.jobs import load_jobs
 from benchrun.report.markdown import sweep_command
 
 

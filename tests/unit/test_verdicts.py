@@ -11,8 +11,8 @@ import pytest
 from support.handmade import footnote, make_job, table_after
 
 from benchrun.analysis.diff import diff_dirs
-from benchrun.report import write_report
 from benchrun.analysis.jobs import load_jobs
+from benchrun.report import write_report
 
 
 def _as_round(job_dir: Path, r: int, rounds: int, mode: str = "interleaved", extra: dict | None = None) -> None:
