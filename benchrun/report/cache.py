@@ -12,7 +12,7 @@ from benchrun.report.blocks import Block, Heading, Para, Table
 
 
 def _table_of(j: Job) -> dict | None:
-    t = (j.result.get("workload") or {}).get("cache_turns")
+    t = j.facts.workload.get("cache_turns")
     if not (j.ok and isinstance(t, dict) and t.get("turns")):
         return None
     if j.parts:  # interleaved rounds merged into one job: its table is every round's turns, not the first's

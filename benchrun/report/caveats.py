@@ -11,6 +11,7 @@ from benchrun.analysis.jobs import Job, is_random_weights
 from benchrun.measure.telemetry import BUSY_PCT
 from benchrun.report.blocks import Item
 from benchrun.report.view import Group
+from benchrun.results.parts import stat
 
 NOTE = 99  # rank of a line that only ever goes to the Notes
 
@@ -104,7 +105,7 @@ def request_notes(g: Group) -> list[tuple[int, Item]]:
             e = causes.setdefault(f.get("cause"), {**f, "count": 0, "at": []})
             e["count"] += f.get("count") or 0
             e["at"].append((lab, c))
-        t = (m.get("tokens_per_event") or {}).get("mean")
+        t = stat(m.get("tokens_per_event"), "mean")
         if t and t > 1.05:  # multi-byte text: say why events and tokens differ
             tpe.append((lab, c, t, m))
         if m.get("requests_cut_at_max_tokens"):
@@ -123,8 +124,8 @@ def request_notes(g: Group) -> list[tuple[int, Item]]:
         out.append((NOTE, Item("Multi-byte text", f" {where([(a, b) for a, b, _, _ in tpe], g)}: SSE events carried "
                                f"{'-'.join(dict.fromkeys(f'{t:.1f}' for _, _, t, _ in tpe))} tokens on average "
                                f"(counts from: {src}); ITL is per token, the gap between events is chunk_gap_ms "
-                               f"({_ms((m.get('chunk_gap_ms') or {}).get('p50'))} p50 vs ITL "
-                               f"{_ms((m.get('itl_ms') or {}).get('p50'))}).")))
+                               f"({_ms(stat(m.get('chunk_gap_ms'), 'p50'))} p50 vs ITL "
+                               f"{_ms(stat(m.get('itl_ms'), 'p50'))}).")))
     if cut:
         out.append((5, Item("Replies cut at max_tokens", f" {where(cut, g)}: {n_cut} in all (finish_reason length); "
                             "code in them may be incomplete, and checks failing on them say so.")))
@@ -136,11 +137,11 @@ def disturbed(g: Group) -> list[tuple[int, Item]]:
     client said it could not keep up (result.json `client.saturated`, with its reason)."""
     busy, client, sat = [], [], []
     for lab, c, j in _places(g):
-        cpu = (j.result.get("telemetry") or {}).get("cpu") or {}
-        if (cpu.get("other_pct") or 0) >= BUSY_PCT:
-            busy.append((lab, c, cpu["other_pct"]))
-        if (cpu.get("client_pct") or 0) >= CLIENT_BUSY_PCT:
-            client.append((lab, c, cpu["client_pct"]))
+        cpu = j.facts.cpu
+        if cpu.other_pct is not None and cpu.other_pct >= BUSY_PCT:
+            busy.append((lab, c, cpu.other_pct))
+        if cpu.client_pct is not None and cpu.client_pct >= CLIENT_BUSY_PCT:
+            client.append((lab, c, cpu.client_pct))
         cl = j.result.get("client") or {}
         if cl.get("saturated"):
             sat.append((lab, c, str(cl.get("why") or "no reason recorded").strip().rstrip(".")))

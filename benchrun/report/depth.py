@@ -27,11 +27,10 @@ def rows_of(jobs: list[Job]) -> list[dict]:
         d = depth_of(j)
         if d is None or not j.ok:
             continue
-        st = j.result.get("server_timings") or {}
         out.append({"preset": j.model, "concurrency": j.concurrency, "depth": d,
-                    "pp": j.value("prefill_tok_s.mean"), "pp_server": (st.get("prompt_per_second") or {}).get("mean"),
-                    "tg": j.value("decode_tok_s.mean"), "tg_server": (st.get("predicted_per_second") or {}).get("mean"),
-                    "cache": (j.result.get("metrics") or {}).get("cache_hit_share"), "job": j.dir.name})
+                    "pp": j.value("prefill_tok_s.mean"), "pp_server": j.facts.server_timing("prompt_per_second"),
+                    "tg": j.value("decode_tok_s.mean"), "tg_server": j.facts.server_timing("predicted_per_second"),
+                    "cache": j.facts.metrics.get("cache_hit_share"), "job": j.dir.name})
     return sorted(out, key=lambda r: (r["preset"], r["concurrency"], r["depth"]))
 
 

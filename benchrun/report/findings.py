@@ -174,7 +174,7 @@ def _trend(job_lo: Job, job_hi: Job, c_lo: int, c_hi: int, key: str, up: str, do
     if d.beyond_noise is not True:
         # Say what is known -- the size of the move -- and that it cannot be told from noise;
         # never "level", which would claim no change.
-        n = min(int((j.result.get("metrics") or {}).get("requests_ok") or 0) for j in (job_lo, job_hi))
+        n = min(int(j.facts.metrics.get("requests_ok") or 0) for j in (job_lo, job_hi))
         why = "one run each" if d.beyond_noise is None else f"n={n} requests"
         r = max(abs(a), abs(b)) / max(min(abs(a), abs(b)), 1e-12)
         size = f"{r - 1:.0%}" if r < 1.1 else ratio_text(a, b)
@@ -209,7 +209,7 @@ def _scaling(g: Group, said_ttft: set) -> list[tuple[int, Item]]:
             continue
         text = ": " + "; ".join(parts) + "."
         a, b = e[0].value("ttft_ms.p50"), e[1].value("ttft_ms.p50")
-        if a and b and b < a and (e[1].result.get("workload") or {}).get("cache_prompt"):
+        if a and b and b < a and e[1].facts.workload.get("cache_prompt"):
             text += (" Prompt cache is on (cache_prompt=true), so lower TTFT under load may be a "
                      "cache effect, not better batching.")
         out.append((3 if decided else NOTE, Item(lab, text)))

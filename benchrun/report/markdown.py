@@ -24,7 +24,7 @@ CHART_TITLES = {"radar": "Radar: model comparison", "degradation": "Degradation:
 
 
 def _date(jobs: list[Job]) -> str:
-    ts = sorted(str((j.result.get("job") or {}).get("started_at") or "") for j in jobs)
+    ts = sorted(j.facts.job.started_at for j in jobs)
     ts = [t for t in ts if t]
     return ts[0][:10] if ts else "unknown"
 
@@ -73,10 +73,9 @@ def models_under_test(groups: list[Group]) -> list[Block]:
             seen.add(lab)
             j = g.grid[lab][max(g.grid[lab])]
             m, s = j.result["model"], j.result["server"]
-            mem = (s.get("memory") or {})
             peaks = [x.value("memory.peak_mib") for x in g.grid[lab].values()]
             peaks = [p for p in peaks if p is not None]
-            mem_s = f"{_mib(max(peaks))} peak {mem.get('kind', '')}".strip() if peaks else "not measured"
+            mem_s = f"{_mib(max(peaks))} peak {j.facts.memory.kind or ''}".strip() if peaks else "not measured"
             size = f"{m['size_bytes'] / 2**20:.0f} MiB" if m.get("size_bytes") else "—"
             ctx = m.get("ctx_size")
             rows.append([lab, m["name"], s.get("backend") or "—", f"`{Path(m['path']).name}`" if m.get("path") else "—",
@@ -255,11 +254,11 @@ def order_note(g: Group) -> str:
     """How the sweep ordered its jobs, when it matters (repeats, or several presets)."""
     jobs = [j for row in g.grid.values() for j in row.values()]
     reps = max((j.repeats for j in jobs), default=1)
-    modes = {(j.result.get("order") or {}).get("mode") for j in jobs}
-    merged = [j for j in jobs if (j.result.get("order") or {}).get("merged_rounds")]
+    modes = {j.facts.order.mode for j in jobs}
+    merged = [j for j in jobs if j.facts.order.merged_rounds]
     if merged and modes <= {"interleaved", "random"}:
         mode = "random" if "random" in modes else "interleaved"
-        seed = (merged[0].result.get("order") or {}).get("seed")
+        seed = merged[0].facts.order.seed
         how = ("a seeded random order of the presets and levels within each round "
                f"(order=random, order_seed={seed})" if mode == "random" else
                "the sweep's own order within each round (order=interleaved)")

@@ -21,27 +21,27 @@ SCALARS = tuple(d.key for d in with_flag(Flag.CSV) if not d.summarised)
 
 
 def summary_row(res: dict, job_dir: Path) -> dict:
-    m = res.get("metrics", {})
+    p = read_parts(res)
+    m = p.metrics
     server = res.get("server") or {}
     row = {
         "job": job_dir.name, "status": res.get("status"), "error": res.get("error"),
         "model": res["model"]["name"], "backend": server.get("backend"),
         "concurrency": res.get("concurrency"), "workload": res["workload"]["name"],
-        "hardware": (res.get("hardware") or {}).get("name"), "repeats": res.get("repeats", 1),
+        "hardware": p.hardware_name, "repeats": res.get("repeats", 1),
         "server_pid": server.get("pid"), "model_sha256": res["model"].get("sha256"),
     }
     for name in SUMMARY_METRICS:
         for stat in SUMMARY_STATS:
-            row[f"{name}_{stat}"] = (m.get(name) or {}).get(stat)
+            row[f"{name}_{stat}"] = p.metric(name, stat)
     # The decode speed the report shows: harmonic mean over requests (1000 / mean TPOT), which one
     # burst-delivered reply cannot blow up; decode_tok_s_mean above is kept for old readers.
     for name in HMEAN_METRICS:
         row[f"{name}_hmean"] = value_of(res, f"{name}.hmean")
     for name in SCALARS:  # as the catalogue reads them: wall_s is one repeat's, in every schema version
         row[name] = value_of(res, name)
-    st = res.get("server_timings", {})
-    row["server_predicted_per_second_mean"] = (st.get("predicted_per_second") or {}).get("mean")
-    row["server_prompt_per_second_mean"] = (st.get("prompt_per_second") or {}).get("mean")
+    row["server_predicted_per_second_mean"] = p.server_timing("predicted_per_second")
+    row["server_prompt_per_second_mean"] = p.server_timing("prompt_per_second")
     # One repeat's wall time and the sum, also from schema_version 1 results, whose
     # metrics.wall_s was the sum.
     row["wall_s_total"] = m.get("wall_s_total", m.get("wall_s") if (res.get("schema_version") or 1) < 2 else None)
@@ -58,13 +58,13 @@ def summary_row(res: dict, job_dir: Path) -> dict:
     order = res.get("order") or {}
     row["order"], row["round"] = order.get("mode"), order.get("round")
     row["server_metrics_predicted_tok_s"] = sm.get("predicted_tok_s")
-    row["server_metrics_requests_deferred_peak"] = (sm.get("peaks") or {}).get("requests_deferred")
+    row["server_metrics_requests_deferred_peak"] = p.server_metric_peaks.get("requests_deferred")
     row["token_count_mismatches"] = m.get("token_count_mismatches")
     conns = m.get("connections") or {}
     row["connections_new"], row["connections_reused"] = conns.get("new"), conns.get("reused")
     # "HTTP 400 exceed_context_size_error x2; read timeout x1" (absent in older results)
     row["failure_causes"] = "; ".join(f"{f.get('cause')} x{f.get('count')}" for f in m.get("failures") or []) or None
-    mem = read_parts(res).memory
+    mem = p.memory
     row["memory_kind"], row["memory_peak_mib"], row["memory_idle_mib"] = mem.kind, mem.peak_mib, mem.idle_mib
     en = res.get("energy") or {}
     row["energy_joules"], row["tokens_per_joule"] = en.get("joules"), en.get("tokens_per_joule")

@@ -24,7 +24,7 @@ def overrides_of(job: Job) -> list[str]:
     """The job's command-line overrides (result.json job.overrides, else .hydra/overrides.yaml),
     less `resume=DIR`: older results of a resumed sweep store it on the rerun jobs only, and it
     says where a job ran, not what was measured."""
-    ov = (job.result.get("job") or {}).get("overrides")
+    ov = job.facts.job.overrides
     if not ov:
         p = job.dir / ".hydra" / "overrides.yaml"
         try:

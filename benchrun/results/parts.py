@@ -17,7 +17,8 @@ def _obj(x: Any) -> dict[str, Any]:
 
 
 def _num(x: Any) -> Optional[float]:
-    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else None
+    """A number as the file holds it (an int stays an int: summary.csv writes it as it was)."""
+    return x if isinstance(x, (int, float)) and not isinstance(x, bool) else None
 
 
 def stat(summary: Any, name: str) -> Optional[float]:
