@@ -21,3 +21,17 @@ def test_poisson_schedule_is_seeded_and_has_the_mean_rate():
 def test_constant_schedule():
     a = arrival_offsets_ns(5, rate=4.0, arrival="constant", seed=0)
     assert a == [0, 250_000_000, 500_000_000, 750_000_000, 1_000_000_000]
+
+
+def test_a_fixed_conversation_takes_the_engines_records():
+    # The engine answers each request with send(record); a conversation of known requests
+    # must accept that (a bare `yield from` of a list hands send() to the list's iterator).
+    from benchrun.load.client import RequestSpec
+    from benchrun.workloads.base import fixed
+
+    a, b = (RequestSpec(messages=[{"role": "user", "content": t}], max_tokens=4) for t in "ab")
+    conv = fixed([a, b])
+    assert next(conv) is a
+    assert conv.send(object()) is b
+    with pytest.raises(StopIteration):
+        conv.send(object())
