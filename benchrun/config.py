@@ -222,7 +222,7 @@ def split_override(o: str) -> tuple[str, str]:
     return key.lstrip("+~"), value
 
 
-def _one_of(key: str, value: str, options: tuple[str, ...]) -> None:
+def one_of(key: str, value: str, options: tuple[str, ...]) -> None:
     if value not in options:
         raise ValueError(f"{key} must be one of {', '.join(options)}, got {value!r}")
 
@@ -231,14 +231,14 @@ def validate(cfg: BenchConfig) -> None:
     """Checks a schema cannot express. Raises ValueError with one line naming the key."""
     if cfg.concurrency < 1:
         raise ValueError(f"concurrency must be a positive integer, got {cfg.concurrency}")
-    _one_of("order", cfg.order, ORDERS)
+    one_of("order", cfg.order, ORDERS)
     if cfg.round is not None and not 0 <= cfg.round < cfg.repeats:
         raise ValueError(f"round must be in 0..repeats-1 (repeats={cfg.repeats}), got {cfg.round}")
     if cfg.repeats < 1:
         raise ValueError(f"repeats must be a positive integer, got {cfg.repeats}")
     from benchrun.load.progress import MODES
 
-    _one_of("progress.mode", cfg.progress.mode, MODES)
+    one_of("progress.mode", cfg.progress.mode, MODES)
     if cfg.progress.every_s <= 0:
         raise ValueError(f"progress.every_s must be > 0 seconds, got {cfg.progress.every_s}")
     from benchrun.servers.registry import validate as validate_model
@@ -250,10 +250,10 @@ def validate(cfg: BenchConfig) -> None:
         raise ValueError(f"model.port must be 0-65535 (or null: a free port), got {cfg.model.port}")
     if cfg.load.rate is not None and cfg.load.rate <= 0:
         raise ValueError(f"load.rate must be > 0 requests/s, got {cfg.load.rate}")
-    _one_of("load.reuse_connections", cfg.load.reuse_connections, REUSE_CONNECTIONS)
-    _one_of("load.token_counts", cfg.load.token_counts, TOKEN_COUNTS)
-    _one_of("load.arrival", cfg.load.arrival, ARRIVALS)
-    _one_of("workload.kind", cfg.workload.kind, WORKLOAD_KINDS)
+    one_of("load.reuse_connections", cfg.load.reuse_connections, REUSE_CONNECTIONS)
+    one_of("load.token_counts", cfg.load.token_counts, TOKEN_COUNTS)
+    one_of("load.arrival", cfg.load.arrival, ARRIVALS)
+    one_of("workload.kind", cfg.workload.kind, WORKLOAD_KINDS)
     if cfg.telemetry.interval_s <= 0:
         raise ValueError(f"telemetry.interval_s must be > 0 seconds, got {cfg.telemetry.interval_s}")
     if cfg.load.request_timeout_s <= 0:
@@ -272,7 +272,7 @@ def validate(cfg: BenchConfig) -> None:
             raise ValueError(f"slo.{key} must be > 0 ms (or null: no limit), got {limit}")
     if cfg.search is not None:
         validate_search(cfg.search, cfg.slo)
-    _one_of("model.flash_attn", cfg.model.flash_attn, FLASH_ATTN)
+    one_of("model.flash_attn", cfg.model.flash_attn, FLASH_ATTN)
     if cfg.model.parallel < 1:
         raise ValueError(f"model.parallel must be a positive integer, got {cfg.model.parallel}")
     if cfg.model.ctx_size < 0:
@@ -280,13 +280,13 @@ def validate(cfg: BenchConfig) -> None:
     if cfg.model.package:
         from benchrun.provision.packaged import PACKAGED
 
-        _one_of("model.package", cfg.model.package, tuple(PACKAGED))
+        one_of("model.package", cfg.model.package, tuple(PACKAGED))
 
 
 def validate_search(s: SearchConfig, slo: SloConfig) -> None:
     """A capacity search needs an SLO to hold and a sane search space."""
-    _one_of("search.kind", s.kind, ("capacity",))
-    _one_of("search.variable", s.variable, SEARCH_VARIABLES)
+    one_of("search.kind", s.kind, ("capacity",))
+    one_of("search.variable", s.variable, SEARCH_VARIABLES)
     if not any(v is not None for v in asdict(slo).values()):
         raise ValueError("search=capacity needs an SLO to hold: set at least one of "
                          + ", ".join(f"slo.{k}" for k in asdict(slo)) + " (e.g. slo.ttft_ms=2000 slo.tpot_ms=50)")

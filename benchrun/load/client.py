@@ -18,6 +18,7 @@ from typing import Any, Optional
 
 import aiohttp
 
+from benchrun.config import REUSE_CONNECTIONS, one_of
 from benchrun.load.records import (
     CONTENT,
     DONE,
@@ -109,8 +110,7 @@ def reuse_for(setting: str, llama_cpp: bool) -> bool:
     keep-alive but closes the connection after every streamed reply (a pooled request would
     find it closed and have to be resent); yes for other servers, which over a network would
     otherwise pay a TCP (and TLS) handshake per request."""
-    if setting not in ("auto", "always", "never"):
-        raise ValueError(f"load.reuse_connections must be auto, always or never, got {setting!r}")
+    one_of("load.reuse_connections", setting, REUSE_CONNECTIONS)
     return setting == "always" or (setting == "auto" and not llama_cpp)
 
 

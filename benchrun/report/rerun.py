@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
+from typing import Optional
 
 from benchrun.analysis.jobs import Job, is_random_weights
 from benchrun.report.blocks import Block, Bullets, Code, Heading, Para
 from benchrun.report.view import overrides_of
 from benchrun.results import UNREADABLE
+from benchrun.servers.backend import Need
 from benchrun.servers.registry import known_backend
 
 
@@ -23,8 +25,9 @@ def prerequisites(jobs: list[Job]) -> list[Block]:
         sha = f" (sha256 `{m['sha256'][:16]}…`)" if m.get("sha256") else ""
         path = f"`{m['path']}`" if m.get("path") else "no local file"
         backend = known_backend(s.get("backend"))
+        need = backend.prerequisite(m, s) if backend else None
         if backend and not backend.launches:
-            items.append(backend.prerequisite(m, s))
+            items.append(_worded(m["name"], need))
             continue
         if is_random_weights(j.result):
             items.append(f"**{m['name']}**: {path}{sha} is written by benchrun itself on first use "
@@ -38,13 +41,16 @@ def prerequisites(jobs: list[Job]) -> list[Block]:
             cmds.append(f"hf download {m['hub_repo']} {m['hub_file']} --local-dir {shlex.quote(dest)}")
         else:
             items.append(f"**{m['name']}**: {path}{sha} (no hub source recorded in the preset).")
-        extra = backend.prerequisite(m, s) if backend else None
-        if extra:
-            items.append(extra)
+        if need:
+            items.append(_worded(m["name"], need))
     out.append(Bullets(items))
     if cmds:
         out += [Para("Download the model files:"), Code("\n".join(cmds))]
     return out
+
+
+def _worded(name: str, need: Optional[Need]) -> str:
+    return f"**{name}**: " + (need.words.format(f"`{need.literal}`") if need else "no prerequisite recorded.")
 
 
 def sweep_command(jobs: list[Job]) -> list[str]:

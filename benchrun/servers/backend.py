@@ -4,10 +4,19 @@ never asks which backend it has, it asks the backend: does it launch a process, 
 llama.cpp's server, does the preset fix its per-slot context, what does it need first."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Optional
 
 from benchrun.servers.tokenizer import LlamaCppTokenizer, Tokenizer
+
+
+@dataclass(frozen=True)
+class Need:
+    """A prerequisite as plain words, `{}` marking where `literal` (a command, a URL, a build)
+    goes: the report decides how to set it (Markdown code, HTML), the backend does not."""
+    words: str
+    literal: str = ""
 
 
 class Backend:
@@ -65,6 +74,6 @@ class Backend:
         """The server's build, as complete as this backend can tell (result.json server.build_info)."""
         return handle.build_info
 
-    def prerequisite(self, model: dict, server: dict) -> Optional[str]:
-        """A report line on what the user must have beyond the model file (read from result.json)."""
+    def prerequisite(self, model: dict, server: dict) -> Optional[Need]:
+        """What the user must have beyond the model file (read from result.json); the report words it."""
         return None

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Optional
 
-from benchrun.servers.backend import Backend
+from benchrun.servers.backend import Backend, Need
 from benchrun.servers.base import default_threads
 
 _FIELD = re.compile(r"\{(model|host|port|ctx_size|parallel|threads)\}")
@@ -56,6 +56,6 @@ class Command(Backend):
     def health(self, m: Any) -> tuple[str, bool]:
         return m.health_path, True
 
-    def prerequisite(self, model: dict, server: dict) -> Optional[str]:
+    def prerequisite(self, model: dict, server: dict) -> Optional[Need]:
         cmd = shlex.join(str(a) for a in server.get("command") or [])
-        return f"The server for {model['name']} is your own command `{cmd}`: its software must be installed."
+        return Need("the server is your own command {}: its software must be installed.", cmd)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from benchrun.servers.backend import Backend
+from benchrun.servers.backend import Backend, Need
 
 
 class External(Backend):
@@ -24,6 +24,6 @@ class External(Backend):
     def served_name(self, m: Any) -> Optional[str]:
         return m.served_name or m.name  # OpenAI-compatible servers require the model's name
 
-    def prerequisite(self, model: dict, server: dict) -> Optional[str]:
-        return (f"**{model['name']}**: an external server at `{server.get('url') or model.get('url')}`, "
-                "started by you; benchrun launches nothing.")
+    def prerequisite(self, model: dict, server: dict) -> Optional[Need]:
+        return Need("an external server at {}, started by you; benchrun launches nothing.",
+                    str(server.get("url") or model.get("url")))

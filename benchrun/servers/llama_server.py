@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 from typing import Any, Optional
 
-from benchrun.servers.backend import Backend
+from benchrun.servers.backend import Backend, Need
 from benchrun.servers.base import ServerError, default_threads
 from benchrun.servers.flags import Flag, check_flags
 
@@ -103,5 +103,5 @@ class LlamaServer(Backend):
             return info
         return (server_version(handle.command[0]) if handle.command else None) or info
 
-    def prerequisite(self, model: dict, server: dict) -> Optional[str]:
-        return f"`llama-server` for {model['name']}: build {server.get('build_info') or 'unknown'}."
+    def prerequisite(self, model: dict, server: dict) -> Optional[Need]:
+        return Need("served by llama-server, build {}.", str(server.get("build_info") or "unknown"))

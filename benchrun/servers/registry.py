@@ -2,9 +2,9 @@
 listed here."""
 from __future__ import annotations
 
-from dataclasses import MISSING, fields
 from typing import Any, Optional
 
+from benchrun.defaults import set_away_from_default
 from benchrun.servers.backend import Backend
 from benchrun.servers.command import Command
 from benchrun.servers.embedded import Embedded
@@ -24,12 +24,10 @@ def validate(m: Any) -> None:
     field another backend owns, changed from its default, is refused (one line) rather than
     silently ignored; then the backend's own checks. An unknown backend is a ValueError too."""
     backend = backend_for(m.backend)
-    defaults = {f.name: f.default if f.default is not MISSING else f.default_factory() for f in fields(m)}
     for other in BACKENDS.values():
-        for name in set(other.own_fields) - set(backend.own_fields):
-            if getattr(m, name) != defaults[name]:
-                raise ValueError(f"model.{name} is read by backend {other.name} only; this preset runs backend "
-                                 f"{backend.name} (set model.backend={other.name}, or leave model.{name} out)")
+        for name in set_away_from_default(m, set(other.own_fields) - set(backend.own_fields)):
+            raise ValueError(f"model.{name} is read by backend {other.name} only; this preset runs backend "
+                             f"{backend.name} (set model.backend={other.name}, or leave model.{name} out)")
     backend.validate(m)
 
 

@@ -2,9 +2,8 @@
 each kind owns its part of the workload schema (Workload.own_fields)."""
 from __future__ import annotations
 
-from dataclasses import MISSING, fields
-
 from benchrun.config import WorkloadConfig
+from benchrun.defaults import set_away_from_default
 from benchrun.workloads.agentic import AgenticWorkload
 from benchrun.workloads.base import Workload
 from benchrun.workloads.depth import DepthWorkload
@@ -19,11 +18,9 @@ def make_workload(cfg: WorkloadConfig, concurrency: int) -> Workload:
     """The workload of cfg.kind (config.validate has checked the kind). A field only another
     kind reads, changed from its default, is refused (one line): it would be silently ignored."""
     kind = KINDS[cfg.kind]
-    defaults = {f.name: f.default if f.default is not MISSING else f.default_factory() for f in fields(cfg)}
     for other_name, other in KINDS.items():
-        for name in set(other.own_fields) - set(kind.own_fields):
-            if getattr(cfg, name) != defaults[name]:
-                raise ValueError(f"workload.{name} is read by workload kind {other_name} only; this workload "
-                                 f"({cfg.name}) is kind {cfg.kind} (a sweep over kinds: set it in the "
-                                 f"{other_name} workload's file)")
+        for name in set_away_from_default(cfg, set(other.own_fields) - set(kind.own_fields)):
+            raise ValueError(f"workload.{name} is read by workload kind {other_name} only; this workload "
+                             f"({cfg.name}) is kind {cfg.kind} (a sweep over kinds: set it in the "
+                             f"{other_name} workload's file)")
     return kind(cfg, concurrency)

@@ -10,5 +10,5 @@ def test_auto_pools_only_servers_that_are_not_llama_cpp():
 
     assert reuse_for("auto", llama_cpp=False) and not reuse_for("auto", llama_cpp=True)
     assert reuse_for("always", llama_cpp=True) and not reuse_for("never", llama_cpp=False)
-    with pytest.raises(ValueError, match="auto, always or never"):
+    with pytest.raises(ValueError, match="reuse_connections must be one of auto, always, never"):
         reuse_for("sometimes", llama_cpp=False)
