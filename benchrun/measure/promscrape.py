@@ -52,7 +52,12 @@ def summarize_scrapes(first: dict, last: dict, samples: list[dict], interval_s: 
         "peaks": peaks,
         "prompt_tok_s": ratio("prompt_tokens_total", "prompt_seconds_total"),
         "predicted_tok_s": ratio("tokens_predicted_total", "tokens_predicted_seconds_total"),
-        # Per-slot decode time per token: tokens_predicted_seconds sums each slot's time.
+        # Per-slot decode time per token: tokens_predicted_seconds sums each slot's time. Per
+        # *token*, not per decode step: a request's time spans n - 1 steps (its first token came
+        # with the prompt's logits) but counts n tokens, so this is low by 1/n against the per-step
+        # figures (llama.cpp's own timings.predicted_per_token_ms, llama-bench tg, benchrun's
+        # TPOT). The counters cannot count requests, so no n - 1 can be formed here
+        # (docs/measurement.md, "Cross-checks against the server").
         "predicted_ms_per_token": ratio("tokens_predicted_seconds_total", "tokens_predicted_total", 1000.0),
         "tokens_per_decode": ratio("tokens_predicted_total", "n_decode_total"),
     }

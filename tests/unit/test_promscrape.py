@@ -42,3 +42,17 @@ def test_deltas_and_peaks():
     assert out["predicted_tok_s"] == pytest.approx(100)  # from counters, not the 99999 gauge
     assert out["predicted_ms_per_token"] == pytest.approx(10)
     assert out["tokens_per_decode"] == pytest.approx(4)
+
+
+def test_predicted_ms_per_token_is_per_token_not_per_decode_step():
+    """The rule docs/measurement.md states: llama.cpp's generation-time counter spans n - 1 decode
+    steps per request (the first token comes from the prompt's logits) and its token counter n
+    tokens, so /metrics' ms per token is (n - 1)/n of the per-step time. Two 64-token replies
+    at exactly 10 ms a step: 630 ms each over 63 steps."""
+    a = parse_prometheus(page(tp=0, ts=0.0, nd=0))
+    b = parse_prometheus(page(tp=128, ts=1.26, nd=2 * 64))
+    out = summarize_scrapes(a, b, [a, b], 0.5)
+    assert out["predicted_ms_per_token"] == pytest.approx(1260 / 128)  # 9.84 ms, not the 10 ms a step
+    assert out["predicted_ms_per_token"] == pytest.approx(10 * 63 / 64)  # 1.6% low
+    assert out["predicted_tok_s"] == pytest.approx(128 / 1.26)  # and the rate 1.6% high
+    assert "requests" not in out["counters"]  # nothing on the page counts requests: no n - 1 to form
