@@ -19,7 +19,7 @@ and flags; per-record vs aggregate metrics), as a plain table rather than one cl
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, Optional
 
@@ -61,10 +61,10 @@ class Shown:
 @dataclass(frozen=True)
 class Run:
     """What a run-level metric sees: the measured records and the run's wall time."""
-    records: list
-    good: list    # succeeded and complete: the only requests in latency figures
-    failed: list
-    sent: list    # every request that went out, failed ones too
+    records: list[RequestRecord]
+    good: list[RequestRecord]    # succeeded and complete: the only requests in latency figures
+    failed: list[RequestRecord]
+    sent: list[RequestRecord]    # every request that went out, failed ones too
     wall_s: float  # the whole measured span: every repeat's wall time, summed (metrics.wall_s is this / repeats)
     repeats: int = 1  # how many repeats' records these are (pooled metrics: all of them)
 
@@ -76,15 +76,18 @@ class MetricDef:
     unit: str
     better: Optional[Better]  # None: not a figure of merit (counts, tallies)
     kind: Kind
-    fn: Optional[Callable] = None  # REQUEST/TOKENS: f(RequestRecord); RUN: f(Run); RESULT: f(result)
+    # REQUEST: f(RequestRecord) -> float | None; TOKENS: f(RequestRecord) -> list[float];
+    # RUN: f(Run) -> its JSON value; RESULT: f(result dict) -> a number or None. (One field for
+    # four signatures: the table stays one row per metric; compute_metrics calls by kind.)
+    fn: Callable[[Any], Any]
     fmt: str = "{:.1f}"
     flags: Flag = Flag.NONE
     headline: tuple[Shown, ...] = ()
     over: Literal["good", "sent"] = "good"  # which requests a REQUEST/TOKENS metric summarises
     reciprocal_of: Optional[tuple[str, float]] = None  # its "hmean" is k / mean of that metric
     csv_ci: tuple[str, ...] = ()  # summary.csv CI columns: these stats ("" for a run value)
-    read: Optional[Callable[[dict], Any]] = None  # how a report reads it, when not metrics[key]
-    schema: Optional[dict] = None  # RUN: its JSON schema in result.json (summaries: $defs/summary)
+    read: Optional[Callable[[dict[str, Any]], Any]] = None  # how a report reads it, when not metrics[key]
+    schema: Optional[dict[str, Any]] = None  # RUN: its JSON schema in result.json (summaries: $defs/summary)
     doc: str = ""
 
     @property
@@ -94,39 +97,41 @@ class MetricDef:
 
 # --- result.json readers (RESULT metrics, and wall_s per repeat) -----------------------------
 
-def task_tally(res: Optional[dict]) -> tuple[int, int]:
+def task_tally(res: Optional[dict[str, Any]]) -> tuple[int, int]:
     """(passed, judged) over a result's tasks that had quality checks; (0, 0) for no result."""
     judged = [t.get("passed") for t in (res or {}).get("tasks") or [] if t.get("passed") is not None]
     return sum(1 for p in judged if p), len(judged)
 
 
-def _pass_rate(res: dict) -> Optional[float]:
+def _pass_rate(res: dict[str, Any]) -> Optional[float]:
     passed, judged = task_tally(res)
     return passed / judged if judged else None
 
 
-def _wall_per_repeat(res: dict) -> Optional[float]:
+def _wall_per_repeat(res: dict[str, Any]) -> Optional[float]:
     """One repeat's wall time. Since schema_version 2 that is metrics.wall_s itself; version 1
     stored the SUM over repeats there (kept readable: the mean of its repeats)."""
-    m = res.get("metrics") or {}
+    m: dict[str, Any] = res.get("metrics") or {}
     if (res.get("schema_version") or 1) >= 2:
-        return m.get("wall_s") or None  # 0: nothing ran
-    reps = [r.get("wall_s") for r in res.get("repeat_metrics") or [] if r.get("wall_s")]
+        wall: Optional[float] = m.get("wall_s") or None  # 0: nothing ran
+        return wall
+    reps: list[float] = [r.get("wall_s") for r in res.get("repeat_metrics") or [] if r.get("wall_s")]
     if reps:
         return sum(reps) / len(reps)
-    return m["wall_s"] / max(1, res.get("repeats") or 1) if m.get("wall_s") else None  # 0: nothing ran
+    return float(m["wall_s"] / max(1, res.get("repeats") or 1)) if m.get("wall_s") else None  # 0: nothing ran
 
 
-def _at(*path: str) -> Callable[[dict], Any]:
-    def read(res: dict) -> Any:
+def _at(*path: str) -> Callable[[dict[str, Any]], Any]:
+    def read(res: dict[str, Any]) -> Any:
+        node: Any = res
         for p in path:
-            res = (res or {}).get(p) if isinstance(res, dict) else None
-        return res
+            node = (node or {}).get(p) if isinstance(node, dict) else None
+        return node
     return read
 
 
-_INT = {"type": "integer", "minimum": 0}
-_NUM = {"$ref": "#/$defs/num"}
+_INT: dict[str, Any] = {"type": "integer", "minimum": 0}
+_NUM: dict[str, Any] = {"$ref": "#/$defs/num"}
 _MS, _TOK_S = "ms", "tok/s"
 
 CATALOGUE: tuple[MetricDef, ...] = (
@@ -235,8 +240,8 @@ def _out_tokens(run: Run) -> int:
     return sum(M.output_tokens(r) or 0 for r in run.good)
 
 
-def _tally(keys) -> dict:
-    out: dict = {}
+def _tally(keys: Iterable[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
     for k in keys:
         out[k] = out.get(k, 0) + 1
     return out
@@ -301,7 +306,7 @@ def summary_stat(summary_of: Callable[[str], Any], name: str, stat: str) -> Opti
     return float(v) if isinstance(v, (int, float)) else None
 
 
-def value(res: dict, key: str) -> Optional[float]:
+def value(res: dict[str, Any], key: str) -> Optional[float]:
     """One number for `key` ("ttft_ms.p50", "wall_s", "memory.peak_mib") from a result.json
     dict; None when absent."""
     d = BY_NAME.get(key)
@@ -309,8 +314,9 @@ def value(res: dict, key: str) -> Optional[float]:
         v = d.fn(res)
         return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
     if d is not None and d.read is not None:
-        return d.read(res)
-    m = res.get("metrics") or {}
+        read: Optional[float] = d.read(res)
+        return read
+    m: dict[str, Any] = res.get("metrics") or {}
     name, _, stat = key.partition(".")
     if stat:
         return summary_stat(m.get, name, stat)
@@ -325,7 +331,7 @@ def per_request() -> dict[str, Callable[[RequestRecord], Optional[float]]]:
     return {d.key: d.fn for d in CATALOGUE if d.kind is Kind.REQUEST}
 
 
-def compute_metrics(records: list[RequestRecord], wall_ns: int, repeats: int = 1) -> dict:
+def compute_metrics(records: list[RequestRecord], wall_ns: int, repeats: int = 1) -> dict[str, Any]:
     """result.json `metrics` for measured runs (`repeats` of them, their walls summed in
     wall_ns): every REQUEST/TOKENS/RUN entry, in catalogue order (OPEN_LOOP ones only when
     some request had a schedule)."""
@@ -335,7 +341,7 @@ def compute_metrics(records: list[RequestRecord], wall_ns: int, repeats: int = 1
     run = Run(records, good, [r for r in records if not r.ok], [r for r in records if r.error != NOT_SENT],
               wall_ns / 1e9, max(1, repeats))
     open_loop = any(r.scheduled_ns is not None for r in records)
-    out: dict = {}
+    out: dict[str, Any] = {}  # key: a Summary (REQUEST, TOKENS) or the RUN metric's value
     for d in CATALOGUE:
         if d.kind is Kind.RESULT or (Flag.OPEN_LOOP in d.flags and not open_loop):
             continue
@@ -349,7 +355,7 @@ def compute_metrics(records: list[RequestRecord], wall_ns: int, repeats: int = 1
     return out
 
 
-def metrics_schema() -> dict:
+def metrics_schema() -> dict[str, Any]:
     """The JSON schema of result.json `metrics` (results/__init__.py puts it into the shipped schema)."""
     props = {}
     for d in CATALOGUE:

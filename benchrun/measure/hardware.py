@@ -5,11 +5,30 @@ from __future__ import annotations
 
 import os
 import platform
-from typing import Any, Optional
+from collections.abc import Mapping
+from typing import Any, Optional, TypedDict
 
 from benchrun.config import plain
 
 MIB = 1 << 20
+
+
+class Gpu(TypedDict):
+    """One GPU NVML sees (the `gpus` list of a detected hardware block)."""
+    index: int
+    name: str
+    memory_mib: int
+
+
+class ClusterJob(TypedDict):
+    """job.cluster of result.json: the scheduler job that measured it."""
+    scheduler: str
+    job_id: Optional[str]
+    array_job_id: Optional[str]
+    array_task_id: Optional[str]
+    node: str
+    partition: Optional[str]
+    gpus: Optional[str]
 
 
 def open_nvml() -> tuple[Optional[Any], Optional[str]]:
@@ -30,13 +49,13 @@ def _text(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
-def detect_gpus() -> tuple[list[dict], Optional[str]]:
+def detect_gpus() -> tuple[list[Gpu], Optional[str]]:
     """([{index, name, memory_mib}], note). note says why no GPU could be read."""
     nvml, why = open_nvml()
     if nvml is None:
         return [], why
     try:
-        gpus = []
+        gpus: list[Gpu] = []
         for i in range(nvml.nvmlDeviceGetCount()):
             h = nvml.nvmlDeviceGetHandleByIndex(i)
             gpus.append({"index": i, "name": _text(nvml.nvmlDeviceGetName(h)),
@@ -62,12 +81,12 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def detect() -> dict:
+def detect() -> dict[str, Any]:
     """This machine: GPUs (if NVML can see them), CPU and RAM."""
     import psutil
 
     gpus, note = detect_gpus()
-    d: dict = {"name": "auto", "cpu": cpu_name(), "cpu_count": psutil.cpu_count(logical=True),
+    d: dict[str, Any] = {"name": "auto", "cpu": cpu_name(), "cpu_count": psutil.cpu_count(logical=True),
                "memory_mib": int(psutil.virtual_memory().total // MIB), "gpus": gpus}
     if gpus:
         names = sorted({g["name"] for g in gpus})
@@ -79,7 +98,7 @@ def detect() -> dict:
     return d
 
 
-def describe_hardware(hw: Any, detected: Optional[dict] = None) -> dict:
+def describe_hardware(hw: Any, detected: Optional[dict[str, Any]] = None) -> dict[str, Any]:
     """The `hardware` block of result.json. `hw` is the HardwareConfig (or the same as a dict).
     auto -> detection; a profile -> its fields, nulls filled from detection."""
     fields = dict(plain(hw))
@@ -97,7 +116,7 @@ def describe_hardware(hw: Any, detected: Optional[dict] = None) -> dict:
     return d
 
 
-def cluster_job(env: Optional[dict] = None) -> Optional[dict]:
+def cluster_job(env: Optional[Mapping[str, str]] = None) -> Optional[ClusterJob]:
     """The scheduler job this process runs in (SLURM sets these for every job step), so each
     result says which job, node and GPUs measured it; None outside a cluster job."""
     env = os.environ if env is None else env

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Optional
+from typing import Any, Literal, Optional, TypedDict
 
 import numpy as np
 
@@ -48,7 +48,7 @@ def ttft_ms(r: RequestRecord) -> Optional[float]:
     """Send -> first token event (content or reasoning; role-only/empty chunks are not tokens)."""
     for ns, k in zip(r.event_ns, r.event_kinds):
         if k in TOKEN_KINDS:
-            return ns / NS_PER_MS
+            return float(ns) / NS_PER_MS
     return None
 
 
@@ -56,7 +56,7 @@ def ttfa_ms(r: RequestRecord) -> Optional[float]:
     """Send -> first answer (content) token: honest TTFT for thinking models."""
     for ns, k in zip(r.event_ns, r.event_kinds):
         if k == CONTENT:
-            return ns / NS_PER_MS
+            return float(ns) / NS_PER_MS
     return None
 
 
@@ -101,7 +101,8 @@ def _event_steps(r: RequestRecord) -> list[tuple[int, float]]:
     if src in ("timings", "logprobs"):
         steps: list[tuple[int, float]] = []
         pending = 0
-        for ns, k, n in zip(r.event_ns, r.event_kinds, r.event_tokens):
+        # (token_count_source said "timings"/"logprobs": event_tokens is there, one per event)
+        for ns, k, n in zip(r.event_ns, r.event_kinds, r.event_tokens or []):
             n = int(n or 0)
             if not steps:
                 pending += n
@@ -251,7 +252,7 @@ def token_count_mismatch(r: RequestRecord) -> bool:
     if token_count_source(r) not in ("timings", "logprobs"):
         return False
     n = output_tokens(r)
-    return n is not None and n != sum(int(x or 0) for x in r.event_tokens)
+    return n is not None and n != sum(int(x or 0) for x in r.event_tokens or [])
 
 
 def cut_at_max_tokens(r: RequestRecord) -> bool:
@@ -275,7 +276,29 @@ def is_good(r: RequestRecord) -> bool:
     return r.ok and not truncated(r)
 
 
-def _http_error(error: str) -> tuple[Optional[int], dict]:
+class _Cause(TypedDict):
+    cause: str  # the group key: "HTTP 400 exceed_context_size_error", "ServerDisconnectedError", ...
+    status: Optional[int]
+    type: Optional[str]  # the server's error type
+    message: str
+
+
+class FailureCause(_Cause, total=False):
+    """What made one request fail (failure_cause); llama.cpp's context error adds both sizes."""
+    n_prompt_tokens: int
+    n_ctx: int
+
+
+class FailureGroup(FailureCause):
+    """An entry of result.json metrics.failures: a cause, how often, and what to change."""
+    count: int
+    fix: str
+
+
+_SIZES: tuple[Literal["n_prompt_tokens"], Literal["n_ctx"]] = ("n_prompt_tokens", "n_ctx")
+
+
+def _http_error(error: str) -> tuple[Optional[int], dict[str, Any]]:
     """(status, the server's error object) from an "HTTP 400: {json}" error string."""
     import json
 
@@ -292,7 +315,7 @@ def _http_error(error: str) -> tuple[Optional[int], dict]:
     return status, err if isinstance(err, dict) else {"message": str(err)[:300]}
 
 
-def failure_cause(r: RequestRecord) -> dict:
+def failure_cause(r: RequestRecord) -> FailureCause:
     """What made a request fail, as one group key plus what the server said: HTTP status and
     the server's error type/message (llama.cpp: `{"error": {"code", "message", "type", ...}}`),
     else the transport's error class ("ServerDisconnectedError", "read timeout", ...)."""
@@ -300,9 +323,9 @@ def failure_cause(r: RequestRecord) -> dict:
     if err.startswith("HTTP "):
         status, obj = _http_error(err)
         etype = obj.get("type") or (f"status {status}" if status is not None else None)
-        out = {"cause": f"HTTP {status} {etype}" if status is not None else err[:80], "status": status,
+        out: FailureCause = {"cause": f"HTTP {status} {etype}" if status is not None else err[:80], "status": status,
                "type": obj.get("type"), "message": str(obj.get("message") or err)[:300]}
-        for k in ("n_prompt_tokens", "n_ctx"):  # llama.cpp's context error names both sizes
+        for k in _SIZES:  # llama.cpp's context error names both sizes
             if isinstance(obj.get(k), int):
                 out[k] = obj[k]
         return out
@@ -323,10 +346,10 @@ _FIXES = {
 }
 
 
-def failure_fix(cause: dict) -> str:
+def failure_fix(cause: FailureCause) -> str:
     """What to change, for the causes benchrun recognises; else where to look."""
     for key in (cause.get("type"), cause.get("cause")):
-        if key in _FIXES:
+        if key is not None and key in _FIXES:
             return _FIXES[key]
     status = cause.get("status")
     if isinstance(status, int) and status >= 500:
@@ -336,10 +359,10 @@ def failure_fix(cause: dict) -> str:
     return "see requests.jsonl (error) and server.log"
 
 
-def failures_by_cause(records: list[RequestRecord]) -> list[dict]:
+def failures_by_cause(records: list[RequestRecord]) -> list[FailureGroup]:
     """Failed requests grouped by cause, most frequent first: {cause, status, type, count,
     message (the first one seen), fix, and llama.cpp's n_prompt_tokens / n_ctx when given}."""
-    groups: dict[str, dict] = {}
+    groups: dict[str, FailureGroup] = {}
     for r in records:
         if r.ok:
             continue
@@ -349,12 +372,24 @@ def failures_by_cause(records: list[RequestRecord]) -> list[dict]:
             groups[c["cause"]] = {**c, "count": 1, "fix": failure_fix(c)}
         else:
             g["count"] += 1
-            if isinstance(c.get("n_prompt_tokens"), int):  # keep the largest prompt that failed
+            if "n_prompt_tokens" in c:  # keep the largest prompt that failed (an int: failure_cause)
                 g["n_prompt_tokens"] = max(g.get("n_prompt_tokens") or 0, c["n_prompt_tokens"])
     return sorted(groups.values(), key=lambda g: (-g["count"], g["cause"]))
 
 
-def summarize(values: Iterable[Optional[float]]) -> dict:
+class Summary(TypedDict):
+    """A metric's summary over requests (result.json $defs/summary); all None when n is 0."""
+    n: int
+    mean: Optional[float]
+    p50: Optional[float]
+    p90: Optional[float]
+    p99: Optional[float]
+    min: Optional[float]
+    max: Optional[float]
+    stdev: Optional[float]
+
+
+def summarize(values: Iterable[Optional[float]]) -> Summary:
     """n, mean, p50, p90, p99, min, max, stdev over the defined values."""
     v = np.array([x for x in values if x is not None and math.isfinite(x)], dtype=float)
     if v.size == 0:
@@ -373,15 +408,17 @@ SERVER_TIMINGS = ("prompt_per_second", "predicted_per_second", "prompt_ms", "pre
                   "prompt_n", "predicted_n", "cache_n")
 
 
-def server_timings(records: list[RequestRecord], client_decode_mean: Optional[float]) -> dict:
+def server_timings(records: list[RequestRecord], client_decode_mean: Optional[float]) -> dict[str, Any]:
     """What llama.cpp itself reported per request, summarised beside the client's view, and
     client_server_decode_ratio: median over requests of client decode_tok_s / server
     predicted_per_second (ratio of the means only when no request has both)."""
     good = [r for r in records if is_good(r) and r.timings]
-    out = {k: summarize(r.timings.get(k) for r in good) for k in SERVER_TIMINGS}
+    # {timing name: Summary, ..., "client_server_decode_ratio": float | None}
+    out: dict[str, Any] = {k: summarize((r.timings or {}).get(k) for r in good) for k in SERVER_TIMINGS}
     # The median of per-request ratios: one request whose tokens arrived in a burst (a
     # stalled client or network) has a huge client rate and would swing a ratio of means.
-    paired = [c / s for r in good if (c := decode_tok_s(r)) and (s := r.timings.get("predicted_per_second"))]
+    paired = [c / s for r in good
+              if (c := decode_tok_s(r)) and (s := (r.timings or {}).get("predicted_per_second"))]
     server_decode = out["predicted_per_second"]["mean"]
     if paired:
         out["client_server_decode_ratio"] = float(np.median(paired))

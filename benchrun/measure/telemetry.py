@@ -17,14 +17,90 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Optional
+from typing import IO, Any, Literal, Optional, TypedDict, TypeVar
 
 from benchrun.config import BenchConfig
 from benchrun.measure.hardware import MIB, open_nvml
 
+T = TypeVar("T")
 
-def _try(fn, *args):
+
+class GpuSample(TypedDict, total=False):
+    """One GPU in one sample: `index` always, each reading only when NVML gave it."""
+    index: int
+    used_mib: float
+    proc_mib: float  # the server tree's own memory on this GPU
+    util_pct: int
+    mem_util_pct: int
+    power_w: float
+    sm_clock_mhz: int
+    mem_clock_mhz: int
+    temp_c: int
+    energy_mj: int  # NVML's counter since the driver loaded
+
+
+class Sample(TypedDict, total=False):
+    """One line of telemetry.jsonl. The sampler always sets t and phase; each reading is there
+    only when it could be read (total=False: the first sample of no run at all is {})."""
+    t: float
+    phase: str
+    rss_mib: float
+    cpu_pct: float
+    host_cpu_pct: float
+    client_cpu_pct: float
+    gpus: list[GpuSample]
+
+
+class MemorySummary(TypedDict):
+    """server.memory from the samples: VRAM when the GPUs show the server, else RSS."""
+    kind: str  # "vram" | "rss"
+    source: str  # "nvml-process" | "nvml-device" | "psutil"
+    peak_mib: Optional[float]
+    idle_mib: Optional[float]
+    rss_peak_mib: Optional[float]
+    rss_idle_mib: Optional[float]
+    estimate_mib: Optional[float]  # the fit estimate, set beside the reading by for_job
+
+
+class Energy(TypedDict):
+    """result.json `energy`: joules over the measured window and what they bought."""
+    joules: float
+    mean_power_w: float
+    tokens_per_joule: Optional[float]
+    window_s: float
+    source: str  # "nvml-energy-counter" | "power-samples"
+
+
+class CpuUse(TypedDict, total=False):
+    """telemetry.cpu: mean % of one core over the measured window; server_pct and other_pct
+    only when the server is a process benchrun can see."""
+    host_pct: float
+    client_pct: float
+    server_pct: float
+    other_pct: float
+
+
+class Telemetry(TypedDict, total=False):
+    """result.json `telemetry`: how it was sampled, what could not be read, and the CPU split."""
+    enabled: bool
+    interval_s: float
+    file: str
+    cores: int
+    nvml: bool
+    notes: list[str]
+    cpu: CpuUse
+    samples: int
+
+
+class TelemetrySummary(TypedDict):
+    memory: Optional[MemorySummary]
+    energy: Optional[Energy]
+    telemetry: Telemetry
+
+
+def _try(fn: Callable[..., T], *args: Any) -> Optional[T]:
     """One NVML read; None when unsupported on this GPU or not permitted."""
     try:
         return fn(*args)
@@ -37,18 +113,18 @@ class Sampler:
                  use_nvml: bool = True, on_gpu: bool = False) -> None:
         self.pid, self.path, self.interval_s = pid, Path(path), max(0.01, float(interval_s))
         self.use_nvml, self.on_gpu = use_nvml, on_gpu
-        self.samples: list[dict] = []
+        self.samples: list[Sample] = []
         self.notes: list[str] = []
         self.phase = "idle"
-        self._procs: dict[int, Any] = {}
-        self._nvml = None
-        self._handles: list = []
+        self._procs: dict[int, Any] = {}  # pid -> psutil.Process (psutil ships no types)
+        self._nvml: Any = None  # the pynvml module while open (untyped)
+        self._handles: list[Any] = []  # NVML device handles
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
-        self._fh = None
+        self._fh: Optional[IO[str]] = None
         self._t0 = 0.0
-        self._self = None  # benchrun's own process, set by start()
+        self._self: Any = None  # benchrun's own psutil.Process, set by start()
         self._cores = 1
         self.errors = 0
 
@@ -57,7 +133,7 @@ class Sampler:
         """Open NVML, take the idle sample synchronously (before any traffic), start the thread."""
         if self.use_nvml:
             self._nvml, why = open_nvml()
-            if self._nvml is None:
+            if why is not None:  # open_nvml gives the module or why not, never both
                 self.notes.append(why)
             else:
                 try:
@@ -112,23 +188,23 @@ class Sampler:
             self.sample()
 
     # -- one sample ------------------------------------------------------------------------
-    def _tree(self) -> list:
+    def _tree(self, pid: int) -> list[Any]:
         """The server process and its children, cached so cpu_percent has a previous reading."""
         import psutil
 
         try:
-            root = self._procs.get(self.pid) or psutil.Process(self.pid)
+            root = self._procs.get(pid) or psutil.Process(pid)
             procs = [root, *root.children(recursive=True)]
         except psutil.Error:
             return []
         self._procs = {p.pid: self._procs.get(p.pid, p) for p in procs}
         return list(self._procs.values())
 
-    def _cpu(self, s: dict) -> None:
+    def _cpu(self, s: Sample, pid: int) -> None:
         import psutil
 
         rss, cpu, n = 0, 0.0, 0
-        for p in self._tree():
+        for p in self._tree(pid):
             try:
                 rss += p.memory_info().rss
                 cpu += p.cpu_percent(None)
@@ -139,17 +215,17 @@ class Sampler:
             s["rss_mib"] = round(rss / MIB, 2)
             s["cpu_pct"] = round(cpu, 1)
 
-    def _host(self, s: dict) -> None:
+    def _host(self, s: Sample) -> None:
         import psutil
 
         s["host_cpu_pct"] = round(psutil.cpu_percent(None) * self._cores, 1)
         s["client_cpu_pct"] = round(self._self.cpu_percent(None), 1)
 
-    def _gpu(self, s: dict) -> None:
+    def _gpu(self, s: Sample) -> None:
         nv, pids = self._nvml, set(self._procs)
-        gpus = []
+        gpus: list[GpuSample] = []
         for i, h in enumerate(self._handles):
-            g: dict = {"index": i}
+            g: GpuSample = {"index": i}
             mem = _try(nv.nvmlDeviceGetMemoryInfo, h)
             if mem is not None:
                 g["used_mib"] = round(mem.used / MIB, 2)
@@ -168,7 +244,9 @@ class Sampler:
             power = _try(nv.nvmlDeviceGetPowerUsage, h)  # milliwatts
             if power is not None:
                 g["power_w"] = round(power / 1000.0, 2)
-            for key, clock in (("sm_clock_mhz", "NVML_CLOCK_SM"), ("mem_clock_mhz", "NVML_CLOCK_MEM")):
+            clocks: tuple[tuple[Literal["sm_clock_mhz", "mem_clock_mhz"], str], ...] = (
+                ("sm_clock_mhz", "NVML_CLOCK_SM"), ("mem_clock_mhz", "NVML_CLOCK_MEM"))
+            for key, clock in clocks:
                 v = _try(nv.nvmlDeviceGetClockInfo, h, getattr(nv, clock, None))
                 if v is not None:
                     g[key] = v
@@ -181,12 +259,12 @@ class Sampler:
             gpus.append(g)
         s["gpus"] = gpus
 
-    def sample(self) -> Optional[dict]:
+    def sample(self) -> Optional[Sample]:
         with self._lock:
-            s: dict = {"t": round(time.monotonic() - self._t0, 4), "phase": self.phase}
+            s: Sample = {"t": round(time.monotonic() - self._t0, 4), "phase": self.phase}
             try:
                 if self.pid is not None:
-                    self._cpu(s)
+                    self._cpu(s, self.pid)
                 if self._self is not None:
                     self._host(s)
                 if self._handles:
@@ -203,7 +281,7 @@ class Sampler:
             return s
 
     # -- summary -------------------------------------------------------------------------
-    def summary(self, output_tokens: int = 0) -> dict:
+    def summary(self, output_tokens: int = 0) -> TelemetrySummary:
         """{"memory": ..., "energy": ... | None, "telemetry": ...} for result.json."""
         return summarize(self.samples, output_tokens, on_gpu=self.on_gpu,
                          meta={"enabled": True, "interval_s": self.interval_s, "file": self.path.name,
@@ -212,46 +290,46 @@ class Sampler:
                                "notes": list(self.notes)})
 
 
-def _peak(values: list) -> Optional[float]:
+def _peak(values: list[Optional[float]]) -> Optional[float]:
     vals = [v for v in values if v is not None]
     return round(max(vals), 2) if vals else None
 
 
-def summarize(samples: list[dict], output_tokens: int = 0, on_gpu: bool = False,
-              meta: Optional[dict] = None) -> dict:
+def summarize(samples: list[Sample], output_tokens: int = 0, on_gpu: bool = False,
+              meta: Optional[Telemetry] = None) -> TelemetrySummary:
     """Pure: samples -> server.memory, energy and the telemetry block of result.json."""
-    meta = dict(meta or {})
+    meta = meta.copy() if meta else {}
     notes = meta.setdefault("notes", [])
-    idle = samples[0] if samples else {}
+    idle: Sample = samples[0] if samples else {}
 
-    def proc_vram(s: dict) -> Optional[float]:
+    def proc_vram(s: Sample) -> Optional[float]:
         v = [g["proc_mib"] for g in s.get("gpus", []) if "proc_mib" in g]
         return sum(v) if v else None
 
-    def dev_vram(s: dict) -> Optional[float]:
+    def dev_vram(s: Sample) -> Optional[float]:
         v = [g["used_mib"] for g in s.get("gpus", []) if "used_mib" in g]
         return sum(v) if v else None
 
-    rss = {"rss_peak_mib": _peak([s.get("rss_mib") for s in samples]), "rss_idle_mib": idle.get("rss_mib")}
+    rss_peak, rss_idle = _peak([s.get("rss_mib") for s in samples]), idle.get("rss_mib")
     has_gpu = any(s.get("gpus") for s in samples)
     if any(proc_vram(s) for s in samples):
-        memory = {"kind": "vram", "source": "nvml-process",
-                  "peak_mib": _peak([proc_vram(s) for s in samples]), "idle_mib": proc_vram(idle)}
+        kind, source = "vram", "nvml-process"
+        peak, idle_mib = _peak([proc_vram(s) for s in samples]), proc_vram(idle)
     elif has_gpu and on_gpu:
         notes.append("per-process GPU memory not readable: vram is the GPUs' total used memory, "
                      "other processes included")
-        memory = {"kind": "vram", "source": "nvml-device",
-                  "peak_mib": _peak([dev_vram(s) for s in samples]), "idle_mib": dev_vram(idle)}
+        kind, source = "vram", "nvml-device"
+        peak, idle_mib = _peak([dev_vram(s) for s in samples]), dev_vram(idle)
     else:
-        memory = {"kind": "rss", "source": "psutil", "peak_mib": rss["rss_peak_mib"],
-                  "idle_mib": rss["rss_idle_mib"]}
-    memory.update(rss, estimate_mib=None)
+        kind, source, peak, idle_mib = "rss", "psutil", rss_peak, rss_idle
+    memory: MemorySummary = {"kind": kind, "source": source, "peak_mib": peak, "idle_mib": idle_mib,
+                             "rss_peak_mib": rss_peak, "rss_idle_mib": rss_idle, "estimate_mib": None}
 
-    energy = None
+    energy: Optional[Energy] = None
     if memory["kind"] == "vram":
         # Count only the GPUs the server holds memory on (all of them when that is unknown).
         used = {g["index"] for s in samples for g in s.get("gpus", []) if g.get("proc_mib")}
-        window = [{**s, "gpus": [g for g in s.get("gpus", []) if not used or g["index"] in used]}
+        window: list[Sample] = [{**s, "gpus": [g for g in s.get("gpus", []) if not used or g["index"] in used]}
                   for s in samples if s.get("phase") == "measure"]
         energy = _energy(window, output_tokens, notes)
     elif not has_gpu:
@@ -269,35 +347,37 @@ def summarize(samples: list[dict], output_tokens: int = 0, on_gpu: bool = False,
 BUSY_PCT = 50.0  # other processes' mean CPU (% of one core) from which a run counts as disturbed
 
 
-def cpu_use(samples: list[dict]) -> Optional[dict]:
+def cpu_use(samples: list[Sample]) -> Optional[CpuUse]:
     """Mean CPU (% of one core) over the measured window: the machine, the server, benchrun
     itself and, by difference, everything else. None without host readings."""
     # Each reading covers the time since the one before (cpu_percent(None)), so readings are
     # weighted by that interval: on a busy box the sampler itself waits longest exactly while
     # others hold the CPU, and a plain mean of readings would under-count them.
-    weights, prev = [], None
+    readings: list[tuple[Sample, Optional[float]]] = []
+    prev: Optional[float] = None
     for s in samples:
         t = s.get("t")
         if s.get("phase") == "measure" and "host_cpu_pct" in s:
-            weights.append((s, t - prev if t is not None and prev is not None and t > prev else None))
+            readings.append((s, t - prev if t is not None and prev is not None and t > prev else None))
         prev = t
-    if not weights:
+    if not readings:
         return None
-    if any(w is None for _, w in weights):  # no times: every reading counts the same
-        weights = [(s, 1.0) for s, _ in weights]
+    weights = [(s, w) for s, w in readings if w is not None]
+    if len(weights) < len(readings):  # no times: every reading counts the same
+        weights = [(s, 1.0) for s, _ in readings]
     total = sum(w for _, w in weights)
 
-    def mean(key: str) -> float:
+    def mean(key: Literal["host_cpu_pct", "client_cpu_pct", "cpu_pct"]) -> float:
         return round(sum(s.get(key, 0.0) * w for s, w in weights) / total, 1)
 
-    out = {"host_pct": mean("host_cpu_pct"), "client_pct": mean("client_cpu_pct")}
+    out: CpuUse = {"host_pct": mean("host_cpu_pct"), "client_pct": mean("client_cpu_pct")}
     if all("cpu_pct" in s for s, _ in weights):  # the server is a process we can see
         out["server_pct"] = mean("cpu_pct")
         out["other_pct"] = round(max(0.0, out["host_pct"] - out["server_pct"] - out["client_pct"]), 1)
     return out
 
 
-def _energy(window: list[dict], output_tokens: int, notes: list) -> Optional[dict]:
+def _energy(window: list[Sample], output_tokens: int, notes: list[str]) -> Optional[Energy]:
     """Joules over the measured window: NVML's energy counter when every GPU has one, else the
     power samples integrated (trapezoid). Summed over the GPUs."""
     if len(window) < 2:
@@ -325,7 +405,7 @@ def _energy(window: list[dict], output_tokens: int, notes: list) -> Optional[dic
             "window_s": round(dt, 3), "source": source}
 
 
-def disabled_summary(reason: str) -> dict:
+def disabled_summary(reason: str) -> TelemetrySummary:
     return {"memory": None, "energy": None,
             "telemetry": {"enabled": False, "samples": 0, "notes": [reason]}}
 
@@ -351,11 +431,12 @@ def for_job(output_tokens: int, sampler: Optional[Sampler], estimate: Any,
             s = disabled_summary("telemetry.enabled=false" if not enabled else "sampler not started")
         else:
             s = sampler.summary(output_tokens)
-        mem = s["memory"] or mem
+        if s["memory"]:
+            mem = {**s["memory"]}  # result.json's parts are plain dicts (results.Result)
         if estimate is not None:
             mem["estimate_mib"] = estimate.total_mib
             mem["estimate"] = estimate.as_dict()
         mem.setdefault("estimate_mib", None)
-        return mem, s["energy"], s["telemetry"]
+        return mem, ({**s["energy"]} if s["energy"] else None), {**s["telemetry"]}
     except Exception as e:  # noqa: BLE001
         return mem, None, {"enabled": enabled, "samples": 0, "notes": [f"telemetry failed: {e}"]}
