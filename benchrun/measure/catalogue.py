@@ -25,6 +25,8 @@ from typing import Any, Literal, Optional
 
 from benchrun.load.records import NOT_SENT, RequestRecord
 from benchrun.measure import metrics as M
+from benchrun.measure.failures import failures_by_cause
+from benchrun.measure.summaries import summarize
 
 
 class Kind(enum.Enum):
@@ -208,7 +210,7 @@ CATALOGUE: tuple[MetricDef, ...] = (
                            "retried": sum(1 for r in run.sent if r.retried)},
               schema={"type": "object", "required": ["new", "reused"],
                       "properties": {"new": _INT, "reused": _INT, "retried": _INT}}),
-    MetricDef("failures", "Failures by cause", "", None, Kind.RUN, lambda run: M.failures_by_cause(run.records),
+    MetricDef("failures", "Failures by cause", "", None, Kind.RUN, lambda run: failures_by_cause(run.records),
               schema={"type": "array", "items": {
                   "type": "object", "required": ["cause", "count", "message", "fix"],
                   "properties": {
@@ -347,9 +349,9 @@ def compute_metrics(records: list[RequestRecord], wall_ns: int, repeats: int = 1
             continue
         over = run.good if d.over == "good" else run.sent
         if d.kind is Kind.REQUEST:
-            out[d.key] = M.summarize(d.fn(r) for r in over)
+            out[d.key] = summarize(d.fn(r) for r in over)
         elif d.kind is Kind.TOKENS:
-            out[d.key] = M.summarize(x for r in over for x in d.fn(r))
+            out[d.key] = summarize(x for r in over for x in d.fn(r))
         else:
             out[d.key] = d.fn(run)
     return out

@@ -6,7 +6,9 @@ import pytest
 from benchrun.load.records import NOT_SENT, RequestRecord
 from benchrun.measure import metrics as M
 from benchrun.measure.catalogue import compute_metrics
+from benchrun.measure.failures import failures_by_cause
 from benchrun.measure.stats import goodput_of
+from benchrun.measure.summaries import summarize
 
 MS = 1_000_000  # ns
 
@@ -176,11 +178,11 @@ def test_open_loop_lateness_and_latency_from_schedule():
 
 
 def test_summarize():
-    s = M.summarize([1.0, 2.0, 3.0, 4.0, None, float("nan")])
+    s = summarize([1.0, 2.0, 3.0, 4.0, None, float("nan")])
     assert s["n"] == 4 and s["mean"] == 2.5 and s["min"] == 1 and s["max"] == 4
     assert s["p50"] == 2.5 and s["stdev"] == pytest.approx(1.2909944)
-    assert M.summarize([])["mean"] is None
-    assert M.summarize([5.0])["stdev"] == 0.0
+    assert summarize([])["mean"] is None
+    assert summarize([5.0])["stdev"] == 0.0
 
 
 def test_server_timings_ratio():
@@ -278,7 +280,7 @@ def test_failures_grouped_by_cause_with_the_servers_numbers():
             rec([], "", error="read timeout: the server stopped sending", id=2),
             rec([], "", error="HTTP 503: not json", status=503, id=3),
             rec([1, 2, 3], "rcd", usage_out=1, id=4)]
-    f = M.failures_by_cause(recs)
+    f = failures_by_cause(recs)
     assert [(x["cause"], x["count"]) for x in f] == [("HTTP 400 exceed_context_size_error", 2),
                                                        ("HTTP 503 status 503", 1), ("read timeout", 1)]
     ctx = f[0]
@@ -299,7 +301,7 @@ def test_cut_at_max_tokens_only_where_no_exact_length_was_asked():
 def test_report_explains_multi_token_events_and_failure_causes():
     from benchrun.report.findings import cause_line
 
-    f = M.failures_by_cause([rec([], "", status=400, id=0, error='HTTP 400: {"error":{"code":400,"message":"too long",'
+    f = failures_by_cause([rec([], "", status=400, id=0, error='HTTP 400: {"error":{"code":400,"message":"too long",'
                                                             '"type":"exceed_context_size_error","n_prompt_tokens":300,"n_ctx":256}}')])
     line = cause_line(f[0])
     assert line.startswith("1 x HTTP 400 exceed_context_size_error (prompt 300 tokens, slot context 256)")

@@ -5,8 +5,8 @@ import math
 
 import pytest
 
-from benchrun.measure.metrics import summarize
 from benchrun.measure.stats import ci95, repeats_ci95, t975
+from benchrun.measure.summaries import summarize
 
 
 def test_ci95_known_sample():
