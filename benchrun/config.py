@@ -142,6 +142,10 @@ class LoadConfig:
     # How the server is asked for per-chunk token counts: auto (llama.cpp: timings_per_token;
     # other servers: nothing) | timings | logprobs | off. Per-token ITL needs them on CJK/emoji.
     token_counts: str = "auto"
+    # Client processes: 1 (the job's own process) | N (each its own event loop and share of the
+    # load) | auto (1 unless one core may not keep up; result.json load.workers_used/_why says
+    # what it chose and why). benchrun/load/workers.py; Any: an integer or the word auto.
+    workers: Any = 1
 
 
 @dataclass
@@ -227,6 +231,17 @@ def one_of(key: str, value: str, options: tuple[str, ...]) -> None:
         raise ValueError(f"{key} must be one of {', '.join(options)}, got {value!r}")
 
 
+def workers_setting(value: Any) -> int | str:
+    """load.workers as given (an integer, or a string from YAML) -> a positive int or "auto"."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    n = value if isinstance(value, int) and not isinstance(value, bool) else \
+        int(value) if isinstance(value, str) and value.strip().isdigit() else 0
+    if n < 1:
+        raise ValueError(f"load.workers must be a positive integer or auto, got {value!r}")
+    return n
+
+
 def validate(cfg: BenchConfig) -> None:
     """Checks a schema cannot express. Raises ValueError with one line naming the key."""
     if cfg.concurrency < 1:
@@ -253,6 +268,7 @@ def validate(cfg: BenchConfig) -> None:
     one_of("load.reuse_connections", cfg.load.reuse_connections, REUSE_CONNECTIONS)
     one_of("load.token_counts", cfg.load.token_counts, TOKEN_COUNTS)
     one_of("load.arrival", cfg.load.arrival, ARRIVALS)
+    workers_setting(cfg.load.workers)  # a positive integer or auto
     one_of("workload.kind", cfg.workload.kind, WORKLOAD_KINDS)
     if cfg.telemetry.interval_s <= 0:
         raise ValueError(f"telemetry.interval_s must be > 0 seconds, got {cfg.telemetry.interval_s}")

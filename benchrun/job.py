@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Optional
 
 from benchrun import interrupts
-from benchrun.config import BenchConfig, ModelConfig, plain
+from benchrun.config import BenchConfig, ModelConfig, plain, workers_setting
+from benchrun.load import workers
 from benchrun.load.client import make_session, reuse_for, token_count_body
 from benchrun.load.engine import Engine, LoadPlan, run_loop
 from benchrun.load.progress import Progress
 from benchrun.load.records import RecordWriter, RequestRecord, read_records
 from benchrun.load.selfcheck import SelfCheck
+from benchrun.load.selfcheck import summary_of as check_summary
 from benchrun.measure import telemetry
 from benchrun.measure.catalogue import compute_metrics
 from benchrun.measure.hardware import cluster_job, describe_hardware
@@ -33,6 +35,7 @@ from benchrun.servers.base import log_cause
 from benchrun.servers.pool import resolve_model_path
 from benchrun.servers.registry import backend_for
 from benchrun.workloads import make_workload
+from benchrun.workloads.base import fixed
 
 
 def _now() -> str:
@@ -104,10 +107,11 @@ def served_name(m: ModelConfig) -> Optional[str]:
 
 def _run_load(cfg: BenchConfig, url: str, headers: dict, workload, writer: RecordWriter, on_measure=None,
               extra_body: dict | None = None, reuse: bool = False, progress: Optional[Progress] = None,
-              on_client=None) -> tuple[list[list[RequestRecord]], list[int], dict]:
+              on_client=None, on_workers=None) -> tuple[list[list[RequestRecord]], list[int], dict]:
     """Warm-up, then `repeats` measured runs. Returns the records and wall time per repeat,
     and the server's /metrics deltas over the measured runs. on_client gets the client's check
-    on itself over the measured runs (load/selfcheck.py), also when they are cut short."""
+    on itself over the measured runs (load/selfcheck.py), also when they are cut short.
+    on_workers gets (worker processes used, why) once load.workers is decided (load/workers.py)."""
     plan = LoadPlan(concurrency=cfg.concurrency, rate=cfg.load.rate, arrival=cfg.load.arrival,
                     max_concurrency=cfg.load.max_concurrency, duration_s=cfg.load.duration_s,
                     seed=cfg.load.seed)
@@ -118,6 +122,13 @@ def _run_load(cfg: BenchConfig, url: str, headers: dict, workload, writer: Recor
     # own prompts, so the rounds together measure what back-to-back repeats would.
     rep_ids = [cfg.round] if cfg.round is not None else list(range(cfg.repeats))
     repeats = [(rep, workload.conversations(rep)) for rep in rep_ids]
+    setting = workers_setting(cfg.load.workers)
+    # Worker processes take conversations whose requests are known up front, as lists of specs.
+    specs = None if setting == 1 else [workers.fixed_specs(convs, fixed) for _, convs in repeats]
+    why_one = None
+    if specs is not None and any(s is None for s in specs):
+        specs, why_one = None, (f"workload {cfg.workload.name}'s conversations are built from the replies as "
+                                f"they come (agentic pipelines also wait on each other), so they stay in one process")
 
     async def go():
         async with make_session(cfg.load.request_timeout_s, headers, reuse_connections=reuse) as session:
@@ -127,26 +138,57 @@ def _run_load(cfg: BenchConfig, url: str, headers: dict, workload, writer: Recor
 
             engine = Engine(session, url + "/v1/chat/completions", model=served_name(cfg.model),
                             on_record=writer.write, extra_body=extra_body, on_done=done)
+            warm_check = SelfCheck() if setting == "auto" else None  # auto reads the warm-up's CPU share
+            warm_recs: list[RequestRecord] = []
             for convs in warmups:
-                await engine.run(convs, LoadPlan(concurrency=1), warmup=True)
-            if on_measure:
-                on_measure()  # telemetry: the energy window starts after warm-up
-            # /metrics brackets the measured repeats only (warm-up excluded).
-            scraper = Scraper(session, url, cfg.load.metrics_interval_s, headers)
-            await scraper.start()
-            runs, walls = [], []
+                warm_recs += (await engine.run(convs, LoadPlan(concurrency=1), warmup=True, check=warm_check))[0]
+            n, why = _workers_for(setting, plan, specs, why_one, warm_check, warm_recs)
+            if on_workers:
+                on_workers(n, why)
+            pool = None
             check = SelfCheck()
+            if n > 1:
+                setup = workers.Setup(url + "/v1/chat/completions", served_name(cfg.model), extra_body or {},
+                                      headers, cfg.load.request_timeout_s, reuse, warm_url=url + "/health")
+                pool = workers.Workers(n, setup, id_start=engine.next_id)
             try:
-                for rep, convs in repeats:
-                    recs, wall = await engine.run(convs, plan, repeat=rep, check=check)
+                if pool is not None:
+                    await pool.start()  # before the energy and /metrics windows open
+                if on_measure:
+                    on_measure()  # telemetry: the energy window starts after warm-up
+                # /metrics brackets the measured repeats only (warm-up excluded).
+                scraper = Scraper(session, url, cfg.load.metrics_interval_s, headers)
+                await scraper.start()
+                runs, walls = [], []
+                for i, (rep, convs) in enumerate(repeats):
+                    if pool is not None:
+                        parts = workers.worker_parts(plan, specs[i], n, rep)
+                        recs, wall = await pool.run(rep, parts, writer.write, done)
+                    else:
+                        recs, wall = await engine.run(convs, plan, repeat=rep, check=check)
                     runs.append(recs)
                     walls.append(wall)
+                return runs, walls, await scraper.stop()
             finally:
+                # With workers, their own checks (every stamp was taken on one of their loops).
+                client = check_summary(await pool.close()) if pool is not None else check.summary()
                 if on_client:
-                    on_client(check.summary())
-            return runs, walls, await scraper.stop()
+                    on_client(client)
 
     return run_loop(go())
+
+
+def _workers_for(setting, plan: LoadPlan, specs, why_one, warm_check, warm_recs) -> tuple[int, str]:
+    """load.workers -> (processes, why), from what the warm-up measured when it is `auto`."""
+    if setting == 1:
+        return 1, "load.workers=1"
+    good = [r for r in warm_recs if r.ok]
+    e2e_s = (sum(r.end_ns - r.start_ns for r in good) / len(good) / 1e9) if good else None
+    cpu = warm_check.summary()["cpu_pct"] if warm_check is not None and warm_recs else None
+    convs = min(len(s) for s in specs) if specs else 1
+    return workers.choose(setting, why_one=why_one, cores=workers.usable_cores(),
+                          streams=workers.streams_of(plan, e2e_s), limit=workers.split_limit(plan, convs),
+                          warmup_cpu_pct=cpu)
 
 
 def new_result(cfg: BenchConfig, job_dir: Path, job_num: int, run_id: str, overrides: list[str] | None,
@@ -242,7 +284,8 @@ def run_job(cfg: BenchConfig, job_dir: Path, pool: ServerPool, job_num: int, run
             runs, walls, result.server_metrics = _run_load(
                 cfg, server.url, server.headers, workload, writer,
                 on_measure=sampler and (lambda: sampler.mark("measure")), extra_body=extra, reuse=reuse,
-                progress=progress, on_client=lambda c: setattr(result, "client", c))
+                progress=progress, on_client=lambda c: setattr(result, "client", c),
+                on_workers=lambda n, why: result.load.update(workers_used=n, workers_why=why))
         finally:
             if progress is not None:
                 progress.close()
@@ -268,7 +311,7 @@ def run_job(cfg: BenchConfig, job_dir: Path, pool: ServerPool, job_num: int, run
         if e.command and not result.server.get("command"):
             result.server["command"] = e.command  # what a failed start ran, for the user to see
         server_failed = True
-    except ValueError as e:
+    except (ValueError, workers.WorkerDied) as e:
         result.error = str(e)
     except Exception as e:  # noqa: BLE001 -- any failure becomes data; the sweep goes on
         result.error = f"{type(e).__name__}: {e}"

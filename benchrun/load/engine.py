@@ -57,6 +57,12 @@ class LoadPlan:
     max_concurrency: Optional[int] = None  # open loop: cap on conversations in flight
     duration_s: Optional[float] = None  # no new request starts after this
     seed: int = 0
+    # A worker process's share of a run (load/workers.py): start at this absolute
+    # perf_counter_ns (CLOCK_MONOTONIC on Linux: the same clock in every process), and, open
+    # loop, send at these offsets from it (the parent's one schedule, this worker's part of it)
+    # instead of drawing a schedule of its own.
+    start_ns: Optional[int] = None
+    offsets_ns: Optional[list[int]] = None
 
 
 def arrival_offsets_ns(n: int, rate: float, arrival: str, seed: int) -> list[int]:
@@ -75,7 +81,8 @@ class Engine:
     def __init__(self, session: aiohttp.ClientSession, url: str, model: str | None = None,
                  on_record: Callable[[RequestRecord], None] | None = None,
                  extra_body: dict | None = None,
-                 on_done: Callable[[RequestRecord], None] | None = None):
+                 on_done: Callable[[RequestRecord], None] | None = None,
+                 id_start: int = 0, id_step: int = 1):
         self.session = session
         self.url = url
         self.model = model
@@ -83,12 +90,20 @@ class Engine:
         self.on_record = on_record
         self.on_done = on_done  # each request as its exchange ends (a deferred reply not decoded yet)
         self.stop = asyncio.Event()  # set -> no new request starts
-        self._next_id = 0
+        # Record ids: id_start, id_start + id_step, ... (a worker process w of W numbers its
+        # records w, w + W, ... past the parent's, so ids stay unique across processes).
+        self._next_id = id_start
+        self._id_step = id_step
         self._deadline_ns: int | None = None
         self._deferred: list[tuple[RequestRecord, list]] = []
         # Stall detection: the session's sock_read, enforced by one watchdog per run.
         stall_s = session.timeout.sock_read
         self._watch = StallWatch(stall_s) if stall_s else None
+
+    @property
+    def next_id(self) -> int:
+        """The id the next record gets (worker processes number theirs from here)."""
+        return self._next_id
 
     def _finish(self, rec: RequestRecord) -> None:
         if self.on_record:
@@ -147,7 +162,7 @@ class Engine:
     def _record(self, spec: RequestSpec, repeat: int, warmup: bool, scheduled_ns: int | None) -> RequestRecord:
         rec = RequestRecord(id=self._next_id, repeat=repeat, warmup=warmup, tags=spec.tags,
                             scheduled_ns=scheduled_ns, expected_tokens=spec.expected_tokens)
-        self._next_id += 1
+        self._next_id += self._id_step
         return rec
 
     async def run(self, conversations: Iterable[Conversation], plan: LoadPlan,
@@ -177,7 +192,13 @@ class Engine:
     async def _run(self, conversations: Iterable[Conversation], plan: LoadPlan,
                    repeat: int, warmup: bool) -> tuple[list[RequestRecord], int]:
         out: list[RequestRecord] = []
-        t0 = perf_counter_ns()
+        if plan.start_ns is not None:  # a worker: every worker starts at the parent's one t0
+            while (left := plan.start_ns - perf_counter_ns()) > 0 and not self.stop.is_set():
+                try:
+                    await asyncio.wait_for(self.stop.wait(), left / 1e9)
+                except asyncio.TimeoutError:
+                    pass
+        t0 = perf_counter_ns() if plan.start_ns is None else plan.start_ns
         self._deadline_ns = t0 + int(plan.duration_s * 1e9) if plan.duration_s else None
         convs = list(conversations)
         if plan.rate is None:
@@ -192,7 +213,8 @@ class Engine:
             await asyncio.gather(*(worker() for _ in range(min(plan.concurrency, len(convs)) or 1)))
         else:
             cap = asyncio.Semaphore(plan.max_concurrency) if plan.max_concurrency else None
-            offsets = arrival_offsets_ns(len(convs), plan.rate, plan.arrival, plan.seed + repeat)
+            offsets = (plan.offsets_ns if plan.offsets_ns is not None
+                       else arrival_offsets_ns(len(convs), plan.rate, plan.arrival, plan.seed + repeat))
 
             async def launch(conv: Conversation, due_ns: int) -> None:
                 if cap is None:

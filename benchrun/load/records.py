@@ -48,6 +48,7 @@ class RequestRecord:
     connection: Optional[str] = None
     connect_ns: Optional[int] = None
     retried: bool = False  # a reused connection the server had closed: sent again on a new one
+    worker: Optional[int] = None  # load.workers > 1: the worker process that sent it (0-based)
 
     @property
     def ok(self) -> bool:

@@ -9,6 +9,7 @@ cannot delay a timestamp). While resumed it keeps
   - the CPU share of benchrun's process (time.process_time over wall time, 100 = one core).
 summary() is result.json's `client` block:
   {"loop_lag_ms": {"p50", "p99", "max", "n"}, "cpu_pct", "saturated", "why", "bounds"}
+(with load.workers > 1, summary_of merges every worker process's check, and adds `workers`).
 saturated is true when the loop lag's p99 passed LAG_P99_MS or the process used CPU_PCT of a
 core or more (one event loop is one thread: at a full core it queues chunks instead of stamping
 them). `why` says which, in words; a lagging loop in a process that used little CPU is said to
@@ -74,14 +75,41 @@ class SelfCheck:
 
     def summary(self) -> dict:
         self.pause()
-        lags = np.frombuffer(self.lags_ns, dtype=np.int64) / 1e6 if len(self.lags_ns) else np.zeros(0)
-        lag = {"p50": round(float(np.percentile(lags, 50)), 3) if lags.size else None,
-               "p99": round(float(np.percentile(lags, 99)), 3) if lags.size else None,
-               "max": round(float(lags.max()), 3) if lags.size else None,
-               "n": int(lags.size)}
-        cpu = round(100.0 * self.cpu_s / (self.wall_ns / 1e9), 1) if self.wall_ns else None
-        return {"loop_lag_ms": lag, "cpu_pct": cpu, **judge(lag["p99"], lag["max"], cpu),
-                "bounds": {"loop_lag_p99_ms": LAG_P99_MS, "cpu_pct": CPU_PCT}}
+        return summary_of([self.snapshot()])
+
+    def snapshot(self) -> tuple[bytes, float, int]:
+        """(lags as int64 bytes, CPU seconds, wall ns) so far: picklable, what a worker process
+        hands its parent (summary_of merges several)."""
+        return self.lags_ns.tobytes(), self.cpu_s, self.wall_ns
+
+
+def _lag(lags_ns: np.ndarray) -> dict:
+    lags = lags_ns / 1e6
+    return {"p50": round(float(np.percentile(lags, 50)), 3) if lags.size else None,
+            "p99": round(float(np.percentile(lags, 99)), 3) if lags.size else None,
+            "max": round(float(lags.max()), 3) if lags.size else None,
+            "n": int(lags.size)}
+
+
+def summary_of(parts: list[tuple[bytes, float, int]]) -> dict:
+    """result.json's `client` block from the snapshots of one or more processes' checks (one
+    per worker process, load.workers). With several: the lags are pooled (every timestamp of
+    the run was taken on one of these loops), cpu_pct is the busiest process's (each event loop
+    is one thread: it is one process at a full core that queues chunks), and `workers` lists
+    each process's own figures."""
+    per = []
+    for lags_b, cpu_s, wall_ns in parts:
+        lags = np.frombuffer(lags_b, dtype=np.int64)
+        per.append((lags, round(100.0 * cpu_s / (wall_ns / 1e9), 1) if wall_ns else None))
+    pooled = np.concatenate([p[0] for p in per]) if per else np.zeros(0, dtype=np.int64)
+    lag = _lag(pooled)
+    cpus = [c for _, c in per if c is not None]
+    cpu = max(cpus) if cpus else None
+    out = {"loop_lag_ms": lag, "cpu_pct": cpu, **judge(lag["p99"], lag["max"], cpu),
+           "bounds": {"loop_lag_p99_ms": LAG_P99_MS, "cpu_pct": CPU_PCT}}
+    if len(per) > 1:
+        out["workers"] = [{"loop_lag_ms": _lag(lags), "cpu_pct": c} for lags, c in per]
+    return out
 
 
 def judge(lag_p99: float | None, lag_max: float | None, cpu_pct: float | None) -> dict:

@@ -1,0 +1,556 @@
+"""Worker processes (`load.workers=N|auto`): one job's load spread over N processes, each with
+its own event loop, aiohttp session and share of the load, for when one core cannot keep up.
+
+The design, and its limits:
+  - Only conversations whose requests are all known up front (workloads.base.fixed: synthetic,
+    depth, replay) go to workers; each travels as its list of RequestSpecs (picklable: a
+    generator is not) and stays whole in one worker. A conversation built turn by turn from
+    replies -- every agentic workload, whose pipeline agents also wait on each other -- runs in
+    the parent's one process, and result.json says why (load.workers_why).
+  - Closed loop: the concurrency is split (shares()), and the conversations are dealt to the
+    workers in proportion to their share (deal()), before the run. Each worker keeps its share
+    in flight; one that runs out of conversations first does not take the other's (no queue is
+    shared between processes), so the last moments of a run may have fewer than `concurrency`
+    in flight where the replies' lengths differ.
+  - Open loop: the parent draws the ONE schedule (engine.arrival_offsets_ns) and deals it
+    round-robin (split_schedule()), so together the workers send exactly the arrival process
+    asked for; each worker sends at parent t0 + offset, t0 an absolute perf_counter_ns.
+    `load.max_concurrency` is split like the concurrency: a worker at its cap waits although
+    another may have room.
+  - Clocks: every timestamp is time.perf_counter_ns(), which on Linux is CLOCK_MONOTONIC, the
+    same clock in every process of the machine (also on macOS and Windows: mach_absolute_time,
+    QueryPerformanceCounter), so start, schedule and event times from different workers
+    compare directly, and the records merge into one requests.jsonl.
+  - Records travel to the parent as they are finished (a sender thread in the worker: a full
+    pipe never blocks the worker's loop); the parent writes requests.jsonl, feeds the progress
+    bar, and keeps them for the metrics. Ids stay unique: worker w of W numbers its records
+    base + w, base + w + W, ... (base: the parent's next id after the warm-up).
+  - Warm-up runs in the parent, before the workers start; the workers start after it and before
+    the measured window (the /metrics and energy windows open once they are ready).
+  - A worker that dies (killed, crashed) fails the job with that cause; the others are stopped
+    at once (requests in flight are cancelled, as on Ctrl-C), and everything they finished is
+    kept. Ctrl-C and SIGTERM: each worker stops, flushes what it has and exits; the parent
+    stops them too, as it stops its own loop.
+  - `spawn` start method: nothing is forked after threads, and it is the same on every OS.
+    Starting a worker costs about a second of imports, outside the measured window.
+workers=1 (the default) uses none of this: the load runs in the job's own process, as always."""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import math
+import multiprocessing
+import os
+import queue
+import signal
+import threading
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from time import perf_counter_ns
+from typing import Optional
+
+from benchrun.load.client import RequestSpec
+from benchrun.load.engine import Conversation, LoadPlan, arrival_offsets_ns
+from benchrun.load.records import RequestRecord
+from benchrun.load.selfcheck import CPU_PCT
+
+# `auto` gives a job more than one worker when it will have at least this many streams in
+# flight (closed loop: concurrency; open loop: load.max_concurrency, else rate x the warm-up's
+# e2e) or when the warm-up's single stream alone kept benchrun's process at CPU_PCT of a core.
+# Why 128: benchrun costs ~30-70 us of CPU per streamed token at high concurrency
+# (docs/measurement.md), so 128 streams of ~60 tokens/s each (a fast GPU server) are ~7,700
+# tokens/s, about half a core: above that one core is at risk; below, one worker keeps up.
+AUTO_STREAMS = 128
+AUTO_MAX = 4  # auto never takes more than this many worker processes (nor more than the cores)
+START_TIMEOUT_S = 120.0  # a worker that is not ready after this (imports, session) fails the job
+GO_LEAD_NS = 50_000_000  # workers are told to start this far ahead, so all start at the same t0
+STOP_WAIT_S = 30.0  # after a stop: how long the parent waits for the workers' last records
+
+
+class WorkerDied(RuntimeError):
+    """A worker process died, or stopped on its own: the job fails with this cause."""
+
+
+# --- the pure parts (unit-tested) ---------------------------------------------------------
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def shares(total: int, n: int) -> list[int]:
+    """`total` (a concurrency, a cap) split over n workers as evenly as integers allow, the
+    larger shares first: shares(5, 2) == [3, 2]."""
+    return [total // n + (k < total % n) for k in range(n)]
+
+
+def deal(count: int, weights: list[int]) -> list[list[int]]:
+    """Indices 0..count-1 dealt to len(weights) workers in proportion to their weights
+    (smooth weighted round-robin: each next index goes to the worker furthest below its
+    share, ties to the lower worker), so each worker's conversations are spread over the run's
+    order: deal(6, [2, 1]) == [[0, 1, 3, 4], [2, 5]]."""
+    out: list[list[int]] = [[] for _ in weights]
+    for i in range(count):
+        k = min(range(len(weights)), key=lambda w: ((len(out[w]) + 1) / weights[w], w))
+        out[k].append(i)
+    return out
+
+
+def split_schedule(count: int, n: int) -> list[list[int]]:
+    """The arrivals 0..count-1 of one schedule dealt round-robin to n workers: worker k sends
+    arrivals k, k + n, ... (each at its own offset from the common t0)."""
+    return [list(range(k, count, n)) for k in range(n)]
+
+
+def worker_parts(plan: LoadPlan, conversations: list[list[RequestSpec]], n: int,
+                 repeat: int) -> list[tuple[LoadPlan, list[list[RequestSpec]]]]:
+    """Each worker's plan and conversations for one repeat. Closed loop: a share of the
+    concurrency and the conversations dealt by it. Open loop: the one schedule, drawn here
+    with the seed the in-process engine would use, split round-robin; the cap split as evenly."""
+    if plan.rate is None:
+        conc = shares(plan.concurrency, n)
+        return [(replace(plan, concurrency=c), [conversations[i] for i in idx])
+                for c, idx in zip(conc, deal(len(conversations), conc))]
+    offsets = arrival_offsets_ns(len(conversations), plan.rate, plan.arrival, plan.seed + repeat)
+    caps = shares(plan.max_concurrency, n) if plan.max_concurrency else [None] * n
+    return [(replace(plan, max_concurrency=cap, offsets_ns=[offsets[i] for i in idx]),
+             [conversations[i] for i in idx])
+            for cap, idx in zip(caps, split_schedule(len(conversations), n))]
+
+
+def merge_records(parts: Iterable[Iterable[RequestRecord]]) -> list[RequestRecord]:
+    """The workers' records of one run as one list, in order of their send times (ids break ties)."""
+    return sorted((r for part in parts for r in part), key=lambda r: (r.start_ns, r.id))
+
+
+def fixed_specs(conversations: list[Conversation], factory: Callable) -> Optional[list[list[RequestSpec]]]:
+    """Each conversation's RequestSpecs when every one of them is an unstarted `factory`
+    generator (workloads.base.fixed) over a list of specs; else None (some conversation
+    is built from the replies: it cannot leave the process it was made in). Read from the
+    generator's arguments, not by running it, so the conversations stay usable in-process."""
+    out = []
+    code = getattr(factory, "__code__", None)
+    for conv in conversations:
+        if code is None or getattr(conv, "gi_code", None) is not code \
+                or inspect.getgeneratorstate(conv) != inspect.GEN_CREATED:
+            return None
+        specs = conv.gi_frame.f_locals.get("specs")
+        if not isinstance(specs, (list, tuple)) or not all(isinstance(s, RequestSpec) for s in specs):
+            return None  # an iterator would have to be consumed to be read
+        out.append(list(specs))
+    return out
+
+
+def choose(setting: int | str, *, why_one: Optional[str], cores: int, streams: Optional[int],
+           limit: int, warmup_cpu_pct: Optional[float] = None) -> tuple[int, str]:
+    """How many worker processes a job uses, and why (result.json load.workers_used / _why).
+    why_one: the reason the workload must stay in one process (None: it can be split).
+    streams: how many requests will be in flight at once (None: unknown). limit: the most
+    workers the load can be split over (each needs a conversation, and, closed loop, a slot
+    of the concurrency; open loop with a cap, a slot of the cap).
+    warmup_cpu_pct: the client's CPU share during the warm-up (selfcheck), when measured."""
+    if setting == "auto":
+        if why_one:
+            return 1, f"auto: 1 worker: {why_one}"
+        if cores < 2:
+            return 1, "auto: 1 worker: this process may use only one core"
+        signals = []
+        if streams is not None and streams >= AUTO_STREAMS:
+            signals.append(f"{streams} requests in flight at once (auto splits from {AUTO_STREAMS})")
+        if warmup_cpu_pct is not None and warmup_cpu_pct >= CPU_PCT:
+            signals.append(f"the warm-up alone kept benchrun's process at {warmup_cpu_pct:.0f}% of a core")
+        if not signals:
+            lead = f"{streams} requests in flight at once" if streams is not None else "the load in flight is unknown"
+            cpu = f", the warm-up used {warmup_cpu_pct:.0f}% of a core" if warmup_cpu_pct is not None else ""
+            return 1, f"auto: 1 worker: {lead} (auto splits from {AUTO_STREAMS}){cpu}: one core keeps up"
+        n = min(cores, AUTO_MAX)
+        why = f"auto: {n} workers ({cores} usable cores): " + "; ".join(signals)
+    else:
+        n = int(setting)
+        if n == 1:
+            return 1, "load.workers=1"
+        if why_one:
+            return 1, f"load.workers={n}, but 1 worker: {why_one}"
+        why = f"load.workers={n}"
+    if n > limit:
+        n = max(1, limit)
+        why += f"; {n}: no more workers than the load can be split over ({limit})"
+    return n, why
+
+
+def streams_of(plan: LoadPlan, warmup_e2e_s: Optional[float]) -> Optional[int]:
+    """Requests in flight at once: closed loop the concurrency; open loop the cap, else
+    rate x one request's time (Little's law, from the warm-up), else unknown."""
+    if plan.rate is None:
+        return plan.concurrency
+    if plan.max_concurrency:
+        return plan.max_concurrency
+    return math.ceil(plan.rate * warmup_e2e_s) if warmup_e2e_s else None
+
+
+def split_limit(plan: LoadPlan, conversations: int) -> int:
+    """The most workers a load can be split over (see choose)."""
+    cap = plan.concurrency if plan.rate is None else plan.max_concurrency or conversations
+    return max(1, min(cap, conversations))
+
+
+def death_cause(index: int, count: int, pid: Optional[int], code: Optional[int], when: str,
+                error: Optional[str] = None) -> str:
+    """A worker's death in one line, for result.json's error."""
+    if code is None:
+        how = "vanished"
+    elif code < 0:
+        try:
+            how = f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            how = f"was killed by signal {-code}"
+    else:
+        how = f"exited with code {code}"
+    s = f"worker process {index + 1} of {count} (pid {pid}) {how} {when}"
+    if error:
+        lines = [x for x in error.strip().splitlines() if x.strip()]
+        s += f": {lines[-1].strip()}" if lines else ""
+    return s
+
+
+# --- the worker process -------------------------------------------------------------------
+
+@dataclass
+class Setup:
+    """What every worker needs to build its client (picklable)."""
+
+    url: str  # the chat completions URL
+    model: Optional[str]
+    extra_body: dict
+    headers: Optional[dict]
+    read_timeout_s: float
+    reuse: bool
+    warm_url: Optional[str] = None  # one GET before "ready": the session's first connection is made outside the run
+
+
+def _conversation(specs: list[RequestSpec]) -> Conversation:
+    for s in specs:  # noqa: UP028 -- not `yield from`: the engine sends each record back
+        yield s
+
+
+class _Sender:
+    """The worker's messages to its parent, sent by a thread in batches: the event loop only
+    appends to a queue, so a slow parent (a full pipe) never stalls a stream's timestamps."""
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.q: queue.SimpleQueue = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._loop, name="benchrun-sender", daemon=True)
+        self.thread.start()
+
+    def put(self, msg: tuple) -> None:
+        self.q.put(msg)
+
+    def _loop(self) -> None:
+        while True:
+            batch = [self.q.get()]
+            while True:
+                try:
+                    batch.append(self.q.get_nowait())
+                except queue.Empty:
+                    break
+            last = batch[-1] is None
+            batch = [m for m in batch if m is not None]
+            try:
+                if batch:
+                    self.conn.send(batch)
+            except (OSError, EOFError, ValueError):
+                return  # the parent is gone
+            if last:
+                return
+
+    def close(self) -> None:
+        self.q.put(None)
+        self.thread.join(30)
+
+
+def child_main(conn, index: int, count: int, id_start: int, setup: Setup) -> None:
+    """A worker process's body (multiprocessing target)."""
+    from benchrun import interrupts
+    from benchrun.load.engine import run_loop
+
+    interrupts.install(take_over=True)  # Ctrl-C / SIGTERM: stop, flush what was measured, exit
+    sender = _Sender(conn)
+    try:
+        run_loop(_Child(conn, sender, index, count, id_start, setup).serve())
+    except KeyboardInterrupt:
+        pass
+    except BaseException:  # noqa: BLE001 -- reported to the parent, which fails the job with it
+        sender.put(("error", traceback.format_exc()))
+        sender.close()
+        os._exit(1)
+    sender.close()
+
+
+class _Child:
+    def __init__(self, conn, sender: _Sender, index: int, count: int, id_start: int, setup: Setup):
+        self.conn, self.sender, self.index, self.count = conn, sender, index, count
+        self.id_start, self.setup = id_start, setup
+        self.pending: Optional[tuple] = None
+        self.task: Optional[asyncio.Task] = None
+        self.closing = asyncio.Event()
+
+    def _record(self, rec: RequestRecord) -> None:
+        rec.worker = self.index
+        self.sender.put(("r", rec))
+
+    def _done(self, rec: RequestRecord) -> None:
+        # Progress only: the few fields it reads, not the record's event lists.
+        self.sender.put(("d", RequestRecord(id=rec.id, repeat=rec.repeat, warmup=rec.warmup, status=rec.status,
+                                            error=rec.error, usage=rec.usage, timings=rec.timings)))
+
+    def _readable(self) -> None:
+        try:
+            while self.conn.poll():
+                self._handle(self.conn.recv())
+        except (EOFError, OSError):  # the parent is gone: stop
+            asyncio.get_running_loop().remove_reader(self.conn.fileno())
+            self._handle(("bye",))
+
+    def _handle(self, msg: tuple) -> None:
+        kind = msg[0]
+        if kind == "run":
+            self.pending = msg[1:]
+            self.sender.put(("armed", msg[1]))
+        elif kind == "go" and self.pending is not None:
+            repeat, specs, plan = self.pending
+            self.pending = None
+            self.engine.stop.clear()
+            self.task = asyncio.get_running_loop().create_task(
+                self._run(repeat, [_conversation(s) for s in specs], replace(plan, start_ns=msg[1])))
+        elif kind in ("stop", "bye"):
+            self.pending = None
+            self.engine.stop.set()
+            if self.task is not None and not self.task.done():
+                self.task.cancel()
+            if kind == "bye":
+                self.closing.set()
+
+    async def _run(self, repeat: int, convs: list, plan: LoadPlan) -> None:
+        wall = None
+        try:
+            _, wall = await self.engine.run(convs, plan, repeat=repeat, check=self.check)
+        except asyncio.CancelledError:
+            pass  # stopped: the engine has flushed what finished
+        self.sender.put(("end", repeat, wall, self.check.snapshot()))
+
+    async def serve(self) -> None:
+        from benchrun.load.client import make_session
+        from benchrun.load.engine import Engine
+        from benchrun.load.selfcheck import SelfCheck
+
+        s = self.setup
+        loop = asyncio.get_running_loop()
+        async with make_session(s.read_timeout_s, s.headers, reuse_connections=s.reuse) as session:
+            self.engine = Engine(session, s.url, model=s.model, on_record=self._record, extra_body=s.extra_body,
+                                 on_done=self._done, id_start=self.id_start, id_step=self.count)
+            self.check = SelfCheck()
+            if s.warm_url:
+                try:
+                    async with session.get(s.warm_url) as resp:
+                        await resp.read()
+                except Exception:  # noqa: BLE001 -- a warm-up only; the run reports real trouble
+                    pass
+            loop.add_reader(self.conn.fileno(), self._readable)
+            self.sender.put(("ready", os.getpid()))
+            try:
+                await self.closing.wait()
+                if self.task is not None:
+                    await asyncio.gather(self.task, return_exceptions=True)
+            except asyncio.CancelledError:  # a signal (interrupts.py): stop, flush, then exit
+                self._handle(("stop",))
+                if self.task is not None:
+                    await asyncio.gather(self.task, return_exceptions=True)
+                self.sender.put(("stopped", interrupts_reason()))
+                raise
+            finally:
+                loop.remove_reader(self.conn.fileno())
+
+
+def interrupts_reason() -> str:
+    from benchrun import interrupts
+
+    return interrupts.reason()
+
+
+# --- the parent's side --------------------------------------------------------------------
+
+class Workers:
+    """N worker processes for one job: start(), run() per repeat, close()."""
+
+    def __init__(self, n: int, setup: Setup, id_start: int):
+        self.n, self.setup, self.id_start = n, setup, id_start
+        self.procs: list = []
+        self.conns: list = []
+        self.pids: list[Optional[int]] = [None] * n
+        self.ready: set[int] = set()
+        self.armed: set[int] = set()
+        self.ends: dict[int, tuple] = {}
+        self.snapshots: dict[int, tuple] = {}
+        self.errors: dict[int, str] = {}
+        self.stopped: dict[int, str] = {}
+        self.gone: dict[int, Optional[int]] = {}  # worker -> exit code, once its process ended
+        self.records: list[RequestRecord] = []
+        self.phase = "before it was ready"
+        self.closing = False
+        self.on_record: Callable[[RequestRecord], None] = lambda r: None
+        self.on_done: Callable[[RequestRecord], None] = lambda r: None
+        self._changed: Optional[asyncio.Event] = None
+
+    # messages and deaths, as they come (loop reader callbacks)
+    def _readable(self, k: int) -> None:
+        conn = self.conns[k]
+        try:
+            while conn.poll():
+                for msg in conn.recv():
+                    self._handle(k, msg)
+        except (EOFError, OSError):
+            asyncio.get_running_loop().remove_reader(conn.fileno())
+        self._changed.set()
+
+    def _handle(self, k: int, msg: tuple) -> None:
+        kind = msg[0]
+        if kind == "r":
+            self.records.append(msg[1])
+            self.on_record(msg[1])
+        elif kind == "d":
+            self.on_done(msg[1])
+        elif kind == "end":
+            self.ends[k] = msg
+            self.snapshots[k] = msg[3]
+        elif kind == "armed":
+            self.armed.add(k)
+        elif kind == "ready":
+            self.ready.add(k)
+            self.pids[k] = msg[1]
+        elif kind == "error":
+            self.errors[k] = msg[1]
+        elif kind == "stopped":
+            self.stopped[k] = msg[1]
+
+    def _exited(self, k: int) -> None:
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(self.procs[k].sentinel)
+        self._readable(k)  # what it sent before it went
+        self.procs[k].join(1.0)
+        self.gone[k] = self.procs[k].exitcode
+        self._changed.set()
+
+    def _dead(self) -> Optional[str]:
+        """The first worker that died or stopped on its own, as a cause; None while all live."""
+        if self.closing:
+            return None
+        for k in sorted(set(self.gone) | set(self.stopped)):
+            if k in self.stopped and k not in self.errors:
+                return (f"worker process {k + 1} of {self.n} (pid {self.pids[k]}) was stopped "
+                        f"{self.phase} ({self.stopped[k]})")
+            return death_cause(k, self.n, self.pids[k], self.gone.get(k), self.phase, self.errors.get(k))
+        return None
+
+    async def _until(self, cond: Callable[[], bool], timeout_s: Optional[float] = None) -> bool:
+        loop = asyncio.get_running_loop()
+        end = None if timeout_s is None else loop.time() + timeout_s
+        while not cond():
+            self._changed.clear()
+            left = None if end is None else end - loop.time()
+            if left is not None and left <= 0:
+                return False
+            try:
+                await asyncio.wait_for(self._changed.wait(), left)
+            except asyncio.TimeoutError:
+                return cond()
+        return True
+
+    def _send(self, k: int, msg: tuple) -> None:
+        if k not in self.gone:
+            try:
+                self.conns[k].send(msg)
+            except (OSError, EOFError, ValueError):
+                pass  # it died: its sentinel says so
+
+    async def start(self) -> None:
+        """Start the processes; return once every one is ready (WorkerDied if one is not)."""
+        loop = asyncio.get_running_loop()
+        self._changed = asyncio.Event()
+        ctx = multiprocessing.get_context("spawn")
+        for k in range(self.n):
+            parent, child = ctx.Pipe(duplex=True)
+            p = ctx.Process(target=child_main, args=(child, k, self.n, self.id_start + k, self.setup),
+                            name=f"benchrun-worker-{k + 1}", daemon=True)
+            p.start()
+            child.close()
+            self.procs.append(p)
+            self.conns.append(parent)
+            loop.add_reader(parent.fileno(), self._readable, k)
+            loop.add_reader(p.sentinel, self._exited, k)
+        ok = await self._until(lambda: len(self.ready) == self.n or self._dead() is not None, START_TIMEOUT_S)
+        if self._dead() is not None:
+            raise WorkerDied(self._dead())
+        if not ok:
+            late = [k + 1 for k in range(self.n) if k not in self.ready]
+            raise WorkerDied(f"worker process(es) {late} of {self.n} were not ready after {START_TIMEOUT_S:g} s")
+
+    async def run(self, repeat: int, parts: list[tuple[LoadPlan, list[list[RequestSpec]]]],
+                  on_record: Callable[[RequestRecord], None],
+                  on_done: Callable[[RequestRecord], None]) -> tuple[list[RequestRecord], int]:
+        """One repeat over all workers: (the merged records, wall ns from the common start to
+        the last worker's end). A worker's death stops the others and raises WorkerDied; what
+        every worker finished has gone to on_record by then."""
+        self.on_record, self.on_done = on_record, on_done
+        self.records, self.ends, self.armed = [], {}, set()
+        self.phase = f"during repeat {repeat}"
+        for k, (plan, convs) in enumerate(parts):
+            self._send(k, ("run", repeat, convs, plan))
+        try:
+            await self._until(lambda: len(self.armed) == self.n or self._dead() is not None)
+            if self._dead() is None:
+                start = perf_counter_ns() + GO_LEAD_NS
+                for k in range(self.n):
+                    self._send(k, ("go", start))
+                await self._until(lambda: len(self.ends) == self.n or self._dead() is not None)
+            cause = self._dead()
+            if cause is not None:
+                await self._stop_all()
+                raise WorkerDied(cause)
+        except asyncio.CancelledError:  # Ctrl-C: stop every worker, keep what they finished
+            await self._stop_all()
+            raise
+        return merge_records([self.records]), max(e[2] for e in self.ends.values())
+
+    async def _stop_all(self) -> None:
+        live = [k for k in range(self.n) if k not in self.gone]
+        for k in live:
+            self._send(k, ("stop",))
+        await self._until(lambda: all(k in self.ends or k in self.gone for k in live), STOP_WAIT_S)
+
+    async def close(self) -> list[tuple]:
+        """Tell every worker to exit and wait for it (killed after a grace period); returns
+        their self-check snapshots (selfcheck.summary_of merges them)."""
+        self.closing = True
+        loop = asyncio.get_running_loop()
+        for k in range(len(self.procs)):
+            self._send(k, ("bye",))
+        if self._changed is not None:
+            await self._until(lambda: len(self.gone) == len(self.procs), 10.0)
+        for k, p in enumerate(self.procs):
+            if k not in self.gone:
+                p.kill()
+                p.join(5.0)
+                try:
+                    loop.remove_reader(p.sentinel)
+                except (ValueError, OSError):
+                    pass
+            try:
+                loop.remove_reader(self.conns[k].fileno())
+            except (ValueError, OSError):
+                pass
+            self.conns[k].close()
+        return [self.snapshots[k] for k in sorted(self.snapshots)]
