@@ -82,7 +82,7 @@ def status_line(name: str, res: dict) -> str:
     line = f"[{name}] {res['status']}"
     if res["status"] != "ok":
         return f"{line}: {res['error']}"
-    from benchrun.measure.catalogue import (  # its metrics, read as the report reads them
+    from benchrun.measure.views import (  # its metrics, read as the report reads them
         STATUS_LINE,
         value,
     )

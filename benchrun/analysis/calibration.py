@@ -31,7 +31,7 @@ from benchrun.analysis import noise
 from benchrun.analysis.compare import comparability
 from benchrun.analysis.jobs import ReportError, load_jobs
 from benchrun.analysis.noise import BUSY_KEY
-from benchrun.measure.catalogue import HEADLINE, PER_REQUEST_NAMES, RECIPROCAL
+from benchrun.measure.views import HEADLINE, PER_REQUEST_NAMES, RECIPROCAL
 from benchrun.results import atomic_write_text
 
 VERSION = 1

@@ -14,7 +14,7 @@ from typing import Any, Literal, Optional, Union
 from benchrun.analysis import capacity, noise
 from benchrun.analysis.compare import Delta, comparability, compare, method_text
 from benchrun.analysis.jobs import Job, ReportError, load_jobs, metric
-from benchrun.measure.catalogue import BY_KEY, HEADLINE, Metric
+from benchrun.measure.views import BY_KEY, HEADLINE, Metric
 
 JobKey = tuple[str, str, int]  # (model, workload, concurrency)
 NoiseFile = Union[Path, None, Literal[False]]  # a calibration file; None: the machine's own; False: none

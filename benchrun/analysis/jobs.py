@@ -15,17 +15,19 @@ from benchrun.config import split_override
 from benchrun.load.records import read_records
 from benchrun.measure import metrics as M
 from benchrun.measure.catalogue import (  # noqa: F401
-    BY_KEY,
     BY_NAME,
+    STATS,
+    Kind,
+    compute_metrics,
+    task_tally,
+)
+from benchrun.measure.views import (  # noqa: F401
+    BY_KEY,
     HEADLINE,
     PER_REQUEST_NAMES,
     RECIPROCAL,
-    STATS,
-    Kind,
     Metric,  # (re-exported for the report's modules)
-    compute_metrics,
     summary_stat,
-    task_tally,
     value,
 )
 from benchrun.results import find_results, load_result
@@ -51,7 +53,7 @@ def metric(key: str) -> Metric:
 
 
 def value_of(res: dict[str, Any], key: str) -> Optional[float]:
-    """One number for `key` from a result.json dict (None when absent): catalogue.value."""
+    """One number for `key` from a result.json dict (None when absent): views.value."""
     return value(res, key)
 
 

@@ -43,7 +43,7 @@ def main(argv: list[str]) -> int:
         regressions,
         undecided,
     )
-    from benchrun.measure.catalogue import HEADLINE
+    from benchrun.measure.views import HEADLINE
 
     try:
         rules = [parse_fail_on(s) for s in args.fail_on]

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from benchrun.analysis.jobs import Job
-from benchrun.measure.catalogue import BY_KEY
+from benchrun.measure.views import BY_KEY
 from benchrun.report.chart_base import _color, _fig, _has_repeats, _save, _yerr, value_text  # noqa: F401 -- re-exported
 from benchrun.report.chart_tasks import latency_cdf, side_tasks
 from benchrun.report.view import Group, half_width

@@ -13,7 +13,7 @@ from typing import Optional
 
 from benchrun.analysis.compare import compare, method_text, ratio_text
 from benchrun.analysis.jobs import Job
-from benchrun.measure.catalogue import BY_KEY
+from benchrun.measure.views import BY_KEY
 from benchrun.report.blocks import Item
 from benchrun.report.caveats import (  # noqa: F401 -- re-exported: markdown, charts and tests read them here
     CONTAINED,

@@ -6,7 +6,7 @@ from typing import Optional
 
 from benchrun.analysis import noise
 from benchrun.analysis.jobs import Job
-from benchrun.measure.catalogue import BY_KEY
+from benchrun.measure.views import BY_KEY
 from benchrun.report.blocks import Block, Bullets, Heading, Image, Para, Table
 from benchrun.report.capacity import blocks as capacity_blocks
 from benchrun.report.capacity import pick as capacity_pick

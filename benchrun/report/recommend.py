@@ -4,7 +4,7 @@ Holm-adjusted verdicts as the Summary's Winner column and Key Findings -- so the
 from __future__ import annotations
 
 from benchrun.analysis.jobs import is_random_weights
-from benchrun.measure.catalogue import BY_KEY
+from benchrun.measure.views import BY_KEY
 from benchrun.report.view import Group, Verdict, show
 
 M = BY_KEY

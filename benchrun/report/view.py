@@ -16,8 +16,9 @@ from benchrun.analysis import noise
 from benchrun.analysis.compare import Delta, compare, ratio_text
 from benchrun.analysis.jobs import Job, ci_of, repeat_values, settings_of
 from benchrun.config import split_override
-from benchrun.measure.catalogue import BY_KEY, Metric, task_tally
+from benchrun.measure.catalogue import task_tally
 from benchrun.measure.stats import ci95
+from benchrun.measure.views import BY_KEY, Metric
 
 
 def overrides_of(job: Job) -> list[str]:

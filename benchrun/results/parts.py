@@ -83,7 +83,7 @@ class Parts:
     memory: Memory
     cpu: Cpu
     hardware_name: Optional[str]
-    metrics: dict[str, Any]  # the catalogue's metrics (catalogue.value reads them by key)
+    metrics: dict[str, Any]  # the catalogue's metrics (views.value reads them by key)
     server_timings: dict[str, Any]  # llama.cpp's own timings, per name a summary
     server_metric_peaks: dict[str, Any]  # /metrics gauge peaks
     repeats_ci95: dict[str, Any]

@@ -11,6 +11,7 @@ from support.handmade import make_job
 
 from benchrun.load.records import RequestRecord
 from benchrun.measure import catalogue as C
+from benchrun.measure import views as V
 from benchrun.measure.catalogue import compute_metrics
 from benchrun.measure.stats import repeats_ci95
 from benchrun.results import result_schema, validate_result
@@ -78,18 +79,18 @@ def test_table_is_well_formed():
             assert d.summarised, d.key
         for s in d.headline:
             assert (s.stat is not None) == d.summarised, d.key
-    assert len(C.BY_KEY) == len(C.HEADLINE)
+    assert len(V.BY_KEY) == len(V.HEADLINE)
 
 
 def test_every_view_reads_a_value_from_a_result():
     m = compute_metrics(_records(False), 10**9)
     res = {"metrics": m, "repeats": 1, "goodput": {"share": 0.5}, "server": {"memory": {"peak_mib": 100}},
            "energy": {"tokens_per_joule": 2.0}, "tasks": [{"passed": True}, {"passed": False}]}
-    for v in C.HEADLINE:
-        assert C.value(res, v.key) is not None, v.key
-    assert C.value(res, "decode_tok_s.hmean") == pytest.approx(1000 / m["tpot_ms"]["mean"])
-    assert C.value(res, "tasks.pass_rate") == 0.5
-    assert [m.key for _, m in C.STATUS_LINE] == ["ttft_ms.p50", "decode_tok_s.hmean", "output_throughput_tok_s"]
+    for v in V.HEADLINE:
+        assert V.value(res, v.key) is not None, v.key
+    assert V.value(res, "decode_tok_s.hmean") == pytest.approx(1000 / m["tpot_ms"]["mean"])
+    assert V.value(res, "tasks.pass_rate") == 0.5
+    assert [m.key for _, m in V.STATUS_LINE] == ["ttft_ms.p50", "decode_tok_s.hmean", "output_throughput_tok_s"]
 
 
 def test_summary_csv_and_ci_lists_come_from_the_catalogue():
@@ -178,6 +179,6 @@ def test_wall_s_is_one_repeats_time_in_schema_2_and_old_results_still_read_so():
     v1 = {"schema_version": 1, "repeats": 2, "model": {"name": "m"}, "workload": {"name": "w"},
           "metrics": {"wall_s": 10.0}}  # version 1 stored the sum under wall_s
     for res in (v1, v2):
-        assert C.value(res, "wall_s") == 5.0
+        assert V.value(res, "wall_s") == 5.0
         row = summary_row(res, Path("0_m_c1"))
         assert (row["wall_s_per_repeat"], row["wall_s_total"]) == (5.0, 10.0)
