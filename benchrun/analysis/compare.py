@@ -31,8 +31,8 @@ from benchrun.analysis import noise
 from benchrun.analysis.jobs import Job, ci_of, repeat_values
 from benchrun.analysis.noise import BUSY_KEY
 from benchrun.measure.catalogue import BY_NAME, Kind
+from benchrun.measure.footprint import BUSY_PCT
 from benchrun.measure.stats import t975
-from benchrun.measure.telemetry import BUSY_PCT
 from benchrun.measure.views import PER_REQUEST_NAMES, Metric
 
 N_BOOT = 1000

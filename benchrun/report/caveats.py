@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import Optional
 
 from benchrun.analysis.jobs import Job, is_random_weights
-from benchrun.measure.telemetry import BUSY_PCT
+from benchrun.measure.footprint import BUSY_PCT
 from benchrun.report.blocks import Item
 from benchrun.report.view import Group
 from benchrun.results.parts import stat

@@ -14,7 +14,8 @@ from support import read_jsonl as read_lines
 from support import wait_for
 
 from benchrun.measure import telemetry
-from benchrun.measure.telemetry import Sampler, summarize
+from benchrun.measure.footprint import cpu_use, summarize
+from benchrun.measure.telemetry import Sampler
 
 MIB = 1 << 20
 
@@ -77,18 +78,18 @@ def test_cpu_use_splits_the_machine_into_server_client_and_others():
     mk = lambda phase, host, server, client: {"phase": phase, "host_cpu_pct": host, "cpu_pct": server,
                                               "client_cpu_pct": client}
     samples = [mk("idle", 10, 0, 0), mk("measure", 200, 90, 10), mk("measure", 180, 110, 30)]
-    assert telemetry.cpu_use(samples) == {"host_pct": 190.0, "client_pct": 20.0, "server_pct": 100.0,
+    assert cpu_use(samples) == {"host_pct": 190.0, "client_pct": 20.0, "server_pct": 100.0,
                                           "other_pct": 70.0}
     out = summarize(samples)
     assert out["telemetry"]["cpu"]["other_pct"] == 70.0
     assert any("other processes used 70% of a core" in n for n in out["telemetry"]["notes"])
     # No server process (external backend): no split, and no claim about other processes.
     ext = [{k: v for k, v in s.items() if k != "cpu_pct"} for s in samples]
-    assert "other_pct" not in telemetry.cpu_use(ext) and telemetry.cpu_use(samples[:1]) is None
+    assert "other_pct" not in cpu_use(ext) and cpu_use(samples[:1]) is None
     # With times, each reading weighs the interval it covers: 0.1 s at 200%, then 0.3 s at 100%.
     timed = [{**s, "t": t} for s, t in zip(samples, (0.0, 0.1, 0.4))]
     timed[2]["host_cpu_pct"] = 100
-    assert telemetry.cpu_use(timed)["host_pct"] == 125.0
+    assert cpu_use(timed)["host_pct"] == 125.0
 
 
 def test_sampler_survives_the_server_going_away(tmp_path):
