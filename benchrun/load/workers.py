@@ -487,6 +487,7 @@ class Workers:
                             name=f"benchrun-worker-{k + 1}", daemon=True)
             p.start()
             child.close()
+            self.pids[k] = p.pid
             self.procs.append(p)
             self.conns.append(parent)
             loop.add_reader(parent.fileno(), self._readable, k)
