@@ -1,5 +1,5 @@
 """The command line: Hydra's main, its task function and callbacks, signals. With
-hydra_setup.py, cluster.py and commands/, the only code that knows Hydra; running the jobs
+hydra_setup/, cluster.py and commands/, the only code that knows Hydra; running the jobs
 themselves (the server pool, status lines, a cluster job's jobs) is runner.py's.
 
   benchrun [overrides]            one job          (benchrun model=tiny concurrency=2)

@@ -1,6 +1,6 @@
 """A sweep on a cluster (hydra/launcher=slurm_gpu, whose launcher is
 hydra_plugins/benchrun_launcher): which sweep jobs go into one cluster job, and what the
-submitting process writes when a cluster job ends. With cli.py and hydra_setup.py it reads
+submitting process writes when a cluster job ends. With cli.py and hydra_setup/ it reads
 Hydra's composed configs; the launcher itself only submits and waits, and the cluster job runs
 its sweep jobs through runner.py.
 

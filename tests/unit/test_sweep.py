@@ -7,9 +7,10 @@ def test_run_ids_are_unique_even_in_the_same_second(monkeypatch):
     import types
 
     from benchrun import hydra_setup
+    from benchrun.hydra_setup import runids
 
     frozen = real_dt.datetime(2026, 12, 1, 12, 0, 0)  # every run starts in this very second
-    monkeypatch.setattr(hydra_setup, "dt", types.SimpleNamespace(
+    monkeypatch.setattr(runids, "dt", types.SimpleNamespace(
         datetime=types.SimpleNamespace(now=lambda: frozen)))
     ids = []
     for _ in range(200):
