@@ -6,7 +6,10 @@ failing the job with that cause while the other's records are kept."""
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
+import sys
 import threading
 
 import psutil
@@ -120,3 +123,44 @@ def test_a_killed_worker_fails_the_job_and_the_others_records_are_kept(compose, 
     assert res["metrics"]["requests_ok"] == len(done)
     assert json.loads((job / "result.json").read_text())["status"] == "failed"
     wait_for(lambda: not _workers_of(me), 15, "the other worker to exit")
+
+
+@pytest.mark.parametrize("to_group", [False, True], ids=["to-benchrun", "to-the-process-group"])
+def test_ctrl_c_with_workers_writes_interrupted_keeps_every_workers_records(timed_url, tmp_path, to_group):
+    """SIGINT to benchrun alone (its workers are then stopped by it), or to the whole process
+    group as a terminal's Ctrl-C does (each worker also hears it): the job is `interrupted`,
+    what both workers finished is in requests.jsonl and in the partial metrics, no worker is
+    left behind, exit 130."""
+    rid = f"workers-int-{int(to_group)}"
+    env = {**os.environ, "BENCHRUN_RUN_ID": rid}
+    before = len(timedserver.fetch_log(timed_url, clear=False))
+    proc = subprocess.Popen([sys.executable, "-m", "benchrun", "model=external", f"model.url={timed_url}",
+                             "load.workers=2", "concurrency=2", "workload.requests=16", "workload.output_tokens=44",
+                             f"+workload.extra_body={{ttft_ms:{TTFT_MS},itl_ms:{ITL_MS}}}", "telemetry.enabled=false",
+                             "progress.mode=off", "report=false"],
+                            cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    job = tmp_path / "outputs" / rid / "0_external_c2"
+    try:
+        wait_for(lambda: len(timedserver.fetch_log(timed_url, clear=False)) >= before + 6, 120, "the measured run")
+        workers = _workers_of(psutil.Process(proc.pid))
+        assert len(workers) == 2
+        if to_group:
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err, err
+    res = json.loads((job / "result.json").read_text())
+    assert res["status"] == "interrupted", res["error"]
+    measured = [r for r in read_jsonl(job / "requests.jsonl") if not r["warmup"]]
+    ok = [r for r in measured if r["error"] is None]
+    assert {r["worker"] for r in ok} == {0, 1}  # both workers' finished replies were flushed
+    assert res["metrics"]["requests_ok"] == len(ok) and 2 <= len(ok) < 16
+    wait_for(lambda: not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers), 15,
+             "the workers to exit")
