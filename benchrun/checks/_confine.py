@@ -1,6 +1,6 @@
 """The last steps before untrusted code runs; standard library only, never imported by benchrun.
 
-usage: python _confine.py SPEC_JSON -- PROGRAM ARGS...   (SPEC: see sandbox._spec)
+usage: python _confine.py SPEC_JSON -- PROGRAM ARGS...   (SPEC: see confinement._spec)
        python _confine.py --kernel-probe   (exit 0 when the kernel grants the namespaces)
 
 mode `namespaces`: build the sandbox's filesystem (sandbox.layout) ourselves in fresh mount,

@@ -20,7 +20,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from benchrun.checks import run_check, sandbox
+from benchrun.checks import confinement, run_check, sandbox
 from benchrun.checks.sandbox import (
     BOX,
     CONTAINED,
@@ -114,7 +114,7 @@ def test_environment_is_scrubbed_and_home_is_the_scratch_dir(mode, monkeypatch):
     monkeypatch.setenv("BENCH_TEST_API_KEY", "sk-hunter2")
     r = run(mode, "import os\nprint(os.environ['HOME'], os.getcwd(), os.getuid(), "
                   "any('hunter2' in v for v in os.environ.values()))")
-    want_uid = sandbox.NOBODY if os.geteuid() == 0 else os.getuid()
+    want_uid = confinement.NOBODY if os.geteuid() == 0 else os.getuid()
     assert r.ok and r.isolation == mode, r.stderr
     assert r.stdout.split() == [BOX, BOX, str(want_uid), "False"]
 
