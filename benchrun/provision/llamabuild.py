@@ -18,8 +18,10 @@ What gets built (`targets_to_build`, pure): nothing when every tool asked for is
 (the call is then a no-op: no download, nothing said); else the missing ones, plus the `along`
 tools (default: llama-bench) that are missing too, since the libraries they share are compiled
 anyway and one more target costs about a minute, not another ten. A binary already there is
-never rebuilt (unless `force`): adding llama-bench to a cached llama-server builds llama-bench
-alone and copies it in beside it. `build_llama_server()` is the llama-server-only call.
+never rebuilt (unless `force`, or its build.json records other cmake -D options than benchrun
+builds with now: `stale_flags`): adding llama-bench to a cached llama-server builds llama-bench
+alone and copies it in beside it. On x86-64, AMX is turned off (NO_AMX: ggml's AMX matmul
+segfaults on some machines). `build_llama_server()` is the llama-server-only call.
 `cached_llama_server()` / `cached_llama_bench()` are how benchrun and the tests find them when
 neither BENCHRUN_LLAMA_SERVER, conf/local nor PATH name one. Failures raise FetchError with one
 line.
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -94,14 +97,40 @@ def targets_to_build(present: Collection[str], tools: Sequence[str], along: Sequ
     return sorted(dict.fromkeys(chosen), key=lambda t: order.get(t, len(order)))
 
 
-def cmake_args(source: Path, build_dir: Path, build: int) -> list[str]:
-    generator = ["-G", "Ninja"] if shutil.which("ninja") else []
-    return ["cmake", "-S", str(source), "-B", str(build_dir), *generator,
-            "-DCMAKE_BUILD_TYPE=Release",
+# ggml's AMX matmul (compiled in by -march=native on a CPU that has AMX) segfaults on the first
+# decode on some machines (llama.cpp#20824, open; seen here on b11434 with SmolLM2 Q4_1 on a
+# Xeon VM with amx_int8): an explicit -mno-amx-* wins over what -march=native turns on.
+NO_AMX = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+
+
+def cmake_flags(build: int, machine: Optional[str] = None) -> list[str]:
+    """The -D options of a build (what build.json records and a cached build is checked against)."""
+    x86 = (machine or platform.machine()).lower() in ("x86_64", "amd64")
+    return ["-DCMAKE_BUILD_TYPE=Release",
             "-DBUILD_SHARED_LIBS=OFF",  # one self-contained binary: no libllama.so beside it
             "-DLLAMA_CURL=OFF",  # benchrun never lets the server download models
             "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF",
+            *([f"-DCMAKE_C_FLAGS={NO_AMX}", f"-DCMAKE_CXX_FLAGS={NO_AMX}"] if x86 else []),
             f"-DLLAMA_BUILD_NUMBER={build}"]  # no git in an sdist: --version and /props need it
+
+
+def cmake_args(source: Path, build_dir: Path, build: int) -> list[str]:
+    generator = ["-G", "Ninja"] if shutil.which("ninja") else []
+    return ["cmake", "-S", str(source), "-B", str(build_dir), *generator, *cmake_flags(build)]
+
+
+def stale_flags(record: Optional[dict[str, Any]], build: int, machine: Optional[str] = None) -> Optional[str]:
+    """Why a cached build must be rebuilt: its build.json records other -D options than this
+    benchrun builds with (e.g. from before AMX was turned off), else None. No record (a binary
+    put there by hand) is left alone; the generator (Ninja or make) does not matter."""
+    if not record or not isinstance(record.get("cmake"), list):
+        return None
+    had = {a for a in record["cmake"] if isinstance(a, str) and a.startswith("-D")}
+    want = set(cmake_flags(build, machine))
+    if had == want:
+        return None
+    return "built with other flags (now: " + " ".join(sorted(want - had)) + \
+        (", no longer: " + " ".join(sorted(had - want)) if had - want else "") + ")"
 
 
 def build_args(build_dir: Path, targets: Sequence[str], jobs: int) -> list[str]:
@@ -180,6 +209,15 @@ def build_llama_tools(build: int = DEFAULT_BUILD, tools: Sequence[str] = (BINARY
     missing = [t for t in ("cmake", "c++") if not shutil.which(t)]
     with _locked(home):
         present = {t for t in TOOLS if (home / t).is_file()}
+        old_json = home / "build.json"
+        try:
+            old = json.loads(old_json.read_text()) if old_json.is_file() else None
+        except (OSError, ValueError):
+            old = None
+        stale = stale_flags(old, build) if present else None
+        if stale:  # every binary there goes, and all are built again, together
+            log(f"the cached b{build} was {stale}: rebuilding {' and '.join(sorted(present))}")
+            tools, force = tuple(dict.fromkeys([*tools, *sorted(present)])), True
         targets = targets_to_build(present, tools, along, force)
         if not targets:
             return {t: home / t for t in tools}
@@ -213,9 +251,7 @@ def build_llama_tools(build: int = DEFAULT_BUILD, tools: Sequence[str] = (BINARY
             timings = {"download_s": round(t_download, 1), "configure_s": round(t_configure, 1),
                        "build_s": round(t_build, 1)}
             replace = force or not home.exists()
-            old_json = home / "build.json"
-            old = None if replace or not old_json.is_file() else json.loads(old_json.read_text())
-            record = build_record(old, build, requirement, jobs, timings, versions)
+            record = build_record(None if replace else old, build, requirement, jobs, timings, versions)
             (out / "build.json").write_text(json.dumps(record, indent=2))
             if replace:
                 shutil.move(build_log, out / "build.log")

