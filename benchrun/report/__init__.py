@@ -35,8 +35,9 @@ def write_report(root: Path, html: bool = True, charts: bool = True) -> Written:
     jobs = load_jobs(root)  # bad input fails here, before the heavy imports
 
     from benchrun.report.blocks import to_html, to_markdown
-    from benchrun.report.markdown import _title, build_blocks
+    from benchrun.report.markdown import build_blocks
     from benchrun.report.summary import write_summary
+    from benchrun.report.testbed import report_title
     from benchrun.report.view import build_groups
 
     root_out = root.resolve()  # a sweep dir, a run dir, or a single job dir
@@ -64,7 +65,7 @@ def write_report(root: Path, html: bool = True, charts: bool = True) -> Written:
     page = None
     if html:
         page = root_out / "report.html"
-        atomic_write_text(page, to_html(blocks, root_out, f"Benchmark: {_title(groups)}"))
+        atomic_write_text(page, to_html(blocks, root_out, f"Benchmark: {report_title(groups)}"))
     return Written(md, page, [p for d in made.values() for p in d.values()] + list(extra.values()),
                    [root_out / "summary.csv", root_out / "summary.json"] if rows else [],
                    len(jobs), sum(1 for j in jobs if not j.ok))

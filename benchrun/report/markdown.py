@@ -1,4 +1,8 @@
-"""The report's content, in the seed report's structure, as blocks (see blocks.py)."""
+"""The report's content, in the seed report's structure, as blocks (see blocks.py): build_blocks
+puts the sections in order, and the per-group results sections are here (Summary with its
+Winner column and notes, Detailed Results, Failed Jobs). The opening facts and Models Under
+Test are testbed.py's, Side Tasks side_tasks.py's; capacity, depth, findings, recommendation,
+generated code and reproducing have their own modules."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,80 +15,18 @@ from benchrun.report.blocks import Block, Bullets, Heading, Image, Para, Table
 from benchrun.report.capacity import blocks as capacity_blocks
 from benchrun.report.capacity import pick as capacity_pick
 from benchrun.report.depth import blocks as depth_blocks
-from benchrun.report.findings import CONTAINED, key_findings, sandbox_findings, task_rows, verdict
+from benchrun.report.findings import key_findings, task_rows
 from benchrun.report.generated import generated_code
 from benchrun.report.recommend import recommendation
 from benchrun.report.rerun import prerequisites, reproducing, sweep_command  # noqa: F401 -- sweep_command: tests
+from benchrun.report.side_tasks import side_tasks_section
+from benchrun.report.testbed import hardware_line, models_under_test, report_title, run_date, workload_line
 from benchrun.report.view import Group, family_axes, show, winner_cell
 
 M = BY_KEY
 CHART_TITLES = {"radar": "Radar: model comparison", "degradation": "Degradation: performance vs concurrency",
                 "throughput": "Throughput: tokens/s by concurrency", "side_tasks": "Side tasks at max concurrency",
                 "latency_cdf": "Latency distributions (TTFT and ITL)"}
-
-
-def _date(jobs: list[Job]) -> str:
-    ts = sorted(j.facts.job.started_at for j in jobs)
-    ts = [t for t in ts if t]
-    return ts[0][:10] if ts else "unknown"
-
-
-def _hardware(jobs: list[Job]) -> str:
-    seen = []
-    for j in jobs:
-        h = j.result.get("hardware") or {}
-        parts = [str(h.get("name"))]
-        if h.get("gpu"):
-            mem = f" ({h['gpu_memory_mib'] / 1024:.0f} GB)" if h.get("gpu_memory_mib") else ""
-            parts.append(f"{h['gpu']}{mem}")
-        if h.get("cpu"):
-            parts.append(f"CPU {h['cpu']}")
-        if h.get("memory_mib"):
-            parts.append(f"{h['memory_mib'] / 1024:.0f} GB RAM")
-        s = ", ".join(parts)
-        if s not in seen:
-            seen.append(s)
-    return "; ".join(seen)
-
-
-def _workload(j: Job) -> str:
-    w = j.result.get("workload") or {}
-    settings = ", ".join(f"{k}={v}" for k, v in w.items() if k != "name" and not isinstance(v, (dict, list)))
-    return f"`{w.get('name')}`" + (f" ({settings})" if settings else "")
-
-
-def _title(groups: list[Group]) -> str:
-    labels = []
-    for g in groups:
-        labels += [lab for lab in g.labels if lab not in labels]
-    return " vs ".join(labels) if labels else "benchmark"
-
-
-def _mib(v) -> str:
-    return f"{v / 1024:.1f} GiB" if v and v >= 1024 else (f"{v:.0f} MiB" if v else "—")
-
-
-def models_under_test(groups: list[Group]) -> list[Block]:
-    rows, seen = [], set()
-    for g in groups:
-        for lab in g.labels:
-            if lab in seen:
-                continue
-            seen.add(lab)
-            j = g.grid[lab][max(g.grid[lab])]
-            m, s = j.result["model"], j.result["server"]
-            peaks = [x.value("memory.peak_mib") for x in g.grid[lab].values()]
-            peaks = [p for p in peaks if p is not None]
-            mem_s = f"{_mib(max(peaks))} peak {j.facts.memory.kind or ''}".strip() if peaks else "not measured"
-            size = f"{m['size_bytes'] / 2**20:.0f} MiB" if m.get("size_bytes") else "—"
-            ctx = m.get("ctx_size")
-            rows.append([lab, m["name"], s.get("backend") or "—", f"`{Path(m['path']).name}`" if m.get("path") else "—",
-                         str(m.get("quantization") or "—"), size, mem_s,
-                         f"{ctx // 1024}k" if isinstance(ctx, int) and ctx >= 1024 else str(ctx or "—"),
-                         str(m.get("parallel") or "—"), str(s.get("build_info") or "—")])
-    return [Heading(2, "Models Under Test"),
-            Table(["Model", "Preset", "Backend", "Model file", "Quantization", "File size", "Measured memory",
-                   "Context", "Parallel slots", "Server build"], rows, "lllllrrrrl")]
 
 
 MARKS = "¹²³⁴⁵⁶⁷⁸⁹"
@@ -176,49 +118,6 @@ def _fmt(v) -> str:
     return "—" if v is None else f"{v:.1f}"
 
 
-def side_tasks_section(g: Group) -> list[Block]:
-    per = {lab: task_rows(g.job(lab, g.cmax)) for lab in g.labels}
-    names: list[str] = []
-    for rows in per.values():
-        names += [n for n in rows if n not in names]
-    if not names:
-        return [Para(f"The workload `{g.workload}` declares no agents with tasks or quality checks.")]
-    rows = []
-    for n in names:
-        role = next((per[lab][n]["role"] for lab in g.labels if n in per[lab]), None)
-        cells = [n + (f" ({role})" if role and role != "side" else "")]
-        for lab in g.labels:
-            r = per[lab].get(n)
-            if not r:
-                cells.append("—")
-                continue
-            lat = f"{sum(r['lat']) / len(r['lat']):.0f}ms" if r["lat"] else "—"
-            cells.append(f"{lat} {verdict(r)}")
-        rows.append(cells)
-    out: list[Block] = [Table(["Task"] + g.labels, rows)]
-    fails = []
-    for lab in g.labels:
-        for n, r in per[lab].items():
-            for ch in r["checks"]:
-                if ch.get("passed") is False:
-                    reason = str(ch.get("reason") or "").strip().splitlines()
-                    fails.append(f"{lab} · {n} · `{ch.get('name')}`: {reason[0][:160] if reason else 'failed'}")
-    if fails:
-        shown = list(dict.fromkeys(fails))
-        more = len(shown) - 12
-        out.append(Para("Failed checks (first reason each):"))
-        out.append(Bullets(shown[:12] + ([f"… and {more} more"] if more > 0 else [])))
-    isol = {t.get("isolation") for lab in g.labels for t in (g.job(lab, g.cmax).result.get("tasks") or [])}
-    contained = sorted(m for m in isol if m in CONTAINED)
-    if contained:
-        out.append(Para(f"Generated code ran contained ({', '.join(contained)}): read-only system "
-                        "files only, no home, checkout or outputs, no network, its own process namespace."))
-    sf = sandbox_findings(g)
-    if sf:
-        out.append(Bullets(sf))
-    return out
-
-
 def failed_jobs(jobs: list[Job]) -> list[Block]:
     bad = [j for j in jobs if not j.ok]
     if not bad:
@@ -275,12 +174,12 @@ def order_note(g: Group) -> str:
 
 def build_blocks(jobs: list[Job], groups: list[Group], charts: dict[str, dict[str, Path]], root: Path,
                  cap: Optional[dict] = None, extra: Optional[dict[str, Path]] = None) -> list[Block]:
-    title = _title(groups)
+    title = report_title(groups)
     ok = [j for j in jobs if j.ok] or jobs
     blocks: list[Block] = [
         Heading(1, f"Benchmark: {title}"),
-        Para(f"**Date:** {_date(jobs)} · **Hardware:** {_hardware(jobs)} · **Workload:** "
-             + "; ".join(dict.fromkeys(_workload(j) for j in ok))),
+        Para(f"**Date:** {run_date(jobs)} · **Hardware:** {hardware_line(jobs)} · **Workload:** "
+             + "; ".join(dict.fromkeys(workload_line(j) for j in ok))),
         Para(f"Generated by `benchrun report` from {len(jobs)} result file(s) in `{root}` "
              f"(run {ok[0].result.get('run_id', '?')}); every number below is read from them."),
     ]
