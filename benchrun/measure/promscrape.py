@@ -7,7 +7,7 @@ job's session is the whole cost in the hot path."""
 from __future__ import annotations
 
 import asyncio
-from typing import Optional
+from typing import Any, Optional
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
@@ -17,13 +17,15 @@ COUNTERS = ("prompt_tokens_total", "prompt_seconds_total", "tokens_predicted_tot
             "tokens_predicted_seconds_total", "n_decode_total", "prompt_tokens_cached_total")
 PEAK_GAUGES = ("requests_processing", "requests_deferred")
 
+Scrape = dict[str, float]  # one /metrics page: sample key -> value (parse_prometheus)
 
-def parse_prometheus(text: str) -> dict[str, float]:
+
+def parse_prometheus(text: str) -> Scrape:
     """Samples of the text exposition format -> {key: value}, parsed by prometheus_client. The
     key is the sample name without llama.cpp's prefix, and a labelled sample (other servers
     label theirs: vLLM's model_name, SGLang's ...) carries its labels, sorted: name{a="x",b="y"}.
     A page that is not Prometheus text raises ValueError."""
-    out: dict[str, float] = {}
+    out: Scrape = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             name = sample.name[len(PREFIX):] if sample.name.startswith(PREFIX) else sample.name
@@ -33,9 +35,10 @@ def parse_prometheus(text: str) -> dict[str, float]:
     return out
 
 
-def summarize_scrapes(first: dict, last: dict, samples: list[dict], interval_s: float) -> dict:
+def summarize_scrapes(first: Scrape, last: Scrape, samples: list[Scrape], interval_s: float) -> dict[str, Any]:
     """Counter deltas between the first and last scrape, peaks of the gauges over all
-    scrapes, and the server-side rates derived from the deltas."""
+    scrapes, and the server-side rates derived from the deltas: result.json server_metrics (a
+    plain dict, as results.Result holds it; its schema describes the keys)."""
     deltas = {k: last[k] - first[k] for k in COUNTERS if k in first and k in last}
     peaks = {k: max(s[k] for s in samples if k in s) for k in PEAK_GAUGES
              if any(k in s for s in samples)}
@@ -69,17 +72,17 @@ class Scraper:
     {"available": False, "reason": ...} and is not asked again."""
 
     def __init__(self, session: aiohttp.ClientSession, base_url: str, interval_s: float = 0.5,
-                 headers: dict | None = None):
+                 headers: dict[str, str] | None = None) -> None:
         self.session = session
         self.url = base_url.rstrip("/") + "/metrics"
         self.interval_s = interval_s
         self.headers = headers
-        self.samples: list[dict] = []
+        self.samples: list[Scrape] = []
         self.reason: Optional[str] = None
-        self._task: Optional[asyncio.Task] = None
+        self._task: Optional[asyncio.Task[None]] = None
         self._stopping = asyncio.Event()
 
-    async def scrape(self) -> Optional[dict]:
+    async def scrape(self) -> Optional[Scrape]:
         try:
             async with self.session.get(self.url, headers=self.headers,
                                         timeout=aiohttp.ClientTimeout(total=5)) as resp:
@@ -117,7 +120,8 @@ class Scraper:
             self._task = asyncio.create_task(self._loop())
         return True
 
-    async def stop(self) -> dict:
+    async def stop(self) -> dict[str, Any]:
+        """result.json server_metrics: summarize_scrapes', or {"available": False, "reason"}."""
         if self._task is not None:
             # Let an in-flight scrape finish rather than cancel it: a cancelled GET may still
             # have been served, and its sample would be lost for no gain.
