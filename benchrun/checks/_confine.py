@@ -3,7 +3,7 @@
 usage: python _confine.py SPEC_JSON -- PROGRAM ARGS...   (SPEC: see confinement._spec)
        python _confine.py --kernel-probe   (exit 0 when the kernel grants the namespaces)
 
-mode `namespaces`: build the sandbox's filesystem (sandbox.layout) ourselves in fresh mount,
+mode `namespaces`: build the sandbox's filesystem (confinement.layout) ourselves in fresh mount,
 network, IPC, UTS and PID namespaces -- plus a user namespace when we are not root; root needs
 none, which is what works in a container with user namespaces off -- pivot into it, and go on
 as the PID namespace's init. mode `bwrap`: bubblewrap already did that; this runs inside it.
