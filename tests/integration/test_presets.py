@@ -23,7 +23,8 @@ def test_presets_lists_every_preset(cli, tmp_path):
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     by = {p["name"]: p for p in out["presets"]}
-    assert set(by) == {"external", "gemma3_270m", "qwen35", "qwen3coder", "smollm2", "tiny", "tiny_wide"}
+    assert set(by) == {"external", "gemma3_270m", "qwen35", "qwen3coder", "smollm2", "smollm2_1slot", "tiny",
+                       "tiny_wide"}
     assert out["hardware"]["name"] == "auto" and out["hardware"]["memory_mib"] > 0
 
     tiny = by["tiny"]
@@ -63,7 +64,7 @@ def test_presets_text_and_bad_input(cli):
     bad, _ = cli("presets", "nope")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.strip() == ("benchrun presets: unknown preset 'nope'; "
-                                  "presets: external, gemma3_270m, qwen35, qwen3coder, smollm2, tiny, tiny_wide")
+                                  "presets: external, gemma3_270m, qwen35, qwen3coder, smollm2, smollm2_1slot, tiny, tiny_wide")
     typo, _ = cli("presets", "tiny", "model.ctx_sise=8")  # Hydra's error, as `benchrun` words it
     assert typo.returncode == 2 and len(typo.stderr.strip().splitlines()) == 1, typo.stderr
     assert typo.stderr.startswith("benchrun presets: unknown config key 'model.ctx_sise'; keys at 'model': ")

@@ -48,16 +48,19 @@ def test_bad_agent_definitions_are_one_line_errors(agents, msg):
 
 def test_demo_and_study_experiments_compose(compose):
     demo = compose(["experiment=demo"], return_hydra_config=True)
-    assert demo.workload.name == "agentic_coding" and demo.workload.max_tokens_cap
-    assert dict(demo.hydra.sweeper.params) == {"model": "smollm2,gemma3_270m", "concurrency": "1,2,3"}
-    # No demo request can outgrow its slot: the primary agent's last turn, counted at one token
-    # per UTF-8 byte (a BPE token is at least one byte, so this bounds the real count from above)
-    # plus 8 template tokens per message, with every reply at the cap, fits ctx_size / parallel.
+    assert demo.workload.name == "agentic_small" and demo.workload.max_tokens_cap
+    assert demo.workload.temperature == 0  # greedy: a rerun writes the same code
+    assert dict(demo.hydra.sweeper.params) == {"model": "smollm2,smollm2_1slot", "concurrency": "1,2,3"}
+    # No demo request can outgrow its slot: every agent's last turn (the pasted data files
+    # included), counted at one token per UTF-8 byte (a BPE token is at least one byte, so this
+    # bounds the real count from above) plus 8 template tokens per message, with every reply at
+    # the cap, fits ctx_size / parallel.
     cap = demo.workload.max_tokens_cap
-    primary = demo.workload.agents[0]
-    texts = [demo.workload.system_prompt] + [t.prompt for t in primary.turns]
-    worst = sum(len(t.encode()) + 8 for t in texts) + len(primary.turns) * (cap + 8)
-    for name in ("smollm2", "gemma3_270m"):
+    worst = 0
+    for agent in demo.workload.agents:
+        texts = [demo.workload.system_prompt] + [render(t.prompt, {}) for t in agent.turns]
+        worst = max(worst, sum(len(t.encode()) + 8 for t in texts) + len(agent.turns) * (cap + 8))
+    for name in ("smollm2", "smollm2_1slot"):
         m = compose(["experiment=demo", f"model={name}"]).model
         assert not m.kv_unified and worst <= m.ctx_size // m.parallel, (name, worst, m.ctx_size // m.parallel)
     study = compose(["experiment=qwen3_vs_qwen35"], return_hydra_config=True)

@@ -123,7 +123,7 @@ def test_plus_experiment_says_what_to_type(capsys, keep_signals, tmp_path, monke
 def test_shipped_demo_experiment_expands_to_its_six_jobs():
     jobs = precheck(["experiment=demo"], multirun=True)
     assert [j[:2] for j in jobs] == [[f"model={m}", f"concurrency={c}"]
-                                     for m in ("smollm2", "gemma3_270m") for c in (1, 2, 3)]
+                                     for m in ("smollm2", "smollm2_1slot") for c in (1, 2, 3)]
     assert len(precheck(["experiment=demo", "concurrency=2"], multirun=True)) == 2
 
 
