@@ -4,7 +4,8 @@
     - python_parses                                     # the fenced code block parses
     - {type: has_docstrings}                            # Google-style: Args:/Returns: as needed
     - {type: defines, names: [app, User]}
-    - {type: pytest_passes, reference: calculate_discount.py, min_tests: 3}
+    - {type: pytest_passes, reference: calculate_discount.py, min_tests: 3}   # the reply's tests
+    - {type: tests_pass, tests: tests_add.py, min_tests: 2}                   # the reply's code
     - {type: runs, stdin: "q\\n", survive_s: 2}
     - {type: json_schema, schema: {type: object, required: [id]}}
     - {type: regex, pattern: "status_code\\s*=\\s*201", flags: i}
@@ -30,6 +31,7 @@ CHECKS: dict[str, Callable[[str, dict, Any], tuple[bool, str]]] = {
     "regex": static.regex,
     "json_schema": static.json_schema,
     "pytest_passes": execute.pytest_passes,
+    "tests_pass": execute.tests_pass,
     "runs": execute.runs,
 }
 DATA_DIR = Path(__file__).resolve().parent.parent / "workloads" / "data"
@@ -37,7 +39,7 @@ DATA_DIR = Path(__file__).resolve().parent.parent / "workloads" / "data"
 
 @dataclass
 class CheckContext:
-    data_dir: Path = DATA_DIR  # where `reference:` files live
+    data_dir: Path = DATA_DIR  # where `reference:` and `tests:` files live
     limits: Limits = field(default_factory=Limits)
     isolation: str = "auto"
 

@@ -46,24 +46,23 @@ def against_reference(tests: ast.Module, ref_module: str, ref_names: set[str]) -
 _COUNTS = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed)")
 
 
-def pytest_passes(text: str, spec: dict, ctx) -> Outcome:
-    """Generated tests run against the reference implementation shipped with the workload:
-    at least `min_tests` collected and every one passes."""
-    ref = spec.get("reference")
-    if not ref:
-        raise ValueError("check `pytest_passes` needs `reference: FILE.py`")
-    ref_path = Path(ref) if Path(ref).is_absolute() else ctx.data_dir / ref
-    if not ref_path.is_file():
-        raise ValueError(f"pytest_passes reference not found: {ref_path}")
-    tree, err = parse(text)
-    if tree is None:
-        return False, err
-    ref_src = ref_path.read_text()
-    ref_names = {n for n in top_level_names(ast.parse(ref_src)) if not n.startswith("_")}
+def _shipped(spec: dict, ctx, key: str, check: str) -> Path:
+    name = spec.get(key)
+    if not name:
+        raise ValueError(f"check `{check}` needs `{key}: FILE.py`")
+    path = Path(name) if Path(name).is_absolute() else ctx.data_dir / name
+    if not path.is_file():
+        raise ValueError(f"{check} {key} not found: {path}")
+    return path
+
+
+def _pytest(files: dict[str, str], test_file: str, spec: dict, ctx) -> Outcome:
+    """pytest over `test_file` in a sandbox holding `files`: at least `min_tests` collected and
+    every one passes."""
     with Sandbox(_limits(spec, ctx), isolation(ctx.isolation)) as sb:
-        sb.write(ref_path.name, ref_src)
-        sb.write("test_generated.py", against_reference(tree, ref_path.stem, ref_names))
-        r = sb.run(["python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_generated.py"])
+        for name, src in files.items():
+            sb.write(name, src)
+        r = sb.run(["python", "-m", "pytest", "-q", "-p", "no:cacheprovider", test_file])
     if r.timed_out:
         return False, f"pytest timed out after {r.wall_s:.1f} s"
     counts: dict[str, int] = {}
@@ -79,6 +78,31 @@ def pytest_passes(text: str, spec: dict, ctx) -> Outcome:
     if collected < need:
         return False, f"only {collected} test(s) collected, need {need}"
     return True, f"{passed} passed"
+
+
+def pytest_passes(text: str, spec: dict, ctx) -> Outcome:
+    """Generated tests run against the reference implementation shipped with the workload
+    (`reference: FILE.py`)."""
+    ref_path = _shipped(spec, ctx, "reference", "pytest_passes")
+    tree, err = parse(text)
+    if tree is None:
+        return False, err
+    ref_src = ref_path.read_text()
+    ref_names = {n for n in top_level_names(ast.parse(ref_src)) if not n.startswith("_")}
+    return _pytest({ref_path.name: ref_src,
+                    "test_generated.py": against_reference(tree, ref_path.stem, ref_names)},
+                   "test_generated.py", spec, ctx)
+
+
+def tests_pass(text: str, spec: dict, ctx) -> Outcome:
+    """The reply's code passes tests shipped with the workload (`tests: FILE.py`, which
+    imports what it tests from the module `solution`, the reply's code block)."""
+    tests_path = _shipped(spec, ctx, "tests", "tests_pass")
+    tree, err = parse(text)
+    if tree is None:
+        return False, err
+    return _pytest({"solution.py": extract_code(text), "test_shipped.py": tests_path.read_text()},
+                   "test_shipped.py", spec, ctx)
 
 
 def runs(text: str, spec: dict, ctx) -> Outcome:

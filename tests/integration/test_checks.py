@@ -54,6 +54,21 @@ def test_pytest_needs_min_tests_and_runs_the_reference_not_a_copy():
     assert r["passed"] is False and r["reason"] == "no tests collected", r
 
 
+def test_the_replys_code_is_judged_by_the_shipped_tests():
+    spec = {"type": "tests_pass", "tests": "tests_fizzbuzz.py", "min_tests": 3}
+    good = fenced('def fizzbuzz(n):\n    return "FizzBuzz" if n % 15 == 0 else "Fizz" if n % 3 == 0 '
+                  'else "Buzz" if n % 5 == 0 else str(n)')
+    r = run_check(good, spec)
+    assert r["passed"] and r["reason"] == "3 passed", r
+    # The order mistake small models make: 15 is caught as Fizz, and 5 as itself.
+    wrong = fenced('def fizzbuzz(n):\n    return "Fizz" if n % 3 == 0 else str(n)')
+    r = run_check(wrong, spec)
+    assert r["passed"] is False and r["reason"] == "pytest: 2 failed, 1 passed", r
+    r = run_check(fenced("def fizz(n):\n    return n"), spec)  # the function is missing
+    assert r["passed"] is False and r["reason"].startswith("pytest: "), r
+    assert run_check(good, {**spec, "min_tests": 4})["reason"] == "only 3 test(s) collected, need 4"
+
+
 def test_runs_exit_code_stdin_and_survival():
     echo = fenced("import sys\nfor line in sys.stdin:\n    if line.strip() == 'q':\n        sys.exit(0)\nsys.exit(3)")
     assert run_check(echo, {"type": "runs", "stdin": "a\nq\n"})["passed"]
