@@ -1,0 +1,146 @@
+"""Cross-checked against llama.cpp's own benchmark: benchrun's depth workload on a real
+llama-server (SmolLM2-135M-Instruct Q4_1, 1 thread) beside `llama-bench` of the same build on the
+same model and thread count, at depth 0 and 2048.
+
+What is compared with what (docs/measurement.md, "Cross-checked against llama-bench"):
+- tg: benchrun's decode_tok_s (client: 1000 / TPOT) and the server's timings.predicted_per_second
+  against llama-bench `-n 32 -d D` (32 tokens generated after D tokens of context);
+- pp: benchrun's prefill_tok_s (client: prompt tokens / TTFT) and the server's
+  timings.prompt_per_second against llama-bench `-p P -d 0` with P = the exact prompt benchrun
+  sent at that depth (workload.prompt_tokens: D + the templated question). benchrun's depth
+  requests prefill their whole context from an empty cache, so "pp at depth D" is the mean speed
+  over P tokens, which is llama-bench's pp<P>, not its pp512 @ d<D> (512 more tokens after D).
+Each figure is a median over the job's requests (benchrun) or llama-bench's mean over its
+repetitions, and must agree within 15%, client against llama-bench and client against the
+server's own timings of the same requests.
+
+A busy machine slows whichever run it meets: the runs alternate (benchrun, llama-bench, and once
+more when a figure disagrees), and each benchrun figure is held against the llama-bench run just
+before or just after it, whichever is closer. A real disagreement -- a unit, a token count or a
+rate off by a third -- fails every pairing.
+
+llama-bench is the one beside the llama-server under test, else the cached `benchrun
+build-server --bench` build, else `llama-bench` on PATH. Without one the test SKIPs (saying how to
+get it), except in CI (CI=true), where it FAILs: CI builds it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from support import output_dir_of
+
+from benchrun.provision.llamabuild import BENCH, cached_llama_bench
+
+pytestmark = pytest.mark.slow
+
+DEPTHS = (0, 2048)
+THREADS = 1
+TG_TOKENS = 32
+REQUESTS = 3
+REPS = 2
+TOLERANCE = 0.15
+ROUNDS = 2  # benchrun + llama-bench, twice at most
+BUDGET_S = 300  # no second round is started after this (one round: ~3 min on 2 busy cores)
+
+
+@pytest.fixture(scope="module")
+def llama_bench_bin(llama_server_bin) -> str:
+    beside = Path(llama_server_bin).parent / BENCH
+    found = (beside if beside.is_file() else None) or cached_llama_bench() or shutil.which(BENCH)
+    if not found:
+        why = "no llama-bench: run `uv run benchrun build-server --bench`"
+        if os.environ.get("CI") == "true":
+            pytest.fail(why)
+        pytest.skip(why)
+    return str(found)
+
+
+def run_benchrun(cli, server: str) -> dict[int, dict]:
+    """One depth sweep; per depth the figures benchrun reports (medians over the requests)."""
+    proc, cwd = cli("-m", "model=smollm2", "model.backend=llama_server", f"paths.llama_server={server}",
+                    "workload=depth", f"workload.depth={','.join(map(str, DEPTHS))}",
+                    f"workload.requests={REQUESTS}", f"workload.output_tokens={TG_TOKENS}",
+                    f"model.threads={THREADS}", "telemetry.enabled=false", "report=false", timeout=400)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = {}
+    for p in sorted((cwd / output_dir_of(proc.stdout)).glob("*/result.json")):
+        res = json.loads(p.read_text())
+        assert res["status"] == "ok", res["error"]
+        m, st = res["metrics"], res["server_timings"]
+        assert m["requests_ok"] == REQUESTS and m["cache_hit_share"] == 0 and st["cache_n"]["max"] == 0
+        out[res["workload"]["depth"]] = {
+            "prompt_tokens": res["workload"]["prompt_tokens"],
+            "pp": m["prefill_tok_s"]["p50"], "tg": m["decode_tok_s"]["p50"],
+            "server_pp": st["prompt_per_second"]["p50"], "server_tg": st["predicted_per_second"]["p50"]}
+    assert sorted(out) == list(DEPTHS)
+    return out
+
+
+def _llama_bench(binary: str, model: Path, *args: str) -> list[dict]:
+    cmd = [binary, "-m", str(model), "-t", str(THREADS), "-r", str(REPS), "-o", "json", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=400, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, f"{' '.join(cmd)}: {proc.stderr[-2000:]}"
+    return json.loads(proc.stdout)
+
+
+def run_llama_bench(binary: str, model: Path, prompt_tokens: dict[int, int]) -> dict[int, dict]:
+    """pp of each depth's exact prompt from an empty context, and tg after each depth."""
+    sizes = ",".join(str(prompt_tokens[d]) for d in DEPTHS)
+    pp = _llama_bench(binary, model, "-p", sizes, "-n", "0", "-d", "0")
+    tg = _llama_bench(binary, model, "-p", "0", "-n", str(TG_TOKENS), "-d", ",".join(map(str, DEPTHS)))
+    out: dict[int, dict] = {}
+    for d in DEPTHS:
+        [p] = [t for t in pp if t["n_prompt"] == prompt_tokens[d] and t["n_gen"] == 0]
+        [g] = [t for t in tg if t["n_depth"] == d and t["n_gen"] == TG_TOKENS]
+        assert p["n_threads"] == g["n_threads"] == THREADS
+        out[d] = {"pp": p["avg_ts"], "tg": g["avg_ts"]}
+    return out
+
+
+def disagreements(br: list[dict], lb: list[dict]) -> tuple[list[str], list[str]]:
+    """Each benchrun figure against the llama-bench run just before or after it (the closer),
+    and against the server's own timings of the same requests; a figure passes when one round
+    agrees within TOLERANCE. Returns (what failed, a line per figure and round)."""
+    failed, lines = [], []
+    for d in DEPTHS:
+        for kind in ("pp", "tg"):
+            best_lb = best_server = float("inf")
+            for i, run in enumerate(br):
+                mine = run[d][kind]
+                near = [lb[j][d][kind] for j in (i - 1, i) if 0 <= j < len(lb)]
+                off_lb = min(abs(mine / x - 1) for x in near)
+                off_server = abs(mine / run[d][f"server_{kind}"] - 1)
+                best_lb, best_server = min(best_lb, off_lb), min(best_server, off_server)
+                lines.append(f"{kind} d{d} round {i}: benchrun {mine:.1f}, server {run[d][f'server_{kind}']:.1f}, "
+                             f"llama-bench {' / '.join(f'{x:.1f}' for x in near)} tok/s "
+                             f"(off {off_lb:.1%} / {off_server:.1%})")
+            if best_lb > TOLERANCE:
+                failed.append(f"{kind} d{d}: benchrun vs llama-bench off {best_lb:.1%}")
+            if best_server > TOLERANCE:
+                failed.append(f"{kind} d{d}: benchrun vs the server's timings off {best_server:.1%}")
+    return failed, lines
+
+
+@pytest.mark.timeout(900)
+def test_depth_pp_and_tg_agree_with_llama_bench(cli, llama_server_bin, llama_bench_bin, smollm2_path):
+    t0 = time.monotonic()
+    br = [run_benchrun(cli, llama_server_bin)]
+    sizes = {d: br[0][d]["prompt_tokens"] for d in DEPTHS}
+    assert sizes[0] < 64 and DEPTHS[1] < sizes[DEPTHS[1]] < DEPTHS[1] + 64  # the question, and depth + it
+    lb = [run_llama_bench(llama_bench_bin, smollm2_path, sizes)]
+    failed, lines = disagreements(br, lb)
+    while failed and len(br) < ROUNDS and time.monotonic() - t0 < BUDGET_S:
+        br.append(run_benchrun(cli, llama_server_bin))
+        assert {d: br[-1][d]["prompt_tokens"] for d in DEPTHS} == sizes  # the same prompts' sizes
+        lb.append(run_llama_bench(llama_bench_bin, smollm2_path, sizes))
+        failed, lines = disagreements(br, lb)
+    print("\n".join(lines))
+    assert not failed, "; ".join(failed) + "\n" + "\n".join(lines)
+    # And what depth does, on both: tg slower deep in the context.
+    assert br[-1][DEPTHS[1]]["tg"] < br[-1][0]["tg"] and lb[-1][DEPTHS[1]]["tg"] < lb[-1][0]["tg"]
