@@ -13,10 +13,12 @@ aiohttp's client sends is understood.
   uv run python benchmarks/fast_server.py serve [--port 8123] [--procs N]
       serve until Ctrl-C (prints "ready http://127.0.0.1:PORT")
   uv run python benchmarks/fast_server.py ceiling [--levels 64,256] [--tokens 256] [--itl-ms 0]
+                                                  [--workers 1,2] [--rounds 3]
       start the server, drive it with benchrun's engine at each concurrency and print the
       streamed tokens/s, benchrun's CPU per token and its self-check (loop lag, CPU share,
-      saturated). On a machine with few cores the server's processes share them with the
-      client: read the figures as a floor for the client, and say how busy the machine was.
+      saturated); --workers compares client processes (load.workers), round by round. On a
+      machine with few cores the server's processes share them with the client: read the
+      figures as a floor for the client, and say how busy the machine was.
 """
 from __future__ import annotations
 
@@ -174,15 +176,21 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def ceiling(url: str, c: int, tokens: int, itl_ms: float, requests: int) -> dict:
+def ceiling(url: str, c: int, tokens: int, itl_ms: float, requests: int, workers: int = 1) -> dict:
+    """One level: `requests` replies of `tokens` tokens at concurrency c, from benchrun's engine
+    in this process (workers=1, as a job runs by default) or from `workers` worker processes
+    (load/workers.py, as load.workers=N runs), which split the concurrency."""
     sys.path.insert(0, os.path.dirname(HERE))
     from benchrun.load.client import RequestSpec, make_session
     from benchrun.load.engine import Engine, LoadPlan, run_loop
-    from benchrun.load.selfcheck import SelfCheck
+    from benchrun.load.selfcheck import SelfCheck, summary_of
+    from benchrun.load.workers import Setup, Workers, worker_parts
+
+    spec = RequestSpec(messages=[{"role": "user", "content": "x"}], max_tokens=tokens,
+                       body={"itl_ms": itl_ms, "timings_per_token": True}, reply_needed=False)
 
     def conv():
-        yield RequestSpec(messages=[{"role": "user", "content": "x"}], max_tokens=tokens,
-                          body={"itl_ms": itl_ms, "timings_per_token": True}, reply_needed=False)
+        yield spec
 
     out: dict = {}
 
@@ -193,15 +201,27 @@ def ceiling(url: str, c: int, tokens: int, itl_ms: float, requests: int) -> dict
             r0 = resource.getrusage(resource.RUSAGE_SELF)
             recs, wall = await engine.run([conv() for _ in range(requests)], LoadPlan(concurrency=c), check=check)
             r1 = resource.getrusage(resource.RUSAGE_SELF)
-            out.update(recs=recs, wall=wall, check=check.summary(),
+            out.update(recs=recs, wall=wall, check=check.summary(), stream_cpu=check.cpu_s,
                        cpu=(r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime))
 
-    run_loop(go())
+    async def go_workers():
+        pool = Workers(workers, Setup(url + "/v1/chat/completions", None, {}, {}, 60.0, True), id_start=0)
+        try:
+            await pool.start()  # not timed: a job starts its workers before the measured window
+            parts = worker_parts(LoadPlan(concurrency=c), [[spec] for _ in range(requests)], workers, 0)
+            recs, wall = await pool.run(0, parts, lambda r: None, lambda r: None)
+        finally:
+            snaps = await pool.close()
+        # CPU: the workers' own while streaming (their self-checks); the post-stream parse is not in it
+        out.update(recs=recs, wall=wall, check=summary_of(snaps), stream_cpu=sum(s[1] for s in snaps), cpu=None)
+
+    run_loop(go() if workers == 1 else go_workers())
     bad = [r.error for r in out["recs"] if not r.ok]
     toks = sum(sum(r.event_tokens or []) for r in out["recs"])
-    return {"c": c, "failed": len(bad), "first_error": bad[0] if bad else None, "tokens": toks,
-            "tok_s": toks / (out["wall"] / 1e9), "cpu_us_per_token": out["cpu"] / max(toks, 1) * 1e6,
-            "client": out["check"]}
+    return {"c": c, "workers": workers, "failed": len(bad), "first_error": bad[0] if bad else None, "tokens": toks,
+            "tok_s": toks / (out["wall"] / 1e9),
+            "cpu_us_per_token": out["cpu"] / max(toks, 1) * 1e6 if out["cpu"] is not None else None,
+            "stream_cpu_us_per_token": out["stream_cpu"] / max(toks, 1) * 1e6, "client": out["check"]}
 
 
 def main() -> None:
@@ -216,6 +236,8 @@ def main() -> None:
     c.add_argument("--tokens", type=int, default=256)
     c.add_argument("--itl-ms", type=float, default=0.0)
     c.add_argument("--requests", type=int, default=0, help="per level (default: 2 x concurrency)")
+    c.add_argument("--workers", default="1", help="client processes to compare, e.g. 1,2 (load.workers)")
+    c.add_argument("--rounds", type=int, default=1, help="alternating rounds of every (level, workers)")
     w = sub.add_parser("_worker")
     w.add_argument("port", type=int)
     args = ap.parse_args()
@@ -232,18 +254,35 @@ def main() -> None:
                 pass
         return
     print(f"load average before: {os.getloadavg()[0]:.2f} (cores: {os.cpu_count()}); server processes: {args.procs}")
+    counts = [int(x) for x in args.workers.split(",")]
     with Servers(_free_port(), args.procs) as url:
-        rows = [ceiling(url, lv, args.tokens, args.itl_ms, args.requests or 2 * lv)
-                for lv in (int(x) for x in args.levels.split(","))]
+        rows = []
+        for rnd in range(args.rounds):  # alternating, so drift on a shared machine hits every setting
+            for lv in (int(x) for x in args.levels.split(",")):
+                for w in counts if rnd % 2 == 0 else counts[::-1]:
+                    rows.append({**ceiling(url, lv, args.tokens, args.itl_ms, args.requests or 2 * lv, w),
+                                 "round": rnd})
     print(f"load average after: {os.getloadavg()[0]:.2f}")
-    print(f"{'c':>5} {'tokens/s':>10} {'CPU us/tok':>11} {'lag p50':>8} {'p99':>7} {'max':>7} {'cpu%':>6}  saturated")
+    print(f"{'round':>5} {'c':>5} {'workers':>7} {'tokens/s':>10} {'CPU us/tok':>11} {'stream':>7} "
+          f"{'lag p50':>8} {'p99':>7} {'max':>7} {'cpu%':>6}  saturated")
     for r in rows:
         lag, ck = r["client"]["loop_lag_ms"], r["client"]
-        print(f"{r['c']:>5} {r['tok_s']:>10.0f} {r['cpu_us_per_token']:>11.1f} {lag['p50'] or 0:>8.2f} "
+        cpu = f"{r['cpu_us_per_token']:>11.1f}" if r["cpu_us_per_token"] is not None else f"{'-':>11}"
+        print(f"{r['round']:>5} {r['c']:>5} {r['workers']:>7} {r['tok_s']:>10.0f} {cpu} "
+              f"{r['stream_cpu_us_per_token']:>7.1f} {lag['p50'] or 0:>8.2f} "
               f"{lag['p99'] or 0:>7.2f} {lag['max'] or 0:>7.2f} {ck['cpu_pct'] or 0:>6.0f}  {ck['saturated']}"
               + (f"  ({r['failed']} failed: {r['first_error']})" if r["failed"] else ""))
         if ck["why"]:
             print(f"      why: {ck['why']}")
+    if len(counts) > 1:
+        import statistics
+
+        base = counts[0]
+        for lv in sorted({r["c"] for r in rows}):
+            med = {w: statistics.median(r["tok_s"] for r in rows if r["c"] == lv and r["workers"] == w)
+                   for w in counts}
+            print(f"c={lv}: median tokens/s " + ", ".join(f"{w} worker(s) {med[w]:.0f}" for w in counts)
+                  + "; " + ", ".join(f"{w}/{base}: {med[w] / med[base]:.2f}x" for w in counts[1:]))
 
 
 if __name__ == "__main__":

@@ -307,13 +307,21 @@ class _Child:
         self.sender.put(("d", RequestRecord(id=rec.id, repeat=rec.repeat, warmup=rec.warmup, status=rec.status,
                                             error=rec.error, usage=rec.usage, timings=rec.timings)))
 
-    def _readable(self) -> None:
-        try:
-            while self.conn.poll():
-                self._handle(self.conn.recv())
-        except (EOFError, OSError):  # the parent is gone: stop
-            asyncio.get_running_loop().remove_reader(self.conn.fileno())
-            self._handle(("bye",))
+    def _pump(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The parent's messages, read by a thread (blocking reads of whole messages: the
+        loop's own readers would make the pipe non-blocking, and a large message then arrives
+        cut) and handed to the loop."""
+        while True:
+            try:
+                msg = self.conn.recv()
+            except (EOFError, OSError):  # the parent is gone: stop
+                msg = ("bye",)
+            try:
+                loop.call_soon_threadsafe(self._handle, msg)
+            except RuntimeError:  # the loop has closed
+                return
+            if msg[0] == "bye":
+                return
 
     def _handle(self, msg: tuple) -> None:
         kind = msg[0]
@@ -327,6 +335,8 @@ class _Child:
             self.task = asyncio.get_running_loop().create_task(
                 self._run(repeat, [_conversation(s) for s in specs], replace(plan, start_ns=msg[1])))
         elif kind in ("stop", "bye"):
+            if self.pending is not None:  # stopped before it started: nothing was sent
+                self.sender.put(("end", self.pending[0], None, self.check.snapshot()))
             self.pending = None
             self.engine.stop.set()
             if self.task is not None and not self.task.done():
@@ -359,7 +369,7 @@ class _Child:
                         await resp.read()
                 except Exception:  # noqa: BLE001 -- a warm-up only; the run reports real trouble
                     pass
-            loop.add_reader(self.conn.fileno(), self._readable)
+            threading.Thread(target=self._pump, args=(loop,), name="benchrun-inbox", daemon=True).start()
             self.sender.put(("ready", os.getpid()))
             try:
                 await self.closing.wait()
@@ -371,8 +381,6 @@ class _Child:
                     await asyncio.gather(self.task, return_exceptions=True)
                 self.sender.put(("stopped", interrupts_reason()))
                 raise
-            finally:
-                loop.remove_reader(self.conn.fileno())
 
 
 def interrupts_reason() -> str:
@@ -405,15 +413,28 @@ class Workers:
         self.on_done: Callable[[RequestRecord], None] = lambda r: None
         self._changed: Optional[asyncio.Event] = None
 
-    # messages and deaths, as they come (loop reader callbacks)
-    def _readable(self, k: int) -> None:
-        conn = self.conns[k]
+    # messages and deaths, as they come: one thread per worker reads its pipe (blocking reads
+    # of whole messages) and hands each batch, then the worker's exit, to the loop.
+    def _pump(self, k: int, loop: asyncio.AbstractEventLoop) -> None:
+        conn, proc = self.conns[k], self.procs[k]
+        while True:
+            try:
+                batch = conn.recv()
+            except (EOFError, OSError):  # the worker's end is closed: it has exited (or is exiting)
+                break
+            try:
+                loop.call_soon_threadsafe(self._deliver, k, batch)
+            except RuntimeError:  # the loop has closed
+                return
+        proc.join(5.0)
         try:
-            while conn.poll():
-                for msg in conn.recv():
-                    self._handle(k, msg)
-        except (EOFError, OSError):
-            asyncio.get_running_loop().remove_reader(conn.fileno())
+            loop.call_soon_threadsafe(self._exited, k, proc.exitcode)
+        except RuntimeError:
+            pass
+
+    def _deliver(self, k: int, batch: list) -> None:
+        for msg in batch:
+            self._handle(k, msg)
         self._changed.set()
 
     def _handle(self, k: int, msg: tuple) -> None:
@@ -436,12 +457,8 @@ class Workers:
         elif kind == "stopped":
             self.stopped[k] = msg[1]
 
-    def _exited(self, k: int) -> None:
-        loop = asyncio.get_running_loop()
-        loop.remove_reader(self.procs[k].sentinel)
-        self._readable(k)  # what it sent before it went
-        self.procs[k].join(1.0)
-        self.gone[k] = self.procs[k].exitcode
+    def _exited(self, k: int, code: Optional[int]) -> None:
+        self.gone[k] = code
         self._changed.set()
 
     def _dead(self) -> Optional[str]:
@@ -474,7 +491,7 @@ class Workers:
             try:
                 self.conns[k].send(msg)
             except (OSError, EOFError, ValueError):
-                pass  # it died: its sentinel says so
+                pass  # it died: its pipe's end says so
 
     async def start(self) -> None:
         """Start the processes; return once every one is ready (WorkerDied if one is not)."""
@@ -490,8 +507,8 @@ class Workers:
             self.pids[k] = p.pid
             self.procs.append(p)
             self.conns.append(parent)
-            loop.add_reader(parent.fileno(), self._readable, k)
-            loop.add_reader(p.sentinel, self._exited, k)
+            threading.Thread(target=self._pump, args=(k, loop), name=f"benchrun-worker-{k + 1}-inbox",
+                             daemon=True).start()
         ok = await self._until(lambda: len(self.ready) == self.n or self._dead() is not None, START_TIMEOUT_S)
         if self._dead() is not None:
             raise WorkerDied(self._dead())
@@ -536,7 +553,6 @@ class Workers:
         """Tell every worker to exit and wait for it (killed after a grace period); returns
         their self-check snapshots (selfcheck.summary_of merges them)."""
         self.closing = True
-        loop = asyncio.get_running_loop()
         for k in range(len(self.procs)):
             self._send(k, ("bye",))
         if self._changed is not None:
@@ -545,13 +561,5 @@ class Workers:
             if k not in self.gone:
                 p.kill()
                 p.join(5.0)
-                try:
-                    loop.remove_reader(p.sentinel)
-                except (ValueError, OSError):
-                    pass
-            try:
-                loop.remove_reader(self.conns[k].fileno())
-            except (ValueError, OSError):
-                pass
             self.conns[k].close()
         return [self.snapshots[k] for k in sorted(self.snapshots)]

@@ -164,3 +164,17 @@ def test_ctrl_c_with_workers_writes_interrupted_keeps_every_workers_records(time
     assert res["metrics"]["requests_ok"] == len(ok) and 2 <= len(ok) < 16
     wait_for(lambda: not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers), 15,
              "the workers to exit")
+
+
+def test_large_records_arrive_whole(compose, timed_url, tmp_path):
+    """Records of thousands of events each, flushed at once: batches far larger than a pipe's
+    buffer must arrive whole (a loop reader once made the pipe non-blocking: they came cut, and
+    the run hung)."""
+    cfg = compose(["model=external", f"model.url={timed_url}", "load.workers=2", "telemetry.enabled=false",
+                   "load.metrics_interval_s=0", "progress.mode=off", "+workload.extra_body={ttft_ms:1,itl_ms:0}",
+                   "concurrency=4", "workload.requests=12", "workload.output_tokens=3000"])
+    res = _run(cfg, tmp_path / "job")
+    assert res["status"] == "ok", res["error"]
+    measured = [r for r in read_jsonl(tmp_path / "job" / "requests.jsonl") if not r["warmup"]]
+    assert len(measured) == 12 and {r["worker"] for r in measured} == {0, 1}
+    assert res["metrics"]["output_tokens"] == 12 * 3000
