@@ -35,7 +35,6 @@ from benchrun.servers.base import log_cause
 from benchrun.servers.pool import resolve_model_path
 from benchrun.servers.registry import backend_for
 from benchrun.workloads import make_workload
-from benchrun.workloads.base import fixed
 
 
 def _now() -> str:
@@ -124,7 +123,7 @@ def _run_load(cfg: BenchConfig, url: str, headers: dict, workload, writer: Recor
     repeats = [(rep, workload.conversations(rep)) for rep in rep_ids]
     setting = workers_setting(cfg.load.workers)
     # Worker processes take conversations whose requests are known up front, as lists of specs.
-    specs = None if setting == 1 else [workers.fixed_specs(convs, fixed) for _, convs in repeats]
+    specs = None if setting == 1 else [workers.fixed_specs(convs) for _, convs in repeats]
     why_one = None
     if specs is not None and any(s is None for s in specs):
         specs, why_one = None, (f"workload {cfg.workload.name}'s conversations are built from the replies as "

@@ -29,6 +29,26 @@ from benchrun.load.selfcheck import SelfCheck
 Conversation = Generator[RequestSpec, RequestRecord, None]
 
 
+class Requests(Generator[RequestSpec, RequestRecord, None]):
+    """A conversation whose requests are all known up front (nothing reads the replies): the
+    engine drives it like any generator, and, being plain data, it pickles, so a worker
+    process (workers.py) can take it while unstarted."""
+
+    def __init__(self, specs: Iterable[RequestSpec]):
+        self.specs = list(specs)
+        self.sent = 0  # how many requests it has handed out
+
+    def send(self, value: object) -> RequestSpec:
+        if self.sent >= len(self.specs):
+            raise StopIteration
+        self.sent += 1
+        return self.specs[self.sent - 1]
+
+    def throw(self, typ: object, val: object = None, tb: object = None) -> RequestSpec:
+        self.sent = len(self.specs)  # closed: nothing more to hand out
+        raise typ if val is None else val  # type: ignore[misc]
+
+
 def run_loop(coro):
     """Run `coro` to completion on uvloop when it is installed (less CPU per event than the
     default loop, so less perturbation of a server on the same machine), else on asyncio's.

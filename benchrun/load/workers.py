@@ -2,9 +2,9 @@
 its own event loop, aiohttp session and share of the load, for when one core cannot keep up.
 
 The design, and its limits:
-  - Only conversations whose requests are all known up front (workloads.base.fixed: synthetic,
-    depth, replay) go to workers; each travels as its list of RequestSpecs (picklable: a
-    generator is not) and stays whole in one worker. A conversation built turn by turn from
+  - Only conversations whose requests are all known up front (engine.Requests, which
+    workloads.base.fixed makes: synthetic, depth, replay) go to workers; each travels as its
+    list of RequestSpecs and stays whole in one worker. A conversation built turn by turn from
     replies -- every agentic workload, whose pipeline agents also wait on each other -- runs in
     the parent's one process, and result.json says why (load.workers_why).
   - Closed loop: the concurrency is split (shares()), and the conversations are dealt to the
@@ -37,7 +37,6 @@ workers=1 (the default) uses none of this: the load runs in the job's own proces
 from __future__ import annotations
 
 import asyncio
-import inspect
 import math
 import multiprocessing
 import os
@@ -51,7 +50,7 @@ from time import perf_counter_ns
 from typing import Optional
 
 from benchrun.load.client import RequestSpec
-from benchrun.load.engine import Conversation, LoadPlan, arrival_offsets_ns
+from benchrun.load.engine import Conversation, LoadPlan, Requests, arrival_offsets_ns
 from benchrun.load.records import RequestRecord
 from benchrun.load.selfcheck import CPU_PCT
 
@@ -126,22 +125,13 @@ def merge_records(parts: Iterable[Iterable[RequestRecord]]) -> list[RequestRecor
     return sorted((r for part in parts for r in part), key=lambda r: (r.start_ns, r.id))
 
 
-def fixed_specs(conversations: list[Conversation], factory: Callable) -> Optional[list[list[RequestSpec]]]:
-    """Each conversation's RequestSpecs when every one of them is an unstarted `factory`
-    generator (workloads.base.fixed) over a list of specs; else None (some conversation
-    is built from the replies: it cannot leave the process it was made in). Read from the
-    generator's arguments, not by running it, so the conversations stay usable in-process."""
-    out = []
-    code = getattr(factory, "__code__", None)
-    for conv in conversations:
-        if code is None or getattr(conv, "gi_code", None) is not code \
-                or inspect.getgeneratorstate(conv) != inspect.GEN_CREATED:
-            return None
-        specs = conv.gi_frame.f_locals.get("specs")
-        if not isinstance(specs, (list, tuple)) or not all(isinstance(s, RequestSpec) for s in specs):
-            return None  # an iterator would have to be consumed to be read
-        out.append(list(specs))
-    return out
+def fixed_specs(conversations: list[Conversation]) -> Optional[list[list[RequestSpec]]]:
+    """Each conversation's RequestSpecs when every one is an unstarted engine.Requests (its
+    requests known up front); else None: some conversation is built from the replies and
+    cannot leave the process it was made in."""
+    if not all(isinstance(c, Requests) and c.sent == 0 for c in conversations):
+        return None
+    return [c.specs for c in conversations]  # type: ignore[union-attr]
 
 
 def choose(setting: int | str, *, why_one: Optional[str], cores: int, streams: Optional[int],
@@ -229,11 +219,6 @@ class Setup:
     read_timeout_s: float
     reuse: bool
     warm_url: Optional[str] = None  # one GET before "ready": the session's first connection is made outside the run
-
-
-def _conversation(specs: list[RequestSpec]) -> Conversation:
-    for s in specs:  # noqa: UP028 -- not `yield from`: the engine sends each record back
-        yield s
 
 
 class _Sender:
@@ -333,7 +318,7 @@ class _Child:
             self.pending = None
             self.engine.stop.clear()
             self.task = asyncio.get_running_loop().create_task(
-                self._run(repeat, [_conversation(s) for s in specs], replace(plan, start_ns=msg[1])))
+                self._run(repeat, [Requests(s) for s in specs], replace(plan, start_ns=msg[1])))
         elif kind in ("stop", "bye"):
             if self.pending is not None:  # stopped before it started: nothing was sent
                 self.sender.put(("end", self.pending[0], None, self.check.snapshot()))

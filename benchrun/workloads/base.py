@@ -7,15 +7,13 @@ from typing import ClassVar, Optional
 
 from benchrun.config import WorkloadConfig, plain
 from benchrun.load.client import RequestSpec
-from benchrun.load.engine import Conversation
+from benchrun.load.engine import Conversation, Requests
 from benchrun.servers.tokenizer import Tokenizer
 
 
 def fixed(specs: Iterable[RequestSpec]) -> Conversation:
     """A conversation whose requests are known up front (nothing reads the replies)."""
-    # Not `yield from`: that would hand the engine's send(record) to the list's iterator.
-    for s in specs:  # noqa: UP028
-        yield s
+    return Requests(specs)
 
 
 class Workload:

@@ -6,6 +6,7 @@ real jobs with workers."""
 from __future__ import annotations
 
 import asyncio
+import pickle
 import signal
 import sys
 import time
@@ -82,22 +83,22 @@ def test_merge_records_by_send_time_then_id():
 
 def test_fixed_specs_reads_fixed_conversations_without_running_them(compose):
     convs = [fixed([_spec(0), _spec(1)]), fixed([_spec(2)])]
-    specs = W.fixed_specs(convs, fixed)
+    specs = W.fixed_specs(convs)
     assert [[s.tags["index"] for s in c] for c in specs] == [[0, 1], [2]]
+    assert pickle.loads(pickle.dumps(convs[0])).specs == convs[0].specs  # it can travel to a worker
     assert next(convs[0]).tags["index"] == 0  # still usable in-process
-    assert W.fixed_specs(convs, fixed) is None  # a started conversation cannot move
+    assert W.fixed_specs(convs) is None  # a started conversation cannot move
 
     def own():
         yield _spec(0)
 
-    assert W.fixed_specs([own()], fixed) is None
-    assert W.fixed_specs([fixed(iter([_spec(0)]))], fixed) is None  # an iterator would be consumed
+    assert W.fixed_specs([own()]) is None
     # The shipped workloads: synthetic is fixed; agentic conversations are built from replies.
     syn = make_workload(compose(["workload.requests=3"]).workload, 2)
-    assert len(W.fixed_specs(syn.conversations(0), fixed)) == 3
+    assert len(W.fixed_specs(syn.conversations(0))) == 3
     ag = make_workload(agentic_workload([{"name": "a", "turns": ["x", "y"]},
                                          {"name": "b", "needs": ["a"], "turns": ["{{ a.last }}"]}]), 2)
-    assert W.fixed_specs(ag.conversations(0), fixed) is None
+    assert W.fixed_specs(ag.conversations(0)) is None
 
 
 def test_auto_takes_one_worker_unless_one_core_may_not_keep_up():
