@@ -46,6 +46,7 @@ from benchrun.measure.metrics import (
     tpot_ms,
     ttft_ms,
 )
+from benchrun.servers.tokenizer import TokenizerError
 from benchrun.workloads.agentic_cache import turn_rows, turn_table
 from benchrun.workloads.agentic_session import SOURCE, Sources, fill, refs
 from benchrun.workloads.base import Workload
@@ -205,6 +206,7 @@ class AgenticWorkload(Workload):
             raise ValueError(f"workload.depth={cfg.depth}: workload {cfg.name!r} has no {{{{ source:FILE }}}} "
                              f"turn to paste that much source into (see conf/workload/agentic_long.yaml)")
         self.tokenizer = None
+        self.tokens_note: str | None = None
         self._counted: dict[str, int] = {}
         self._table: dict | None = None
 
@@ -213,7 +215,14 @@ class AgenticWorkload(Workload):
         return [f for t in agent.turns for f in refs(t.prompt)]
 
     def prepare(self, tokenizer) -> None:
-        """With the server's tokenizer: source slices cut in its tokens, the context need counted in them."""
+        """With the server's tokenizer: source slices cut in its tokens, the context need counted
+        in them. A server whose tokenizer endpoints do not answer (not llama.cpp's) gets the
+        estimate, and result.json says so."""
+        if tokenizer is not None:
+            try:
+                tokenizer.tokenize("a", False)
+            except TokenizerError as e:
+                tokenizer, self.tokens_note = None, f"no server tokenizer ({e}); token counts are estimates"
         self.tokenizer = tokenizer
         self._counted = {}
         insts = self.instances()
@@ -368,8 +377,10 @@ class AgenticWorkload(Workload):
         return best
 
     def describe(self) -> dict:
-        return {**super().describe(), "pipeline": self.pipeline,
-                "agents_run": [i.label for i in self.instances()]}
+        d = {**super().describe(), "pipeline": self.pipeline, "agents_run": [i.label for i in self.instances()]}
+        if self.tokens_note:
+            d["prompt_tokens_note"] = self.tokens_note
+        return d
 
     def _task(self, inst: Instance, rep: int, recs: list, ctx: CheckContext, iso: str | None) -> dict:
         agent = inst.agent

@@ -102,3 +102,20 @@ def test_a_slot_is_capped_at_the_models_training_context(compose):
     assert "ctx_size=" not in str(e.value)
     context.check(cfg, context.ContextNeed(tokens=4000, what="depth 3900", estimated=False), path)  # fits
     assert context.per_slot(cfg.model) == 32768  # without the file at hand: ctx_size / parallel
+
+
+def test_a_server_without_tokenizer_endpoints_gets_the_estimate_and_says_so(compose):
+    # An external server that is not llama.cpp answers /tokenize with 404: the job must go on,
+    # counting by estimate, and result.json's workload says why.
+    from benchrun.servers.tokenizer import TokenizerError
+    from benchrun.workloads import make_workload
+
+    class NoTokenizer:
+        def tokenize(self, text, add_special):
+            raise TokenizerError("POST /tokenize: HTTP Error 404: Not Found")
+
+    w = make_workload(compose(["workload=agentic_coding", "concurrency=2"]).workload, 2)
+    w.prepare(NoTokenizer())
+    assert w.context_need().estimated
+    assert w.describe()["prompt_tokens_note"] == ("no server tokenizer (POST /tokenize: HTTP Error 404: Not Found); "
+                                                  "token counts are estimates")

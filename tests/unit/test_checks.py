@@ -93,5 +93,5 @@ def test_unknown_or_malformed_check_is_a_one_line_error():
         normalize("compiles")
     with pytest.raises(ValueError, match="type"):
         normalize({"names": ["x"]})
-    assert set(CHECKS) == {"python_parses", "has_docstrings", "defines", "pytest_passes", "runs",
+    assert set(CHECKS) == {"python_parses", "has_docstrings", "defines", "pytest_passes", "tests_pass", "runs",
                            "json_schema", "regex"}
