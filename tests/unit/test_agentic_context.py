@@ -57,10 +57,18 @@ SHIPPED_WORKLOADS = sorted(p.stem for p in (ROOT / "conf" / "workload").glob("*.
 @pytest.mark.parametrize("preset", SHIPPED_PRESETS)
 def test_every_shipped_preset_runs_every_shipped_workload_as_shipped(compose, preset):
     assert len(SHIPPED_PRESETS) >= 6 and "agentic_coding" in SHIPPED_WORKLOADS
+    from dataclasses import replace
+
+    from benchrun.workloads import make_workload
+
     for workload in SHIPPED_WORKLOADS:
+        cfg = compose([f"model={preset}", f"workload={workload}"])  # one compose; the levels vary below
         for c in (1, 2, 3):  # the seed's levels
-            err = _context_error(compose, [f"model={preset}", f"workload={workload}"], c)
-            assert err is None, f"{preset} x {workload} at C{c}: {err}"
+            need = make_workload(cfg.workload, c).context_need(context.bytes_per_token_for(cfg.model))
+            try:
+                context.check(replace(cfg, concurrency=c), need)
+            except ValueError as e:
+                raise AssertionError(f"{preset} x {workload} at C{c}: {e}") from None
 
 
 @pytest.mark.parametrize("over", [
