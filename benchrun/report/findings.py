@@ -28,7 +28,6 @@ from benchrun.report.caveats import (  # noqa: F401 -- re-exported: markdown, ch
 )
 from benchrun.report.view import Group, show
 
-M = BY_KEY
 MAX_FINDINGS = 6  # the seed answers in five; past six a reader stops reading
 
 # Wins, in the order they decide a choice: (metrics merged into one line, rank, the winner's phrase).
@@ -63,7 +62,7 @@ def _levels_of(key: str, g: Group) -> list[int]:
 
 
 def _vals(g: Group, key: str, c: int, v) -> str:
-    m = M[key]
+    m = BY_KEY[key]
     return f"{show(g.job(v.best, c), m)} vs {show(g.job(v.runner_up, c), m)}"
 
 
@@ -88,7 +87,8 @@ def _wins(g: Group) -> tuple[list[tuple[int, Item]], set]:
                     f"{what[k].format(r=x.times)} ({_vals(g, k, cc, x)})" for k, cc, x in parts))
             elif key == "memory.peak_mib":  # memory reads better as an amount saved than as a ratio
                 b, o = g.job(lab, c).value(key), g.job(v.runner_up, c).value(key)
-                text = f"needs {M[key].show(abs(o - b))} less peak memory than {v.runner_up} ({_vals(g, key, c, v)})"
+                saved = BY_KEY[key].show(abs(o - b))
+                text = f"needs {saved} less peak memory than {v.runner_up} ({_vals(g, key, c, v)})"
             else:
                 text = (phrase.format(r=v.times, o=v.runner_up) + f" at C{c} ({_vals(g, key, c, v)})"
                         + "".join(f" and {x.times} at C{cc} ({_vals(g, k, cc, x)})" for k, cc, x in parts[1:]))
@@ -116,9 +116,9 @@ def _undecided(g: Group, any_win: bool) -> list[tuple[int, Item]]:
                     continue
                 if v.cannot_tell:
                     busy |= v.delta.method == "disturbed"
-                    unsure.setdefault(v.best, {}).setdefault(SHORT.get(key, M[key].label), []).append(c)
+                    unsure.setdefault(v.best, {}).setdefault(SHORT.get(key, BY_KEY[key].label), []).append(c)
                 elif v.delta.change != "same":
-                    level.append(f"{M[key].label} at C{c} ({_vals(g, key, c, v)})")
+                    level.append(f"{BY_KEY[key].label} at C{c} ({_vals(g, key, c, v)})")
     rank = 1 if not any_win else NOTE
     who = " and ".join(g.labels) if len(g.labels) == 2 else "The presets"
     out = []
@@ -154,7 +154,7 @@ def _decided_trend(g: Group, lab: str, key: str, up: str, down: str) -> Optional
     e = _ends(g, lab)
     if e is None or e[0].value(key) is None or e[1].value(key) is None:
         return None
-    if compare(e[0], e[1], M[key], calibration=g.calibration).beyond_noise is not True:
+    if compare(e[0], e[1], BY_KEY[key], calibration=g.calibration).beyond_noise is not True:
         return None
     return _trend(*e, key=key, up=up, down=down, calibration=g.calibration)
 
@@ -163,7 +163,7 @@ def _trend(job_lo: Job, job_hi: Job, c_lo: int, c_hi: int, key: str, up: str, do
            calibration: Optional[dict] = None) -> str:
     """'TTFT p50 degrades 3.6x from C1 to C3 (102 -> 369 ms)', or '1.9x higher ... not separable
     from noise with n=8 requests: use repeats)'."""
-    m = M[key]
+    m = BY_KEY[key]
     a, b = job_lo.value(key), job_hi.value(key)
     if a is None or b is None:
         return ""

@@ -23,7 +23,6 @@ from benchrun.report.side_tasks import side_tasks_section
 from benchrun.report.testbed import hardware_line, models_under_test, report_title, run_date, workload_line
 from benchrun.report.view import Group, family_axes, show, winner_cell
 
-M = BY_KEY
 CHART_TITLES = {"radar": "Radar: model comparison", "degradation": "Degradation: performance vs concurrency",
                 "throughput": "Throughput: tokens/s by concurrency", "side_tasks": "Side tasks at max concurrency",
                 "latency_cdf": "Latency distributions (TTFT and ITL)"}
@@ -42,7 +41,7 @@ def summary_table(g: Group) -> list[Block]:
         cands = {lab: g.job(lab, c) for lab in g.labels}
         if all(j is None or j.value(key) is None for j in cands.values()):
             continue
-        row = [label] + [show(j, M[key]) for j in cands.values()]
+        row = [label] + [show(j, BY_KEY[key]) for j in cands.values()]
         if many:
             cell, why = winner_cell(g.verdict(key, c))
             if why:
@@ -90,15 +89,15 @@ def detailed(g: Group) -> list[Block]:
             m = j.facts.metrics
             counts = f"{m.get('requests_ok', 0)}/{m.get('requests_failed', 0)}/{m.get('requests_truncated', 0)}"
             rows.append([lab, counts,
-                         show(j, M["ttft_ms.p50"], False), show(j, M["ttft_ms.p90"], False),
-                         show(j, M["itl_ms.p50"], False), show(j, M["decode_tok_s.hmean"], False),
-                         show(j, M["e2e_ms.p50"], False), show(j, M["output_throughput_tok_s"], False),
-                         show(j, M["wall_s"], False)] + [show(j, M[k], False) for k in extra]
+                         show(j, BY_KEY["ttft_ms.p50"], False), show(j, BY_KEY["ttft_ms.p90"], False),
+                         show(j, BY_KEY["itl_ms.p50"], False), show(j, BY_KEY["decode_tok_s.hmean"], False),
+                         show(j, BY_KEY["e2e_ms.p50"], False), show(j, BY_KEY["output_throughput_tok_s"], False),
+                         show(j, BY_KEY["wall_s"], False)] + [show(j, BY_KEY[k], False) for k in extra]
                         + ([_fmt(_primary_last_turn(j))] if last_turn else []))
         out.append(Table(["Model", "ok/failed/truncated", "TTFT p50 (ms)", "TTFT p90 (ms)", "ITL p50 (ms)",
                           "Decode, harmonic mean (tok/s)", "E2E p50 (ms)", "Aggregate (tok/s)",
                           "Total time per repeat (s)"]
-                         + [f"{M[k].label} ({M[k].unit})" if M[k].unit else M[k].label for k in extra]
+                         + [BY_KEY[k].label + (f" ({BY_KEY[k].unit})" if BY_KEY[k].unit else "") for k in extra]
                          + (["Primary last turn (tok/s)"] if last_turn else []), rows))
     reps = {j.repeats for row in g.grid.values() for j in row.values()}
     note = ("Values are pooled over all repeats; ± is the 95% confidence half-width across repeats."
