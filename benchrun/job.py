@@ -2,7 +2,9 @@
 
 Data flows one way: config -> server -> workload -> engine -> requests.jsonl -> metrics ->
 result.json. Failures are data: a job never raises (except on Ctrl-C), it writes
-`status: failed` with the error and whatever was measured."""
+`status: failed` with the error and whatever was measured.
+Over 300 lines on purpose: one job's life in the order it happens (server, warm-up, repeats in
+one process or in workers, telemetry, result); its parts live in load/, measure/ and results/."""
 from __future__ import annotations
 
 import datetime as dt
@@ -13,7 +15,7 @@ from typing import Optional
 
 from benchrun import interrupts
 from benchrun.config import BenchConfig, ModelConfig, plain, workers_setting
-from benchrun.load import workers
+from benchrun.load import workers, workshare
 from benchrun.load.client import make_session, reuse_for, token_count_body
 from benchrun.load.engine import Engine, LoadPlan, run_loop
 from benchrun.load.progress import Progress
@@ -123,7 +125,7 @@ def _run_load(cfg: BenchConfig, url: str, headers: dict, workload, writer: Recor
     repeats = [(rep, workload.conversations(rep)) for rep in rep_ids]
     setting = workers_setting(cfg.load.workers)
     # Worker processes take conversations whose requests are known up front, as lists of specs.
-    specs = None if setting == 1 else [workers.fixed_specs(convs) for _, convs in repeats]
+    specs = None if setting == 1 else [workshare.fixed_specs(convs) for _, convs in repeats]
     why_one = None
     if specs is not None and any(s is None for s in specs):
         specs, why_one = None, (f"workload {cfg.workload.name}'s conversations are built from the replies as "
@@ -161,7 +163,7 @@ def _run_load(cfg: BenchConfig, url: str, headers: dict, workload, writer: Recor
                 runs, walls = [], []
                 for i, (rep, convs) in enumerate(repeats):
                     if pool is not None:
-                        parts = workers.worker_parts(plan, specs[i], n, rep)
+                        parts = workshare.worker_parts(plan, specs[i], n, rep)
                         recs, wall = await pool.run(rep, parts, writer.write, done)
                     else:
                         recs, wall = await engine.run(convs, plan, repeat=rep, check=check)
@@ -185,9 +187,9 @@ def _workers_for(setting, plan: LoadPlan, specs, why_one, warm_check, warm_recs)
     e2e_s = (sum(r.end_ns - r.start_ns for r in good) / len(good) / 1e9) if good else None
     cpu = warm_check.summary()["cpu_pct"] if warm_check is not None and warm_recs else None
     convs = min(len(s) for s in specs) if specs else 1
-    return workers.choose(setting, why_one=why_one, cores=workers.usable_cores(),
-                          streams=workers.streams_of(plan, e2e_s), limit=workers.split_limit(plan, convs),
-                          warmup_cpu_pct=cpu)
+    return workshare.choose(setting, why_one=why_one, cores=workshare.usable_cores(),
+                            streams=workshare.streams_of(plan, e2e_s), limit=workshare.split_limit(plan, convs),
+                            warmup_cpu_pct=cpu)
 
 
 def new_result(cfg: BenchConfig, job_dir: Path, job_num: int, run_id: str, overrides: list[str] | None,

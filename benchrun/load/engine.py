@@ -15,14 +15,8 @@ import aiohttp
 import numpy as np
 
 from benchrun import interrupts
-from benchrun.load.client import (
-    RequestSpec,
-    StallWatch,
-    build_body,
-    fetch,
-    parse_stream,
-    send,
-)
+from benchrun.load.client import RequestSpec, StallWatch, build_body, fetch, send
+from benchrun.load.decode import parse_stream
 from benchrun.load.records import NOT_SENT, RequestRecord
 from benchrun.load.selfcheck import SelfCheck
 

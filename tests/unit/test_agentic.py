@@ -9,7 +9,8 @@ from support import agentic_workload as wl
 from benchrun.config import SandboxConfig
 from benchrun.load.records import RequestRecord
 from benchrun.workloads import make_workload
-from benchrun.workloads.agentic import AgenticWorkload, render
+from benchrun.workloads.agentic import AgenticWorkload
+from benchrun.workloads.agents import render
 
 
 def test_render_data_files_and_code_blocks():

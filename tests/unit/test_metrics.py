@@ -243,7 +243,7 @@ def _delta(text, **extra):
 
 
 def test_parse_reads_llama_cpp_per_chunk_counts():
-    from benchrun.load.client import parse_stream
+    from benchrun.load.decode import parse_stream
 
     r = RequestRecord(id=0, status=200)
     parse_stream(r, _stream(_delta("こん", timings={"predicted_n": 3}), _delta("に", timings={"predicted_n": 5}),
@@ -256,7 +256,7 @@ def test_parse_reads_llama_cpp_per_chunk_counts():
 
 
 def test_parse_ignores_final_only_timings_and_reads_logprobs():
-    from benchrun.load.client import parse_stream
+    from benchrun.load.decode import parse_stream
 
     # Without timings_per_token only the last chunk has timings: that says nothing per chunk.
     r = RequestRecord(id=0, status=200)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from benchrun.load.client import parse_stream
+from benchrun.load.decode import parse_stream
 from benchrun.load.records import RequestRecord
 from benchrun.load.sse import iter_events
 

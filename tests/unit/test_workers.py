@@ -21,6 +21,7 @@ from support import agentic_workload
 from benchrun.config import workers_setting
 from benchrun.load import engine as engine_mod
 from benchrun.load import workers as W
+from benchrun.load import workshare as S
 from benchrun.load.client import RequestSpec
 from benchrun.load.engine import Engine, LoadPlan, arrival_offsets_ns
 from benchrun.load.records import RequestRecord
@@ -35,16 +36,16 @@ def _spec(i: int) -> RequestSpec:
 
 
 def test_shares_split_evenly_larger_first():
-    assert W.shares(5, 2) == [3, 2]
-    assert W.shares(4, 2) == [2, 2]
-    assert W.shares(256, 3) == [86, 85, 85]
-    assert sum(W.shares(7, 4)) == 7
+    assert S.shares(5, 2) == [3, 2]
+    assert S.shares(4, 2) == [2, 2]
+    assert S.shares(256, 3) == [86, 85, 85]
+    assert sum(S.shares(7, 4)) == 7
 
 
 def test_deal_gives_each_conversation_once_in_proportion_to_the_shares():
-    assert W.deal(6, [2, 1]) == [[0, 1, 3, 4], [2, 5]]
-    assert W.deal(4, [1, 1]) == [[0, 2], [1, 3]]
-    dealt = W.deal(1000, [3, 2])
+    assert S.deal(6, [2, 1]) == [[0, 1, 3, 4], [2, 5]]
+    assert S.deal(4, [1, 1]) == [[0, 2], [1, 3]]
+    dealt = S.deal(1000, [3, 2])
     assert sorted(i for part in dealt for i in part) == list(range(1000))
     assert [len(p) for p in dealt] == [600, 400]
     # spread over the run's order: each worker's conversations are not one block
@@ -53,7 +54,7 @@ def test_deal_gives_each_conversation_once_in_proportion_to_the_shares():
 
 def test_closed_loop_parts_split_the_concurrency_and_keep_conversations_whole():
     convs = [[_spec(i), _spec(i + 100)] for i in range(10)]
-    parts = W.worker_parts(LoadPlan(concurrency=5), convs, 2, repeat=0)
+    parts = S.worker_parts(LoadPlan(concurrency=5), convs, 2, repeat=0)
     assert [p.concurrency for p, _ in parts] == [3, 2]
     got = [c for _, cs in parts for c in cs]
     assert sorted(c[0].tags["index"] for c in got) == list(range(10))
@@ -65,78 +66,78 @@ def test_closed_loop_parts_split_the_concurrency_and_keep_conversations_whole():
 def test_open_loop_parts_are_one_schedule_dealt_round_robin(arrival):
     convs = [[_spec(i)] for i in range(11)]
     plan = LoadPlan(rate=7.5, arrival=arrival, seed=3, max_concurrency=5)
-    parts = W.worker_parts(plan, convs, 2, repeat=2)
+    parts = S.worker_parts(plan, convs, 2, repeat=2)
     one = arrival_offsets_ns(11, 7.5, arrival, 3 + 2)  # what the in-process engine would draw
     assert [p.max_concurrency for p, _ in parts] == [3, 2]
     merged = sorted((off, c[0].tags["index"]) for p, cs in parts for off, c in zip(p.offsets_ns, cs))
     assert [off for off, _ in merged] == one  # together, exactly the arrival process asked for
     assert [i for _, i in merged] == list(range(11))  # arrival i is conversation i
     assert [c[0].tags["index"] for c in parts[0][1]] == [0, 2, 4, 6, 8, 10]
-    assert W.worker_parts(LoadPlan(rate=1.0), convs, 3, 0)[0][0].max_concurrency is None
+    assert S.worker_parts(LoadPlan(rate=1.0), convs, 3, 0)[0][0].max_concurrency is None
 
 
 def test_merge_records_by_send_time_then_id():
     a = [RequestRecord(id=0, start_ns=30), RequestRecord(id=2, start_ns=10)]
     b = [RequestRecord(id=1, start_ns=20), RequestRecord(id=3, start_ns=10)]
-    assert [r.id for r in W.merge_records([a, b])] == [2, 3, 1, 0]
+    assert [r.id for r in S.merge_records([a, b])] == [2, 3, 1, 0]
 
 
 def test_fixed_specs_reads_fixed_conversations_without_running_them(compose):
     convs = [fixed([_spec(0), _spec(1)]), fixed([_spec(2)])]
-    specs = W.fixed_specs(convs)
+    specs = S.fixed_specs(convs)
     assert [[s.tags["index"] for s in c] for c in specs] == [[0, 1], [2]]
     assert pickle.loads(pickle.dumps(convs[0])).specs == convs[0].specs  # it can travel to a worker
     assert next(convs[0]).tags["index"] == 0  # still usable in-process
-    assert W.fixed_specs(convs) is None  # a started conversation cannot move
+    assert S.fixed_specs(convs) is None  # a started conversation cannot move
 
     def own():
         yield _spec(0)
 
-    assert W.fixed_specs([own()]) is None
+    assert S.fixed_specs([own()]) is None
     # The shipped workloads: synthetic is fixed; agentic conversations are built from replies.
     syn = make_workload(compose(["workload.requests=3"]).workload, 2)
-    assert len(W.fixed_specs(syn.conversations(0))) == 3
+    assert len(S.fixed_specs(syn.conversations(0))) == 3
     ag = make_workload(agentic_workload([{"name": "a", "turns": ["x", "y"]},
                                          {"name": "b", "needs": ["a"], "turns": ["{{ a.last }}"]}]), 2)
-    assert W.fixed_specs(ag.conversations(0)) is None
+    assert S.fixed_specs(ag.conversations(0)) is None
 
 
 def test_auto_takes_one_worker_unless_one_core_may_not_keep_up():
-    n, why = W.choose("auto", why_one=None, cores=2, streams=4, limit=4, warmup_cpu_pct=3.0)
-    assert n == 1 and "one core keeps up" in why and f"{W.AUTO_STREAMS}" in why
-    n, why = W.choose("auto", why_one=None, cores=8, streams=W.AUTO_STREAMS, limit=1000)
-    assert n == W.AUTO_MAX and "requests in flight" in why and "8 usable cores" in why
-    n, why = W.choose("auto", why_one=None, cores=2, streams=256, limit=256)
+    n, why = S.choose("auto", why_one=None, cores=2, streams=4, limit=4, warmup_cpu_pct=3.0)
+    assert n == 1 and "one core keeps up" in why and f"{S.AUTO_STREAMS}" in why
+    n, why = S.choose("auto", why_one=None, cores=8, streams=S.AUTO_STREAMS, limit=1000)
+    assert n == S.AUTO_MAX and "requests in flight" in why and "8 usable cores" in why
+    n, why = S.choose("auto", why_one=None, cores=2, streams=256, limit=256)
     assert n == 2
-    n, why = W.choose("auto", why_one=None, cores=2, streams=1, limit=1, warmup_cpu_pct=CPU_PCT)
+    n, why = S.choose("auto", why_one=None, cores=2, streams=1, limit=1, warmup_cpu_pct=CPU_PCT)
     assert n == 1 and "no more workers than" in why  # the hot warm-up asks for 2, one stream allows 1
-    n, why = W.choose("auto", why_one=None, cores=4, streams=8, limit=8, warmup_cpu_pct=95.0)
+    n, why = S.choose("auto", why_one=None, cores=4, streams=8, limit=8, warmup_cpu_pct=95.0)
     assert n == 4 and "warm-up alone" in why
-    n, why = W.choose("auto", why_one=None, cores=1, streams=512, limit=512)
+    n, why = S.choose("auto", why_one=None, cores=1, streams=512, limit=512)
     assert n == 1 and "one core" in why
-    n, why = W.choose("auto", why_one="replies feed the next turn", cores=8, streams=512, limit=512)
+    n, why = S.choose("auto", why_one="replies feed the next turn", cores=8, streams=512, limit=512)
     assert (n, why) == (1, "auto: 1 worker: replies feed the next turn")
-    assert W.choose("auto", why_one=None, cores=4, streams=None, limit=9)[0] == 1  # unknown load: one
+    assert S.choose("auto", why_one=None, cores=4, streams=None, limit=9)[0] == 1  # unknown load: one
 
 
 def test_a_fixed_worker_count_is_kept_within_what_the_load_can_be_split_over():
-    assert W.choose(1, why_one="x", cores=2, streams=9, limit=9) == (1, "load.workers=1")
-    assert W.choose(3, why_one=None, cores=2, streams=9, limit=9) == (3, "load.workers=3")  # as asked
-    n, why = W.choose(4, why_one=None, cores=8, streams=2, limit=2)
+    assert S.choose(1, why_one="x", cores=2, streams=9, limit=9) == (1, "load.workers=1")
+    assert S.choose(3, why_one=None, cores=2, streams=9, limit=9) == (3, "load.workers=3")  # as asked
+    n, why = S.choose(4, why_one=None, cores=8, streams=2, limit=2)
     assert n == 2 and why.startswith("load.workers=4; 2: no more workers")
-    n, why = W.choose(2, why_one="built from replies", cores=8, streams=9, limit=9)
+    n, why = S.choose(2, why_one="built from replies", cores=8, streams=9, limit=9)
     assert n == 1 and why == "load.workers=2, but 1 worker: built from replies"
 
 
 def test_streams_and_split_limit():
-    assert W.streams_of(LoadPlan(concurrency=7), None) == 7
-    assert W.streams_of(LoadPlan(rate=10.0, max_concurrency=3), 2.0) == 3
-    assert W.streams_of(LoadPlan(rate=10.0), 2.05) == 21  # Little's law from the warm-up's e2e
-    assert W.streams_of(LoadPlan(rate=10.0), None) is None
-    assert W.split_limit(LoadPlan(concurrency=8), 3) == 3  # each worker needs a conversation
-    assert W.split_limit(LoadPlan(concurrency=2), 30) == 2  # ... and a slot
-    assert W.split_limit(LoadPlan(rate=5.0), 30) == 30
-    assert W.split_limit(LoadPlan(rate=5.0, max_concurrency=4), 30) == 4
+    assert S.streams_of(LoadPlan(concurrency=7), None) == 7
+    assert S.streams_of(LoadPlan(rate=10.0, max_concurrency=3), 2.0) == 3
+    assert S.streams_of(LoadPlan(rate=10.0), 2.05) == 21  # Little's law from the warm-up's e2e
+    assert S.streams_of(LoadPlan(rate=10.0), None) is None
+    assert S.split_limit(LoadPlan(concurrency=8), 3) == 3  # each worker needs a conversation
+    assert S.split_limit(LoadPlan(concurrency=2), 30) == 2  # ... and a slot
+    assert S.split_limit(LoadPlan(rate=5.0), 30) == 30
+    assert S.split_limit(LoadPlan(rate=5.0, max_concurrency=4), 30) == 4
 
 
 def test_workers_setting():
