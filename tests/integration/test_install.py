@@ -23,9 +23,7 @@ def _uv() -> list[str]:
         if py and subprocess.run([py, "-m", "uv", "--version"], capture_output=True).returncode == 0:
             return [py, "-m", "uv"]
     why = "uv is not installed (the wheel is built and installed with it)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(why)
-    pytest.skip(why)
+    pytest.skip(why)  # under CI the skip is a failure (conftest.py)
 
 
 @pytest.fixture(scope="module")

@@ -34,9 +34,7 @@ def slurm_env() -> dict:
     if not status.stdout.startswith("running"):
         if os.geteuid() != 0:
             why = "no SLURM cluster running, and starting one needs root: sudo bash scripts/slurm-cluster.sh start"
-            if os.environ.get("CI") == "true":
-                pytest.fail(why)
-            pytest.skip(why)
+            pytest.skip(why)  # under CI the skip is a failure (conftest.py)
         t0 = time.monotonic()
         up = subprocess.run(["bash", str(SCRIPT), "start"], capture_output=True, text=True, timeout=600)
         assert up.returncode == 0, up.stdout + up.stderr  # CI installed it: it must come up
