@@ -34,11 +34,11 @@ def write_report(root: Path, html: bool = True, charts: bool = True) -> Written:
     root = Path(root)
     jobs = load_jobs(root)  # bad input fails here, before the heavy imports
 
+    from benchrun.analysis.verdicts import build_groups
     from benchrun.report.blocks import to_html, to_markdown
     from benchrun.report.markdown import build_blocks
     from benchrun.report.summary import write_summary
     from benchrun.report.testbed import report_title
-    from benchrun.report.view import build_groups
 
     root_out = root.resolve()  # a sweep dir, a run dir, or a single job dir
     rows = write_summary(root_out)

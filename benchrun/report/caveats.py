@@ -8,9 +8,9 @@ from collections.abc import Iterable
 from typing import Optional
 
 from benchrun.analysis.jobs import Job, is_random_weights
+from benchrun.analysis.verdicts import Group
 from benchrun.measure.footprint import BUSY_PCT
 from benchrun.report.blocks import Item
-from benchrun.report.view import Group
 from benchrun.results.parts import stat
 
 NOTE = 99  # rank of a line that only ever goes to the Notes

@@ -7,7 +7,7 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from benchrun.report.view import Group
+from benchrun.analysis.verdicts import Group
 
 DPI = 110
 

@@ -6,9 +6,9 @@ from typing import Optional
 import numpy as np
 from matplotlib.figure import Figure
 
+from benchrun.analysis.verdicts import Group
 from benchrun.report.chart_base import _color, _fig, _has_repeats, _yerr
 from benchrun.report.findings import task_rows, verdict
-from benchrun.report.view import Group
 
 # --- side tasks ------------------------------------------------------------------------------
 

@@ -17,10 +17,11 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from benchrun.analysis.jobs import Job
+from benchrun.analysis.verdicts import Group
 from benchrun.measure.views import BY_KEY
 from benchrun.report.chart_base import _color, _fig, _has_repeats, _save, _yerr, value_text  # noqa: F401 -- re-exported
 from benchrun.report.chart_tasks import latency_cdf, side_tasks
-from benchrun.report.view import Group, half_width
+from benchrun.report.view import half_width
 
 M = BY_KEY
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Optional
 
-from benchrun.analysis.compare import compare, method_text, ratio_text
-from benchrun.analysis.jobs import Job
+from benchrun.analysis.compare import method_text, ratio_text
+from benchrun.analysis.verdicts import Group
 from benchrun.measure.views import BY_KEY
 from benchrun.report.blocks import Item
 from benchrun.report.caveats import (  # noqa: F401 -- re-exported: markdown, charts and tests read them here
@@ -26,7 +26,7 @@ from benchrun.report.caveats import (  # noqa: F401 -- re-exported: markdown, ch
     task_rows,
     verdict,
 )
-from benchrun.report.view import Group, show
+from benchrun.report.view import show
 
 MAX_FINDINGS = 6  # the seed answers in five; past six a reader stops reading
 
@@ -143,31 +143,20 @@ def _single_run_note(d) -> str:
     return ""
 
 
-def _ends(g: Group, lab: str) -> Optional[tuple[Job, Job, int, int]]:
-    levels = sorted(g.grid[lab])
-    if len(levels) < 2:
-        return None
-    return g.grid[lab][levels[0]], g.grid[lab][levels[-1]], levels[0], levels[-1]
-
-
 def _decided_trend(g: Group, lab: str, key: str, up: str, down: str) -> Optional[str]:
-    e = _ends(g, lab)
-    if e is None or e[0].value(key) is None or e[1].value(key) is None:
-        return None
-    if compare(e[0], e[1], BY_KEY[key], calibration=g.calibration).beyond_noise is not True:
-        return None
-    return _trend(*e, key=key, up=up, down=down, calibration=g.calibration)
+    d = g.trend(lab, key)
+    return _trend(g, lab, key, up, down) if d is not None and d.beyond_noise is True else None
 
 
-def _trend(job_lo: Job, job_hi: Job, c_lo: int, c_hi: int, key: str, up: str, down: str,
-           calibration: Optional[dict] = None) -> str:
-    """'TTFT p50 degrades 3.6x from C1 to C3 (102 -> 369 ms)', or '1.9x higher ... not separable
-    from noise with n=8 requests: use repeats)'."""
+def _trend(g: Group, lab: str, key: str, up: str, down: str) -> str:
+    """Words Group.trend: 'TTFT p50 degrades 3.6x from C1 to C3 (102 -> 369 ms)', or '1.9x
+    higher ... not separable from noise with n=8 requests: use repeats)'."""
+    e, d = g.ends(lab), g.trend(lab, key)
+    if e is None or d is None:
+        return ""
+    job_lo, job_hi, c_lo, c_hi = e
     m = BY_KEY[key]
     a, b = job_lo.value(key), job_hi.value(key)
-    if a is None or b is None:
-        return ""
-    d = compare(job_lo, job_hi, m, calibration=calibration)
     vals = f"({m.show(a)} → {m.show(b)})"
     if a == b:
         return f"{m.label} stays level from C{c_lo} to C{c_hi} {vals}"
@@ -194,14 +183,14 @@ def _scaling(g: Group, said_ttft: set) -> list[tuple[int, Item]]:
     (a finding when some move is beyond noise, else a note); a TTFT move already said is left out."""
     out = []
     for lab in g.labels:
-        e = _ends(g, lab)
+        e = g.ends(lab)
         if e is None:
             continue
         parts, decided = [], False
         for key, up, down in TRENDS:
             if key == "ttft_ms.p50" and lab in said_ttft:
                 continue
-            t = _trend(*e, key=key, up=up, down=down, calibration=g.calibration)
+            t = _trend(g, lab, key, up, down)
             if t:
                 parts.append(t)
                 decided |= "not separable" not in t and "stays level" not in t

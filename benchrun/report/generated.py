@@ -7,9 +7,9 @@ from __future__ import annotations
 from typing import Optional
 
 from benchrun.analysis.jobs import Job
+from benchrun.analysis.verdicts import Group
 from benchrun.checks.extract import extract_code, fenced_blocks
 from benchrun.report.blocks import Block, Code, Para
-from benchrun.report.view import Group
 
 MAX_LINES = 40  # a report is read, not scrolled: longer code is cut with a pointer to the record
 

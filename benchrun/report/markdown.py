@@ -10,6 +10,7 @@ from typing import Optional
 
 from benchrun.analysis import noise
 from benchrun.analysis.jobs import Job
+from benchrun.analysis.verdicts import Group, family_axes
 from benchrun.measure.views import BY_KEY
 from benchrun.report.blocks import Block, Bullets, Heading, Image, Para, Table
 from benchrun.report.capacity import blocks as capacity_blocks
@@ -21,7 +22,7 @@ from benchrun.report.recommend import recommendation
 from benchrun.report.rerun import prerequisites, reproducing, sweep_command  # noqa: F401 -- sweep_command: tests
 from benchrun.report.side_tasks import side_tasks_section
 from benchrun.report.testbed import hardware_line, models_under_test, report_title, run_date, workload_line
-from benchrun.report.view import Group, family_axes, show, winner_cell
+from benchrun.report.view import show, winner_cell
 
 CHART_TITLES = {"radar": "Radar: model comparison", "degradation": "Degradation: performance vs concurrency",
                 "throughput": "Throughput: tokens/s by concurrency", "side_tasks": "Side tasks at max concurrency",

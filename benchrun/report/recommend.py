@@ -4,8 +4,9 @@ Holm-adjusted verdicts as the Summary's Winner column and Key Findings -- so the
 from __future__ import annotations
 
 from benchrun.analysis.jobs import is_random_weights
+from benchrun.analysis.verdicts import Group, Verdict
 from benchrun.measure.views import BY_KEY
-from benchrun.report.view import Group, Verdict, show
+from benchrun.report.view import show
 
 M = BY_KEY
 

@@ -3,9 +3,9 @@ verdict), the first reason of every failed check, and how generated code was con
 sandbox mode, and what the sandbox findings say)."""
 from __future__ import annotations
 
+from benchrun.analysis.verdicts import Group
 from benchrun.report.blocks import Block, Bullets, Para, Table
 from benchrun.report.findings import CONTAINED, sandbox_findings, task_rows, verdict
-from benchrun.report.view import Group
 
 
 def side_tasks_section(g: Group) -> list[Block]:

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from benchrun.analysis.jobs import Job
+from benchrun.analysis.verdicts import Group
 from benchrun.report.blocks import Block, Heading, Table
-from benchrun.report.view import Group
 
 
 def run_date(jobs: list[Job]) -> str:

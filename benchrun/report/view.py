@@ -1,24 +1,16 @@
-"""The report's view of a sweep: ok jobs grouped by workload, then by preset label and
-concurrency; values with their spread across repeats; and the verdicts (who wins a metric, and
-whether it is beyond noise) that the Summary's Winner column, Key Findings and the
-Recommendation all read from one place (Group.verdict), so they never disagree.
-
-The preset comparisons of one workload are one family (FAMILY_AXES, the Summary's rows): their
-p-values go through Holm's procedure, so with identical presets the chance that *any* row names
-a winner is at most 5% -- a report makes one decision from all its rows, and nine rows each
-tested at 5% would name a false winner about a third of the time."""
+"""The report's wording of a sweep's figures: a value with its spread across repeats (show),
+a Winner cell and its footnote (winner_cell), and a job's command-line overrides. The verdicts
+themselves -- who wins a metric, and whether beyond noise -- are made in analysis/verdicts.py;
+this module only words them."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
 from typing import Optional
 
-from benchrun.analysis import noise
-from benchrun.analysis.compare import Delta, compare, ratio_text
-from benchrun.analysis.jobs import Job, ci_of, repeat_values, settings_of
+from benchrun.analysis.jobs import Job, ci_of, repeat_values
+from benchrun.analysis.verdicts import Verdict
 from benchrun.config import split_override
-from benchrun.measure.catalogue import task_tally
 from benchrun.measure.stats import ci95
-from benchrun.measure.views import BY_KEY, Metric
+from benchrun.measure.views import Metric
 
 
 def overrides_of(job: Job) -> list[str]:
@@ -35,99 +27,6 @@ def overrides_of(job: Job) -> list[str]:
         except Exception:  # noqa: BLE001 -- a broken file only costs the Reproducing section
             ov = []
     return [str(x) for x in ov or [] if split_override(str(x))[0] not in ("resume", "round")]
-
-
-_GROUPING = {"model", "concurrency", "workload"}
-
-
-def assign_labels(jobs: list[Job]) -> dict[int, str]:
-    """Preset label per job: the model name, plus any other setting that varies across the
-    sweep (e.g. model.parallel), so two variants of one model never share a column."""
-    ovs = [{k: v for k, v in settings_of(j.result).items() if k not in ("resume", "round")} for j in jobs]
-    keys = {k for d in ovs for k in d if k not in _GROUPING}
-    varying = sorted(k for k in keys if len({d.get(k) for d in ovs}) > 1)
-    out = {}
-    for j, d in zip(jobs, ovs):
-        extra = [f"{k}={d[k]}" for k in varying if k in d]
-        out[id(j)] = j.model + (f" ({', '.join(extra)})" if extra else "")
-    return out
-
-
-@dataclass
-class Group:
-    """One workload's ok jobs: grid[label][concurrency] -> Job."""
-    workload: str
-    labels: list[str]
-    levels: list[int]
-    grid: dict[str, dict[int, Job]] = field(default_factory=dict)
-    calibration: Optional[dict] = None  # {metric key: (run_sd, df)} for this machine + workload
-    _verdicts: dict = field(default_factory=dict, repr=False)
-
-    def verdict(self, key: str, c: int) -> Verdict:
-        """Who wins metric `key` at level c among the presets, Holm-adjusted over FAMILY_AXES."""
-        if not self._verdicts:
-            self._verdicts = family_verdicts(self)
-        if (key, c) not in self._verdicts:  # outside the family: its own 5% test
-            self._verdicts[(key, c)] = rank(self.cands(c), BY_KEY[key], self.calibration)
-        return self._verdicts[(key, c)]
-
-    def cands(self, c: int) -> dict[str, Job]:
-        return {lab: self.job(lab, c) for lab in self.labels if self.job(lab, c) is not None}
-
-    def job(self, label: str, c: int) -> Optional[Job]:
-        return self.grid.get(label, {}).get(c)
-
-    def tally(self, label: str) -> tuple[int, int]:
-        """(passed, judged) quality checks of preset `label` at the highest level."""
-        j = self.job(label, self.cmax)
-        return task_tally(j.result if j else None)
-
-    @property
-    def cmin(self) -> int:
-        return self.common_levels[0] if self.common_levels else self.levels[0]
-
-    @property
-    def cmax(self) -> int:
-        return self.common_levels[-1] if self.common_levels else self.levels[-1]
-
-    @property
-    def common_levels(self) -> list[int]:
-        sets = [set(self.grid[lab]) for lab in self.labels]
-        return sorted(set.intersection(*sets)) if sets else []
-
-
-def build_groups(jobs: list[Job]) -> list[Group]:
-    labels = assign_labels(jobs)
-    groups: dict[str, Group] = {}
-    for j in jobs:
-        if not j.ok:
-            continue
-        g = groups.setdefault(j.workload, Group(j.workload, [], []))
-        lab = labels[id(j)]
-        if lab not in g.labels:
-            g.labels.append(lab)
-        g.grid.setdefault(lab, {}).setdefault(j.concurrency, j)  # first job wins on duplicates
-        if j.concurrency not in g.levels:
-            g.levels.append(j.concurrency)
-    for g in groups.values():
-        g.levels.sort()
-        g.calibration = _calibration(g)
-    return list(groups.values())
-
-
-def _calibration(g: Group) -> Optional[dict]:
-    """The machine's run-to-run calibration for this group, when every job was measured on one
-    machine with one repeats count (benchrun calibrate); an unreadable file counts as none."""
-    from benchrun.analysis.calibration import lookup, machine_key
-
-    jobs = [j for row in g.grid.values() for j in row.values()]
-    machines = {machine_key(j.result.get("hardware")) for j in jobs}
-    if not jobs or len(machines) != 1 or len({j.repeats for j in jobs}) != 1:
-        return None
-    try:
-        return lookup(jobs[0].result.get("hardware"), g.workload, jobs[0].repeats)
-    except Exception:  # noqa: BLE001 -- a broken calibration file must not cost the report
-        return None
 
 
 def spread(job: Job, m: Metric) -> Optional[tuple[float, float]]:
@@ -156,82 +55,6 @@ def show(job: Optional[Job], m: Metric, unit: bool = True) -> str:
     if h is not None:
         s += f" ± {m.show(h, unit=False)}"
     return f"{s} {m.unit}" if unit and m.unit else s
-
-
-@dataclass
-class Verdict:
-    """Who is best on one metric among several jobs, and whether it is beyond noise."""
-    best: Optional[str]
-    runner_up: Optional[str]
-    delta: Optional[Delta]  # runner-up -> best
-
-    @property
-    def times(self) -> str:
-        """How many times better the best is than the runner-up: '1.7x' ('∞x' against 0)."""
-        return ratio_text(self.delta.base, self.delta.cand)
-
-    @property
-    def decided(self) -> bool:
-        """A real win: beyond noise by the method in delta.method (never by the size of a gap
-        alone). Equal values are a tie whatever an interval says."""
-        if self.delta is None or self.best is None or self.delta.change == "same":
-            return False
-        return self.delta.beyond_noise is True
-
-    @property
-    def cannot_tell(self) -> bool:
-        """One run per preset, no calibration, a gap under the assumed floor: undecidable."""
-        return self.delta is not None and self.delta.change != "same" and self.delta.beyond_noise is None
-
-
-def rank(cands: dict[str, Job], m: Metric, calibration: Optional[dict] = None) -> Verdict:
-    vals = {k: j.value(m.key) for k, j in cands.items() if j is not None}
-    vals = {k: v for k, v in vals.items() if v is not None}
-    if len(vals) < 2:
-        return Verdict(next(iter(vals), None), None, None)
-    order = sorted(vals, key=lambda k: vals[k], reverse=(m.better == "higher"))
-    best, second = order[0], order[1]
-    return Verdict(best, second, compare(cands[second], cands[best], m, calibration=calibration))
-
-
-# The Summary's rows, in order: (metric key, "min" | "max" level, row label). Key Findings and
-# the Recommendation only use these axes, so the Holm family covers every claim they make.
-FAMILY_AXES = (
-    ("memory.peak_mib", "max", "Peak memory"),
-    ("decode_tok_s.hmean", "min", "Decode speed per request, harmonic mean (C{c})"),
-    ("decode_tok_s.hmean", "max", "Decode speed per request, harmonic mean (C{c})"),
-    ("ttft_ms.p50", "min", "TTFT p50 (C{c})"),
-    ("ttft_ms.p50", "max", "TTFT p50 (C{c})"),
-    ("itl_ms.p50", "max", "ITL p50 (C{c})"),
-    ("e2e_ms.p50", "max", "E2E latency p50 (C{c})"),
-    ("wall_s", "max", "Total time per repeat (C{c})"),
-    ("output_throughput_tok_s", "max", "Aggregate throughput (C{c})"),
-    ("goodput.share", "max", "Goodput (C{c})"),
-    ("energy.tokens_per_joule", "max", "Tokens per joule (C{c})"),
-)
-
-
-def family_axes(g: Group) -> list[tuple[str, int, str]]:
-    """FAMILY_AXES at this group's levels, duplicates (cmin == cmax) dropped."""
-    out, seen = [], set()
-    for key, end, label in FAMILY_AXES:
-        c = g.cmin if end == "min" else g.cmax
-        if (key, c) not in seen:
-            seen.add((key, c))
-            out.append((key, c, label.format(c=c)))
-    return out
-
-
-def family_verdicts(g: Group) -> dict[tuple[str, int], Verdict]:
-    """Every family axis ranked, then Holm over their p-values (best vs runner-up)."""
-    ranked = {(key, c): rank(g.cands(c), BY_KEY[key], g.calibration) for key, c, _ in family_axes(g)}
-    items = [(k, v) for k, v in ranked.items() if v.delta is not None and v.delta.p is not None
-             and v.delta.change != "same"]
-    sig = noise.holm([v.delta.p for _, v in items])
-    for (k, v), s in zip(items, sig):
-        d = v.delta
-        ranked[k] = Verdict(v.best, v.runner_up, replace(d, beyond_noise=d.decided_at(bool(s)), family=True))
-    return ranked
 
 
 # Why a Winner cell says what it says: one footnote per distinct reason under the Summary.

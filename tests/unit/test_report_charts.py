@@ -7,8 +7,8 @@ from support.handmade import make_job
 from support.handmade_seed import seed_results
 
 from benchrun.analysis.jobs import load_jobs
+from benchrun.analysis.verdicts import build_groups
 from benchrun.report.charts import CHARTS
-from benchrun.report.view import build_groups
 
 
 def _group(root):

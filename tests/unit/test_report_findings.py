@@ -60,8 +60,8 @@ def test_repeated_notes_merge_into_one_line_each_and_findings_stay_few(tmp_path)
 
 
 def test_levels_and_presets_are_named_where_a_note_applies_only_there(tmp_path):
+    from benchrun.analysis.verdicts import Group
     from benchrun.report.caveats import levels_text, where
-    from benchrun.report.view import Group
 
     g = Group("w", ["a", "b"], [1, 2, 3, 4])
     assert levels_text([1, 2, 3], g) == "C1-C3" and levels_text([1, 3], g) == "C1 and C3"

@@ -329,8 +329,8 @@ def test_each_chart_plots_what_the_result_files_say(two_models):
     """Read back from each chart's Figure: the series, their order and values equal result.json
     (through Job.value), the radar's normalisation computed by hand; a metric whose presets differ
     more than 10x is points on a log axis, not bars; no label in scientific notation."""
+    from benchrun.analysis.verdicts import build_groups
     from benchrun.report.charts import CHARTS
-    from benchrun.report.view import build_groups
 
     jobs = load_jobs(two_models)
     (g,) = build_groups(jobs)
@@ -401,8 +401,8 @@ def test_latency_cdfs_plot_every_measured_request_of_each_job(two_models):
     """The latency CDF chart, read back from its Figure: per preset and level (C1 solid, C3
     dashed), the TTFT of every request in requests.jsonl and every gap between its tokens,
     sorted, each step 1/n higher -- computed here from the raw event stamps."""
+    from benchrun.analysis.verdicts import build_groups
     from benchrun.report.charts import CHARTS
-    from benchrun.report.view import build_groups
 
     (g,) = build_groups(load_jobs(two_models))
     a1, a2 = CHARTS["latency_cdf"](g).axes
@@ -439,8 +439,8 @@ def test_value_labels_are_plain_numbers():
 
 
 def test_a_metric_presets_differ_on_by_more_than_10x_is_points_on_a_log_axis(tmp_path):
+    from benchrun.analysis.verdicts import build_groups
     from benchrun.report.charts import CHARTS, value_text
-    from benchrun.report.view import build_groups
 
     make_job(tmp_path, 0, "quick", 1, 50, 1, seed=1)
     make_job(tmp_path, 1, "crawl", 1, 50, 40, seed=2)
@@ -458,7 +458,7 @@ def test_labels_read_recorded_settings_not_override_text(tmp_path):
     """A job that recorded job.settings is labelled from those values, however its override
     was spelled; an older one (overrides only) still gets the same label."""
     from benchrun.analysis.jobs import Job, settings_of
-    from benchrun.report.view import assign_labels
+    from benchrun.analysis.verdicts import assign_labels
 
     def job(name, overrides, settings=None):
         j = {"overrides": overrides}
