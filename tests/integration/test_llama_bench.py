@@ -71,6 +71,9 @@ def run_benchrun(cli, server: str) -> dict[int, dict]:
         assert res["status"] == "ok", res["error"]
         m, st = res["metrics"], res["server_timings"]
         assert m["requests_ok"] == REQUESTS and m["cache_hit_share"] == 0 and st["cache_n"]["max"] == 0
+        # Exactly depth + the templated question per prompt, in the server's own count.
+        assert res["server"]["backend"] == "llama_server" and res["workload"]["prompt_tokens_method"] == "tokenize"
+        assert m["input_tokens"] == REQUESTS * res["workload"]["prompt_tokens"]
         out[res["workload"]["depth"]] = {
             "prompt_tokens": res["workload"]["prompt_tokens"],
             "pp": m["prefill_tok_s"]["p50"], "tg": m["decode_tok_s"]["p50"],
