@@ -91,6 +91,13 @@ def arrival_offsets_ns(n: int, rate: float, arrival: str, seed: int) -> list[int
     return [int(x) for x in np.cumsum(gaps) * 1e9]
 
 
+# Replies nobody reads are decoded (and written to requests.jsonl) in batches rather than one
+# by one as they end: at most this many, or this old, so a crash or a kill mid-run loses at
+# most that much of what was measured, and no batch blocks the loop for long.
+DEFER_MAX = 32
+DEFER_NS = 1_000_000_000
+
+
 class Engine:
     def __init__(self, session: aiohttp.ClientSession, url: str, model: str | None = None,
                  on_record: Callable[[RequestRecord], None] | None = None,
@@ -152,8 +159,11 @@ class Engine:
             if spec.reply_needed:
                 await send(self.session, self.url, body, rec, self._watch)
                 self._finish(rec)
-            else:  # decoded after the run, while no stream is live
-                self._deferred.append((rec, await fetch(self.session, self.url, body, rec, self._watch)))
+            else:  # decoded later, in batches, while fewer streams are live
+                chunks = await fetch(self.session, self.url, body, rec, self._watch)
+                self._deferred.append((rec, chunks))  # after the await: a flush meanwhile swaps the list
+                if len(self._deferred) >= DEFER_MAX or rec.end_ns - self._deferred[0][0].end_ns > DEFER_NS:
+                    self._flush_deferred()
             if self.on_done:
                 self.on_done(rec)
             out.append(rec)
