@@ -193,9 +193,9 @@ class Engine:
                   repeat: int = 0, warmup: bool = False,
                   check: SelfCheck | None = None) -> tuple[list[RequestRecord], int]:
         """Run every conversation; return the records and the wall time in ns. Replies
-        nobody reads during the run are decoded (and handed to on_record) after it, also
-        when it is interrupted. `check` (selfcheck.py) measures the client's own loop lag and
-        CPU while streams are live, not during that decoding."""
+        nobody reads are decoded (and handed to on_record) in batches (DEFER_MAX), the last at
+        the end, also when it is interrupted. `check` (selfcheck.py) measures the client's own
+        loop lag and CPU while streams are live."""
         watchdog = asyncio.create_task(self._watch.run()) if self._watch else None
         # Objects that exist before the run (modules, config, earlier records) are moved out
         # of the collector's reach: a full collection mid-run then scans only the run's own
