@@ -91,11 +91,12 @@ def arrival_offsets_ns(n: int, rate: float, arrival: str, seed: int) -> list[int
     return [int(x) for x in np.cumsum(gaps) * 1e9]
 
 
-# Replies nobody reads are decoded (and written to requests.jsonl) in batches rather than one
-# by one as they end: at most this many, or this old, so a crash or a kill mid-run loses at
-# most that much of what was measured, and no batch blocks the loop for long.
-DEFER_MAX = 32
-DEFER_NS = 1_000_000_000
+# Replies nobody reads are decoded (and written to requests.jsonl) when no stream is live --
+# at once at concurrency 1, else at the end of the run or when this many wait -- never while
+# other streams are being timed: decoding blocks the loop, and at c=256 even one reply at a
+# time per completion put the client's ITL error p99 at ~21 ms instead of ~2 ms. So a kill
+# mid-run loses what waits undecoded (nothing at concurrency 1).
+DEFER_MAX = 4096
 
 
 class Engine:
@@ -117,6 +118,7 @@ class Engine:
         self._id_step = id_step
         self._deadline_ns: int | None = None
         self._deferred: list[tuple[RequestRecord, list]] = []
+        self._streaming = 0  # deferred-reply requests in flight
         # Stall detection: the session's sock_read, enforced by one watchdog per run.
         stall_s = session.timeout.sock_read
         self._watch = StallWatch(stall_s) if stall_s else None
@@ -160,9 +162,13 @@ class Engine:
                 await send(self.session, self.url, body, rec, self._watch)
                 self._finish(rec)
             else:  # decoded later, in batches, while fewer streams are live
-                chunks = await fetch(self.session, self.url, body, rec, self._watch)
+                self._streaming += 1
+                try:
+                    chunks = await fetch(self.session, self.url, body, rec, self._watch)
+                finally:
+                    self._streaming -= 1
                 self._deferred.append((rec, chunks))  # after the await: a flush meanwhile swaps the list
-                if len(self._deferred) >= DEFER_MAX or rec.end_ns - self._deferred[0][0].end_ns > DEFER_NS:
+                if not self._streaming or len(self._deferred) > DEFER_MAX:
                     self._flush_deferred()
             if self.on_done:
                 self.on_done(rec)
@@ -193,8 +199,8 @@ class Engine:
                   repeat: int = 0, warmup: bool = False,
                   check: SelfCheck | None = None) -> tuple[list[RequestRecord], int]:
         """Run every conversation; return the records and the wall time in ns. Replies
-        nobody reads are decoded (and handed to on_record) in batches (DEFER_MAX), the last at
-        the end, also when it is interrupted. `check` (selfcheck.py) measures the client's own
+        nobody reads are decoded (and handed to on_record) late (DEFER_MAX), the rest at the
+        end, also when it is interrupted. `check` (selfcheck.py) measures the client's own
         loop lag and CPU while streams are live."""
         watchdog = asyncio.create_task(self._watch.run()) if self._watch else None
         # Objects that exist before the run (modules, config, earlier records) are moved out

@@ -82,7 +82,7 @@ def read_records(path: Path) -> list[RequestRecord]:
 
 class RecordWriter:
     """Appends one record per line and flushes, so a crash loses at most what the engine holds
-    undecoded (engine.DEFER_MAX records, or one second of them)."""
+    undecoded (see engine.DEFER_MAX)."""
 
     def __init__(self, path: Path):
         self._fh = open(path, "a", buffering=1)
