@@ -117,7 +117,9 @@ def test_a_killed_worker_fails_the_job_and_the_others_records_are_kept(compose, 
     assert "metrics cover the" in res["error"]  # what was measured is kept
     recs = read_jsonl(job / "requests.jsonl")
     survivor = [r for r in recs if not r["warmup"]]
-    assert survivor and {r["worker"] for r in survivor} == {0}  # the killed one's replies died with it
+    # Both workers' finished replies are kept: at one stream per worker each reply is decoded
+    # and sent to the parent as it ends, so the killed one's finished work outlives it.
+    assert survivor and 0 in {r["worker"] for r in survivor} <= {0, 1}
     done = [r for r in survivor if r["error"] is None]
     assert len(done) >= 2 and all(r["status"] == 200 for r in done)
     assert res["metrics"]["requests_ok"] == len(done)
