@@ -15,7 +15,7 @@ import aiohttp
 import numpy as np
 
 from benchrun import interrupts
-from benchrun.load.client import RequestSpec, StallWatch, build_body, fetch, send
+from benchrun.load.client import RequestSpec, StallWatch, build_body, fetch
 from benchrun.load.decode import parse_stream
 from benchrun.load.records import NOT_SENT, RequestRecord
 from benchrun.load.selfcheck import SelfCheck
@@ -118,7 +118,7 @@ class Engine:
         self._id_step = id_step
         self._deadline_ns: int | None = None
         self._deferred: list[tuple[RequestRecord, list]] = []
-        self._streaming = 0  # deferred-reply requests in flight
+        self._streaming = 0  # requests in flight (a deferred decode waits until none is)
         # Stall detection: the session's sock_read, enforced by one watchdog per run.
         stall_s = session.timeout.sock_read
         self._watch = StallWatch(stall_s) if stall_s else None
@@ -158,15 +158,15 @@ class Engine:
                 continue
             rec = self._record(spec, repeat, warmup, scheduled_ns)
             body = build_body(spec, self.model, self.extra_body)
+            self._streaming += 1
+            try:
+                chunks = await fetch(self.session, self.url, body, rec, self._watch)
+            finally:
+                self._streaming -= 1
             if spec.reply_needed:
-                await send(self.session, self.url, body, rec, self._watch)
+                parse_stream(rec, chunks)
                 self._finish(rec)
-            else:  # decoded later, in batches, while fewer streams are live
-                self._streaming += 1
-                try:
-                    chunks = await fetch(self.session, self.url, body, rec, self._watch)
-                finally:
-                    self._streaming -= 1
+            else:  # decoded when no stream is live (see DEFER_MAX)
                 self._deferred.append((rec, chunks))  # after the await: a flush meanwhile swaps the list
                 if not self._streaming or len(self._deferred) > DEFER_MAX:
                     self._flush_deferred()

@@ -150,7 +150,6 @@ def _after_measured(monkeypatch, n: int, action) -> None:
         return wrapper
 
     monkeypatch.setattr(engine, "fetch", counted(engine.fetch))
-    monkeypatch.setattr(engine, "send", counted(engine.send))
 
 
 @pytest.mark.slow
