@@ -39,6 +39,16 @@ def _no_processes_or_sockets(monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def _no_model_fetch(monkeypatch):
+    """precheck fetches a packaged model once (pip, a download): the unit tier checks the
+    command line only, so a fresh machine with no model cache behaves as a warm one. The
+    fetch itself is tested in tests/integration/test_packaged.py."""
+    from benchrun.provision import packaged
+
+    monkeypatch.setattr(packaged, "ensure_packaged_model", lambda key, *a, **k: packaged.cached_path(key))
+
+
+@pytest.fixture(autouse=True)
 def _compose_once(monkeypatch):
     """Hydra composes each command line once per unit session (support/composecache.py: keyed
     on the overrides, the search path and every config file on it; a deep copy per caller)."""
