@@ -28,7 +28,7 @@ def _noisy_sweep(root):
 
 
 def test_repeated_notes_merge_into_one_line_each_and_findings_stay_few(tmp_path):
-    w = write_report(_noisy_sweep(tmp_path))
+    w = write_report(_noisy_sweep(tmp_path), charts=False)
     md = w.report_md.read_text()
     findings = md.split("## Key Findings", 1)[1].split("\n## ", 1)[0]
     items = [ln for ln in findings.splitlines() if ln.startswith("- ")]

@@ -109,7 +109,7 @@ def test_within_noise_is_a_tie(tmp_path):
     """Two presets drawn from the same distribution: no winner, no 'faster' claim."""
     for num, model in enumerate(("a", "b")):
         make_job(tmp_path, num, model, 2, 100, 10, repeats=3, seed=10 + num)
-    md = write_report(tmp_path, html=False).report_md.read_text()
+    md = write_report(tmp_path, html=False, charts=False).report_md.read_text()
     rows = {r[0]: r for r in table_after(md, "## Summary")}
     for row in ("TTFT p50 (C2)", "Decode speed per request, harmonic mean (C2)"):
         assert rows[row][3] == "Tie ¹", rows[row]
@@ -177,7 +177,7 @@ def test_a_corrupt_result_is_a_failed_job_and_the_rest_still_reports(tmp_path):
 
 def test_all_failed_still_reports(tmp_path):
     make_job(tmp_path, 0, "m", 1, 1, 1, status="failed", error="model file not found: /x.gguf")
-    md = write_report(tmp_path).report_md.read_text()
+    md = write_report(tmp_path, html=False, charts=False).report_md.read_text()
     assert "No job finished successfully" in md and "model file not found: /x.gguf" in md
 
 
@@ -243,7 +243,7 @@ def test_report_says_plainly_when_generated_code_was_not_run_or_ran_unconfined(t
     not_run = {**task("S2", "Unit Tests", "side", None, 2000, isolation=None),
                "checks": [{"name": "pytest_passes", "passed": None, "reason": f"not run: {why}", "duration_ms": 0.1}]}
     make_job(tmp_path / "a", 0, "m", 1, 100, 10, tasks=[not_run, task("S1", "Docstring", "side", True, 900)])
-    md = write_report(tmp_path / "a").report_md.read_text()
+    md = write_report(tmp_path / "a", html=False, charts=False).report_md.read_text()
     findings = md.split("## Key Findings", 1)[1].split("\n## ", 1)[0]
     assert "**Generated code was not executed**: 1 check(s) that run code were not run" in findings
     assert why in findings
@@ -253,7 +253,7 @@ def test_report_says_plainly_when_generated_code_was_not_run_or_ran_unconfined(t
 
     make_job(tmp_path / "b", 0, "m", 1, 100, 10, tasks=[task("S1", "Docstring", "side", False, 900,
                                                               isolation="unconfined")])
-    md = write_report(tmp_path / "b").report_md.read_text()
+    md = write_report(tmp_path / "b", html=False, charts=False).report_md.read_text()
     assert "**Generated code ran unconfined**" in md and "network access" in md
     assert "ran contained" not in md and "was not executed" not in md
 
@@ -284,7 +284,7 @@ def test_report_shows_the_code_each_verdict_judged(tmp_path):
                               event_kinds="rcfud", status=200, finish_reason="stop", done=True,
                               usage={"completion_tokens": 1}, tags={"agent": agent, "turn": turn}, text=text))
     w.close()
-    md = write_report(tmp_path).report_md.read_text()
+    md = write_report(tmp_path, html=False, charts=False).report_md.read_text()
     part = md.split("## Generated Code at C1", 1)[1]
     assert "**m** · P Primary · turn 2 (cut at max_tokens): **FAIL** — `pytest_passes`: pytest: 2 failed" in part
     assert "def solve():" in part and f"x{MAX_LINES - 2} = " in part and f"x{MAX_LINES} = " not in part
@@ -295,7 +295,7 @@ def test_report_shows_the_code_each_verdict_judged(tmp_path):
     assert '````py\nDOC = """```not a fence```"""\n````' in part
 
     (d / "requests.jsonl").unlink()
-    md = write_report(tmp_path).report_md.read_text()
+    md = write_report(tmp_path, html=False, charts=False).report_md.read_text()
     assert "`0_m_c1/requests.jsonl` is missing, so the code behind the verdicts cannot be shown" in md
 
 
@@ -305,7 +305,7 @@ def test_a_move_noise_cannot_separate_is_stated_with_its_size_never_as_level(tmp
     from noise; it does not call it level."""
     make_job(tmp_path, 0, "m", 1, 600, 10, n=8, jitter=0.9, seed=1)
     make_job(tmp_path, 1, "m", 2, 1100, 10, n=8, jitter=0.9, seed=11)
-    md = write_report(tmp_path).report_md.read_text()
+    md = write_report(tmp_path, html=False, charts=False).report_md.read_text()
     a, b = (j.value("ttft_ms.p50") for j in load_jobs(tmp_path))
     assert b > 1.5 * a
     assert (f"TTFT p50 {b / a:.1f}x higher from C1 to C2 ({a:.1f} ms → {b:.1f} ms; not separable from "
