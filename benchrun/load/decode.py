@@ -43,6 +43,11 @@ def parse_stream(rec: RequestRecord, chunks: list[tuple[int, bytes]]) -> None:
     by_logprobs: dict[int, int] = {}  # logprobs.content entries per event index, where any
     pre = suf_head = None  # the content-event template: the bytes before and after its string
     pre_n = suf_head_n = 0
+    # ... and where the template event had a cut timings object: the bytes from the content's
+    # closing quote up to its predicted_n's value (llama.cpp's prompt figures stay the same
+    # through a stream), so such an event is checked in a dozen C calls.
+    tsuf = None
+    tsuf_n = t_at = 0
     clean = clean_events(chunks)
     if clean is None:
         pairs = list(iter_event_bytes(chunks))
@@ -59,6 +64,27 @@ def parse_stream(rec: RequestRecord, chunks: list[tuple[int, bytes]]) -> None:
             by_timings.append(-1)
             kinds.append(OTHER)
             continue
+        # The template event but for its content string and its predicted_n, and the rest of
+        # its timings object flat (no braces or backslashes) and closing at the event's
+        # second-last byte: a content event of that string and count, in a dozen C calls.
+        if tsuf is not None and raw.startswith(pre):
+            q = raw.find(b'"', pre_n)
+            if q > pre_n and raw.startswith(tsuf, q):
+                v0 = q + tsuf_n
+                last = len(raw) - 1
+                e = raw.find(b",", v0, last)
+                v = raw[v0:e if e >= 0 else last - 1]
+                if (v.isdigit() and raw[last] == 125 and raw.find(b"}", v0) == last - 1 and raw.find(b"{", v0) < 0
+                        and raw.find(b"\\", pre_n) < 0):
+                    try:
+                        text.append(raw[pre_n:q].decode())
+                    except UnicodeDecodeError:
+                        pass
+                    else:
+                        by_timings.append(int(v))
+                        kinds.append(CONTENT)
+                        rec.timings = raw[q + t_at:last]
+                        continue
         # An event that is the last plain content event byte for byte but for its content
         # string (one with no quote, backslash or invalid UTF-8 in it) and a flat timings
         # object at its end is a content event of that string: no JSON decoding, no copy of
@@ -123,6 +149,12 @@ def parse_stream(rec: RequestRecord, chunks: list[tuple[int, bytes]]) -> None:
                             if k >= 11 and end > k and data[k:end] == content.encode() and data.endswith(b"}"):
                                 pre, suf_head = data[:k], data[end:-1]  # suf_head: all but the last "}"
                                 pre_n, suf_head_n = len(pre), len(suf_head)
+                                tsuf = None
+                                if seg is not None:  # raw is data, cut at len(data) - 1
+                                    j = raw.find(b'"predicted_n":', len(data) - 1)
+                                    if j > 0:
+                                        tsuf = raw[end:j + 14]
+                                        tsuf_n, t_at = len(tsuf), suf_head_n + 11
                             continue
         try:
             kinds.append(_classify(ev, rec, text, reasoning))

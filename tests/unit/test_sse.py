@@ -146,6 +146,30 @@ def test_a_chunk_that_only_looks_like_the_template_is_decoded():
     assert fast.finish_reason == "length" and fast.text == slow.text == 'abcx","y'
 
 
+def test_events_that_match_the_template_up_to_predicted_n_only_are_decoded():
+    """After two template events, events that are the same bytes up to predicted_n's value but
+    differ after it: a nested object, a float count, a member after the timings object, a
+    backslash. Each must be read as decoding every event reads it."""
+    def after_n(n: int, tail: bytes) -> bytes:
+        raw = _llama("z", n=n)
+        return raw[:raw.index(b'"predicted_n":') + 14] + tail + b"\n\n"
+    chunks = [(101, _llama("a", n=1)), (102, _llama("b", n=2)),
+              (103, after_n(3, b'3,"extra":{"k":1}}}')),
+              (104, after_n(4, b'4.0,"predicted_ms":1}}')),
+              (105, after_n(5, b'5},"usage":{"completion_tokens":5}}')),
+              (106, after_n(6, b'6,"note":"a\\"b"}}')),
+              (107, _llama("c\nd", n=7)),  # an escaped newline in the content
+              (108, _llama("e", n=8)), (109, after_n(9, b'9,"x":1},"y":2}')),
+              (110, b"data: [DONE]\n\n")]
+    fast, slow = _record(chunks), _slow(chunks)
+    for name in ("event_kinds", "text", "event_tokens", "timings", "usage", "error"):
+        assert getattr(fast, name) == getattr(slow, name), name
+    assert fast.usage == {"completion_tokens": 5} and fast.text == "abzzzzc\nde" + "z"
+    assert fast.event_tokens == [1, 1, 1, 0, 2, 1, 1, 1, 1, 0] and fast.timings["x"] == 1  # the last, decoded whole
+    bad = _record(chunks[:2] + [(103, after_n(3, b'3,"x":{"k":1}}'))])  # unbalanced: not JSON
+    assert bad.event_kinds == "cce" and bad.error.startswith("malformed SSE event")
+
+
 def test_timings_that_are_not_flat_or_not_last_are_still_counted():
     nested = (b'data: {"choices":[{"finish_reason":null,"index":0,"delta":{"content":"a"}}],'
               b'"timings":{"predicted_n":1,"extra":{"k":1}}}\n\n')
