@@ -2,18 +2,21 @@
 (A benchmark tool, not a test.)
 
 The Python test servers (tests/support) cannot stream faster than benchrun reads, so they
-cannot show where the client tops out. This one is several processes (--procs, default: one
-per core) of a bare asyncio protocol on one SO_REUSEPORT port: the kernel spreads connections
-over them; each request gets prebuilt llama.cpp-shaped chunks (role, `max_tokens` content
-events with per-chunk `timings`, finish, usage, [DONE]) in HTTP/1.1 chunked encoding, paced by
-the body's `itl_ms` (0: each event written as soon as the last went out) after `ttft_ms`.
+cannot show where the client tops out. This serves llama.cpp-shaped replies (role, `max_tokens`
+content events with per-chunk `timings`, finish, usage, [DONE]) in HTTP/1.1 chunked encoding,
+paced by the body's `itl_ms` (0: each event written as soon as the last went out) after
+`ttft_ms`, from one of two servers:
+  - c (default): benchmarks/sse_server.c, built here with cc on first use: one epoll thread at
+    a few microseconds of CPU per event, so on a 2-core machine the client has the cores;
+  - python: --procs processes (default one per core) of a bare asyncio protocol on one
+    SO_REUSEPORT port (~30 us of CPU per event: on few cores it competes with the client).
 No JSON is decoded per request beyond the body's three numbers; no HTTP feature beyond what
 aiohttp's client sends is understood.
 
-  uv run python benchmarks/fast_server.py serve [--port 8123] [--procs N]
+  uv run python benchmarks/fast_server.py serve [--port 8123] [--server c|python] [--procs N]
       serve until Ctrl-C (prints "ready http://127.0.0.1:PORT")
   uv run python benchmarks/fast_server.py ceiling [--levels 64,256] [--tokens 256] [--itl-ms 0]
-                                                  [--workers 1,2] [--rounds 3]
+                                                  [--workers 1,2] [--rounds 3] [--server c|python]
       start the server, drive it with benchrun's engine at each concurrency and print the
       streamed tokens/s, benchrun's CPU per token and its self-check (loop lag, CPU share,
       saturated); --workers compares client processes (load.workers), round by round. On a
@@ -144,16 +147,39 @@ def _worker(port: int) -> None:
     asyncio.run(main())
 
 
-class Servers:
-    """`procs` worker processes on one port; a context manager that yields the base URL."""
+def c_server() -> str:
+    """benchmarks/sse_server.c built (once per source version) next to the other cached
+    benchrun builds: the same replies at a few microseconds of CPU per event."""
+    import hashlib
+    import shutil
 
-    def __init__(self, port: int, procs: int):
-        self.port, self.procs, self.children = port, procs, []
+    src = os.path.join(HERE, "sse_server.c")
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        raise SystemExit("--server c needs a C compiler (cc); or use --server python")
+    with open(src, "rb") as f:
+        tag = hashlib.sha256(f.read()).hexdigest()[:12]
+    cache = os.environ.get("BENCHRUN_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "benchrun")
+    exe = os.path.join(cache, "bench", f"sse_server-{tag}")
+    if not os.path.exists(exe):
+        os.makedirs(os.path.dirname(exe), exist_ok=True)
+        subprocess.run([cc, "-O2", "-o", exe + ".tmp", src], check=True)
+        os.replace(exe + ".tmp", exe)
+    return exe
+
+
+class Servers:
+    """`procs` server processes on one port (the Python one, or `exe`, the C one); a context
+    manager that yields the base URL."""
+
+    def __init__(self, port: int, procs: int, exe: str | None = None):
+        self.port, self.procs, self.exe, self.children = port, procs, exe, []
 
     def __enter__(self) -> str:
         for _ in range(self.procs):
-            p = subprocess.Popen([sys.executable, __file__, "_worker", str(self.port)],
-                                 stdout=subprocess.PIPE, text=True)
+            cmd = [self.exe] if self.exe else [sys.executable, __file__, "_worker"]
+            p = subprocess.Popen(cmd + [str(self.port)], stdout=subprocess.PIPE, text=True)
             self.children.append(p)
             if p.stdout.readline().strip() != "ready":
                 self.__exit__()
@@ -184,7 +210,8 @@ def ceiling(url: str, c: int, tokens: int, itl_ms: float, requests: int, workers
     from benchrun.load.client import RequestSpec, make_session
     from benchrun.load.engine import Engine, LoadPlan, run_loop
     from benchrun.load.selfcheck import SelfCheck, summary_of
-    from benchrun.load.workers import Setup, Workers, worker_parts
+    from benchrun.load.workers import Setup, Workers
+    from benchrun.load.workshare import worker_parts
 
     spec = RequestSpec(messages=[{"role": "user", "content": "x"}], max_tokens=tokens,
                        body={"itl_ms": itl_ms, "timings_per_token": True}, reply_needed=False)
@@ -229,9 +256,12 @@ def main() -> None:
     sub = ap.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("serve")
     s.add_argument("--port", type=int, default=8123)
-    s.add_argument("--procs", type=int, default=os.cpu_count() or 1)
     c = sub.add_parser("ceiling")
-    c.add_argument("--procs", type=int, default=os.cpu_count() or 1)
+    for p in (s, c):
+        p.add_argument("--server", choices=("c", "python"), default="c",
+                       help="c: sse_server.c, one process, a few us of CPU per event (default); "
+                            "python: asyncio processes, ~30 us per event")
+        p.add_argument("--procs", type=int, help="server processes (default: 1 for c, one per core for python)")
     c.add_argument("--levels", default="64,256")
     c.add_argument("--tokens", type=int, default=256)
     c.add_argument("--itl-ms", type=float, default=0.0)
@@ -244,8 +274,10 @@ def main() -> None:
     if args.cmd == "_worker":
         _worker(args.port)
         return
+    exe = c_server() if args.server == "c" else None
+    args.procs = args.procs or (1 if exe else os.cpu_count() or 1)
     if args.cmd == "serve":
-        with Servers(args.port, args.procs) as url:
+        with Servers(args.port, args.procs, exe) as url:
             print(f"ready {url} ({args.procs} processes)", flush=True)
             try:
                 while True:
@@ -253,9 +285,10 @@ def main() -> None:
             except KeyboardInterrupt:
                 pass
         return
-    print(f"load average before: {os.getloadavg()[0]:.2f} (cores: {os.cpu_count()}); server processes: {args.procs}")
+    print(f"load average before: {os.getloadavg()[0]:.2f} (cores: {os.cpu_count()}); "
+          f"server: {args.server}, {args.procs} process(es)")
     counts = [int(x) for x in args.workers.split(",")]
-    with Servers(_free_port(), args.procs) as url:
+    with Servers(_free_port(), args.procs, exe) as url:
         rows = []
         for rnd in range(args.rounds):  # alternating, so drift on a shared machine hits every setting
             for lv in (int(x) for x in args.levels.split(",")):

@@ -119,6 +119,7 @@ class Engine:
         self._deadline_ns: int | None = None
         self._deferred: list[tuple[RequestRecord, list]] = []
         self._streaming = 0  # requests in flight (a deferred decode waits until none is)
+        self._check: SelfCheck | None = None  # the run's self-check, while it runs
         # Stall detection: the session's sock_read, enforced by one watchdog per run.
         stall_s = session.timeout.sock_read
         self._watch = StallWatch(stall_s) if stall_s else None
@@ -134,9 +135,19 @@ class Engine:
 
     def _flush_deferred(self) -> None:
         pending, self._deferred = self._deferred, []
-        for rec, chunks in pending:
-            parse_stream(rec, chunks)
-            self._finish(rec)
+        # With no stream live nothing is being timed: the decode's blocking of the loop is not
+        # lag any timestamp suffered, so the self-check pauses over it (at the end of a large
+        # run it blocked ~1 s, and the check said the client was saturated).
+        idle = self._check if not self._streaming else None
+        if idle is not None:
+            idle.pause()
+        try:
+            for rec, chunks in pending:
+                parse_stream(rec, chunks)
+                self._finish(rec)
+        finally:
+            if idle is not None:
+                idle.resume()
 
     def _open(self) -> bool:
         return (not self.stop.is_set() and not interrupts.interrupted()
@@ -209,9 +220,11 @@ class Engine:
         gc.freeze()
         if check is not None:
             check.resume()
+        self._check = check
         try:
             return await self._run(conversations, plan, repeat, warmup)
         finally:
+            self._check = None
             if check is not None:
                 check.pause()
             if watchdog:

@@ -72,3 +72,37 @@ def test_a_job_whose_client_loop_is_hogged_says_it_was_saturated(compose, timed_
     assert hogged["saturated"] is True, hogged
     assert hogged["loop_lag_ms"]["p99"] > LAG_P99_MS
     assert "late" in hogged["why"] or "of a core" in hogged["why"]
+
+
+def test_decoding_while_no_stream_is_live_is_not_client_lag(timed_url, monkeypatch):
+    """Replies nobody reads are decoded when no stream is live (engine.DEFER_MAX). That blocks
+    the loop but delays no timestamp, so the self-check must not count it as lag: at the end of
+    a large run it blocked ~1 s and the check said the client was saturated. Here each decode
+    spins 0.5 s; counted, the lag would reach seconds."""
+    from benchrun.load import engine as E
+    from benchrun.load.client import RequestSpec, make_session
+    from benchrun.load.selfcheck import SelfCheck
+
+    decode = E.parse_stream
+
+    def slow_decode(rec, chunks):
+        end = time.perf_counter() + 0.5
+        while time.perf_counter() < end:
+            pass
+        decode(rec, chunks)
+
+    monkeypatch.setattr(E, "parse_stream", slow_decode)
+    spec = RequestSpec(messages=[{"role": "user", "content": "x"}], max_tokens=4,
+                       body={"ttft_ms": 5, "itl_ms": 5}, reply_needed=False)
+    check = SelfCheck(period_s=0.01)
+
+    async def go():
+        async with make_session(30) as session:
+            engine = Engine(session, timed_url + "/v1/chat/completions")
+            return (await engine.run([E.Requests([spec]) for _ in range(4)], E.LoadPlan(concurrency=2),
+                                     check=check))[0]
+
+    recs = E.run_loop(go())
+    assert len(recs) == 4 and all(r.ok and r.text == "xxxx" for r in recs), [r.error for r in recs]
+    lag = check.summary()["loop_lag_ms"]
+    assert lag["n"] > 0 and lag["max"] < 250, lag  # the 2 s of decoding is not in it
