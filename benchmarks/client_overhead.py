@@ -8,7 +8,10 @@ minimal aiohttp client (benchmarks/minimal_client.py) in this same invocation, a
 The minimal client is the floor that Python, loopback and the test server impose.
 
   uv run python benchmarks/client_overhead.py [--levels 1,32,256] [--tokens 64] [--rounds 2]
-                                              [--no-token-counts]
+                                              [--no-token-counts] [--workers N]
+
+--workers N adds benchrun with load.workers=N (its concurrency split over N processes) as a
+third client, so its timing error stands beside one process's at the same load.
 
 By default every request asks for llama.cpp's per-chunk `timings` (timings_per_token, what
 benchrun sends a llama.cpp server), so each event carries the same ~250 extra bytes it does
@@ -101,6 +104,40 @@ def run_benchrun(url: str, bodies, c: int) -> dict[str, list[int]]:
     return {r.tags["rid"]: [r.start_ns + t for t in M.token_offsets_ns(r)] for r in recs}
 
 
+def run_workers(url: str, bodies, c: int) -> dict[str, list[int]]:
+    """benchrun with load.workers=WORKERS[0] (load/workers.py): the concurrency split over that
+    many processes, their records merged. Their CPU is what their self-checks measured while
+    streaming (a process's start-up is not a per-token cost); the total is not shown."""
+    from benchrun.load.workers import Setup, Workers
+    from benchrun.load.workshare import worker_parts
+
+    specs = [[RequestSpec(messages=b["messages"], max_tokens=b["max_tokens"],
+                          body={k: b[k] for k in ("ttft_ms", "itl_ms", "rid", "timings_per_token")},
+                          tags={"rid": rid}, reply_needed=False)] for rid, b in bodies]
+
+    n = min(WORKERS[0], c)  # as a job caps it: each worker needs a slot of the concurrency
+
+    async def go():
+        pool = Workers(n, Setup(url + "/v1/chat/completions", None, {}, {}, 60.0, False), id_start=0)
+        try:
+            await pool.start()  # as a job does, before the measured window
+            recs, _ = await pool.run(0, worker_parts(LoadPlan(concurrency=c), specs, n, 0),
+                                     lambda r: None, lambda r: None)
+        finally:
+            WORKER_CPU.append(sum(snap[1] for snap in await pool.close()))  # their self-checks' CPU
+        return recs
+
+    recs = run_loop(go())
+    bad = [r.error for r in recs if not r.ok]
+    if bad:
+        raise SystemExit(f"benchrun workers: {len(bad)} failed requests, e.g. {bad[0]}")
+    return {r.tags["rid"]: [r.start_ns + t for t in M.token_offsets_ns(r)] for r in recs}
+
+
+WORKERS = [0]  # set from --workers
+WORKER_CPU: list[float] = []  # the worker processes' CPU while streaming, per run
+
+
 def run_minimal(url: str, bodies, c: int) -> dict[str, list[int]]:
     return run_loop(minimal_client.run(url + "/v1/chat/completions", bodies, c))
 
@@ -125,7 +162,7 @@ def errors(measured: dict, truth: dict) -> dict:
 def measure(url: str, name: str, c: int, tokens: int, rnd: int) -> dict:
     bodies = plan_bodies(c, tokens, f"{name}-{c}-{rnd}-")
     gc.collect()
-    fn = run_benchrun if name == "benchrun" else run_minimal
+    fn = {"benchrun": run_benchrun, "minimal": run_minimal}.get(name, run_workers)
     DECODE_CPU.clear()
     c0 = cpu_s()
     measured = fn(url, bodies, c)
@@ -133,6 +170,9 @@ def measure(url: str, name: str, c: int, tokens: int, rnd: int) -> dict:
     out = errors(measured, timedserver.fetch_log(url))
     out["cpu_us_per_token"] = cpu / out["tokens"] * 1e6
     out["cpu_hot_us_per_token"] = (cpu - sum(DECODE_CPU)) / out["tokens"] * 1e6
+    if name.startswith("workers"):
+        out["cpu_us_per_token"] = float("nan")
+        out["cpu_hot_us_per_token"] = WORKER_CPU[-1] / out["tokens"] * 1e6
     return out
 
 
@@ -143,8 +183,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2, help="alternating rounds per level (median kept)")
     ap.add_argument("--json", help="also write the figures here")
     ap.add_argument("--no-token-counts", action="store_true", help="plain stream, no per-chunk timings")
+    ap.add_argument("--workers", type=int, default=0,
+                    help="also measure benchrun with load.workers=N (N worker processes), as client 'workersN'")
     args = ap.parse_args()
     TOKEN_COUNTS[0] = not args.no_token_counts
+    WORKERS[0] = args.workers
     levels = [int(x) for x in args.levels.split(",")]
     print(f"load average before: {os.getloadavg()[0]:.2f} (cores: {os.cpu_count()}); "
           f"per-chunk timings: {'on' if TOKEN_COUNTS[0] else 'off'}")
@@ -154,9 +197,10 @@ def main() -> None:
         run_benchrun(url, plan_bodies(1, 4, "warm2-"), 1)
         timedserver.fetch_log(url)
         for c in levels:
-            got: dict[str, list[dict]] = {"minimal": [], "benchrun": []}
+            names = ["minimal", "benchrun"] + ([f"workers{args.workers}"] if args.workers else [])
+            got: dict[str, list[dict]] = {n: [] for n in names}
             for rnd in range(args.rounds):
-                order = ("minimal", "benchrun") if rnd % 2 == 0 else ("benchrun", "minimal")
+                order = names if rnd % 2 == 0 else names[::-1]
                 for name in order:
                     got[name].append(measure(url, name, c, args.tokens, rnd))
             for name, runs in got.items():
