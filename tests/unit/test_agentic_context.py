@@ -37,7 +37,8 @@ def test_unified_cache_is_judged_on_what_runs_at_once(compose):
 
 
 def _context_error(compose, overrides, concurrency: int | None = None) -> str | None:
-    """The context check's refusal for this config, or None when it fits (as run_job checks it)."""
+    """The context check's refusal for this config, or None when it fits (as precheck checks
+    it: no model file at hand, the training context from the preset's spec)."""
     from benchrun.workloads import make_workload
 
     cfg = compose(overrides)
@@ -93,10 +94,27 @@ def test_every_fix_the_context_check_suggests_works_when_applied(compose, over):
 
 
 def test_a_depth_that_cannot_fit_a_slot_is_refused_with_both_numbers_and_the_fix(compose):
-    err = _context_error(compose, ["model=smollm2", "workload=depth", "workload.depth=16384"])
-    assert err is not None and "needs 16448 tokens" in err and "gives each slot 4096" in err, err
-    assert "model.ctx_size=" in err
+    base = ["model=smollm2", "workload=depth", "workload.depth=6144"]
+    err = _context_error(compose, base)
+    assert err is not None and "needs 6208 tokens" in err and "gives each slot 4096" in err, err
+    assert "model.ctx_size=18624" in err
+    assert _context_error(compose, [*base, "model.ctx_size=18624"]) is None  # the fix works
     assert _context_error(compose, ["model=smollm2", "workload=depth", "workload.depth=2048"]) is None
+
+
+def test_a_depth_past_the_training_context_is_refused_before_any_model_file_exists(compose):
+    """A packaged or tiny model's training context is in its spec, so the check before a sweep
+    (no file fetched yet) refuses what the job would, and its fix is one that works: raising
+    ctx_size cannot help (SmolLM2 was trained for 8192)."""
+    base = ["model=smollm2", "workload=depth", "workload.depth=16384"]
+    err = _context_error(compose, base)
+    assert err is not None and "trained for 8192" in err and "ctx_size=" not in err, err
+    assert "a lower workload.depth" in err
+    # Under the cap, what is left is the slot, whose fixes work in turn.
+    err = _context_error(compose, [*base, "workload.depth=8000"])
+    assert "trained for" not in err and "model.ctx_size=24192" in err, err
+    assert _context_error(compose, [*base, "workload.depth=8000", "model.ctx_size=24192"]) is None
+    assert _context_error(compose, ["model=tiny", "workload=depth", "workload.depth=8192"]).count("trained for 4096")
 
 
 def test_a_slot_is_capped_at_the_models_training_context(compose):
@@ -114,7 +132,7 @@ def test_a_slot_is_capped_at_the_models_training_context(compose):
         context.check(cfg, need, path)
     assert "ctx_size=" not in str(e.value)
     context.check(cfg, context.ContextNeed(tokens=4000, what="depth 3900", estimated=False), path)  # fits
-    assert context.per_slot(cfg.model) == 32768  # without the file at hand: ctx_size / parallel
+    assert context.per_slot(cfg.model) == 4096  # without the file at hand: the tiny spec's n_ctx
 
 
 def test_a_server_without_tokenizer_endpoints_gets_the_estimate_and_says_so(compose):
