@@ -63,6 +63,8 @@ def register_configs() -> None:
     # hydra/launcher=benchrun_slurm and hydra/sweeper=benchrun are stored by their plugins, which
     # Hydra imports itself when it scans the hydra_plugins namespace package.
     cs = ConfigStore.instance()
+    if "base_config.yaml" in cs.repo:  # stored once per process: each store builds the schema (~12 ms)
+        return
     cs.store(name="base_config", node=BenchConfig)
     cs.store(group="model", name="base_model", node=ModelConfig)
     cs.store(group="hardware", name="base_hardware", node=HardwareConfig)
