@@ -14,7 +14,11 @@ saturated is true when the loop lag's p99 passed LAG_P99_MS or the process used 
 core or more (one event loop is one thread: at a full core it queues chunks instead of stamping
 them). `why` says which, in words; a lagging loop in a process that used little CPU is said to
 be another process holding the CPU (a busy machine), which disturbs the timestamps all the same.
-Costs PERIOD_S's wake-ups (20/s, a few microseconds each) and nothing per chunk."""
+Costs its wake-ups and nothing per chunk: 20/s while benchrun's process is busy, 4/s while it
+is nearly idle (under QUIET_SHARE of a core since the last one), where an idle loop's wake-up is
+most of what a token costs: at c=1 (~100 tokens/s) a probe at 20/s put ~20% on the client's CPU
+per token (benchmarks/client_overhead.py), at 4/s ~4%; and a nearly idle process cannot lag by
+itself (only a busy machine can make it late, which 4 samples a second still see)."""
 from __future__ import annotations
 
 import asyncio
@@ -28,6 +32,8 @@ import numpy as np
 # share of the time, and at c=1 (~100 tokens/s) the probe costs well under 1% of the client's CPU
 # per token (a 5 ms period cost ~20%: each wake-up costs about what one token's chunk does).
 PERIOD_S = 0.05
+QUIET_PERIOD_S = 0.25
+QUIET_SHARE = 0.1  # of one core, between two wake-ups
 # Bounds. A healthy loop wakes within ~1 ms (uvloop's timer granularity) and a busy machine's
 # scheduler adds a few ms; 20 ms at p99 is beyond both, and is an error the size of a decode step.
 LAG_P99_MS = 20.0
@@ -35,8 +41,9 @@ CPU_PCT = 90.0  # of one core
 
 
 class SelfCheck:
-    def __init__(self, period_s: float = PERIOD_S):
+    def __init__(self, period_s: float = PERIOD_S, quiet_period_s: float | None = None):
         self.period_s = period_s
+        self.quiet_period_s = quiet_period_s or period_s * QUIET_PERIOD_S / PERIOD_S
         self.lags_ns = array("q")  # lateness of each wake-up; array: 8 bytes a sample for long jobs
         self.cpu_s = 0.0
         self.wall_ns = 0
@@ -46,14 +53,17 @@ class SelfCheck:
         self._rng = random.Random(0)
         self._c0 = 0.0
         self._t0 = 0
+        self._last = (0.0, 0)  # (process CPU s, perf ns) at the last wake-up
 
     # A plain timer callback, not a sleeping task: no future or task step per wake-up. Each
     # wait is drawn from 0.5-1.5 periods: a fixed period can lock in phase with periodic work
     # on the loop (wake just as each busy stretch ends) and never see it.
     def _tick(self) -> None:
-        now = perf_counter_ns()
+        now, cpu = perf_counter_ns(), process_time()
         self.lags_ns.append(max(0, now - self._due))
-        wait = self.period_s * (0.5 + self._rng.random())
+        (cpu0, t0), self._last = self._last, (cpu, now)
+        quiet = (cpu - cpu0) * 1e9 < QUIET_SHARE * (now - t0)
+        wait = (self.quiet_period_s if quiet else self.period_s) * (0.5 + self._rng.random())
         self._due = now + int(wait * 1e9)
         self._timer = self._loop.call_later(wait, self._tick)
 
@@ -62,6 +72,7 @@ class SelfCheck:
         if self._timer is None:
             self._loop = asyncio.get_running_loop()
             self._c0, self._t0 = process_time(), perf_counter_ns()
+            self._last = (self._c0, self._t0)
             self._period_ns = int(self.period_s * 1e9)
             self._due = self._t0 + self._period_ns
             self._timer = self._loop.call_later(self.period_s, self._tick)
