@@ -28,9 +28,8 @@ from time import perf_counter_ns, process_time
 
 import numpy as np
 
-# 20 wake-ups a second: a stall of 20 ms or more is seen by a share of them proportional to its
-# share of the time, and at c=1 (~100 tokens/s) the probe costs well under 1% of the client's CPU
-# per token (a 5 ms period cost ~20%: each wake-up costs about what one token's chunk does).
+# 20 wake-ups a second while busy: a stall of 20 ms or more is seen by a share of them
+# proportional to its share of the time. 4 a second while nearly idle (see the docstring).
 PERIOD_S = 0.05
 QUIET_PERIOD_S = 0.25
 QUIET_SHARE = 0.1  # of one core, between two wake-ups

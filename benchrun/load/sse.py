@@ -3,7 +3,7 @@
 The hot loop only stamps and stores raw chunks; this runs after the stream ends. An event's
 time is the arrival time of the chunk that completed it (its terminating blank line).
 iter_event_bytes yields each event's data as raw bytes (what decode.parse_stream reads);
-clean_events gives the same for the usual stream in a few C calls per chunk; iter_events
+clean_events gives the same for the usual stream in whole-stream C calls; iter_events
 gives it decoded to text (invalid UTF-8 replaced)."""
 from __future__ import annotations
 
