@@ -24,3 +24,28 @@ def test_late_wakeups_with_little_cpu_blame_other_processes():
 
 def test_no_samples_is_no_verdict():
     assert judge(None, None, None) == {"saturated": False, "why": None}
+
+
+def test_the_probe_wakes_less_while_the_process_is_nearly_idle(monkeypatch):
+    """4 wake-ups a second under 10% of a core, 20 above: at c=1 an idle loop's wake-up is most
+    of a token's cost. The waits are drawn from 0.5-1.5 periods, so the two ranges do not meet."""
+    from benchrun.load import selfcheck as S
+
+    waits = []
+
+    class Loop:
+        def call_later(self, wait, fn):
+            waits.append(wait)
+
+    clock = {"ns": 0, "cpu": 0.0}
+    monkeypatch.setattr(S, "perf_counter_ns", lambda: clock["ns"])
+    monkeypatch.setattr(S, "process_time", lambda: clock["cpu"])
+    check = S.SelfCheck()
+    check._loop = Loop()
+    clock.update(ns=10**9, cpu=0.01)  # a second with 1% of a core
+    check._tick()
+    clock.update(ns=2 * 10**9, cpu=0.51)  # then one with 50%
+    check._tick()
+    assert 0.5 * S.QUIET_PERIOD_S <= waits[0] <= 1.5 * S.QUIET_PERIOD_S
+    assert 0.5 * S.PERIOD_S <= waits[1] <= 1.5 * S.PERIOD_S
+    assert list(check.lags_ns) == [10**9, 10**9 - int(waits[0] * 1e9)]
