@@ -14,11 +14,11 @@ saturated is true when the loop lag's p99 passed LAG_P99_MS or the process used 
 core or more (one event loop is one thread: at a full core it queues chunks instead of stamping
 them). `why` says which, in words; a lagging loop in a process that used little CPU is said to
 be another process holding the CPU (a busy machine), which disturbs the timestamps all the same.
-Costs its wake-ups and nothing per chunk: 20/s while benchrun's process is busy, 4/s while it
+Costs its wake-ups and nothing per chunk: 20/s while benchrun's process is busy, 1/s while it
 is nearly idle (under QUIET_SHARE of a core since the last one), where an idle loop's wake-up is
-most of what a token costs: at c=1 (~100 tokens/s) a probe at 20/s put ~20% on the client's CPU
-per token (benchmarks/client_overhead.py), at 4/s ~4%; and a nearly idle process cannot lag by
-itself (only a busy machine can make it late, which 4 samples a second still see)."""
+most of what a token costs: at c=1 (~100 tokens/s) a probe at 20/s added ~20% wake-ups, each as
+dear as a token's (benchmarks/client_overhead.py); and a nearly idle process cannot lag by
+itself (only a busy machine can make it late, which a sample a second still sees)."""
 from __future__ import annotations
 
 import asyncio
@@ -29,9 +29,9 @@ from time import perf_counter_ns, process_time
 import numpy as np
 
 # 20 wake-ups a second while busy: a stall of 20 ms or more is seen by a share of them
-# proportional to its share of the time. 4 a second while nearly idle (see the docstring).
+# proportional to its share of the time. 1 a second while nearly idle (see the docstring).
 PERIOD_S = 0.05
-QUIET_PERIOD_S = 0.25
+QUIET_PERIOD_S = 1.0
 QUIET_SHARE = 0.1  # of one core, between two wake-ups
 # Bounds. A healthy loop wakes within ~1 ms (uvloop's timer granularity) and a busy machine's
 # scheduler adds a few ms; 20 ms at p99 is beyond both, and is an error the size of a decode step.
@@ -48,11 +48,12 @@ class SelfCheck:
         self.wall_ns = 0
         self._timer: asyncio.TimerHandle | None = None
         self._loop = None
-        self._due = self._period_ns = 0
+        self._due = 0
         self._rng = random.Random(0)
         self._c0 = 0.0
         self._t0 = 0
         self._last = (0.0, 0)  # (process CPU s, perf ns) at the last wake-up
+        self._quiet = False  # was the process nearly idle between the last two wake-ups
 
     # A plain timer callback, not a sleeping task: no future or task step per wake-up. Each
     # wait is drawn from 0.5-1.5 periods: a fixed period can lock in phase with periodic work
@@ -61,8 +62,11 @@ class SelfCheck:
         now, cpu = perf_counter_ns(), process_time()
         self.lags_ns.append(max(0, now - self._due))
         (cpu0, t0), self._last = self._last, (cpu, now)
-        quiet = (cpu - cpu0) * 1e9 < QUIET_SHARE * (now - t0)
-        wait = (self.quiet_period_s if quiet else self.period_s) * (0.5 + self._rng.random())
+        self._quiet = (cpu - cpu0) * 1e9 < QUIET_SHARE * (now - t0)
+        self._arm(now)
+
+    def _arm(self, now: int) -> None:
+        wait = (self.quiet_period_s if self._quiet else self.period_s) * (0.5 + self._rng.random())
         self._due = now + int(wait * 1e9)
         self._timer = self._loop.call_later(wait, self._tick)
 
@@ -72,9 +76,7 @@ class SelfCheck:
             self._loop = asyncio.get_running_loop()
             self._c0, self._t0 = process_time(), perf_counter_ns()
             self._last = (self._c0, self._t0)
-            self._period_ns = int(self.period_s * 1e9)
-            self._due = self._t0 + self._period_ns
-            self._timer = self._loop.call_later(self.period_s, self._tick)
+            self._arm(self._t0)  # at the pace it had when paused (busy at the first start)
 
     def pause(self) -> None:
         if self._timer is not None:

@@ -27,7 +27,7 @@ def test_no_samples_is_no_verdict():
 
 
 def test_the_probe_wakes_less_while_the_process_is_nearly_idle(monkeypatch):
-    """4 wake-ups a second under 10% of a core, 20 above: at c=1 an idle loop's wake-up is most
+    """1 wake-up a second under 10% of a core, 20 above: at c=1 an idle loop's wake-up is most
     of a token's cost. The waits are drawn from 0.5-1.5 periods, so the two ranges do not meet."""
     from benchrun.load import selfcheck as S
 
@@ -44,8 +44,8 @@ def test_the_probe_wakes_less_while_the_process_is_nearly_idle(monkeypatch):
     check._loop = Loop()
     clock.update(ns=10**9, cpu=0.01)  # a second with 1% of a core
     check._tick()
-    clock.update(ns=2 * 10**9, cpu=0.51)  # then one with 50%
+    clock.update(ns=3 * 10**9, cpu=1.01)  # then two with 50%
     check._tick()
     assert 0.5 * S.QUIET_PERIOD_S <= waits[0] <= 1.5 * S.QUIET_PERIOD_S
     assert 0.5 * S.PERIOD_S <= waits[1] <= 1.5 * S.PERIOD_S
-    assert list(check.lags_ns) == [10**9, 10**9 - int(waits[0] * 1e9)]
+    assert list(check.lags_ns) == [10**9, 2 * 10**9 - int(waits[0] * 1e9)]
