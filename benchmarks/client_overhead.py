@@ -66,14 +66,18 @@ def plan_bodies(c: int, tokens: int, tag: str) -> list[tuple[str, dict]]:
             for i in range(n)]
 
 
+def spec_of(rid: str, body: dict) -> RequestSpec:
+    """One planned body as the engine's request: the timed server's fields ride in the body."""
+    return RequestSpec(messages=body["messages"], max_tokens=body["max_tokens"],
+                       body={k: body[k] for k in ("ttft_ms", "itl_ms", "rid", "timings_per_token")},
+                       tags={"rid": rid}, reply_needed=False)
+
+
 def run_benchrun(url: str, bodies, c: int) -> dict[str, list[int]]:
     """benchrun as a job runs it: records written to a requests.jsonl (a temp file) and the
     client's self-check (load/selfcheck.py) running, so their CPU is counted too."""
     def conv(rid, body):
-        yield RequestSpec(messages=body["messages"], max_tokens=body["max_tokens"],
-                          body={k: body[k] for k in ("ttft_ms", "itl_ms", "rid", "timings_per_token")},
-                          tags={"rid": rid},
-                          reply_needed=False)
+        yield spec_of(rid, body)
 
     async def go():
         async with make_session(60, {}) as session:
@@ -111,9 +115,7 @@ def run_workers(url: str, bodies, c: int) -> dict[str, list[int]]:
     from benchrun.load.workers import Setup, Workers
     from benchrun.load.workshare import worker_parts
 
-    specs = [[RequestSpec(messages=b["messages"], max_tokens=b["max_tokens"],
-                          body={k: b[k] for k in ("ttft_ms", "itl_ms", "rid", "timings_per_token")},
-                          tags={"rid": rid}, reply_needed=False)] for rid, b in bodies]
+    specs = [[spec_of(rid, b)] for rid, b in bodies]
 
     n = min(WORKERS[0], c)  # as a job caps it: each worker needs a slot of the concurrency
 
