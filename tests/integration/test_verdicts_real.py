@@ -52,6 +52,19 @@ def _interleaved(compose, url: str, sides: dict, levels, rounds: int, root: Path
                 num += 1
 
 
+def _in_two_tries(check, root: Path) -> None:
+    """check(dir) in a fresh dir, and once more if it fails: this VM's host slows everything on it
+    for tens of seconds at a time, which can land on one side's job of a round and move every
+    metric of that job together (CI once saw 7 A/A metrics beyond noise where 5 are allowed, and
+    the busy-loop test's decode at p=0.08). A verdict method that is wrong -- the request
+    bootstrap flags about half of an A/A's metrics; a slowdown not seen -- fails both tries."""
+    try:
+        check(root / "try0")
+    except AssertionError as first:
+        print(f"first try failed, trying once more: {first}")
+        check(root / "try1")
+
+
 def _judged(d) -> list:
     return [x for jd in d.jobs for x in jd.deltas if x.p is not None]
 
@@ -66,14 +79,17 @@ def test_a_a_same_job_twice_is_not_beyond_noise(tiny_server, compose, tmp_path):
 
     from benchrun.analysis.diff import diff_dirs
 
-    _interleaved(compose, tiny_server.url, {"a": contextlib.nullcontext, "b": contextlib.nullcontext},
-                 (1, 3), 3, tmp_path)
-    d = diff_dirs(tmp_path / "a", tmp_path / "b", noise_file=False)
-    judged = _judged(d)
-    assert {x.method for x in judged} == {"repeats"}  # merged rounds: 3 repeats a side
-    beyond = [(jd.key[2], x.key, x.rel) for jd in d.jobs for x in jd.deltas if x.beyond_noise is True]
-    assert len(judged) >= 20
-    assert len(beyond) <= st.binom.ppf(0.999, len(judged), 0.05), beyond
+    def check(root: Path) -> None:
+        _interleaved(compose, tiny_server.url, {"a": contextlib.nullcontext, "b": contextlib.nullcontext},
+                     (1, 3), 3, root)
+        d = diff_dirs(root / "a", root / "b", noise_file=False)
+        judged = _judged(d)
+        assert {x.method for x in judged} == {"repeats"}  # merged rounds: 3 repeats a side
+        beyond = [(jd.key[2], x.key, x.rel) for jd in d.jobs for x in jd.deltas if x.beyond_noise is True]
+        assert len(judged) >= 20
+        assert len(beyond) <= st.binom.ppf(0.999, len(judged), 0.05), beyond
+
+    _in_two_tries(check, tmp_path)
 
 
 def _spin_until_running(n: int) -> list[subprocess.Popen]:
@@ -132,15 +148,19 @@ def test_a_b_with_busy_loops_is_worse(one_thread_server, compose, tmp_path):
     from benchrun.analysis.diff import diff_dirs
 
     long = ("workload.requests=6", "workload.output_tokens=64")  # decode spans many scheduler slices
-    _interleaved(compose, one_thread_server.url, {"base": contextlib.nullcontext, "hog": busy_loops},
-                 (1, 2), 4, tmp_path, *long)
-    d = diff_dirs(tmp_path / "base", tmp_path / "hog", noise_file=False)
-    assert [jd.key[2] for jd in d.jobs] == [1, 2]
-    for jd in d.jobs:
-        x = {x.key: x for x in jd.deltas}
-        for key in ("ttft_ms.p50", "decode_tok_s.hmean"):
-            v = x[key]
-            assert v.change == "worse" and v.beyond_noise is True and v.method == "repeats", (jd.key, v)
+
+    def check(root: Path) -> None:
+        _interleaved(compose, one_thread_server.url, {"base": contextlib.nullcontext, "hog": busy_loops},
+                     (1, 2), 4, root, *long)
+        d = diff_dirs(root / "base", root / "hog", noise_file=False)
+        assert [jd.key[2] for jd in d.jobs] == [1, 2]
+        for jd in d.jobs:
+            x = {x.key: x for x in jd.deltas}
+            for key in ("ttft_ms.p50", "decode_tok_s.hmean"):
+                v = x[key]
+                assert v.change == "worse" and v.beyond_noise is True and v.method == "repeats", (jd.key, v)
+
+    _in_two_tries(check, tmp_path)
 
 
 @pytest.mark.timeout(1800)
