@@ -10,7 +10,7 @@ trap 'rm -rf "$d"' EXIT
 py=$(uv run --frozen python -c 'import sys; print(sys.executable)')
 uv pip compile -q pyproject.toml --resolution lowest-direct --python "$py" -o "$d/lowest.txt"
 uv venv -q --python "$py" "$d/venv"
-uv pip install -q --python "$d/venv/bin/python" -r "$d/lowest.txt" pytest pytest-timeout
+uv pip install -q --python "$d/venv/bin/python" -r "$d/lowest.txt" pytest pytest-timeout pytest-xdist
 uv pip install -q --python "$d/venv/bin/python" --no-deps -e .
 echo "lowest direct dependencies: $(grep -cE '^[a-z]' "$d/lowest.txt") packages, e.g. $(grep -E '^(aiohttp|gguf|numpy|psutil|xllamacpp)==' "$d/lowest.txt" | tr '\n' ' ')"
 "$d/venv/bin/python" -m pytest -q -p no:cacheprovider tests/unit/test_metrics.py tests/unit/test_stats.py \

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from support import run_cli
+from support.alone import machine_lock
 
 # The `slow` marker (pyproject.toml): the test runs a real llama.cpp server (or binary) or a full
 # sweep. A test that starts one itself (the CLI on model=tiny, run_job, build_server) carries the
@@ -20,6 +21,16 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if REAL_LLAMA_CPP & set(item.fixturenames):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
+    # Under pytest-xdist (pyproject.toml's addopts) an `alone` test runs with no other test
+    # beside it (support/alone.py); workerinput's run id is the same for every worker.
+    # Outermost (tryfirst), so the wait is not counted in pytest-timeout's limit.
+    run_id = getattr(item.config, "workerinput", {}).get("testrunuid")
+    with machine_lock(run_id, item.get_closest_marker("alone") is not None):
+        yield
 
 
 # Under CI (CI=true) a test this machine can run must run. A skip is allowed only for what the

@@ -41,7 +41,8 @@ from support import output_dir_of
 
 from benchrun.provision.llamabuild import BENCH, cached_llama_bench
 
-pytestmark = pytest.mark.slow
+# alone: its two tools' runs, taken a minute apart, would each meet another test's load.
+pytestmark = [pytest.mark.slow, pytest.mark.alone]
 
 DEPTHS = (0, 1024)  # 1024, not more: a round that costs a minute leaves room for three
 THREADS = 1

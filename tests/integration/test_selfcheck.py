@@ -16,6 +16,9 @@ from support import timedserver
 from benchrun.load.engine import Engine
 from benchrun.load.selfcheck import LAG_P99_MS
 
+# alone: its baseline job must read as not saturated, so no other test may load the client's core.
+pytestmark = pytest.mark.alone
+
 
 @pytest.fixture(scope="module")
 def timed_url():

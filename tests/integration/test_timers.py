@@ -10,6 +10,9 @@ from benchrun.load.engine import Engine, LoadPlan, run_loop
 from benchrun.measure import metrics as M
 from benchrun.measure.catalogue import compute_metrics
 
+# alone: timer error is measured against a same-run baseline that another test's load would move.
+pytestmark = pytest.mark.alone
+
 TTFT_MS, ITL_MS, TOKENS = 30.0, 8.0, 15
 
 

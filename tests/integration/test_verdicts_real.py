@@ -19,7 +19,8 @@ import pytest
 from scipy import stats as st
 from support import output_dir_of
 
-pytestmark = pytest.mark.slow
+# alone: an A/A pair must differ by noise only, not by another test's load on one of them.
+pytestmark = [pytest.mark.slow, pytest.mark.alone]
 
 SMALL = ["workload.requests=12", "workload.output_tokens=32", "workload.input_tokens=64",
          "telemetry.enabled=false", "load.metrics_interval_s=0"]
