@@ -45,16 +45,17 @@ def estimate_messages(messages: list[dict], bytes_per_token: float = BYTES_PER_T
 
 def bytes_per_token_for(m: Any, path: Optional[Path] = None) -> float:
     """1.0 for a byte-level vocabulary (tiny models, or a GGUF header with under 1000 tokens),
-    else BYTES_PER_TOKEN. Reads only the header of a file that is already there."""
+    else BYTES_PER_TOKEN. Reads the header of a file that is already there once per file
+    version (fit.read_gguf_facts: gguf's reader takes seconds over a 49k-token vocabulary, and
+    every job asks)."""
     if m.tiny:
         return 1.0  # tinymodel.py writes a byte-level vocabulary
     path = path or (Path(str(m.path)).expanduser() if m.path else None)
     if path is not None and path.is_file():
-        try:
-            import gguf
+        from benchrun.preflight.fit import read_gguf_facts
 
-            field = gguf.GGUFReader(str(path)).fields.get("tokenizer.ggml.tokens")
-            if field is not None and len(field.data) < 1000:
+        try:
+            if 0 < read_gguf_facts(path).vocab_size < 1000:
                 return 1.0
         except (ValueError, OSError, KeyError):  # an unreadable header: the fit check says so
             pass

@@ -10,7 +10,7 @@ Compute buffers and the runtime are not counted: the measured peak in result.jso
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Optional
 
@@ -34,6 +34,7 @@ class GgufFacts:
     key_length: int
     value_length: int
     context_length: int
+    vocab_size: int  # entries of tokenizer.ggml.tokens (0: none): under 1000 is a byte-level vocabulary
 
 
 @dataclass
@@ -77,7 +78,9 @@ def read_gguf_facts(path: Path) -> GgufFacts:
     """The header facts of a GGUF file, read once per file version (modelfile.file_cached)."""
     from benchrun.provision.modelfile import file_cached
 
-    return GgufFacts(**file_cached(path, "gguf_facts", lambda p: asdict(_read_gguf_facts(p))))
+    # The cache's name changes with GgufFacts' fields, so an entry written before a field was
+    # added is not read as one without it.
+    return GgufFacts(**file_cached(path, f"gguf_facts-{len(fields(GgufFacts))}", lambda p: asdict(_read_gguf_facts(p))))
 
 
 def _read_gguf_facts(path: Path) -> GgufFacts:
@@ -108,7 +111,8 @@ def _read_gguf_facts(path: Path) -> GgufFacts:
     return GgufFacts(arch=arch, n_layer=n_layer, n_embd=n_embd, n_head=n_head, head_count_kv=kv,
                      key_length=int(_field(r, f"{arch}.attention.key_length", head_dim)),
                      value_length=int(_field(r, f"{arch}.attention.value_length", head_dim)),
-                     context_length=int(_field(r, f"{arch}.context_length", 0)))
+                     context_length=int(_field(r, f"{arch}.context_length", 0)),
+                     vocab_size=len(tokens.data) if (tokens := r.fields.get("tokenizer.ggml.tokens")) else 0)
 
 
 def _row_bytes(cache_type: str, n: int) -> int:

@@ -10,9 +10,13 @@ What is compared with what (docs/measurement.md, "Cross-checked against llama-be
   sent at that depth (workload.prompt_tokens: D + the templated question). benchrun's depth
   requests prefill their whole context from an empty cache, so "pp at depth D" is the mean speed
   over P tokens, which is llama-bench's pp<P>, not its pp512 @ d<D> (512 more tokens after D).
-Each figure is a median over the job's requests (benchrun) or over llama-bench's repetitions,
-and must agree within 15%, client against llama-bench and client against the server's own
-timings of the same requests.
+Each figure is a median over the job's requests (benchrun) or over llama-bench's repetitions.
+benchrun's client figures must agree with the server's own timings of the same requests within
+5% (the sharp check: they time the same decode steps; seen within 1.6%), and with llama-bench
+within 30%: two programs run a minute apart on a shared VM, whose host has slowed either of them
+by a third for tens of seconds (CI saw server tg at d1024 of 40-46 tok/s against llama-bench's
+58 three rounds running; a standalone run saw llama-bench at 44 against the server's 57), while
+the errors this check is for -- a unit, a wrong interval, a token count -- are 2x and more.
 
 Flash attention is set off on both sides. Left at `auto`, llama-server turns it on for this
 CPU model and llama-bench need not: on one 2-core VM that alone made tg 1.4x faster at depth 0
@@ -50,7 +54,7 @@ TG_TOKENS = 32
 REQUESTS = 3
 REPS = {"pp": 2, "tg": 5}  # tg reps are cheap: llama-bench prefills the depth once
 FLASH_ATTN = "off"
-TOLERANCE = 0.15
+TOLERANCE = {"llama-bench": 0.30, "server": 0.05}
 ROUNDS = 3  # benchrun + llama-bench, three times at most: this VM's host slows one side by a
 # third for tens of seconds at a time (CI saw a round with tg d2048 at 46.8 then 68.3 tok/s)
 BUDGET_S = 360  # no further round is started after this (one round: ~1 min on 2 quiet cores)
@@ -115,7 +119,7 @@ def run_llama_bench(binary: str, model: Path, prompt_tokens: dict[int, int]) -> 
 def disagreements(br: list[dict], lb: list[dict]) -> tuple[list[str], list[str]]:
     """Each benchrun figure against the llama-bench run just before or after it (the closer),
     and against the server's own timings of the same requests; a figure passes when one round
-    agrees within TOLERANCE. Returns (what failed, a line per figure and round)."""
+    agrees within its TOLERANCE. Returns (what failed, a line per figure and round)."""
     failed, lines = [], []
     for d in DEPTHS:
         for kind in ("pp", "tg"):
@@ -129,9 +133,9 @@ def disagreements(br: list[dict], lb: list[dict]) -> tuple[list[str], list[str]]
                 lines.append(f"{kind} d{d} round {i}: benchrun {mine:.1f}, server {run[d][f'server_{kind}']:.1f}, "
                              f"llama-bench {' / '.join(f'{x:.1f}' for x in near)} tok/s "
                              f"(off {off_lb:.1%} / {off_server:.1%})")
-            if best_lb > TOLERANCE:
+            if best_lb > TOLERANCE["llama-bench"]:
                 failed.append(f"{kind} d{d}: benchrun vs llama-bench off {best_lb:.1%}")
-            if best_server > TOLERANCE:
+            if best_server > TOLERANCE["server"]:
                 failed.append(f"{kind} d{d}: benchrun vs the server's timings off {best_server:.1%}")
     return failed, lines
 

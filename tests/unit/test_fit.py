@@ -9,7 +9,7 @@ import pytest
 
 from benchrun.config import ModelConfig
 from benchrun.preflight import fit
-from benchrun.provision.tinymodel import ensure_tiny_model
+from benchrun.provision.tinymodel import _vocab, ensure_tiny_model
 
 
 def preset(**kw) -> ModelConfig:
@@ -23,6 +23,12 @@ def test_header_facts_of_the_tiny_models():
     assert f.head_count_kv == [4, 4, 4, 4] and f.key_length == f.value_length == 64
     w = fit.read_gguf_facts(ensure_tiny_model("tiny_wide"))
     assert (w.n_layer, w.n_embd, w.n_head, w.key_length) == (6, 768, 12, 64)
+    # A byte-level vocabulary, so the context check counts a token a byte -- read from the
+    # header, not from the preset's tiny= (a user's copy of the file is a path=).
+    from benchrun.preflight.context import bytes_per_token_for
+
+    assert f.vocab_size == len(_vocab()[0]) < 1000
+    assert bytes_per_token_for(ModelConfig(name="copy", path=str(ensure_tiny_model("tiny")))) == 1.0
 
 
 @pytest.mark.parametrize("name, kv_bytes", [

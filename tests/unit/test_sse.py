@@ -135,6 +135,31 @@ def test_fast_paths_give_what_decoding_every_event_gives():
     assert fast.event_tokens == [0, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0] and fast.timings["predicted_ms"] == 85.5
 
 
+def test_a_long_stream_gives_what_decoding_every_event_gives():
+    """150 template events, broken by a new `created`, a content string ending in an escaped
+    backslash, one ending at an escaped quote, a float count and a nested object; escapes and
+    non-ASCII content throughout; with and without the stream's end."""
+    words = [("w%d" % i if i % 7 else "a\nb\t\u00e9") for i in range(150)]  # JSON escapes
+    words[40], words[41], words[90] = "ends\\", 'q"q', "\u4e16"
+    chunks = [(100, _llama(delta_={"role": "assistant", "content": None}, n=0))]
+    for i, w in enumerate(words):
+        raw = _llama(w, n=i + 1, created=1 + i // 60)
+        if i == 70:
+            raw = raw.replace(b'"predicted_n":71,', b'"predicted_n":71.0,')
+        if i == 110:
+            raw = raw.replace(b'"predicted_ms"', b'"extra":{"k":1},"predicted_ms"')
+        chunks.append((101 + i, raw))
+    tail = chunks[:]
+    chunks += [(300, _llama(delta_={}, finish="stop", n=len(words))), (301, b"data: [DONE]\n\n")]
+    for stream in (chunks, tail):
+        fast, slow = _record(stream), _slow(stream)
+        for name in ("event_ns", "event_kinds", "text", "event_tokens", "token_source", "timings",
+                     "finish_reason", "done", "error"):
+            assert getattr(fast, name) == getattr(slow, name), name
+    assert fast.text == "".join(words) and b"a\\nb\\t" in chunks[1][1]
+    assert fast.event_kinds == "r" + "c" * len(words) and fast.event_tokens[71:74] == [0, 2, 1]
+
+
 def test_a_chunk_that_only_looks_like_the_template_is_decoded():
     """Same bytes around the content, but a different event: a finish reason, or a content
     string that would end early. Each must be read as the decoder reads it."""
