@@ -139,7 +139,7 @@ def test_a_long_stream_gives_what_decoding_every_event_gives():
     """150 template events, broken by a new `created`, a content string ending in an escaped
     backslash, one ending at an escaped quote, a float count and a nested object; escapes and
     non-ASCII content throughout; with and without the stream's end."""
-    words = [("w%d" % i if i % 7 else "a\nb\t\u00e9") for i in range(150)]  # JSON escapes
+    words = [(f"w{i}" if i % 7 else "a\nb\t\u00e9") for i in range(150)]  # JSON escapes
     words[40], words[41], words[90] = "ends\\", 'q"q', "\u4e16"
     chunks = [(100, _llama(delta_={"role": "assistant", "content": None}, n=0))]
     for i, w in enumerate(words):
