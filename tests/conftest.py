@@ -26,10 +26,11 @@ def pytest_collection_modifyitems(items):
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_runtest_protocol(item, nextitem):
     # Under pytest-xdist (pyproject.toml's addopts) an `alone` test runs with no other test
-    # beside it (support/alone.py); workerinput's run id is the same for every worker.
+    # beside it (support/alone.py). A worker's basetemp is <the run's temp dir>/popen-gwN.
     # Outermost (tryfirst), so the wait is not counted in pytest-timeout's limit.
-    run_id = getattr(item.config, "workerinput", {}).get("testrunuid")
-    with machine_lock(run_id, item.get_closest_marker("alone") is not None):
+    worker = hasattr(item.config, "workerinput")
+    run_dir = Path(item.config.option.basetemp).parent if worker else None
+    with machine_lock(run_dir, item.get_closest_marker("alone") is not None):
         yield
 
 

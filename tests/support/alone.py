@@ -4,25 +4,25 @@ A test marked `alone` (one that compares two timings taken minutes apart, such a
 tg beside llama-bench's, or an A/A pair's verdict) would read the other worker's load as a
 difference. Every test holds a lock across the processes of one test run for its whole
 protocol (setup, call, teardown, so a module fixture's server or sweep is covered too): shared
-for the usual test, exclusive for an `alone` one. A turnstile in front keeps the usual tests
+for the usual test, exclusive for an `alone` one. The lock files live in the run's own temp dir
+(the parent of each worker's basetemp), which pytest's retention cleans. A turnstile in front keeps the usual tests
 from starving a waiting `alone` one: it waits for the tests running now, and none starts until
 it is done. Without xdist (one process) there is nothing to lock."""
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 
 @contextlib.contextmanager
-def machine_lock(run_id: str | None, alone: bool) -> Iterator[None]:
-    if run_id is None:
+def machine_lock(run_dir: Path | None, alone: bool) -> Iterator[None]:
+    """Hold the run's lock (in run_dir, shared by its processes; None: one process) for the duration."""
+    if run_dir is None:
         yield
         return
-    base = Path(tempfile.gettempdir()) / f"benchrun-pytest-{run_id}"
-    with open(f"{base}.turnstile", "a") as turnstile, open(f"{base}.machine", "a") as machine:
+    with open(run_dir / "alone.turnstile", "a") as turnstile, open(run_dir / "alone.machine", "a") as machine:
         fcntl.flock(turnstile, fcntl.LOCK_EX)  # behind any `alone` test already waiting
         try:
             fcntl.flock(machine, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)

@@ -3,14 +3,13 @@ each open file, so two opens in one process exclude each other as two processes 
 from __future__ import annotations
 
 import threading
-import uuid
 
 from support.alone import machine_lock
 
 
-def _holder(run_id, alone, entered, release, log, name):
+def _holder(run_dir, alone, entered, release, log, name):
     def go():
-        with machine_lock(run_id, alone):
+        with machine_lock(run_dir, alone):
             log.append(f"{name} in")
             entered.set()
             release.wait(10)
@@ -20,14 +19,14 @@ def _holder(run_id, alone, entered, release, log, name):
     return t
 
 
-def test_an_alone_test_waits_for_the_running_ones_and_none_starts_beside_it():
-    run_id, log = uuid.uuid4().hex, []
+def test_an_alone_test_waits_for_the_running_ones_and_none_starts_beside_it(tmp_path):
+    run_dir, log = tmp_path, []
     ev = {k: (threading.Event(), threading.Event()) for k in ("usual", "alone", "late")}
-    usual = _holder(run_id, False, *ev["usual"], log, "usual")
+    usual = _holder(run_dir, False, *ev["usual"], log, "usual")
     assert ev["usual"][0].wait(10)
-    alone = _holder(run_id, True, *ev["alone"], log, "alone")
+    alone = _holder(run_dir, True, *ev["alone"], log, "alone")
     assert not ev["alone"][0].wait(0.2)  # a usual test is running: it waits
-    late = _holder(run_id, False, *ev["late"], log, "late")
+    late = _holder(run_dir, False, *ev["late"], log, "late")
     assert not ev["late"][0].wait(0.2)  # behind the waiting alone test, not beside the usual one
     ev["usual"][1].set()
     assert ev["alone"][0].wait(10)
@@ -40,11 +39,11 @@ def test_an_alone_test_waits_for_the_running_ones_and_none_starts_beside_it():
     assert log == ["usual in", "usual out", "alone in", "alone out", "late in", "late out"]
 
 
-def test_usual_tests_run_side_by_side_and_one_process_locks_nothing():
-    run_id, log = uuid.uuid4().hex, []
+def test_usual_tests_run_side_by_side_and_one_process_locks_nothing(tmp_path):
+    run_dir, log = tmp_path, []
     first, second = (threading.Event(), threading.Event()), (threading.Event(), threading.Event())
-    a = _holder(run_id, False, *first, log, "a")
-    b = _holder(run_id, False, *second, log, "b")
+    a = _holder(run_dir, False, *first, log, "a")
+    b = _holder(run_dir, False, *second, log, "b")
     assert first[0].wait(10) and second[0].wait(10)  # both in at once
     first[1].set()
     second[1].set()
