@@ -4,10 +4,10 @@ A test marked `alone` (one that compares two timings taken minutes apart, such a
 tg beside llama-bench's, or an A/A pair's verdict) would read the other worker's load as a
 difference. Every test holds a lock across the processes of one test run for its whole
 protocol (setup, call, teardown, so a module fixture's server or sweep is covered too): shared
-for the usual test, exclusive for an `alone` one. The lock files live in the run's own temp dir
-(the parent of each worker's basetemp), which pytest's retention cleans. A turnstile in front keeps the usual tests
-from starving a waiting `alone` one: it waits for the tests running now, and none starts until
-it is done. Without xdist (one process) there is nothing to lock."""
+for the usual test, exclusive for an `alone` one. A turnstile in front keeps the usual tests from
+starving a waiting `alone` one: it waits for the tests running now, and none starts until it is
+done. The lock files live in the run's own temp dir (the parent of each worker's basetemp),
+which pytest's retention cleans. Without xdist (one process) there is nothing to lock."""
 from __future__ import annotations
 
 import contextlib
